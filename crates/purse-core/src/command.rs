@@ -1,0 +1,91 @@
+//! Write commands (SPEC §2): what a caller asks for, already parsed into exact types.
+//!
+//! Parsing text into these (amounts, times, JSON) happens at the edge (CLI, ingest, ledger
+//! handle); `decide` then checks every rule that needs no text.
+
+use crate::money::Amount;
+use crate::time::Timestamp;
+
+/// Longest `request_id`, in characters (SPEC §3).
+pub const REQUEST_ID_CHARS_MAX: usize = 128;
+/// Longest `account_id`, in characters (SPEC §2).
+pub const ACCOUNT_ID_CHARS_MAX: usize = 64;
+/// Longest `outer_order_id` (and the order ids it references), in characters.
+pub const ORDER_ID_CHARS_MAX: usize = 128;
+/// Longest `card_id`, `brand_id`, `shop_id`, `operator_id`, in characters.
+pub const REFERENCE_ID_CHARS_MAX: usize = 64;
+/// Longest `remark`, in characters.
+pub const REMARK_CHARS_MAX: usize = 512;
+/// Longest `ext_info`, in bytes.
+pub const EXT_INFO_BYTES_MAX: usize = 4096;
+
+/// One write command: the fields every write carries, and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The idempotency key, chosen by the caller.
+    pub request_id: String,
+    /// The order id the new flow is written under, unique over the ledger.
+    /// For UNDEDUCT this is the `new_outer_order_id`; the refunded order is in [`Action::Undeduct`].
+    pub outer_order_id: String,
+    pub account_id: String,
+    pub card_id: Option<String>,
+    pub brand_id: Option<String>,
+    pub shop_id: Option<String>,
+    pub operator_id: Option<String>,
+    /// Business time; `None` means the `now` of the [`crate::Context`].
+    pub biz_date: Option<Timestamp>,
+    pub remark: Option<String>,
+    /// A JSON text, kept byte for byte as given (validated as JSON at the edge).
+    pub ext_info: Option<String>,
+    pub action: Action,
+}
+
+/// What a command does. One variant per flow type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Recharge. With `trigger_gift`, GIFT comes from the brand's rule and `gift` must be `None`.
+    Charge { real: Amount, gift: Option<Amount>, pre: Amount, trigger_gift: bool },
+    /// Consume `value`: PRE first, then REAL and GIFT by the deduction order.
+    Deduct { value: Amount },
+    /// Give back `value` (default: all that is left) of the DEDUCT `original_outer_order_id`.
+    Undeduct { original_outer_order_id: String, value: Option<Amount> },
+    /// Take back exactly what the CHARGE `src_outer_order_id` added.
+    Uncharge { src_outer_order_id: String },
+    /// Opening balance migrated from another system.
+    Import { real: Amount, gift: Amount, pre: Amount },
+    /// Signed operator correction; the command's `remark` is required.
+    Adjust { real: Amount, gift: Amount, pre: Amount },
+}
+
+impl Action {
+    pub fn flow_type(&self) -> crate::FlowType {
+        use crate::FlowType;
+        match self {
+            Action::Charge { .. } => FlowType::Charge,
+            Action::Deduct { .. } => FlowType::Deduct,
+            Action::Undeduct { .. } => FlowType::Undeduct,
+            Action::Uncharge { .. } => FlowType::Uncharge,
+            Action::Import { .. } => FlowType::Import,
+            Action::Adjust { .. } => FlowType::Adjust,
+        }
+    }
+}
+
+impl Command {
+    /// A command with only the required fields set; the optional ones are `None`.
+    pub fn new(request_id: &str, outer_order_id: &str, account_id: &str, action: Action) -> Command {
+        Command {
+            request_id: request_id.to_owned(),
+            outer_order_id: outer_order_id.to_owned(),
+            account_id: account_id.to_owned(),
+            card_id: None,
+            brand_id: None,
+            shop_id: None,
+            operator_id: None,
+            biz_date: None,
+            remark: None,
+            ext_info: None,
+            action,
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! `decide`: validate a command against the state and compute its flow. Pure.
+//!
+//! Checks run in a fixed order, so the same bad command always gets the same code
+//! (docs/domain.md lists it): arguments, amounts, order-id uniqueness, account, referenced
+//! order, balance.
+
+use crate::balance::{Bucket, Buckets};
+use crate::command::{
+    Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX,
+    REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+};
+use crate::error::Error;
+use crate::flow::{Flow, FlowType, RulesChange};
+use crate::money::{Amount, Scale};
+use crate::rules::{deduction_split, RuleSet};
+use crate::state::{Order, State};
+use crate::time::Timestamp;
+
+/// What comes in from the edge: the sequence the flow will take and the current time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    pub sequence: u64,
+    pub now: Timestamp,
+}
+
+/// Validates `command` against `state` and returns the flow it produces, or why not.
+/// Never changes anything: the caller appends the flow and folds it with [`crate::apply`].
+pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flow, Error> {
+    debug_assert_eq!(context.sequence, state.next_sequence(), "decide against a stale state");
+    let scale = state.config().scale;
+    check_common(command)?;
+    check_action_arguments(command, context)?;
+    check_amounts(command)?;
+    if let Some(order) = state.order(&command.outer_order_id) {
+        return Err(Error::DuplicateOrder { outer_order_id: command.outer_order_id.clone(), flow_id: order.flow_id });
+    }
+    let flow_type = command.action.flow_type();
+    let account = state.account(&command.account_id);
+    let (card_id, brand_id, before) = match account {
+        Some(account) => {
+            check_same("card_id", &command.card_id, &account.card_id, &account.account_id)?;
+            check_same("brand_id", &command.brand_id, &account.brand_id, &account.account_id)?;
+            (account.card_id.clone(), account.brand_id.clone(), account.balance)
+        }
+        None if flow_type.opens_account() => (command.card_id.clone(), command.brand_id.clone(), Buckets::ZERO),
+        None => return Err(Error::AccountNotFound { account_id: command.account_id.clone() }),
+    };
+    let rules = state.rules_for(brand_id.as_deref());
+    let (affected, source_order_id) = match &command.action {
+        Action::Charge { real, gift, pre, trigger_gift } => {
+            let gift = match (trigger_gift, gift) {
+                (true, _) => rules.gift_for(*real).ok_or_else(|| out_of_range("the rule's gift"))?,
+                (false, gift) => gift.unwrap_or(Amount::ZERO),
+            };
+            let affected = Buckets::new(*real, gift, *pre);
+            if affected.is_zero() {
+                return Err(Error::invalid_amount("CHARGE must add a positive amount to at least one bucket"));
+            }
+            (affected, None)
+        }
+        Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
+            (Buckets::new(*real, *gift, *pre), None)
+        }
+        Action::Deduct { value } => {
+            let total = before.total().ok_or_else(|| out_of_range("the balance"))?;
+            if *value > total {
+                return Err(Error::InsufficientBalance {
+                    message: format!(
+                        "account {:?} holds {} in all, DEDUCT asks for {}",
+                        command.account_id,
+                        total.format(scale),
+                        value.format(scale)
+                    ),
+                });
+            }
+            let taken = deduction_split(&before, *value, rules.deduction_order);
+            (taken.checked_neg().ok_or_else(|| out_of_range("value"))?, None)
+        }
+        Action::Undeduct { original_outer_order_id, value } => {
+            let original = referenced_order(state, original_outer_order_id, FlowType::Deduct, command)?;
+            (undeduct_split(original, *value, original_outer_order_id, scale)?, Some(original_outer_order_id.clone()))
+        }
+        Action::Uncharge { src_outer_order_id } => {
+            let original = referenced_order(state, src_outer_order_id, FlowType::Charge, command)?;
+            if let Some(flow_id) = original.reversed_by {
+                return Err(Error::AlreadyReversed { outer_order_id: src_outer_order_id.clone(), flow_id });
+            }
+            (original.moved.checked_neg().ok_or_else(|| out_of_range("the charge"))?, Some(src_outer_order_id.clone()))
+        }
+    };
+    let after = before.checked_add(&affected).ok_or_else(|| out_of_range("the resulting balance"))?;
+    if after.total().is_none() {
+        return Err(out_of_range("the resulting TOTAL"));
+    }
+    if let Some(bucket) = after.negative_bucket() {
+        return Err(Error::InsufficientBalance {
+            message: format!(
+                "account {:?} holds {} in {bucket}, {} needs {}",
+                command.account_id,
+                before.get(bucket).format(scale),
+                flow_type,
+                affected.get(bucket).checked_neg().unwrap_or(Amount::ZERO).format(scale)
+            ),
+        });
+    }
+    check_lifetime(state, command, flow_type, &affected)?;
+    Ok(Flow {
+        flow_id: context.sequence,
+        flow_type,
+        request_id: command.request_id.clone(),
+        outer_order_id: command.outer_order_id.clone(),
+        account_id: command.account_id.clone(),
+        card_id,
+        brand_id,
+        shop_id: command.shop_id.clone(),
+        operator_id: command.operator_id.clone(),
+        source_order_id,
+        order_time: command.biz_date.unwrap_or(context.now),
+        before,
+        affected,
+        remark: command.remark.clone(),
+        ext_info: command.ext_info.clone(),
+    })
+}
+
+/// Validates a rules change for `brand_id` (`None`: the ledger default) and sequences it.
+pub fn decide_rules(brand_id: Option<&str>, rules: RuleSet, context: &Context) -> Result<RulesChange, Error> {
+    if let Some(brand) = brand_id {
+        check_text("brand_id", brand, REFERENCE_ID_CHARS_MAX)?;
+    }
+    Ok(RulesChange { sequence: context.sequence, brand_id: brand_id.map(str::to_owned), rules })
+}
+
+fn out_of_range(what: &str) -> Error {
+    Error::invalid_amount(format!("{what} would leave the range of signed 64-bit minor units"))
+}
+
+fn check_text(field: &str, value: &str, chars_max: usize) -> Result<(), Error> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > chars_max {
+        return Err(Error::invalid_argument(format!("{field} must be 1 to {chars_max} characters, got {chars}")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+fn check_optional(field: &str, value: &Option<String>, chars_max: usize) -> Result<(), Error> {
+    value.as_deref().map_or(Ok(()), |value| check_text(field, value, chars_max))
+}
+
+fn check_common(command: &Command) -> Result<(), Error> {
+    check_text("request_id", &command.request_id, REQUEST_ID_CHARS_MAX)?;
+    check_text("outer_order_id", &command.outer_order_id, ORDER_ID_CHARS_MAX)?;
+    check_text("account_id", &command.account_id, ACCOUNT_ID_CHARS_MAX)?;
+    check_optional("card_id", &command.card_id, REFERENCE_ID_CHARS_MAX)?;
+    check_optional("brand_id", &command.brand_id, REFERENCE_ID_CHARS_MAX)?;
+    check_optional("shop_id", &command.shop_id, REFERENCE_ID_CHARS_MAX)?;
+    check_optional("operator_id", &command.operator_id, REFERENCE_ID_CHARS_MAX)?;
+    if let Some(remark) = &command.remark {
+        if remark.chars().count() > REMARK_CHARS_MAX {
+            return Err(Error::invalid_argument(format!("remark must be at most {REMARK_CHARS_MAX} characters")));
+        }
+    }
+    if let Some(ext_info) = &command.ext_info {
+        if ext_info.len() > EXT_INFO_BYTES_MAX {
+            return Err(Error::invalid_argument(format!("ext_info must be at most {EXT_INFO_BYTES_MAX} bytes")));
+        }
+    }
+    Ok(())
+}
+
+fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Error> {
+    match &command.action {
+        Action::Charge { gift: Some(_), trigger_gift: true, .. } => {
+            Err(Error::invalid_argument("gift_value cannot be given with trigger_gift=true: the rule decides the gift"))
+        }
+        Action::Undeduct { original_outer_order_id, .. } => {
+            check_text("outer_order_id (the original DEDUCT)", original_outer_order_id, ORDER_ID_CHARS_MAX)
+        }
+        Action::Uncharge { src_outer_order_id } => {
+            check_text("src_outer_order_id", src_outer_order_id, ORDER_ID_CHARS_MAX)
+        }
+        Action::Import { .. } => match command.biz_date {
+            Some(time) if time > context.now => {
+                Err(Error::invalid_argument("IMPORT order_time must not be in the future"))
+            }
+            _ => Ok(()),
+        },
+        Action::Adjust { .. } if command.remark.as_deref().is_none_or(|remark| remark.trim().is_empty()) => {
+            Err(Error::invalid_argument("ADJUST requires a remark saying why"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_amounts(command: &Command) -> Result<(), Error> {
+    let at_least_zero = |field: &str, amount: Amount| {
+        if amount.is_negative() {
+            Err(Error::invalid_amount(format!("{field} must not be negative")))
+        } else {
+            Ok(())
+        }
+    };
+    let positive = |field: &str, amount: Amount| {
+        if amount.is_positive() {
+            Ok(())
+        } else {
+            Err(Error::invalid_amount(format!("{field} must be positive")))
+        }
+    };
+    match &command.action {
+        Action::Charge { real, gift, pre, .. } => {
+            at_least_zero("real_value", *real)?;
+            at_least_zero("gift_value", gift.unwrap_or(Amount::ZERO))?;
+            at_least_zero("pre_value", *pre)
+        }
+        Action::Import { real, gift, pre } => {
+            at_least_zero("real_value", *real)?;
+            at_least_zero("gift_value", *gift)?;
+            at_least_zero("pre_value", *pre)
+        }
+        Action::Deduct { value } => positive("value", *value),
+        Action::Undeduct { value, .. } => value.map_or(Ok(()), |value| positive("value", value)),
+        Action::Adjust { real, gift, pre } => {
+            if Buckets::new(*real, *gift, *pre).is_zero() {
+                Err(Error::invalid_amount("ADJUST must change at least one bucket"))
+            } else {
+                Ok(())
+            }
+        }
+        Action::Uncharge { .. } => Ok(()),
+    }
+}
+
+/// A card_id or brand_id given with a command must be the account's own.
+fn check_same(field: &str, given: &Option<String>, fixed: &Option<String>, account_id: &str) -> Result<(), Error> {
+    match given {
+        Some(given) if Some(given) != fixed.as_ref() => Err(Error::invalid_argument(format!(
+            "{field} {given:?} is not account {account_id:?}'s ({})",
+            fixed.as_deref().map_or("none".to_owned(), |fixed| format!("{fixed:?}"))
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command: &Command) -> Result<&'a Order, Error> {
+    let order = state.order(id).ok_or_else(|| Error::OrderNotFound { outer_order_id: id.to_owned() })?;
+    if order.flow_type != expected {
+        return Err(Error::invalid_argument(format!(
+            "order {id:?} is a {}, {} needs a {expected}",
+            order.flow_type,
+            command.action.flow_type()
+        )));
+    }
+    if order.account_id != command.account_id {
+        return Err(Error::invalid_argument(format!(
+            "order {id:?} belongs to account {:?}, not {:?}",
+            order.account_id, command.account_id
+        )));
+    }
+    Ok(order)
+}
+
+/// SPEC §2 UNDEDUCT: the full rest exactly, or a partial refund split by the original's parts.
+fn undeduct_split(original: &Order, value: Option<Amount>, id: &str, scale: Scale) -> Result<Buckets, Error> {
+    let rest = original.refundable();
+    let rest_total = rest.total().ok_or_else(|| out_of_range("the refundable rest"))?;
+    let value = value.unwrap_or(rest_total);
+    if rest_total.is_zero() || value > rest_total {
+        return Err(Error::RefundExceedsOriginal {
+            message: format!(
+                "DEDUCT {id:?} has {} left to refund, asked for {}",
+                rest_total.format(scale),
+                value.format(scale)
+            ),
+        });
+    }
+    if value == rest_total {
+        return Ok(rest);
+    }
+    let moved = original.moved;
+    let moved_total = moved.total().ok_or_else(|| out_of_range("the original"))?.minor();
+    let share = |part: Amount| value.ratio_half_up(part.minor(), moved_total).ok_or_else(|| out_of_range("the refund"));
+    let mut gift = share(moved.gift)?.min(rest.gift).min(value);
+    let mut pre = share(moved.pre)?.min(rest.pre).min(Amount::from_minor(value.minor() - gift.minor()));
+    let mut real = Amount::from_minor(value.minor() - gift.minor() - pre.minor());
+    if real > rest.real {
+        let mut excess = real.minor() - rest.real.minor();
+        real = rest.real;
+        let to_gift = excess.min(rest.gift.minor() - gift.minor());
+        gift = Amount::from_minor(gift.minor() + to_gift);
+        excess -= to_gift;
+        let to_pre = excess.min(rest.pre.minor() - pre.minor());
+        pre = Amount::from_minor(pre.minor() + to_pre);
+        excess -= to_pre;
+        debug_assert_eq!(excess, 0, "value ≤ rest total leaves no excess");
+    }
+    let refund = Buckets { real, gift, pre };
+    debug_assert_eq!(refund.total(), Some(value));
+    debug_assert!(Bucket::ALL.into_iter().all(|bucket| refund.get(bucket) <= rest.get(bucket)));
+    Ok(refund)
+}
+
+/// Lifetime totals must stay in range too: a CHARGE or IMPORT that would overflow them is refused.
+fn check_lifetime(state: &State, command: &Command, flow_type: FlowType, affected: &Buckets) -> Result<(), Error> {
+    if !matches!(flow_type, FlowType::Charge | FlowType::Import | FlowType::Uncharge) {
+        return Ok(());
+    }
+    let lifetime = state.account(&command.account_id).map_or(Buckets::ZERO, |account| account.lifetime);
+    let after = lifetime.checked_add(affected).ok_or_else(|| out_of_range("the lifetime totals"))?;
+    after.total().map(|_| ()).ok_or_else(|| out_of_range("the lifetime totals"))
+}

@@ -1,0 +1,112 @@
+//! The closed set of error codes (SPEC §6) and the domain's own error enum.
+
+use std::fmt;
+
+/// Every code purse ever reports. Closed: callers may match on it exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorCode {
+    InvalidArgument,
+    InvalidAmount,
+    InsufficientBalance,
+    AccountNotFound,
+    OrderNotFound,
+    DuplicateOrder,
+    IdempotencyConflict,
+    RefundExceedsOriginal,
+    AlreadyReversed,
+    Storage,
+    Corruption,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::InvalidAmount,
+        ErrorCode::InsufficientBalance,
+        ErrorCode::AccountNotFound,
+        ErrorCode::OrderNotFound,
+        ErrorCode::DuplicateOrder,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::RefundExceedsOriginal,
+        ErrorCode::AlreadyReversed,
+        ErrorCode::Storage,
+        ErrorCode::Corruption,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::InvalidAmount => "INVALID_AMOUNT",
+            ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
+            ErrorCode::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            ErrorCode::OrderNotFound => "ORDER_NOT_FOUND",
+            ErrorCode::DuplicateOrder => "DUPLICATE_ORDER",
+            ErrorCode::IdempotencyConflict => "IDEMPOTENCY_CONFLICT",
+            ErrorCode::RefundExceedsOriginal => "REFUND_EXCEEDS_ORIGINAL",
+            ErrorCode::AlreadyReversed => "ALREADY_REVERSED",
+            ErrorCode::Storage => "STORAGE",
+            ErrorCode::Corruption => "CORRUPTION",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why `decide` refused a command. Each variant carries what a person needs to act on it;
+/// the message is built once, at decide time, with amounts at the ledger's scale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{message}")]
+    InvalidArgument { message: String },
+    #[error("{message}")]
+    InvalidAmount { message: String },
+    #[error("{message}")]
+    InsufficientBalance { message: String },
+    #[error("account {account_id:?} does not exist")]
+    AccountNotFound { account_id: String },
+    #[error("order {outer_order_id:?} does not exist")]
+    OrderNotFound { outer_order_id: String },
+    #[error("outer_order_id {outer_order_id:?} is already used by flow {flow_id}")]
+    DuplicateOrder { outer_order_id: String, flow_id: u64 },
+    #[error("{message}")]
+    RefundExceedsOriginal { message: String },
+    #[error("charge {outer_order_id:?} was already reversed by flow {flow_id}")]
+    AlreadyReversed { outer_order_id: String, flow_id: u64 },
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+            Error::InvalidAmount { .. } => ErrorCode::InvalidAmount,
+            Error::InsufficientBalance { .. } => ErrorCode::InsufficientBalance,
+            Error::AccountNotFound { .. } => ErrorCode::AccountNotFound,
+            Error::OrderNotFound { .. } => ErrorCode::OrderNotFound,
+            Error::DuplicateOrder { .. } => ErrorCode::DuplicateOrder,
+            Error::RefundExceedsOriginal { .. } => ErrorCode::RefundExceedsOriginal,
+            Error::AlreadyReversed { .. } => ErrorCode::AlreadyReversed,
+        }
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Error {
+        Error::InvalidArgument { message: message.into() }
+    }
+
+    pub(crate) fn invalid_amount(message: impl Into<String>) -> Error {
+        Error::InvalidAmount { message: message.into() }
+    }
+}
+
+/// A flow that cannot be folded onto a state: the log contradicts itself. Only a damaged or
+/// forged log produces this; flows from [`crate::decide`] always apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("flow {sequence} cannot be applied: {reason}")]
+pub struct FoldError {
+    pub sequence: u64,
+    pub reason: String,
+}

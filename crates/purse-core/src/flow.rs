@@ -1,0 +1,228 @@
+//! Flows: the events of the log, and the flow-detail view of SPEC §5.
+
+use std::fmt;
+
+use crate::balance::{Buckets, Property};
+use crate::money::{Amount, Scale};
+use crate::rules::RuleSet;
+use crate::time::{Timestamp, Zone};
+
+/// The kind of a flow. Stored as its index: variants are only ever appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowType {
+    Charge,
+    Deduct,
+    Undeduct,
+    Uncharge,
+    Import,
+    Adjust,
+}
+
+impl FlowType {
+    pub const ALL: [FlowType; 6] = [
+        FlowType::Charge,
+        FlowType::Deduct,
+        FlowType::Undeduct,
+        FlowType::Uncharge,
+        FlowType::Import,
+        FlowType::Adjust,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FlowType::Charge => "CHARGE",
+            FlowType::Deduct => "DEDUCT",
+            FlowType::Undeduct => "UNDEDUCT",
+            FlowType::Uncharge => "UNCHARGE",
+            FlowType::Import => "IMPORT",
+            FlowType::Adjust => "ADJUST",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FlowType> {
+        FlowType::ALL.into_iter().find(|flow_type| flow_type.as_str() == text)
+    }
+
+    /// Whether a flow of this type may open an account.
+    pub const fn opens_account(self) -> bool {
+        matches!(self, FlowType::Charge | FlowType::Import)
+    }
+}
+
+impl fmt::Display for FlowType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One accepted change of one account. Records everything needed to fold it without
+/// recomputation: the balance it was decided against and the signed change of each bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// The log sequence of this flow: gapless over all log entries, so increasing over flows.
+    pub flow_id: u64,
+    pub flow_type: FlowType,
+    pub request_id: String,
+    pub outer_order_id: String,
+    pub account_id: String,
+    /// The account's card and brand, fixed by the flow that opened it.
+    pub card_id: Option<String>,
+    pub brand_id: Option<String>,
+    pub shop_id: Option<String>,
+    pub operator_id: Option<String>,
+    /// For UNDEDUCT the refunded DEDUCT's order id, for UNCHARGE the reversed CHARGE's.
+    pub source_order_id: Option<String>,
+    pub order_time: Timestamp,
+    /// The account's balance just before this flow (zero for the flow that opens it).
+    pub before: Buckets,
+    /// The signed change of each bucket.
+    pub affected: Buckets,
+    pub remark: Option<String>,
+    pub ext_info: Option<String>,
+}
+
+impl Flow {
+    /// The balance after this flow; `None` only for a flow that could never have been decided.
+    pub fn after(&self) -> Option<Buckets> {
+        self.before.checked_add(&self.affected)
+    }
+
+    /// `order_value`: the signed sum of `affected`.
+    pub fn order_value(&self) -> Option<Amount> {
+        self.affected.total()
+    }
+
+    /// The SPEC §5 view, amounts and times as text at the ledger's scale and zone.
+    /// `None` only for a flow whose sums leave `i64`, which `apply` never accepts.
+    pub fn detail(&self, scale: Scale, zone: Zone) -> Option<FlowDetail> {
+        let after = self.after()?;
+        let list = |buckets: &Buckets| -> Option<Vec<(&'static str, String)>> {
+            Some(
+                buckets
+                    .properties()?
+                    .iter()
+                    .map(|(property, amount)| (property.as_str(), amount.format(scale)))
+                    .collect(),
+            )
+        };
+        Some(FlowDetail {
+            flow_id: self.flow_id.to_string(),
+            flow_type: self.flow_type.as_str(),
+            account_id: self.account_id.clone(),
+            card_id: self.card_id.clone(),
+            brand_id: self.brand_id.clone(),
+            shop_id: self.shop_id.clone(),
+            operator: self.operator_id.clone(),
+            request_id: self.request_id.clone(),
+            outer_order_id: self.outer_order_id.clone(),
+            order_time: zone.format_local(self.order_time),
+            order_value: self.order_value()?.format(scale),
+            current_value: after.total()?.format(scale),
+            affected_property_list: list(&self.affected)?,
+            before_property_list: list(&self.before)?,
+            after_property_list: list(&after)?,
+            remark: self.remark.clone(),
+            ext_info: self.ext_info.clone(),
+        })
+    }
+}
+
+/// SPEC §5, field for field, in the ALSC names. Property lists hold REAL, GIFT, PRE, TOTAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowDetail {
+    pub flow_id: String,
+    pub flow_type: &'static str,
+    pub account_id: String,
+    pub card_id: Option<String>,
+    pub brand_id: Option<String>,
+    pub shop_id: Option<String>,
+    pub operator: Option<String>,
+    pub request_id: String,
+    pub outer_order_id: String,
+    pub order_time: String,
+    pub order_value: String,
+    pub current_value: String,
+    pub affected_property_list: Vec<(&'static str, String)>,
+    pub before_property_list: Vec<(&'static str, String)>,
+    pub after_property_list: Vec<(&'static str, String)>,
+    pub remark: Option<String>,
+    pub ext_info: Option<String>,
+}
+
+impl FlowDetail {
+    /// The property list names in their fixed order, for renderers.
+    pub const PROPERTY_ORDER: [Property; 4] = Property::ALL;
+}
+
+/// A change of one brand's rules (or, with `brand_id: None`, the ledger default).
+/// Rules live in the log like flows, so a replay always sees the rules each flow saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesChange {
+    pub sequence: u64,
+    pub brand_id: Option<String>,
+    pub rules: RuleSet,
+}
+
+/// One entry of the log.
+// Nearly every entry is a flow: boxing it would add an allocation per flow to save space only
+// on the rare rules entry.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Flow(Flow),
+    Rules(RulesChange),
+}
+
+impl Entry {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            Entry::Flow(flow) => flow.flow_id,
+            Entry::Rules(change) => change.sequence,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_type_names_round_trip() {
+        for flow_type in FlowType::ALL {
+            assert_eq!(FlowType::parse(flow_type.as_str()), Some(flow_type));
+        }
+        assert_eq!(FlowType::parse("charge"), None);
+        assert_eq!(FlowType::parse("REFUND"), None);
+    }
+
+    #[test]
+    fn detail_view() {
+        let flow = Flow {
+            flow_id: 7,
+            flow_type: FlowType::Deduct,
+            request_id: "r-7".into(),
+            outer_order_id: "o-7".into(),
+            account_id: "acct".into(),
+            card_id: Some("card".into()),
+            brand_id: None,
+            shop_id: None,
+            operator_id: Some("op".into()),
+            source_order_id: None,
+            order_time: Zone::CHINA.parse_local("2026-11-23 12:00:00").unwrap(),
+            before: Buckets::from_minor(6667, 3333, 0),
+            affected: Buckets::from_minor(-667, -333, 0),
+            remark: None,
+            ext_info: Some("{\"a\":1}".into()),
+        };
+        let detail = flow.detail(Scale::CNY, Zone::CHINA).unwrap();
+        assert_eq!(detail.flow_id, "7");
+        assert_eq!(detail.order_value, "-10.00");
+        assert_eq!(detail.current_value, "90.00");
+        assert_eq!(detail.order_time, "2026-11-23 12:00:00");
+        let names = |list: &Vec<(&'static str, String)>| list.iter().map(|(name, _)| *name).collect::<Vec<_>>();
+        assert_eq!(names(&detail.affected_property_list), ["REAL", "GIFT", "PRE", "TOTAL"]);
+        assert_eq!(detail.affected_property_list[0].1, "-6.67");
+        assert_eq!(detail.after_property_list[3].1, "90.00");
+        assert_eq!(detail.before_property_list[3].1, "100.00");
+    }
+}

@@ -1,0 +1,52 @@
+//! purse-core: the pure domain of the purse stored-value ledger.
+//!
+//! Money ([`Amount`], [`Scale`]), buckets ([`Buckets`]), rules ([`RuleSet`]), commands
+//! ([`Command`]), flows ([`Flow`]) and the two functions everything else stands on:
+//!
+//! - [`decide`]`(&state, &command, &context) -> Result<Flow, Error>` validates a command and
+//!   computes its flow (gift from the rule, deduction split, refund split);
+//! - [`apply`]`(&mut state, &flow)` folds a flow onto the state, re-checking every invariant.
+//!
+//! **Architecture Invariant:** nothing here reads a clock, draws a random number, does I/O, or
+//! knows of sled, tokio or serde. Time and sequence numbers come in through [`Context`].
+//!
+//! ```
+//! use purse_core::{apply, decide, Action, Amount, Command, Context, State, Timestamp};
+//!
+//! let mut state = State::default();
+//! let charge = Command::new("req-1", "order-1", "alice", Action::Charge {
+//!     real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: false,
+//! });
+//! let flow = decide(&state, &charge, &Context { sequence: 1, now: Timestamp(0) }).unwrap();
+//! apply(&mut state, &flow).unwrap();
+//! assert_eq!(state.account("alice").unwrap().balance.real, Amount::from_minor(10_000));
+//! ```
+
+mod balance;
+mod command;
+mod decide;
+mod error;
+mod flow;
+mod money;
+mod rules;
+mod state;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+pub use balance::{Bucket, Buckets, Property};
+pub use command::{
+    Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX,
+    REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+};
+pub use decide::{decide, decide_rules, Context};
+pub use error::{Error, ErrorCode, FoldError};
+pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
+pub use money::{Amount, AmountError, Display as AmountDisplay, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
+pub use rules::{
+    deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
+    GIFT_BASIS_POINTS_MAX, TIERS_MAX,
+};
+pub use state::{apply, apply_rules, Account, Config, Order, State};
+pub use time::{Timestamp, Zone, TIME_FORMAT};
