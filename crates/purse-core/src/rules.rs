@@ -98,12 +98,12 @@ impl RuleSet {
         }
         let gift_type = text.gift_type.as_deref();
         let proportional = match gift_type {
-            None if text.tiers.is_empty() && text.full_gift_switch.is_none() => {
+            None if text.tiers.is_empty() && text.full_gift_switch != Some(true) => {
                 return Ok(RuleSet { deduction_order, gift_rule: GiftRule::None });
             }
             None => {
                 return Err(Error::invalid_argument(
-                    "gift_type is required with tiers or full_gift_switch (CUSTOMIZED or PROPORTIONAL)",
+                    "gift_type is required with tiers or full_gift_switch=true (CUSTOMIZED or PROPORTIONAL)",
                 ))
             }
             Some("CUSTOMIZED") => false,

@@ -1,0 +1,265 @@
+//! The fingerprint of a command: SHA-256 over a canonical, hand-written encoding.
+//!
+//! # The encoding (format version 1)
+//!
+//! One [`FINGERPRINT_FORMAT_VERSION`] byte, then every field of the [`Command`] except
+//! `request_id` (the key the fingerprint is stored under), in this fixed order, each as a field
+//! tag byte followed by its value:
+//!
+//! | tag | field              | tag | field (of the action)       |
+//! |-----|--------------------|-----|-----------------------------|
+//! | 1   | `outer_order_id`   | 11  | `real`                      |
+//! | 2   | `account_id`       | 12  | `gift`                      |
+//! | 3   | `card_id`          | 13  | `pre`                       |
+//! | 4   | `brand_id`         | 14  | `trigger_gift`              |
+//! | 5   | `shop_id`          | 15  | `value`                     |
+//! | 6   | `operator_id`      | 16  | `original_outer_order_id`   |
+//! | 7   | `biz_date`         | 17  | `src_outer_order_id`        |
+//! | 8   | `remark`           |     |                             |
+//! | 9   | `ext_info`         |     |                             |
+//! | 10  | `action`           |     |                             |
+//!
+//! Values:
+//!
+//! - a string: its UTF-8 length in bytes as a big-endian `u32`, then the bytes. (A string of
+//!   `u32::MAX` bytes or more, far beyond every limit of SPEC §2, is written as `u32::MAX`
+//!   followed by its length as a big-endian `u64`, so the encoding stays total and unambiguous.)
+//!   `ext_info` is hashed byte for byte as given: JSON texts that differ only in spacing differ;
+//! - an `Option`: a presence byte, `0` for `None` or `1` for `Some`, then the value if present;
+//! - an [`Amount`]: its minor units as a big-endian `i64`;
+//! - a [`Timestamp`]: its seconds as a big-endian `i64`;
+//! - a `bool`: one byte, `0` or `1`;
+//! - the `action`: its variant tag byte (`Charge` 0, `Deduct` 1, `Undeduct` 2, `Uncharge` 3,
+//!   `Import` 4, `Adjust` 5), then that variant's fields, each tagged, in declaration order.
+//!
+//! Every value is fixed-width or length-prefixed and the order is fixed, so the encoding can be
+//! read back unambiguously: two different commands (ignoring `request_id`) never share one.
+//!
+//! **The encoding is frozen.** Fingerprints are stored in the log; changing how a command is
+//! encoded would make every retry of an already-accepted request after an upgrade a
+//! `IDEMPOTENCY_CONFLICT` instead of a replay. The tests pin exact fingerprints of fixed commands.
+//! A new `Command` or `Action` field needs a new tag (and, if old commands must keep their
+//! fingerprints, an encoding that writes nothing when the field has its old implied value).
+
+use std::fmt;
+
+use purse_core::{Action, Amount, Command, Timestamp};
+use sha2::{Digest, Sha256};
+
+/// Length of a [`Fingerprint`], in bytes (SHA-256).
+pub const FINGERPRINT_BYTES: usize = 32;
+
+/// The version byte the canonical encoding starts with. Frozen: see the module documentation.
+pub const FINGERPRINT_FORMAT_VERSION: u8 = 1;
+
+/// Field tags of the canonical encoding. Frozen.
+mod tag {
+    pub const OUTER_ORDER_ID: u8 = 1;
+    pub const ACCOUNT_ID: u8 = 2;
+    pub const CARD_ID: u8 = 3;
+    pub const BRAND_ID: u8 = 4;
+    pub const SHOP_ID: u8 = 5;
+    pub const OPERATOR_ID: u8 = 6;
+    pub const BIZ_DATE: u8 = 7;
+    pub const REMARK: u8 = 8;
+    pub const EXT_INFO: u8 = 9;
+    pub const ACTION: u8 = 10;
+    pub const REAL: u8 = 11;
+    pub const GIFT: u8 = 12;
+    pub const PRE: u8 = 13;
+    pub const TRIGGER_GIFT: u8 = 14;
+    pub const VALUE: u8 = 15;
+    pub const ORIGINAL_OUTER_ORDER_ID: u8 = 16;
+    pub const SRC_OUTER_ORDER_ID: u8 = 17;
+}
+
+/// Action variant tags of the canonical encoding. Frozen.
+mod variant {
+    pub const CHARGE: u8 = 0;
+    pub const DEDUCT: u8 = 1;
+    pub const UNDEDUCT: u8 = 2;
+    pub const UNCHARGE: u8 = 3;
+    pub const IMPORT: u8 = 4;
+    pub const ADJUST: u8 = 5;
+}
+
+/// Presence bytes of an `Option`.
+const ABSENT: u8 = 0;
+const PRESENT: u8 = 1;
+
+/// A string length at or above this is written as this marker followed by a `u64` length.
+const LONG_LENGTH_MARKER: u32 = u32::MAX;
+
+/// A stable hash of a command's request: equal for equal commands whatever their `request_id`,
+/// different for different ones. See [`fingerprint()`].
+///
+/// Shown (`Display`, `Debug`) as 64 lowercase hex digits. Stored by the ledger as its
+/// [`FINGERPRINT_BYTES`] raw bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint(pub [u8; FINGERPRINT_BYTES]);
+
+impl Fingerprint {
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; FINGERPRINT_BYTES] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// The fingerprint of `command`: SHA-256 of its canonical encoding (module documentation).
+/// `request_id` is not part of it.
+pub fn fingerprint(command: &Command) -> Fingerprint {
+    Fingerprint(Sha256::digest(encode(command)).into())
+}
+
+/// The canonical encoding of `command` (module documentation).
+fn encode(command: &Command) -> Vec<u8> {
+    // Destructured without `..`: a new field does not compile until it is given a place here.
+    let Command {
+        request_id: _,
+        outer_order_id,
+        account_id,
+        card_id,
+        brand_id,
+        shop_id,
+        operator_id,
+        biz_date,
+        remark,
+        ext_info,
+        action,
+    } = command;
+
+    let mut out = Encoder(vec![FINGERPRINT_FORMAT_VERSION]);
+    out.string(tag::OUTER_ORDER_ID, outer_order_id);
+    out.string(tag::ACCOUNT_ID, account_id);
+    out.optional_string(tag::CARD_ID, card_id.as_deref());
+    out.optional_string(tag::BRAND_ID, brand_id.as_deref());
+    out.optional_string(tag::SHOP_ID, shop_id.as_deref());
+    out.optional_string(tag::OPERATOR_ID, operator_id.as_deref());
+    out.optional_timestamp(tag::BIZ_DATE, *biz_date);
+    out.optional_string(tag::REMARK, remark.as_deref());
+    out.optional_string(tag::EXT_INFO, ext_info.as_deref());
+    out.byte(tag::ACTION);
+    match action {
+        Action::Charge { real, gift, pre, trigger_gift } => {
+            out.byte(variant::CHARGE);
+            out.amount(tag::REAL, *real);
+            out.optional_amount(tag::GIFT, *gift);
+            out.amount(tag::PRE, *pre);
+            out.bool(tag::TRIGGER_GIFT, *trigger_gift);
+        }
+        Action::Deduct { value } => {
+            out.byte(variant::DEDUCT);
+            out.amount(tag::VALUE, *value);
+        }
+        Action::Undeduct { original_outer_order_id, value } => {
+            out.byte(variant::UNDEDUCT);
+            out.string(tag::ORIGINAL_OUTER_ORDER_ID, original_outer_order_id);
+            out.optional_amount(tag::VALUE, *value);
+        }
+        Action::Uncharge { src_outer_order_id } => {
+            out.byte(variant::UNCHARGE);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
+        }
+        Action::Import { real, gift, pre } => {
+            out.byte(variant::IMPORT);
+            out.buckets(*real, *gift, *pre);
+        }
+        Action::Adjust { real, gift, pre } => {
+            out.byte(variant::ADJUST);
+            out.buckets(*real, *gift, *pre);
+        }
+    }
+    out.0
+}
+
+/// Appends canonical values to a byte buffer.
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn byte(&mut self, byte: u8) {
+        self.0.push(byte);
+    }
+
+    fn length(&mut self, length: usize) {
+        match u32::try_from(length) {
+            Ok(short) if short < LONG_LENGTH_MARKER => self.0.extend_from_slice(&short.to_be_bytes()),
+            _ => {
+                self.0.extend_from_slice(&LONG_LENGTH_MARKER.to_be_bytes());
+                // usize is at most 64 bits on every target Rust supports.
+                let long = u64::try_from(length).unwrap_or(u64::MAX);
+                self.0.extend_from_slice(&long.to_be_bytes());
+            }
+        }
+    }
+
+    fn string_value(&mut self, text: &str) {
+        self.length(text.len());
+        self.0.extend_from_slice(text.as_bytes());
+    }
+
+    fn string(&mut self, tag: u8, text: &str) {
+        self.byte(tag);
+        self.string_value(text);
+    }
+
+    fn optional_string(&mut self, tag: u8, text: Option<&str>) {
+        self.byte(tag);
+        if let Some(text) = text {
+            self.byte(PRESENT);
+            self.string_value(text);
+        } else {
+            self.byte(ABSENT);
+        }
+    }
+
+    fn amount(&mut self, tag: u8, amount: Amount) {
+        self.byte(tag);
+        self.0.extend_from_slice(&amount.minor().to_be_bytes());
+    }
+
+    fn optional_amount(&mut self, tag: u8, amount: Option<Amount>) {
+        self.byte(tag);
+        if let Some(amount) = amount {
+            self.byte(PRESENT);
+            self.0.extend_from_slice(&amount.minor().to_be_bytes());
+        } else {
+            self.byte(ABSENT);
+        }
+    }
+
+    fn optional_timestamp(&mut self, tag: u8, timestamp: Option<Timestamp>) {
+        self.byte(tag);
+        if let Some(Timestamp(seconds)) = timestamp {
+            self.byte(PRESENT);
+            self.0.extend_from_slice(&seconds.to_be_bytes());
+        } else {
+            self.byte(ABSENT);
+        }
+    }
+
+    fn bool(&mut self, tag: u8, value: bool) {
+        self.byte(tag);
+        self.byte(u8::from(value));
+    }
+
+    fn buckets(&mut self, real: Amount, gift: Amount, pre: Amount) {
+        self.amount(tag::REAL, real);
+        self.amount(tag::GIFT, gift);
+        self.amount(tag::PRE, pre);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! The async `Ledger` handle: cheap to clone, every call a message to the one writer thread.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use purse_core::{Buckets, Command, Config, FlowDetail, FlowType, RuleSet, Scale, Timestamp, Zone};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::projection::Projections;
+use crate::store::Store;
+use crate::writer::{Query, Reply, Request, Writer, WriterStats};
+
+/// Requests handled in one group commit at most.
+pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
+/// Requests that may wait in the queue; callers beyond it wait to enqueue (back-pressure).
+pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
+/// The largest page `flows` returns (SPEC §7).
+pub const PAGE_SIZE_MAX: u32 = 5000;
+/// The page size when none is given.
+pub const PAGE_SIZE_DEFAULT: u32 = 20;
+
+const _: () = assert!(BATCH_COMMANDS_MAX_DEFAULT <= QUEUE_COMMANDS_MAX_DEFAULT);
+
+/// How to open a ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// The data directory, created if missing.
+    pub path: PathBuf,
+    /// The currency scale. `None`: the stored one, or 2 for a new ledger. A value that differs
+    /// from an existing ledger's is refused.
+    pub scale: Option<Scale>,
+    /// The business time zone. `None`: the stored one, or +08:00 for a new ledger.
+    pub zone: Option<Zone>,
+    pub batch_commands_max: usize,
+    pub queue_commands_max: usize,
+}
+
+impl LedgerConfig {
+    pub fn new(path: impl Into<PathBuf>) -> LedgerConfig {
+        LedgerConfig {
+            path: path.into(),
+            scale: None,
+            zone: None,
+            batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
+            queue_commands_max: QUEUE_COMMANDS_MAX_DEFAULT,
+        }
+    }
+}
+
+/// Which flow to look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowKey {
+    Id(u64),
+    OuterOrderId(String),
+}
+
+/// One account's balances and lifetime totals (SPEC §7 `account`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account_id: String,
+    pub card_id: Option<String>,
+    pub brand_id: Option<String>,
+    pub balance: Buckets,
+    /// What CHARGE and IMPORT added to each bucket, less what UNCHARGE took back.
+    pub lifetime: Buckets,
+}
+
+/// A page of one account's flows, oldest first, filtered by type and `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowQuery {
+    pub account_id: String,
+    /// Empty: every type.
+    pub flow_types: Vec<FlowType>,
+    pub start_time: Option<Timestamp>,
+    pub end_time: Option<Timestamp>,
+    /// From 1.
+    pub page_no: u32,
+    /// 1 to [`PAGE_SIZE_MAX`].
+    pub page_size: u32,
+}
+
+impl FlowQuery {
+    pub fn new(account_id: impl Into<String>) -> FlowQuery {
+        FlowQuery {
+            account_id: account_id.into(),
+            flow_types: Vec::new(),
+            start_time: None,
+            end_time: None,
+            page_no: 1,
+            page_size: PAGE_SIZE_DEFAULT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowPage {
+    pub total_count: u64,
+    pub page_no: u32,
+    pub page_size: u32,
+    pub flows: Vec<FlowDetail>,
+}
+
+/// What `verify` checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub flows: u64,
+    pub accounts: u64,
+    pub blocks: u64,
+}
+
+/// A handle to an open ledger. Clone it freely; all clones talk to the same writer.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sender: mpsc::Sender<Request>,
+    config: Config,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger at `config.path`, validating the whole log.
+    pub async fn open(config: LedgerConfig) -> Result<Ledger, Error> {
+        if config.batch_commands_max == 0 || config.queue_commands_max == 0 {
+            return Err(Error::InvalidArgument("batch_commands_max and queue_commands_max must be positive".into()));
+        }
+        let opening = config.clone();
+        let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
+            .await
+            .map_err(|error| Error::Storage(format!("opening the ledger: {error}")))??;
+        let ledger_config = writer.projections.state.config();
+        let (sender, receiver) = mpsc::channel(config.queue_commands_max);
+        let batch_commands_max = config.batch_commands_max;
+        let thread = std::thread::Builder::new()
+            .name("purse-writer".into())
+            .spawn(move || writer.run(receiver, batch_commands_max))
+            .map_err(|error| Error::Storage(format!("starting the writer thread: {error}")))?;
+        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, thread: Mutex::new(Some(thread)) }) })
+    }
+
+    pub fn scale(&self) -> Scale {
+        self.inner.config.scale
+    }
+
+    pub fn zone(&self) -> Zone {
+        self.inner.config.zone
+    }
+
+    /// Runs any write command (all six flow types), exactly once per `request_id`: a retry
+    /// with the same request gets the first answer again; a different request under the same
+    /// `request_id` gets `IDEMPOTENCY_CONFLICT`. Answers only once the flow is durable.
+    pub async fn submit(&self, command: Command) -> Result<FlowDetail, Error> {
+        let fingerprint = purse_idempotency::fingerprint(&command);
+        self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
+    }
+
+    /// Sets the rules of `brand_id`, or the ledger default with `None`. Durable when it returns.
+    pub async fn set_rules(&self, brand_id: Option<String>, rules: RuleSet) -> Result<RuleSet, Error> {
+        self.call(|reply| Request::SetRules { brand_id, rules, reply }).await
+    }
+
+    /// The rules in force for accounts of `brand_id` (its own, else the default, else none).
+    pub async fn rules(&self, brand_id: Option<String>) -> Result<RuleSet, Error> {
+        self.query(move |writer| Ok(writer.projections.state.rules_for(brand_id.as_deref()))).await
+    }
+
+    pub async fn flow(&self, key: FlowKey) -> Result<FlowDetail, Error> {
+        self.query(move |writer| {
+            let sequence = match &key {
+                FlowKey::Id(sequence) => *sequence,
+                FlowKey::OuterOrderId(id) => writer
+                    .projections
+                    .state
+                    .order(id)
+                    .map(|order| order.flow_id)
+                    .ok_or_else(|| Error::NotFound(format!("no flow has outer_order_id {id:?}")))?,
+            };
+            writer.flow_detail(sequence)
+        })
+        .await
+    }
+
+    pub async fn account(&self, account_id: &str) -> Result<AccountView, Error> {
+        let account_id = account_id.to_owned();
+        self.query(move |writer| {
+            let account = writer
+                .projections
+                .state
+                .account(&account_id)
+                .ok_or_else(|| Error::AccountNotFound(account_id.clone()))?;
+            Ok(AccountView {
+                account_id: account.account_id.clone(),
+                card_id: account.card_id.clone(),
+                brand_id: account.brand_id.clone(),
+                balance: account.balance,
+                lifetime: account.lifetime,
+            })
+        })
+        .await
+    }
+
+    pub async fn flows(&self, query: FlowQuery) -> Result<FlowPage, Error> {
+        if query.page_no == 0 {
+            return Err(Error::InvalidArgument("page_no starts at 1".into()));
+        }
+        if query.page_size == 0 || query.page_size > PAGE_SIZE_MAX {
+            return Err(Error::InvalidArgument(format!("page_size must be 1 to {PAGE_SIZE_MAX}")));
+        }
+        if let (Some(start), Some(end)) = (query.start_time, query.end_time) {
+            if start > end {
+                return Err(Error::InvalidArgument("start_time is after end_time".into()));
+            }
+        }
+        self.query(move |writer| crate::pages::page(writer, &query)).await
+    }
+
+    /// Re-reads and re-folds the whole log from disk and compares every projection with it.
+    pub async fn verify(&self) -> Result<VerifyReport, Error> {
+        self.query(|writer| {
+            writer.check_not_poisoned()?;
+            let fresh = Projections::load(writer.store(), writer.projections.state.config())?;
+            if let Some(difference) = writer.projections.difference(&fresh) {
+                return Err(Error::Corruption(difference));
+            }
+            let blob_files = writer.store().unsynced_blob_files()?;
+            if blob_files > 0 {
+                return Err(Error::Storage(format!(
+                    "sled wrote {blob_files} blob files, which fsync of its data file does not cover"
+                )));
+            }
+            Ok(VerifyReport {
+                entries: fresh.state.last_sequence(),
+                flows: fresh.requests.len() as u64,
+                accounts: fresh.state.accounts().count() as u64,
+                blocks: fresh.blocks,
+            })
+        })
+        .await
+    }
+
+    /// Counters of the commit path.
+    pub async fn stats(&self) -> Result<WriterStats, Error> {
+        self.query(|writer| Ok(writer.stats)).await
+    }
+
+    /// Bytes sled's files take on disk.
+    pub async fn size_on_disk(&self) -> Result<u64, Error> {
+        self.query(|writer| writer.store().size_on_disk()).await
+    }
+
+    /// The number of fsyncs made so far.
+    pub async fn fsyncs(&self) -> Result<u64, Error> {
+        self.query(|writer| Ok(writer.store().fsyncs())).await
+    }
+
+    /// Finishes queued work, syncs and stops the writer. Other clones get `STORAGE` afterwards.
+    pub async fn close(self) -> Result<(), Error> {
+        self.call(|reply| Request::Close { reply }).await?;
+        let thread = self.inner.thread.lock().map_err(|_| Error::Storage("writer lock poisoned".into()))?.take();
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|error| Error::Storage(format!("joining the writer: {error}")))?
+                .map_err(|_| Error::Storage("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+
+    async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.sender.send(request(reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn query<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Writer) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.call(|reply: Reply<T>| {
+            let query: Query = Box::new(move |writer: &Writer| {
+                let _ = reply.send(read(writer));
+            });
+            Request::Query(query)
+        })
+        .await
+    }
+}
+
+fn closed() -> Error {
+    Error::Storage("the ledger is closed".into())
+}
+
+fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
+    let mut store = Store::open(&config.path)?;
+    let ledger_config = match store.config()? {
+        Some((scale, zone)) => {
+            if config.scale.is_some_and(|wanted| wanted != scale) {
+                return Err(Error::InvalidArgument(format!(
+                    "the ledger at {} has scale {}, not {}",
+                    config.path.display(),
+                    scale.decimals(),
+                    config.scale.map_or(0, Scale::decimals)
+                )));
+            }
+            if config.zone.is_some_and(|wanted| wanted != zone) {
+                return Err(Error::InvalidArgument(format!(
+                    "the ledger at {} has time zone {}",
+                    config.path.display(),
+                    zone.format()
+                )));
+            }
+            Config { scale, zone }
+        }
+        None => {
+            let config = Config { scale: config.scale.unwrap_or_default(), zone: config.zone.unwrap_or_default() };
+            store.write_config(config.scale, config.zone)?;
+            config
+        }
+    };
+    let projections = Projections::load(&store, ledger_config)?;
+    Ok(Writer::new(store, projections))
+}

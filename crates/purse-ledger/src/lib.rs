@@ -1,0 +1,40 @@
+//! purse-ledger: the durable purse ledger.
+//!
+//! An append-only log of flows in sled, one writer thread that group-commits every command
+//! durably (flush + fdatasync) before answering, projections (balances, orders, idempotency
+//! records, per-account index) folded from the log in memory and rebuilt on open, and the
+//! async [`Ledger`] handle.
+//!
+//! **Architecture Invariant:** only `store.rs` touches sled, and only the writer thread
+//! touches the store and the projections. Every write goes through `purse_core::decide`.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), purse_ledger::Error> {
+//! use purse_core::{Action, Amount, Command};
+//! use purse_ledger::{Ledger, LedgerConfig};
+//!
+//! let ledger = Ledger::open(LedgerConfig::new("./purse-data")).await?;
+//! let charge = Command::new("req-1", "order-1", "alice", Action::Charge {
+//!     real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: false,
+//! });
+//! let flow = ledger.submit(charge).await?;
+//! assert_eq!(flow.current_value, "100.00");
+//! ledger.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod block;
+mod error;
+mod ledger;
+mod pages;
+mod projection;
+mod record;
+mod store;
+mod writer;
+
+pub use error::Error;
+pub use ledger::{
+    AccountView, FlowKey, FlowPage, FlowQuery, Ledger, LedgerConfig, VerifyReport, BATCH_COMMANDS_MAX_DEFAULT,
+    PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
+};
+pub use writer::WriterStats;

@@ -1,0 +1,275 @@
+//! Storage records: the on-disk form of log entries, separate from the domain types.
+//!
+//! The domain (purse-core) is not serializable on purpose: these records are, and they are
+//! converted by hand, so the domain can change without changing the disk. Enum variants and
+//! numeric tags are only ever appended. The version byte lives in the block header
+//! (see `block.rs`); a record is bincode 1.3 with its default (fixed-int, little-endian) options.
+
+use purse_core::{
+    Amount, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, RuleSet, RulesChange, Tier, TierGift, Timestamp,
+};
+use purse_idempotency::Fingerprint;
+use serde::{Deserialize, Serialize};
+
+/// One log entry as stored. Variant order is part of the format.
+// Nearly every entry is a flow; boxing it would cost an allocation per flow.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum EntryRecord {
+    Flow(FlowRecord),
+    Rules(RulesRecord),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FlowRecord {
+    pub sequence: u64,
+    /// Index into [`FLOW_TYPES`].
+    pub flow_type: u8,
+    pub request_id: String,
+    /// The request fingerprint, so idempotency records rebuild from the log alone.
+    pub fingerprint: [u8; 32],
+    pub outer_order_id: String,
+    pub account_id: String,
+    pub card_id: Option<String>,
+    pub brand_id: Option<String>,
+    pub shop_id: Option<String>,
+    pub operator_id: Option<String>,
+    pub source_order_id: Option<String>,
+    pub order_time: i64,
+    /// REAL, GIFT, PRE in minor units.
+    pub before: [i64; 3],
+    pub affected: [i64; 3],
+    pub remark: Option<String>,
+    pub ext_info: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RulesRecord {
+    pub sequence: u64,
+    pub brand_id: Option<String>,
+    /// Index into [`DEDUCTION_ORDERS`].
+    pub deduction_order: u8,
+    /// 0 none, 1 CUSTOMIZED, 2 PROPORTIONAL.
+    pub gift_type: u8,
+    pub full_gift_switch: bool,
+    /// `(real_value minor units, gift)`: gift in minor units (CUSTOMIZED) or basis points.
+    pub tiers: Vec<(i64, i64)>,
+}
+
+/// The stored tag of each flow type is its index here. Append only.
+const FLOW_TYPES: [FlowType; 6] =
+    [FlowType::Charge, FlowType::Deduct, FlowType::Undeduct, FlowType::Uncharge, FlowType::Import, FlowType::Adjust];
+
+/// The stored tag of each deduction order is its index here. Append only.
+const DEDUCTION_ORDERS: [DeductionOrder; 3] =
+    [DeductionOrder::Percent, DeductionOrder::RealBeforeGift, DeductionOrder::GiftBeforeReal];
+
+const GIFT_NONE: u8 = 0;
+const GIFT_CUSTOMIZED: u8 = 1;
+const GIFT_PROPORTIONAL: u8 = 2;
+
+fn tag_of<T: PartialEq>(table: &[T], value: &T) -> u8 {
+    let index = table.iter().position(|entry| entry == value).expect("every variant has a stored tag");
+    u8::try_from(index).expect("tag tables are short")
+}
+
+fn buckets_to_array(buckets: &Buckets) -> [i64; 3] {
+    [buckets.real.minor(), buckets.gift.minor(), buckets.pre.minor()]
+}
+
+fn array_to_buckets(array: [i64; 3]) -> Buckets {
+    Buckets::from_minor(array[0], array[1], array[2])
+}
+
+impl FlowRecord {
+    pub fn from_flow(flow: &Flow, fingerprint: &Fingerprint) -> FlowRecord {
+        FlowRecord {
+            sequence: flow.flow_id,
+            flow_type: tag_of(&FLOW_TYPES, &flow.flow_type),
+            request_id: flow.request_id.clone(),
+            fingerprint: fingerprint.0,
+            outer_order_id: flow.outer_order_id.clone(),
+            account_id: flow.account_id.clone(),
+            card_id: flow.card_id.clone(),
+            brand_id: flow.brand_id.clone(),
+            shop_id: flow.shop_id.clone(),
+            operator_id: flow.operator_id.clone(),
+            source_order_id: flow.source_order_id.clone(),
+            order_time: flow.order_time.0,
+            before: buckets_to_array(&flow.before),
+            affected: buckets_to_array(&flow.affected),
+            remark: flow.remark.clone(),
+            ext_info: flow.ext_info.clone(),
+        }
+    }
+
+    /// The domain flow, or why the record cannot be one.
+    pub fn to_flow(&self) -> Result<Flow, String> {
+        let flow_type = *FLOW_TYPES
+            .get(usize::from(self.flow_type))
+            .ok_or_else(|| format!("flow {}: unknown flow type tag {}", self.sequence, self.flow_type))?;
+        Ok(Flow {
+            flow_id: self.sequence,
+            flow_type,
+            request_id: self.request_id.clone(),
+            outer_order_id: self.outer_order_id.clone(),
+            account_id: self.account_id.clone(),
+            card_id: self.card_id.clone(),
+            brand_id: self.brand_id.clone(),
+            shop_id: self.shop_id.clone(),
+            operator_id: self.operator_id.clone(),
+            source_order_id: self.source_order_id.clone(),
+            order_time: Timestamp(self.order_time),
+            before: array_to_buckets(self.before),
+            affected: array_to_buckets(self.affected),
+            remark: self.remark.clone(),
+            ext_info: self.ext_info.clone(),
+        })
+    }
+}
+
+impl RulesRecord {
+    pub fn from_change(change: &RulesChange) -> RulesRecord {
+        let (gift_type, full_gift_switch, tiers) = match &change.rules.gift_rule {
+            GiftRule::None => (GIFT_NONE, false, &[][..]),
+            GiftRule::Customized { full_gift_switch, tiers } => (GIFT_CUSTOMIZED, *full_gift_switch, tiers.as_slice()),
+            GiftRule::Proportional { tiers } => (GIFT_PROPORTIONAL, false, tiers.as_slice()),
+        };
+        let tiers = tiers
+            .iter()
+            .map(|tier| {
+                let gift = match tier.gift {
+                    TierGift::Amount(amount) => amount.minor(),
+                    TierGift::BasisPoints(points) => points,
+                };
+                (tier.real_value.minor(), gift)
+            })
+            .collect();
+        RulesRecord {
+            sequence: change.sequence,
+            brand_id: change.brand_id.clone(),
+            deduction_order: tag_of(&DEDUCTION_ORDERS, &change.rules.deduction_order),
+            gift_type,
+            full_gift_switch,
+            tiers,
+        }
+    }
+
+    pub fn to_change(&self) -> Result<RulesChange, String> {
+        let deduction_order = *DEDUCTION_ORDERS
+            .get(usize::from(self.deduction_order))
+            .ok_or_else(|| format!("rules {}: unknown deduction order tag {}", self.sequence, self.deduction_order))?;
+        let tiers = |gift: fn(i64) -> TierGift| -> Vec<Tier> {
+            self.tiers
+                .iter()
+                .map(|&(real, value)| Tier { real_value: Amount::from_minor(real), gift: gift(value) })
+                .collect()
+        };
+        let gift_rule = match self.gift_type {
+            GIFT_NONE => GiftRule::None,
+            GIFT_CUSTOMIZED => GiftRule::Customized {
+                full_gift_switch: self.full_gift_switch,
+                tiers: tiers(|minor| TierGift::Amount(Amount::from_minor(minor))),
+            },
+            GIFT_PROPORTIONAL => GiftRule::Proportional { tiers: tiers(TierGift::BasisPoints) },
+            other => return Err(format!("rules {}: unknown gift type tag {other}", self.sequence)),
+        };
+        Ok(RulesChange {
+            sequence: self.sequence,
+            brand_id: self.brand_id.clone(),
+            rules: RuleSet { deduction_order, gift_rule },
+        })
+    }
+}
+
+impl EntryRecord {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            EntryRecord::Flow(flow) => flow.sequence,
+            EntryRecord::Rules(rules) => rules.sequence,
+        }
+    }
+
+    /// The domain entry and, for a flow, its request fingerprint.
+    pub fn to_entry(&self) -> Result<(Entry, Option<Fingerprint>), String> {
+        match self {
+            EntryRecord::Flow(record) => Ok((Entry::Flow(record.to_flow()?), Some(Fingerprint(record.fingerprint)))),
+            EntryRecord::Rules(record) => Ok((Entry::Rules(record.to_change()?), None)),
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        bincode::serialize_into(out, self).expect("serializing into a Vec cannot fail");
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EntryRecord, String> {
+        bincode::deserialize(bytes).map_err(|error| format!("undecodable entry: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use purse_core::{RuleSetText, Scale};
+
+    fn sample_flow() -> Flow {
+        Flow {
+            flow_id: 42,
+            flow_type: FlowType::Undeduct,
+            request_id: "req".into(),
+            outer_order_id: "new".into(),
+            account_id: "acct".into(),
+            card_id: Some("card".into()),
+            brand_id: None,
+            shop_id: Some("shop".into()),
+            operator_id: None,
+            source_order_id: Some("orig".into()),
+            order_time: Timestamp(1_700_000_000),
+            before: Buckets::from_minor(1, 2, 3),
+            affected: Buckets::from_minor(4, 5, 6),
+            remark: Some("why".into()),
+            ext_info: Some("{}".into()),
+        }
+    }
+
+    #[test]
+    fn flow_round_trips() {
+        let flow = sample_flow();
+        let record = EntryRecord::Flow(FlowRecord::from_flow(&flow, &Fingerprint([7; 32])));
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        let decoded = EntryRecord::decode(&bytes).unwrap();
+        assert_eq!(decoded, record);
+        let (entry, fingerprint) = decoded.to_entry().unwrap();
+        assert_eq!(entry, Entry::Flow(flow));
+        assert_eq!(fingerprint, Some(Fingerprint([7; 32])));
+    }
+
+    #[test]
+    fn rules_round_trip() {
+        for gift_type in [None, Some("CUSTOMIZED"), Some("PROPORTIONAL")] {
+            let text = RuleSetText {
+                deduction_order: Some("GIFT_BEFORE_REAL_DEDUCT".into()),
+                gift_type: gift_type.map(str::to_owned),
+                full_gift_switch: Some(gift_type == Some("CUSTOMIZED")),
+                tiers: if gift_type.is_some() { vec![("100".into(), "20".into())] } else { vec![] },
+            };
+            let rules = RuleSet::from_text(&text, Scale::CNY).unwrap();
+            let change = RulesChange { sequence: 3, brand_id: Some("b".into()), rules };
+            let record = EntryRecord::Rules(RulesRecord::from_change(&change));
+            let mut bytes = Vec::new();
+            record.encode(&mut bytes);
+            let (entry, fingerprint) = EntryRecord::decode(&bytes).unwrap().to_entry().unwrap();
+            assert_eq!(entry, Entry::Rules(change));
+            assert_eq!(fingerprint, None);
+        }
+    }
+
+    #[test]
+    fn unknown_tags_are_errors_not_panics() {
+        let mut record = FlowRecord::from_flow(&sample_flow(), &Fingerprint([0; 32]));
+        record.flow_type = 200;
+        assert!(record.to_flow().unwrap_err().contains("unknown flow type tag 200"));
+        assert!(EntryRecord::decode(&[9, 9, 9]).is_err());
+    }
+}

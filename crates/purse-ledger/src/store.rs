@@ -1,0 +1,154 @@
+//! The sled side: trees, the durable append, and reads. Nothing above this file touches sled.
+//!
+//! Durability: sled 0.34.7's `flush()` ends in `sync_file_range`, which does not make data
+//! durable (sled issue #1452). After every flush purse calls `fdatasync` on sled's single data
+//! file `<dir>/db`, and only then acknowledges. Blocks are kept small enough that sled never
+//! writes a blob file (those are never synced by sled); `verify` checks there are none.
+
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use purse_core::{Scale, Zone};
+
+use crate::error::Error;
+
+/// sled's page cache. The log is read back mostly at open; queries touch few blocks.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The version of the meta layout (the keys below).
+const META_VERSION: u8 = 1;
+const META_KEY_VERSION: &[u8] = b"version";
+const META_KEY_SCALE: &[u8] = b"scale";
+const META_KEY_ZONE: &[u8] = b"zone_offset_seconds";
+
+/// Runs a sled call, turning its errors and its panics into purse errors.
+fn guard<T>(what: &str, call: impl FnOnce() -> sled::Result<T>) -> Result<T, Error> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(match Error::from(error) {
+            Error::Storage(message) => Error::Storage(format!("{what}: {message}")),
+            Error::Corruption(message) => Error::Corruption(format!("{what}: {message}")),
+            other => other,
+        }),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| "sled panicked".to_owned());
+            Err(Error::Corruption(format!("{what}: sled panicked: {message}")))
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+    data_file: File,
+    path: PathBuf,
+    fsyncs: u64,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(path)
+            .map_err(|error| Error::Storage(format!("cannot create the data directory {}: {error}", path.display())))?;
+        let config = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES);
+        let db = guard("opening sled", || config.open())?;
+        let log = guard("opening the log tree", || db.open_tree("log"))?;
+        let meta = guard("opening the meta tree", || db.open_tree("meta"))?;
+        let data_file = File::open(path.join("db"))
+            .map_err(|error| Error::Storage(format!("cannot open sled's data file for syncing: {error}")))?;
+        Ok(Store { db, log, meta, data_file, path: path.to_owned(), fsyncs: 0 })
+    }
+
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs
+    }
+
+    /// The stored scale and zone, or `None` for a ledger that was never written.
+    pub fn config(&self) -> Result<Option<(Scale, Zone)>, Error> {
+        let version = guard("reading meta", || self.meta.get(META_KEY_VERSION))?;
+        let Some(version) = version else {
+            if guard("reading the log", || self.log.first())?.is_some() {
+                return Err(Error::Corruption("the log has entries but the ledger's meta is missing".into()));
+            }
+            return Ok(None);
+        };
+        if version.as_ref() != [META_VERSION] {
+            return Err(Error::Corruption(format!("meta version {:?} is not {META_VERSION}", version.as_ref())));
+        }
+        let scale = guard("reading meta", || self.meta.get(META_KEY_SCALE))?
+            .and_then(|bytes| bytes.first().copied())
+            .and_then(|decimals| Scale::new(u32::from(decimals)))
+            .ok_or_else(|| Error::Corruption("meta scale is missing or invalid".into()))?;
+        let zone = guard("reading meta", || self.meta.get(META_KEY_ZONE))?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+            .and_then(|bytes| Zone::east_seconds(i32::from_be_bytes(bytes)))
+            .ok_or_else(|| Error::Corruption("meta zone is missing or invalid".into()))?;
+        Ok(Some((scale, zone)))
+    }
+
+    /// Stores the scale and zone of a new ledger, durably.
+    pub fn write_config(&mut self, scale: Scale, zone: Zone) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        let decimals = u8::try_from(scale.decimals()).expect("SCALE_MAX fits u8");
+        batch.insert(META_KEY_SCALE, &[decimals][..]);
+        batch.insert(META_KEY_ZONE, &zone.offset_seconds().to_be_bytes()[..]);
+        batch.insert(META_KEY_VERSION, &[META_VERSION][..]);
+        guard("writing meta", || self.meta.apply_batch(batch))?;
+        self.make_durable()
+    }
+
+    /// Appends blocks in one atomic sled batch and makes them durable before returning.
+    pub fn append(&mut self, blocks: &[(u64, Vec<u8>)]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (first_sequence, bytes) in blocks {
+            batch.insert(&crate::block::key(*first_sequence)[..], bytes.as_slice());
+        }
+        guard("appending to the log", || self.log.apply_batch(batch))?;
+        self.make_durable()
+    }
+
+    fn make_durable(&mut self) -> Result<(), Error> {
+        guard("flushing sled", || self.db.flush())?;
+        self.data_file
+            .sync_data()
+            .map_err(|error| Error::Storage(format!("fdatasync of sled's data file: {error}")))?;
+        self.fsyncs += 1;
+        Ok(())
+    }
+
+    /// The block holding `sequence`, as `(key, bytes)`, if the log reaches that far.
+    pub fn block_containing(&self, sequence: u64) -> Result<Option<(sled::IVec, sled::IVec)>, Error> {
+        let upper = crate::block::key(sequence);
+        guard("reading the log", || self.log.range(..=&upper[..]).next_back().transpose())
+    }
+
+    /// Every block in sequence order.
+    pub fn blocks(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), Error>> + '_ {
+        let mut iter = self.log.iter();
+        std::iter::from_fn(move || guard("reading the log", || iter.next().transpose()).transpose())
+    }
+
+    /// Files sled keeps beside its data file that purse's fsync would not cover.
+    pub fn unsynced_blob_files(&self) -> Result<usize, Error> {
+        match std::fs::read_dir(self.path.join("blobs")) {
+            Ok(entries) => Ok(entries.count()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Bytes the data directory takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, Error> {
+        guard("measuring size", || self.db.size_on_disk())
+    }
+
+    /// Flushes sled and syncs, for a clean close.
+    pub fn close(mut self) -> Result<(), Error> {
+        self.make_durable()
+    }
+}

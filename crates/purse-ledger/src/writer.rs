@@ -1,0 +1,266 @@
+//! The writer: the one thread that owns the store and the projections.
+//!
+//! Callers queue requests on a bounded channel. The writer takes every request waiting (up to
+//! `batch_commands_max`), decides them in order against the in-memory state, writes all the
+//! accepted entries in one atomic sled batch, makes it durable, and only then answers every
+//! caller of that batch. A rejected command is answered with its error and writes nothing.
+//! Queries queued in the batch run after its commit, so they see only durable data.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use purse_core::{decide, decide_rules, Command, Context, Flow, FlowDetail, RuleSet, RulesChange, Timestamp};
+use purse_idempotency::{Decision, Fingerprint};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::block::{Block, BlockWriter};
+use crate::error::Error;
+use crate::projection::Projections;
+use crate::record::{EntryRecord, FlowRecord, RulesRecord};
+use crate::store::Store;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// A read, run on the writer thread between batches. It sends its own answer.
+pub(crate) type Query = Box<dyn FnOnce(&Writer) + Send>;
+
+pub(crate) enum Request {
+    Submit { command: Box<Command>, fingerprint: Fingerprint, reply: Reply<FlowDetail> },
+    SetRules { brand_id: Option<String>, rules: RuleSet, reply: Reply<RuleSet> },
+    Query(Query),
+    Close { reply: Reply<()> },
+}
+
+/// What a batch owes a caller once its commit is durable.
+enum Pending {
+    Written(Reply<FlowDetail>, Box<Flow>),
+    Replayed(Reply<FlowDetail>, u64),
+    Rules(Reply<RuleSet>, RuleSet),
+    Query(Query),
+    Close(Reply<()>),
+}
+
+/// Counters of the commit path, for `purse bench` and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub commits: u64,
+    pub entries_written: u64,
+    pub requests: u64,
+    pub batch_requests_max: u64,
+}
+
+pub(crate) struct Writer {
+    store: Store,
+    pub(crate) projections: Projections,
+    /// Set after a failed commit: the in-memory state is ahead of the disk, so nothing more
+    /// may be answered until the ledger is reopened and rebuilt from the log.
+    poisoned: Option<String>,
+    pub(crate) stats: WriterStats,
+}
+
+impl Writer {
+    pub fn new(store: Store, projections: Projections) -> Writer {
+        Writer { store, projections, poisoned: None, stats: WriterStats::default() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves requests until a `Close` or until every handle is dropped.
+    pub fn run(mut self, mut receiver: mpsc::Receiver<Request>, batch_commands_max: usize) {
+        let mut batch = Vec::with_capacity(batch_commands_max);
+        while let Some(first) = receiver.blocking_recv() {
+            batch.push(first);
+            while batch.len() < batch_commands_max {
+                match receiver.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            if self.process(&mut batch) {
+                return;
+            }
+        }
+        // Every handle is gone without a close: still leave the store flushed and synced.
+        let _ = self.store.close();
+    }
+
+    /// Decides, commits and answers one batch. Returns whether the ledger was closed.
+    fn process(&mut self, batch: &mut Vec<Request>) -> bool {
+        self.stats.batches += 1;
+        self.stats.requests += batch.len() as u64;
+        self.stats.batch_requests_max = self.stats.batch_requests_max.max(batch.len() as u64);
+        let now = now();
+        let mut blocks = BlockWriter::new(self.projections.last_block_checksum, self.projections.state.next_sequence());
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut entries = 0u64;
+        for request in batch.drain(..) {
+            match request {
+                Request::Submit { command, fingerprint, reply } => {
+                    match self.submit(&command, fingerprint, now, &mut blocks) {
+                        Ok(Some(flow)) => {
+                            entries += 1;
+                            pending.push(Pending::Written(reply, Box::new(flow)));
+                        }
+                        Ok(None) => {
+                            let flow_id = self
+                                .projections
+                                .requests
+                                .get(&command.request_id)
+                                .expect("a replay has a record")
+                                .flow_id;
+                            pending.push(Pending::Replayed(reply, flow_id));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+                Request::SetRules { brand_id, rules, reply } => match self.set_rules(brand_id, rules, now, &mut blocks)
+                {
+                    Ok(change) => {
+                        entries += 1;
+                        pending.push(Pending::Rules(reply, change.rules));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+                Request::Query(query) => pending.push(Pending::Query(query)),
+                Request::Close { reply } => pending.push(Pending::Close(reply)),
+            }
+        }
+        let commit = self.commit(blocks, entries);
+        self.answer(pending, commit)
+    }
+
+    /// Decides one command. `Ok(None)` is a replay of an earlier request.
+    fn submit(
+        &mut self,
+        command: &Command,
+        fingerprint: Fingerprint,
+        now: Timestamp,
+        blocks: &mut BlockWriter,
+    ) -> Result<Option<Flow>, Error> {
+        self.check_not_poisoned()?;
+        match self.projections.requests.check(&command.request_id, &fingerprint) {
+            Decision::Fresh => {}
+            Decision::Replay { .. } => return Ok(None),
+            Decision::Conflict { flow_id } => {
+                return Err(
+                    purse_idempotency::Error::Conflict { request_id: command.request_id.clone(), flow_id }.into()
+                )
+            }
+        }
+        let context = Context { sequence: self.projections.state.next_sequence(), now };
+        let flow = decide(&self.projections.state, command, &context)?;
+        self.projections
+            .fold_flow(&flow, fingerprint)
+            .map_err(|reason| Error::Corruption(format!("a decided flow did not fold (a bug): {reason}")))?;
+        blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint)));
+        Ok(Some(flow))
+    }
+
+    fn set_rules(
+        &mut self,
+        brand_id: Option<String>,
+        rules: RuleSet,
+        now: Timestamp,
+        blocks: &mut BlockWriter,
+    ) -> Result<RulesChange, Error> {
+        self.check_not_poisoned()?;
+        let context = Context { sequence: self.projections.state.next_sequence(), now };
+        let change = decide_rules(brand_id.as_deref(), rules, &context)?;
+        self.projections
+            .fold_rules(&change)
+            .map_err(|reason| Error::Corruption(format!("a decided rules change did not fold (a bug): {reason}")))?;
+        blocks.push(&EntryRecord::Rules(RulesRecord::from_change(&change)));
+        Ok(change)
+    }
+
+    fn commit(&mut self, blocks: BlockWriter, entries: u64) -> Result<(), Error> {
+        let (blocks, last_checksum) = blocks.finish();
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        match self.store.append(&blocks) {
+            Ok(()) => {
+                self.projections.last_block_checksum = last_checksum;
+                self.projections.blocks += blocks.len() as u64;
+                self.stats.commits += 1;
+                self.stats.entries_written += entries;
+                Ok(())
+            }
+            Err(error) => {
+                self.poisoned = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn answer(&mut self, pending: Vec<Pending>, commit: Result<(), Error>) -> bool {
+        let mut closing = false;
+        for item in pending {
+            match item {
+                Pending::Written(reply, flow) => {
+                    let _ = reply.send(commit.clone().and_then(|()| self.render(&flow)));
+                }
+                Pending::Replayed(reply, flow_id) => {
+                    let _ = reply.send(commit.clone().and_then(|()| self.flow_detail(flow_id)));
+                }
+                Pending::Rules(reply, rules) => {
+                    let _ = reply.send(commit.clone().map(|()| rules));
+                }
+                Pending::Query(query) => query(self),
+                Pending::Close(reply) => {
+                    closing = true;
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+        closing
+    }
+
+    pub fn check_not_poisoned(&self) -> Result<(), Error> {
+        match &self.poisoned {
+            Some(reason) => {
+                Err(Error::Storage(format!("the ledger stopped after a failed write ({reason}); reopen it")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub fn render(&self, flow: &Flow) -> Result<FlowDetail, Error> {
+        let config = self.projections.state.config();
+        flow.detail(config.scale, config.zone)
+            .ok_or_else(|| Error::Corruption(format!("flow {} has amounts out of range", flow.flow_id)))
+    }
+
+    /// Reads the flow with `sequence` back from the log.
+    pub fn read_flow(&self, sequence: u64) -> Result<Flow, Error> {
+        let not_found = || Error::NotFound(format!("no flow has flow_id {sequence}"));
+        if sequence == 0 || sequence > self.projections.state.last_sequence() {
+            return Err(not_found());
+        }
+        let (key, bytes) = self.store.block_containing(sequence)?.ok_or_else(not_found)?;
+        let block = Block::parse(&key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
+        if sequence > block.last_sequence() {
+            return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
+        }
+        match block.entry(sequence).map_err(Error::Corruption)? {
+            EntryRecord::Flow(record) => record.to_flow().map_err(Error::Corruption),
+            EntryRecord::Rules(_) => Err(Error::NotFound(format!("{sequence} is a rules change, not a flow"))),
+        }
+    }
+
+    pub fn flow_detail(&self, sequence: u64) -> Result<FlowDetail, Error> {
+        self.render(&self.read_flow(sequence)?)
+    }
+}
+
+/// The wall clock, read once per batch: the only place purse reads it.
+fn now() -> Timestamp {
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    Timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))
+}

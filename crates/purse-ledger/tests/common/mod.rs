@@ -1,0 +1,45 @@
+//! Helpers shared by the ledger's integration tests.
+#![allow(dead_code)]
+
+use purse_core::{Action, Amount, Command, Scale};
+use purse_ledger::{Ledger, LedgerConfig};
+
+pub fn money(text: &str) -> Amount {
+    Amount::parse(text, Scale::CNY).unwrap()
+}
+
+pub fn charge(request: &str, order: &str, account: &str, real: &str) -> Command {
+    Command::new(
+        request,
+        order,
+        account,
+        Action::Charge { real: money(real), gift: None, pre: Amount::ZERO, trigger_gift: false },
+    )
+}
+
+pub fn deduct(request: &str, order: &str, account: &str, value: &str) -> Command {
+    Command::new(request, order, account, Action::Deduct { value: money(value) })
+}
+
+pub async fn open(path: &std::path::Path) -> Ledger {
+    Ledger::open(LedgerConfig::new(path)).await.expect("open ledger")
+}
+
+/// A logical dump of everything a ledger holds: every log entry, account and rule, as text.
+/// sled rewrites its files freely, so "byte-identical" is checked on this instead.
+pub async fn dump(ledger: &Ledger, accounts: &[&str]) -> String {
+    let mut out = String::new();
+    let report = ledger.verify().await.expect("verify");
+    out.push_str(&format!("{report:?}\n"));
+    for sequence in 1..=report.entries {
+        match ledger.flow(purse_ledger::FlowKey::Id(sequence)).await {
+            Ok(flow) => out.push_str(&format!("{flow:?}\n")),
+            Err(error) => out.push_str(&format!("{sequence}: {}\n", error.code())),
+        }
+    }
+    for account in accounts {
+        out.push_str(&format!("{:?}\n", ledger.account(account).await.map_err(|error| error.code())));
+    }
+    out.push_str(&format!("{:?}\n", ledger.rules(None).await.expect("rules")));
+    out
+}

@@ -1,0 +1,129 @@
+//! The ledger end to end: writes, replays, queries, restart, verify.
+
+mod common;
+
+use common::{charge, deduct, dump, money, open};
+use purse_core::{Action, Command, ErrorCode, FlowType, RuleSet, RuleSetText, Scale};
+use purse_ledger::{FlowKey, FlowQuery};
+
+#[tokio::test]
+async fn session_replay_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    let rules = RuleSet::from_text(
+        &RuleSetText {
+            gift_type: Some("CUSTOMIZED".into()),
+            tiers: vec![("100".into(), "20".into())],
+            ..RuleSetText::default()
+        },
+        Scale::CNY,
+    )
+    .unwrap();
+    ledger.set_rules(None, rules.clone()).await.unwrap();
+    let mut gifted = charge("r1", "o1", "alice", "100");
+    gifted.action = Action::Charge { real: money("100"), gift: None, pre: money("0"), trigger_gift: true };
+    let first = ledger.submit(gifted.clone()).await.unwrap();
+    assert_eq!(first.flow_id, "2");
+    assert_eq!(first.current_value, "120.00");
+    // the same request again: the same answer, nothing written
+    assert_eq!(ledger.submit(gifted.clone()).await.unwrap(), first);
+    // the same request_id for something else: a conflict
+    let conflict = ledger.submit(deduct("r1", "o9", "alice", "1")).await.unwrap_err();
+    assert_eq!(conflict.code(), ErrorCode::IdempotencyConflict);
+    // another request reusing the order id
+    let duplicate = ledger.submit(charge("r2", "o1", "alice", "1")).await.unwrap_err();
+    assert_eq!(duplicate.code(), ErrorCode::DuplicateOrder);
+    let overdraft = ledger.submit(deduct("r3", "o3", "alice", "120.01")).await.unwrap_err();
+    assert_eq!(overdraft.code(), ErrorCode::InsufficientBalance);
+    // after the cause is gone, the same request_id succeeds
+    ledger.submit(charge("r4", "o4", "alice", "0.01")).await.unwrap();
+    let spent = ledger.submit(deduct("r3", "o3", "alice", "120.01")).await.unwrap();
+    assert_eq!(spent.current_value, "0.00");
+    let by_order = ledger.flow(FlowKey::OuterOrderId("o3".into())).await.unwrap();
+    assert_eq!(by_order, spent);
+    assert_eq!(ledger.flow(FlowKey::Id(99)).await.unwrap_err().code(), ErrorCode::OrderNotFound);
+    assert_eq!(ledger.flow(FlowKey::Id(1)).await.unwrap_err().code(), ErrorCode::OrderNotFound, "1 is the rules");
+    let page = ledger.flows(FlowQuery { flow_types: vec![FlowType::Charge], ..FlowQuery::new("alice") }).await.unwrap();
+    assert_eq!(page.total_count, 2);
+    assert_eq!(page.flows[0], first);
+
+    let before = dump(&ledger, &["alice", "bob"]).await;
+    ledger.close().await.unwrap();
+    let reopened = open(dir.path()).await;
+    assert_eq!(dump(&reopened, &["alice", "bob"]).await, before, "everything reads back after a clean close");
+    assert_eq!(reopened.submit(gifted).await.unwrap(), first, "replays survive a restart");
+    assert_eq!(reopened.rules(Some("any".into())).await.unwrap(), rules);
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn paging_and_time_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    let zone = ledger.zone();
+    for day in 1..=9u32 {
+        let mut command = charge(&format!("r{day}"), &format!("o{day}"), "acct", "1");
+        command.biz_date = zone.parse_local(&format!("2026-01-0{day} 00:00:00"));
+        ledger.submit(command).await.unwrap();
+    }
+    let window = FlowQuery {
+        start_time: zone.parse_local("2026-01-03 00:00:00"),
+        end_time: zone.parse_local("2026-01-07 00:00:00"),
+        page_no: 2,
+        page_size: 3,
+        ..FlowQuery::new("acct")
+    };
+    let page = ledger.flows(window.clone()).await.unwrap();
+    assert_eq!(page.total_count, 4, "[start, end) holds days 3, 4, 5, 6");
+    assert_eq!(page.flows.len(), 1);
+    assert_eq!(page.flows[0].order_time, "2026-01-06 00:00:00");
+    let codes = [
+        FlowQuery { page_size: 5001, ..window.clone() },
+        FlowQuery { page_no: 0, ..window.clone() },
+        FlowQuery { start_time: window.end_time, end_time: window.start_time, ..window.clone() },
+    ];
+    for query in codes {
+        assert_eq!(ledger.flows(query).await.unwrap_err().code(), ErrorCode::InvalidArgument);
+    }
+    let unknown = ledger.flows(FlowQuery::new("nobody")).await.unwrap_err();
+    assert_eq!(unknown.code(), ErrorCode::AccountNotFound);
+    ledger.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_is_fixed_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.close().await.unwrap();
+    let mut config = purse_ledger::LedgerConfig::new(dir.path());
+    config.scale = Scale::new(3);
+    let error = purse_ledger::Ledger::open(config).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_rejected_command_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.submit(charge("r1", "o1", "alice", "10")).await.unwrap();
+    ledger.submit(deduct("r2", "o2", "alice", "4")).await.unwrap();
+    let before = dump(&ledger, &["alice"]).await;
+    let bad: Vec<Command> = vec![
+        deduct("r3", "o3", "alice", "6.01"),
+        deduct("r3", "o1", "alice", "1"),
+        deduct("r1", "o3", "alice", "1"),
+        deduct("r3", "o3", "nobody", "1"),
+        Command::new("r3", "o3", "alice", Action::Uncharge { src_outer_order_id: "o2".into() }),
+        Command::new(
+            "r3",
+            "o3",
+            "alice",
+            Action::Undeduct { original_outer_order_id: "o2".into(), value: Some(money("5")) },
+        ),
+    ];
+    for command in bad {
+        assert!(ledger.submit(command.clone()).await.is_err(), "{command:?}");
+        assert_eq!(dump(&ledger, &["alice"]).await, before, "{command:?} changed something");
+    }
+    ledger.close().await.unwrap();
+}
