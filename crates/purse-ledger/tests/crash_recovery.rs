@@ -1,0 +1,162 @@
+//! Crash safety, in the pattern of sled's tests/test_crash_recovery.rs.
+//!
+//! The parent starts this same binary as a child that writes under load from many tasks and
+//! prints `request_id flow_id` for every acknowledged flow. The parent SIGKILLs it at a random
+//! moment, reopens the ledger (which validates the whole log), and checks that every
+//! acknowledged flow is there with its request, that `verify` passes, and that retrying each
+//! acknowledged request returns the same flow id. Rounds share one data directory, so each
+//! round also recovers from all the crashes before it.
+//!
+//! `PURSE_CRASH_ROUNDS` (default 30: 20 kills under load, 10 early ones) and `PURSE_CRASH_SEED` (default: from the clock, printed)
+//! control a run.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use purse_core::{Action, Amount, Command};
+use purse_ledger::{FlowKey, Ledger, LedgerConfig};
+
+const TASKS: u64 = 32;
+const ACCOUNTS: u64 = 8;
+/// Two of every three rounds kill under load, so the default gives 20 kills mid-write.
+const ROUNDS_DEFAULT: u64 = 30;
+
+/// The command a child sends as its `index`-th request of `task` in `round`: a pure function,
+/// so the parent can retry exactly what was acknowledged.
+fn command_for(round: u64, task: u64, index: u64) -> Command {
+    let id = format!("r{round}-t{task}-{index}");
+    let account = format!("acct-{}", task % ACCOUNTS);
+    let action = if index % 3 == 2 {
+        Action::Deduct { value: Amount::from_minor(100) }
+    } else {
+        Action::Charge { real: Amount::from_minor(200), gift: None, pre: Amount::from_minor(1), trigger_gift: false }
+    };
+    Command::new(&id, &id, &account, action)
+}
+
+fn parse_id(request_id: &str) -> (u64, u64, u64) {
+    let mut parts = request_id.split('-').map(|part| part[1..].parse::<u64>().ok());
+    let round = parts.next().flatten().expect("round");
+    let task = parts.next().flatten().expect("task");
+    let index = request_id.rsplit('-').next().and_then(|index| index.parse().ok()).expect("index");
+    (round, task, index)
+}
+
+fn child(dir: &str, round: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let ledger = Ledger::open(LedgerConfig::new(dir)).await.expect("child opens the ledger");
+        let mut tasks = Vec::new();
+        for task in 0..TASKS {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                for index in 0.. {
+                    let command = command_for(round, task, index);
+                    let request_id = command.request_id.clone();
+                    if let Ok(flow) = ledger.submit(command).await {
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "{request_id} {}", flow.flow_id).expect("report");
+                        out.flush().expect("report");
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("the child runs until killed");
+        }
+    });
+}
+
+/// xorshift64*: enough randomness for kill times, reproducible from the printed seed.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        child(&args[2], args[3].parse().expect("round"));
+        return;
+    }
+    let rounds = std::env::var("PURSE_CRASH_ROUNDS").ok().and_then(|text| text.parse().ok()).unwrap_or(ROUNDS_DEFAULT);
+    let seed = std::env::var("PURSE_CRASH_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_secs() ^ u64::from(elapsed.subsec_nanos()) << 20)
+            | 1
+    });
+    println!("crash_recovery: {rounds} rounds, PURSE_CRASH_SEED={seed}");
+    let mut random = Random(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut acknowledged_total = 0usize;
+    for round in 0..rounds {
+        let mut process = Process::new(std::env::current_exe().unwrap())
+            .args(["--child", &path, &round.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the child");
+        let stdout = process.stdout.take().unwrap();
+        let (first_sender, first_acknowledgement) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            // A line cut off by the kill has no newline and is not an acknowledgement.
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                let line = String::from_utf8(line).expect("utf-8 report");
+                let (request_id, flow_id) = line.split_once(' ').expect("request_id flow_id");
+                acknowledged.push((request_id.to_owned(), flow_id.parse::<u64>().expect("flow id")));
+                if acknowledged.len() == 1 {
+                    let _ = first_sender.send(());
+                }
+            }
+            acknowledged
+        });
+        // Kill under load: wait for the first acknowledgement (the child has opened and is
+        // writing), then a random moment later. Every third round kills sooner, often during open.
+        if round % 3 != 2 {
+            first_acknowledgement.recv_timeout(Duration::from_secs(60)).expect("the child acknowledges a flow");
+            std::thread::sleep(Duration::from_millis(random.below(400)));
+        } else {
+            std::thread::sleep(Duration::from_millis(random.below(300)));
+        }
+        process.kill().expect("SIGKILL the child");
+        process.wait().expect("reap the child");
+        let acknowledged = reader.join().unwrap();
+        acknowledged_total += acknowledged.len();
+        runtime.block_on(check_round(&path, round, &acknowledged));
+    }
+    assert!(acknowledged_total > 0, "the children acknowledged nothing: the test tested nothing");
+    println!("crash_recovery: {acknowledged_total} acknowledged flows survived {rounds} kills");
+    println!("1 passed, 0 failed");
+}
+
+async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)]) {
+    let ledger = Ledger::open(LedgerConfig::new(path))
+        .await
+        .unwrap_or_else(|error| panic!("round {round}: reopening after SIGKILL failed: {error}"));
+    let report = ledger.verify().await.unwrap_or_else(|error| panic!("round {round}: verify: {error}"));
+    for (request_id, flow_id) in acknowledged {
+        let flow = ledger
+            .flow(FlowKey::Id(*flow_id))
+            .await
+            .unwrap_or_else(|error| panic!("round {round}: acknowledged flow {flow_id} ({request_id}) lost: {error}"));
+        assert_eq!(&flow.request_id, request_id, "round {round}: flow {flow_id}");
+        let (id_round, task, index) = parse_id(request_id);
+        let retry = ledger.submit(command_for(id_round, task, index)).await.expect("a retry replays");
+        assert_eq!(retry.flow_id, flow_id.to_string(), "round {round}: retry of {request_id}");
+    }
+    let after = ledger.verify().await.unwrap();
+    assert_eq!(after, report, "round {round}: retries wrote nothing");
+    println!("round {round}: {} acknowledged, log holds {} flows, verify ok", acknowledged.len(), report.flows);
+    ledger.close().await.unwrap();
+}
