@@ -319,10 +319,22 @@ fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
         }
         None => {
             let config = Config { scale: config.scale.unwrap_or_default(), zone: config.zone.unwrap_or_default() };
+            store.create_head()?;
             store.write_config(config.scale, config.zone)?;
-            config
+            return Ok(Writer::new(store, Projections::new(config)));
         }
     };
+    let head = store.open_head()?;
     let projections = Projections::load(&store, ledger_config)?;
+    let last_sequence = projections.state.last_sequence();
+    if last_sequence < head.sequence {
+        return Err(Error::Corruption(format!(
+            "the log ends at {last_sequence} but entries up to {} were acknowledged: sled dropped a damaged part of its log",
+            head.sequence
+        )));
+    }
+    if last_sequence == head.sequence && projections.last_block_checksum != head.block_checksum {
+        return Err(Error::Corruption(format!("the log's last block at {last_sequence} is not the one acknowledged")));
+    }
     Ok(Writer::new(store, projections))
 }

@@ -25,6 +25,7 @@
 
 mod block;
 mod error;
+mod head;
 mod ledger;
 mod pages;
 mod projection;

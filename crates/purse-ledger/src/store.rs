@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use purse_core::{Scale, Zone};
 
 use crate::error::Error;
+use crate::head::{Head, HeadFile};
 
 /// sled's page cache. The log is read back mostly at open; queries touch few blocks.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -47,6 +48,8 @@ pub(crate) struct Store {
     log: sled::Tree,
     meta: sled::Tree,
     data_file: File,
+    /// `None` until [`Store::create_head`] or [`Store::open_head`].
+    head: Option<HeadFile>,
     path: PathBuf,
     fsyncs: u64,
 }
@@ -61,7 +64,7 @@ impl Store {
         let meta = guard("opening the meta tree", || db.open_tree("meta"))?;
         let data_file = File::open(path.join("db"))
             .map_err(|error| Error::Storage(format!("cannot open sled's data file for syncing: {error}")))?;
-        Ok(Store { db, log, meta, data_file, path: path.to_owned(), fsyncs: 0 })
+        Ok(Store { db, log, meta, data_file, head: None, path: path.to_owned(), fsyncs: 0 })
     }
 
     pub fn fsyncs(&self) -> u64 {
@@ -102,14 +105,30 @@ impl Store {
         self.make_durable()
     }
 
-    /// Appends blocks in one atomic sled batch and makes them durable before returning.
-    pub fn append(&mut self, blocks: &[(u64, Vec<u8>)]) -> Result<(), Error> {
+    /// Starts the head file of a new ledger (before its meta, so a crash in between leaves a
+    /// ledger that is simply created again).
+    pub fn create_head(&mut self) -> Result<(), Error> {
+        self.head = Some(HeadFile::open(&self.path, true)?.0);
+        Ok(())
+    }
+
+    /// Opens the head file of an existing ledger and returns the furthest acknowledged point.
+    pub fn open_head(&mut self) -> Result<Head, Error> {
+        let (file, head) = HeadFile::open(&self.path, false)?;
+        self.head = Some(file);
+        Ok(head)
+    }
+
+    /// Appends blocks in one atomic sled batch and makes them durable before returning;
+    /// `head` is then the new end of the log.
+    pub fn append(&mut self, blocks: &[(u64, Vec<u8>)], head: Head) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
         for (first_sequence, bytes) in blocks {
             batch.insert(&crate::block::key(*first_sequence)[..], bytes.as_slice());
         }
         guard("appending to the log", || self.log.apply_batch(batch))?;
-        self.make_durable()
+        self.make_durable()?;
+        self.head.as_mut().expect("the head file is open before any append").write(head)
     }
 
     fn make_durable(&mut self) -> Result<(), Error> {
@@ -149,6 +168,7 @@ impl Store {
 
     /// Flushes sled and syncs, for a clean close.
     pub fn close(mut self) -> Result<(), Error> {
-        self.make_durable()
+        self.make_durable()?;
+        self.head.as_ref().map_or(Ok(()), HeadFile::sync)
     }
 }

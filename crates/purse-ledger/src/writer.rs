@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::block::{Block, BlockWriter};
 use crate::error::Error;
+use crate::head::Head;
 use crate::projection::Projections;
 use crate::record::{EntryRecord, FlowRecord, RulesRecord};
 use crate::store::Store;
@@ -184,7 +185,8 @@ impl Writer {
         if blocks.is_empty() {
             return Ok(());
         }
-        match self.store.append(&blocks) {
+        let head = Head { sequence: self.projections.state.last_sequence(), block_checksum: last_checksum };
+        match self.store.append(&blocks, head) {
             Ok(()) => {
                 self.projections.last_block_checksum = last_checksum;
                 self.projections.blocks += blocks.len() as u64;
