@@ -1,1 +1,7 @@
+//! Model-based property tests of purse.
+//!
+//! [`model`] is a plain, independent reference model of SPEC §2–§4. The property tests in
+//! `tests/` run random command sequences against purse-core and the model and compare every
+//! result, balance and invariant. Failure seeds are kept in `proptest-regressions/`.
 
+pub mod model;

@@ -89,9 +89,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
         }
     };
     let after = before.checked_add(&affected).ok_or_else(|| out_of_range("the resulting balance"))?;
-    if after.total().is_none() {
-        return Err(out_of_range("the resulting TOTAL"));
-    }
+    // A negative bucket is the real fault even when the other buckets' sum also overflows.
     if let Some(bucket) = after.negative_bucket() {
         return Err(Error::InsufficientBalance {
             message: format!(
@@ -102,6 +100,9 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
                 affected.get(bucket).checked_neg().unwrap_or(Amount::ZERO).format(scale)
             ),
         });
+    }
+    if after.total().is_none() {
+        return Err(out_of_range("the resulting TOTAL"));
     }
     check_lifetime(state, command, flow_type, &affected)?;
     Ok(Flow {

@@ -134,8 +134,9 @@ impl Amount {
     /// Parses decimal text (`"100"`, `"-3.50"`, `"1.5e2"`) at `scale`, exactly.
     ///
     /// Accepts an optional sign, digits with an optional fraction, and an optional exponent,
-    /// which covers both user text and JSON number literals. Trailing zeros beyond the scale
-    /// are fine (`"1.500"` at scale 2); non-zero digits beyond it are [`AmountError::TooPrecise`].
+    /// which covers both user text and JSON number literals. More decimals than the scale,
+    /// even zeros (`"1.500"` at scale 2), are [`AmountError::TooPrecise`]: SPEC §1 counts
+    /// written decimals, so a caller learns its input is at the wrong scale.
     pub fn parse(text: &str, scale: Scale) -> Result<Amount, AmountError> {
         let not_a_number = || AmountError::NotANumber { text: clip(text) };
         if text.is_empty() || text.len() > AMOUNT_TEXT_LENGTH_MAX || !is_number_syntax(text) {
@@ -147,7 +148,8 @@ impl Amount {
         } else {
             Decimal::from_str_exact(text).map_err(|_| out_of_range())?
         };
-        let decimal = decimal.normalize();
+        // SPEC §1: more decimals than the scale is refused even when they are zeros ("1.500"
+        // at scale 2). rust_decimal keeps the written scale, exponent applied ("1.5e2" is 0).
         if decimal.scale() > scale.decimals() {
             return Err(AmountError::TooPrecise { text: clip(text), decimals: scale.decimals() });
         }
@@ -267,12 +269,15 @@ mod tests {
             ("100", Ok(10_000)),
             ("100.00", Ok(10_000)),
             ("0.01", Ok(1)),
-            ("1.500", Ok(150)),
+            ("1.50", Ok(150)),
+            ("1.500", Err("too_precise")),
+            ("1.5e2", Ok(15_000)),
+            ("1.234e1", Ok(1234)),
+            ("1.2345e1", Err("too_precise")),
             ("-1", Ok(-100)),
             ("+2.5", Ok(250)),
             (".5", Ok(50)),
             ("5.", Ok(500)),
-            ("1.5e2", Ok(15_000)),
             ("1E-2", Ok(1)),
             ("0", Ok(0)),
             ("92233720368547758.07", Ok(i64::MAX)),

@@ -1,0 +1,316 @@
+//! Resolving abstract steps into concrete commands against the model, the rules of a rules
+//! step in purse-core's text form, and a one-line description of a command.
+
+use purse_core::{Action, Amount, Command, RuleSet, RuleSetText, Scale, Timestamp};
+use purse_proptests::model::{DeductOrder, GiftRule, Kind, Model, Parts, Rules};
+
+use super::{
+    AccountPick, AdjustPart, Mangle, OrderPick, RefAccount, RefPick, Relative, RemarkPick, RulesStep, Step, Tag, When,
+    ACCOUNTS, BRANDS,
+};
+
+/// Resolves abstract steps into commands; remembers every order id tried.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    tried: Vec<String>,
+    fresh: u64,
+}
+
+fn clamp_amount(value: i128) -> Amount {
+    Amount::from_minor(i64::try_from(value.max(i128::from(i64::MIN)).min(i128::from(i64::MAX))).unwrap_or(0))
+}
+
+/// Resolves a relative amount. A fraction is rounded up and at least 1, so that it names a
+/// positive amount and the command gets past the amount checks to the interesting ones.
+fn relative_to(relative: Relative, base: i128) -> Amount {
+    match relative {
+        Relative::Lit(value) => Amount::from_minor(value),
+        Relative::Fraction(per_mille) => clamp_amount(((base * i128::from(per_mille) + 999) / 1000).max(1)),
+        Relative::Plus(delta) => clamp_amount(base + i128::from(delta)),
+    }
+}
+
+impl Resolver {
+    fn fresh_id(&mut self, prefix: &str) -> String {
+        self.fresh += 1;
+        format!("{prefix}{}", self.fresh)
+    }
+
+    fn order_id(&mut self, pick: OrderPick) -> String {
+        let id = match pick {
+            OrderPick::Reuse(index) if !self.tried.is_empty() => {
+                self.tried[usize::from(index) % self.tried.len()].clone()
+            }
+            _ => self.fresh_id("o"),
+        };
+        self.tried.push(id.clone());
+        id
+    }
+
+    fn reference(&mut self, model: &Model, pick: RefPick, kind: Kind) -> String {
+        let written = model.order_ids();
+        let candidates: Vec<&String> = match pick {
+            RefPick::OfKind(_) | RefPick::Recent(_) => {
+                written.iter().filter(|id| model.order(id).is_some_and(|order| order.kind == kind)).collect()
+            }
+            RefPick::Any(_) => written.iter().collect(),
+            RefPick::Unknown => Vec::new(),
+        };
+        match pick {
+            RefPick::OfKind(index) | RefPick::Any(index) if !candidates.is_empty() => {
+                candidates[usize::from(index) % candidates.len()].clone()
+            }
+            RefPick::Recent(back) if !candidates.is_empty() => {
+                candidates[candidates.len() - 1 - usize::from(back) % candidates.len()].clone()
+            }
+            _ => self.fresh_id("missing-"),
+        }
+    }
+
+    /// The command for `step` (not a rules change), given the model as it is now.
+    pub fn command(&mut self, model: &Model, step: &Step, now: Timestamp) -> Command {
+        let account_name = |index: u8| ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned();
+        let balance = |account: &str| model.account(account).map_or(Parts::default(), |account| account.balance);
+        let (account, order, action, tags, biz_date, remark) = match step {
+            Step::Charge { account, order, real, gift, pre, trigger, tags } => {
+                let action = Action::Charge {
+                    real: Amount::from_minor(*real),
+                    gift: gift.map(Amount::from_minor),
+                    pre: Amount::from_minor(*pre),
+                    trigger_gift: *trigger,
+                };
+                (account_name(*account), self.order_id(*order), action, tags, None, None)
+            }
+            Step::Deduct { account, order, value, tags } => {
+                let account = pick_account(model, *account);
+                let value = relative_to(*value, balance(&account).total());
+                (account, self.order_id(*order), Action::Deduct { value }, tags, None, None)
+            }
+            Step::Undeduct { account, order, source, value, tags } => {
+                let source = self.reference(model, *source, Kind::Deduct);
+                let rest = model.order(&source).map_or(0, |order| order.moved.total() - order.refunded.total());
+                let account = self.ref_account(model, *account, &source);
+                let order = self.order_id(*order);
+                let value = value.map(|value| relative_to(value, rest));
+                (account, order, Action::Undeduct { original_outer_order_id: source, value }, tags, None, None)
+            }
+            Step::Uncharge { account, order, source, tags } => {
+                let source = self.reference(model, *source, Kind::Charge);
+                let account = self.ref_account(model, *account, &source);
+                let order = self.order_id(*order);
+                (account, order, Action::Uncharge { src_outer_order_id: source }, tags, None, None)
+            }
+            Step::Import { account, order, parts, when, tags } => {
+                let [real, gift, pre] = parts.map(Amount::from_minor);
+                let biz_date = match when {
+                    When::Absent => None,
+                    When::PastBy(seconds) => Some(Timestamp(now.0 - i64::from(*seconds))),
+                    When::Now => Some(now),
+                    When::FutureBy(seconds) => Some(Timestamp(now.0 + i64::from(*seconds))),
+                };
+                (
+                    account_name(*account),
+                    self.order_id(*order),
+                    Action::Import { real, gift, pre },
+                    tags,
+                    biz_date,
+                    None,
+                )
+            }
+            Step::Adjust { account, order, parts, remark, tags } => {
+                let account = pick_account(model, *account);
+                let held = balance(&account).to_array();
+                let mut signed = [Amount::ZERO; 3];
+                for (slot, (part, held)) in signed.iter_mut().zip(parts.iter().zip(held)) {
+                    *slot = match part {
+                        AdjustPart::Lit(value) => Amount::from_minor(*value),
+                        AdjustPart::Drain(delta) => Amount::from_minor(i64::from(*delta) - held),
+                    };
+                }
+                let [real, gift, pre] = signed;
+                let remark = match remark {
+                    RemarkPick::Absent => None,
+                    RemarkPick::Blank => Some(" \t ".to_owned()),
+                    RemarkPick::Text => Some("correction".to_owned()),
+                };
+                (account, self.order_id(*order), Action::Adjust { real, gift, pre }, tags, None, remark)
+            }
+            Step::Rules(_) => unreachable!("rules changes are not commands"),
+        };
+        // Home: the account's own card and brand once it is open (so only `Other` mismatches),
+        // the usual ones for an account not open yet.
+        let usual_brand = ACCOUNTS.iter().find(|(name, _)| *name == account).and_then(|(_, brand)| *brand);
+        let (card, brand) = match model.account(&account) {
+            Some(open) => (open.card_id.clone(), open.brand_id.clone()),
+            None => (Some(format!("card-{account}")), usual_brand.map(str::to_owned)),
+        };
+        let mut command = Command::new(&format!("r-{order}"), &order, &account, action);
+        command.card_id = match tags.card {
+            Tag::Home => card,
+            Tag::Absent => None,
+            Tag::Other => Some("card-other".to_owned()),
+        };
+        command.brand_id = match tags.brand {
+            Tag::Home => brand,
+            Tag::Absent => None,
+            Tag::Other => Some(if brand.as_deref() == Some("B1") { "B2" } else { "B1" }.to_owned()),
+        };
+        command.biz_date = biz_date;
+        command.remark = remark;
+        mangle_command(&mut command, tags.mangle);
+        command
+    }
+
+    fn ref_account(&self, model: &Model, pick: RefAccount, source: &str) -> String {
+        match (pick, model.order(source)) {
+            (RefAccount::Owner, Some(order)) => order.account_id.clone(),
+            (RefAccount::Owner, None) => pick_account(model, AccountPick::Open(0)),
+            (RefAccount::Pick(index), _) => ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned(),
+        }
+    }
+}
+
+fn pick_account(model: &Model, pick: AccountPick) -> String {
+    match pick {
+        AccountPick::Open(index) => {
+            let open: Vec<&String> = model.accounts().map(|(name, _)| name).collect();
+            match open.is_empty() {
+                true => ACCOUNTS[0].0.to_owned(),
+                false => open[usize::from(index) % open.len()].clone(),
+            }
+        }
+        AccountPick::Named(index) => ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned(),
+    }
+}
+
+fn mangle_command(command: &mut Command, mangle: Mangle) {
+    match mangle {
+        Mangle::None => {}
+        Mangle::EmptyRequest => command.request_id.clear(),
+        Mangle::LongRequest => command.request_id = "r".repeat(129),
+        Mangle::MaxRequest => command.request_id = "r".repeat(128),
+        Mangle::EmptyOrder => command.outer_order_id.clear(),
+        Mangle::LongOrder => command.outer_order_id = "o".repeat(129),
+        // 128 characters, unique per command: the order id itself, padded.
+        Mangle::MaxOrder => command.outer_order_id = format!("{:x<128}", command.outer_order_id),
+        Mangle::LongAccount => command.account_id = "x".repeat(65),
+        Mangle::WideAccount => command.account_id = "é".repeat(64),
+        Mangle::ControlAccount => command.account_id.push('\u{7}'),
+        Mangle::LongShop => command.shop_id = Some("s".repeat(65)),
+        Mangle::ControlOperator => command.operator_id = Some("op\u{85}".to_owned()),
+        Mangle::LongRemark => command.remark = Some("m".repeat(513)),
+        Mangle::MaxRemark => command.remark = Some("m".repeat(512)),
+        Mangle::LongExtInfo => command.ext_info = Some(format!("\"{}\"", "e".repeat(4095))),
+        Mangle::EmptySource => match &mut command.action {
+            Action::Undeduct { original_outer_order_id: id, .. } | Action::Uncharge { src_outer_order_id: id } => {
+                id.clear();
+            }
+            _ => {}
+        },
+    }
+}
+
+// ---------------------------------------------------------------- rules and text
+
+fn money_text(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let magnitude = minor.unsigned_abs();
+    format!("{sign}{}.{:02}", magnitude / 100, magnitude % 100)
+}
+
+impl RulesStep {
+    pub fn brand_id(&self) -> Option<&'static str> {
+        self.brand.map(|index| BRANDS[usize::from(index) % BRANDS.len()])
+    }
+
+    pub fn model_rules(&self) -> Rules {
+        Rules { order: self.order, gift: self.gift.clone() }
+    }
+
+    /// The same rules as purse-core's text form (SPEC §4 JSON fields), validated by purse-core.
+    pub fn core_rules(&self) -> RuleSet {
+        let order = match self.order {
+            DeductOrder::Percent if self.terse => None,
+            DeductOrder::Percent => Some("PERCENT_DEDUCT"),
+            DeductOrder::RealFirst => Some("REAL_BEFORE_GIFT_DEDUCT"),
+            DeductOrder::GiftFirst => Some("GIFT_BEFORE_REAL_DEDUCT"),
+        };
+        let (gift_type, switch, tiers) = match &self.gift {
+            GiftRule::None => (None, None, Vec::new()),
+            GiftRule::Customized { full, tiers } => {
+                let switch = if *full || !self.terse { Some(*full) } else { None };
+                let tiers = tiers.iter().map(|(real, gift)| (money_text(*real), money_text(*gift))).collect();
+                (Some("CUSTOMIZED"), switch, tiers)
+            }
+            GiftRule::Proportional { tiers } => {
+                let name = if self.terse { "PROPERTIONAL" } else { "PROPORTIONAL" };
+                let tiers = tiers.iter().map(|(real, points)| (money_text(*real), points.to_string())).collect();
+                (Some(name), None, tiers)
+            }
+        };
+        let text = RuleSetText {
+            deduction_order: order.map(str::to_owned),
+            gift_type: gift_type.map(str::to_owned),
+            full_gift_switch: switch,
+            tiers,
+        };
+        RuleSet::from_text(&text, Scale::CNY).unwrap_or_else(|error| panic!("generated rules {text:?}: {error}"))
+    }
+}
+
+fn short(text: &str) -> String {
+    let chars = text.chars().count();
+    if chars <= 24 && !text.chars().any(char::is_control) {
+        text.to_owned()
+    } else {
+        format!("<{chars} chars: {:?}…>", text.chars().take(8).collect::<String>())
+    }
+}
+
+/// A one-line form of a command, amounts in minor units.
+pub fn describe(command: &Command) -> String {
+    let minor = |amount: Amount| amount.minor().to_string();
+    let action = match &command.action {
+        Action::Charge { real, gift, pre, trigger_gift } => format!(
+            "CHARGE real={} gift={} pre={}{}",
+            minor(*real),
+            gift.map_or("-".to_owned(), minor),
+            minor(*pre),
+            if *trigger_gift { " trigger_gift" } else { "" }
+        ),
+        Action::Deduct { value } => format!("DEDUCT value={}", minor(*value)),
+        Action::Undeduct { original_outer_order_id, value } => {
+            format!("UNDEDUCT of={} value={}", short(original_outer_order_id), value.map_or("-".to_owned(), minor))
+        }
+        Action::Uncharge { src_outer_order_id } => format!("UNCHARGE of={}", short(src_outer_order_id)),
+        Action::Import { real, gift, pre } => {
+            format!("IMPORT real={} gift={} pre={}", minor(*real), minor(*gift), minor(*pre))
+        }
+        Action::Adjust { real, gift, pre } => {
+            format!("ADJUST real={} gift={} pre={}", minor(*real), minor(*gift), minor(*pre))
+        }
+    };
+    let mut text = format!(
+        "{action} account={} order={} req={}",
+        short(&command.account_id),
+        short(&command.outer_order_id),
+        short(&command.request_id)
+    );
+    let optional = [
+        ("card", &command.card_id),
+        ("brand", &command.brand_id),
+        ("shop", &command.shop_id),
+        ("operator", &command.operator_id),
+        ("remark", &command.remark),
+        ("ext_info", &command.ext_info),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            text.push_str(&format!(" {name}={}", short(value)));
+        }
+    }
+    if let Some(time) = command.biz_date {
+        text.push_str(&format!(" biz_date={}", time.0));
+    }
+    text
+}
