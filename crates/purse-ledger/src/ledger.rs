@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::Error;
 use crate::projection::Projections;
 use crate::store::Store;
-use crate::writer::{Query, Reply, Request, Writer, WriterStats};
+use crate::writer::{GroupMode, GroupOutcome, Query, Reply, Request, Writer, WriterStats};
 
 /// Requests handled in one group commit at most.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
@@ -158,6 +158,20 @@ impl Ledger {
     pub async fn submit(&self, command: Command) -> Result<FlowDetail, Error> {
         let fingerprint = purse_idempotency::fingerprint(&command);
         self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
+    }
+
+    /// Runs a group of write commands in order, in one commit: all or nothing, partially, or as
+    /// a dry run that writes nothing (see [`GroupMode`]). Each command is idempotent as with
+    /// [`Ledger::submit`]. Used by ingestion, where a file of records lands whole or not at all.
+    pub async fn submit_group(&self, commands: Vec<Command>, mode: GroupMode) -> Result<GroupOutcome, Error> {
+        let commands = commands
+            .into_iter()
+            .map(|command| {
+                let fingerprint = purse_idempotency::fingerprint(&command);
+                (command, fingerprint)
+            })
+            .collect();
+        self.call(|reply| Request::Group { commands, mode, reply }).await
     }
 
     /// Sets the rules of `brand_id`, or the ledger default with `None`. Durable when it returns.

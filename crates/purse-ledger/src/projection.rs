@@ -19,7 +19,7 @@ pub(crate) struct FlowRef {
     pub flow_type: FlowType,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,

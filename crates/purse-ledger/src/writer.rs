@@ -26,15 +26,53 @@ pub(crate) type Query = Box<dyn FnOnce(&Writer) + Send>;
 
 pub(crate) enum Request {
     Submit { command: Box<Command>, fingerprint: Fingerprint, reply: Reply<FlowDetail> },
+    Group { commands: Vec<(Command, Fingerprint)>, mode: GroupMode, reply: Reply<GroupOutcome> },
     SetRules { brand_id: Option<String>, rules: RuleSet, reply: Reply<RuleSet> },
     Query(Query),
     Close { reply: Reply<()> },
+}
+
+/// How a group of commands is written (see [`crate::Ledger::submit_group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupMode {
+    /// Every command is written, or none is: one rejection discards the whole group.
+    AllOrNothing,
+    /// The accepted commands are written; the rejected ones are reported.
+    Partial,
+    /// Nothing is written; the outcome says what would happen.
+    DryRun,
+}
+
+/// What became of one command of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupItem {
+    /// A new flow (written if the group was committed).
+    Written(FlowDetail),
+    /// The request was a retry: the flow written for it before.
+    Replayed(FlowDetail),
+    Rejected(Error),
+}
+
+/// The answer to [`crate::Ledger::submit_group`]: one item per command, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOutcome {
+    /// Whether the group's new flows are durable in the log.
+    pub committed: bool,
+    pub items: Vec<GroupItem>,
+}
+
+/// A command of a group, decided but not yet answered.
+enum Decided {
+    Written(Flow),
+    Replayed(u64),
+    Rejected(Error),
 }
 
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
     Written(Reply<FlowDetail>, Box<Flow>),
     Replayed(Reply<FlowDetail>, u64),
+    Group(Reply<GroupOutcome>, Vec<Decided>, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
     Close(Reply<()>),
@@ -118,6 +156,11 @@ impl Writer {
                         }
                     }
                 }
+                Request::Group { commands, mode, reply } => {
+                    let (decided, committed, written) = self.submit_group(commands, mode, now, &mut blocks);
+                    entries += written;
+                    pending.push(Pending::Group(reply, decided, committed));
+                }
                 Request::SetRules { brand_id, rules, reply } => match self.set_rules(brand_id, rules, now, &mut blocks)
                 {
                     Ok(change) => {
@@ -136,13 +179,27 @@ impl Writer {
         self.answer(pending, commit)
     }
 
-    /// Decides one command. `Ok(None)` is a replay of an earlier request.
+    /// Decides one command and records its entry. `Ok(None)` is a replay of an earlier request.
     fn submit(
         &mut self,
         command: &Command,
         fingerprint: Fingerprint,
         now: Timestamp,
         blocks: &mut BlockWriter,
+    ) -> Result<Option<Flow>, Error> {
+        let flow = self.decide_and_fold(command, fingerprint, now)?;
+        if let Some(flow) = &flow {
+            blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(flow, &fingerprint)));
+        }
+        Ok(flow)
+    }
+
+    /// Decides one command against the projections and folds it in. `Ok(None)` is a replay.
+    fn decide_and_fold(
+        &mut self,
+        command: &Command,
+        fingerprint: Fingerprint,
+        now: Timestamp,
     ) -> Result<Option<Flow>, Error> {
         self.check_not_poisoned()?;
         match self.projections.requests.check(&command.request_id, &fingerprint) {
@@ -159,8 +216,53 @@ impl Writer {
         self.projections
             .fold_flow(&flow, fingerprint)
             .map_err(|reason| Error::Corruption(format!("a decided flow did not fold (a bug): {reason}")))?;
-        blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint)));
         Ok(Some(flow))
+    }
+
+    /// Decides a group in order. Returns what became of each command, whether the group's new
+    /// flows go into this batch's commit, and how many they are. A group that is not
+    /// committed leaves the projections exactly as they were (restored from a snapshot).
+    fn submit_group(
+        &mut self,
+        commands: Vec<(Command, Fingerprint)>,
+        mode: GroupMode,
+        now: Timestamp,
+        blocks: &mut BlockWriter,
+    ) -> (Vec<Decided>, bool, u64) {
+        // The snapshot costs a copy of the projections; groups are for ingestion, not the hot path.
+        let snapshot = (mode != GroupMode::Partial).then(|| self.projections.clone());
+        let mut records = Vec::new();
+        let mut decided = Vec::with_capacity(commands.len());
+        let mut rejected = false;
+        for (command, fingerprint) in &commands {
+            match self.decide_and_fold(command, *fingerprint, now) {
+                Ok(Some(flow)) => {
+                    records.push(EntryRecord::Flow(FlowRecord::from_flow(&flow, fingerprint)));
+                    decided.push(Decided::Written(flow));
+                }
+                Ok(None) => {
+                    let flow_id =
+                        self.projections.requests.get(&command.request_id).expect("a replay has a record").flow_id;
+                    decided.push(Decided::Replayed(flow_id));
+                }
+                Err(error) => {
+                    rejected = true;
+                    decided.push(Decided::Rejected(error));
+                }
+            }
+        }
+        let commit = match mode {
+            GroupMode::AllOrNothing => !rejected,
+            GroupMode::Partial => true,
+            GroupMode::DryRun => false,
+        };
+        if commit {
+            records.iter().for_each(|record| blocks.push(record));
+        } else if let Some(snapshot) = snapshot {
+            self.projections = snapshot;
+        }
+        let written = if commit { records.len() as u64 } else { 0 };
+        (decided, commit, written)
     }
 
     fn set_rules(
@@ -211,6 +313,9 @@ impl Writer {
                 Pending::Replayed(reply, flow_id) => {
                     let _ = reply.send(commit.clone().and_then(|()| self.flow_detail(flow_id)));
                 }
+                Pending::Group(reply, decided, committed) => {
+                    let _ = reply.send(self.group_outcome(decided, committed, &commit));
+                }
                 Pending::Rules(reply, rules) => {
                     let _ = reply.send(commit.clone().map(|()| rules));
                 }
@@ -222,6 +327,40 @@ impl Writer {
             }
         }
         closing
+    }
+
+    fn group_outcome(
+        &self,
+        decided: Vec<Decided>,
+        committed: bool,
+        commit: &Result<(), Error>,
+    ) -> Result<GroupOutcome, Error> {
+        if committed {
+            commit.clone()?;
+        }
+        // Flows of an uncommitted group are not in the log: a replay of one renders from here.
+        let written: std::collections::HashMap<u64, &Flow> = decided
+            .iter()
+            .filter_map(|item| match item {
+                Decided::Written(flow) => Some((flow.flow_id, flow)),
+                _ => None,
+            })
+            .collect();
+        let items = decided
+            .iter()
+            .map(|item| match item {
+                Decided::Written(flow) => self.render(flow).map_or_else(GroupItem::Rejected, GroupItem::Written),
+                Decided::Replayed(flow_id) => {
+                    let detail = match written.get(flow_id) {
+                        Some(flow) => self.render(flow),
+                        None => self.flow_detail(*flow_id),
+                    };
+                    detail.map_or_else(GroupItem::Rejected, GroupItem::Replayed)
+                }
+                Decided::Rejected(error) => GroupItem::Rejected(error.clone()),
+            })
+            .collect();
+        Ok(GroupOutcome { committed, items })
     }
 
     pub fn check_not_poisoned(&self) -> Result<(), Error> {

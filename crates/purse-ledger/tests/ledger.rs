@@ -127,3 +127,49 @@ async fn a_rejected_command_changes_nothing() {
     }
     ledger.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn groups_are_all_or_nothing_partial_or_dry() {
+    use purse_ledger::{GroupItem, GroupMode};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.submit(charge("r0", "o0", "alice", "10")).await.unwrap();
+    let before = dump(&ledger, &["alice", "bob"]).await;
+    let group = || {
+        vec![
+            charge("g1", "g1", "bob", "5"),
+            deduct("g2", "g2", "bob", "2"),
+            deduct("g3", "g3", "bob", "9"), // overdraft: rejected
+            charge("g1", "g1", "bob", "5"), // the first command again: a replay within the group
+        ]
+    };
+    let kinds = |items: &[GroupItem]| -> Vec<&'static str> {
+        items
+            .iter()
+            .map(|item| match item {
+                GroupItem::Written(_) => "written",
+                GroupItem::Replayed(_) => "replayed",
+                GroupItem::Rejected(error) => error.code().as_str(),
+            })
+            .collect()
+    };
+    for mode in [GroupMode::AllOrNothing, GroupMode::DryRun] {
+        let outcome = ledger.submit_group(group(), mode).await.unwrap();
+        assert!(!outcome.committed, "{mode:?}");
+        assert_eq!(kinds(&outcome.items), ["written", "written", "INSUFFICIENT_BALANCE", "replayed"], "{mode:?}");
+        assert_eq!(dump(&ledger, &["alice", "bob"]).await, before, "{mode:?} wrote something");
+    }
+    let clean: Vec<_> = group().into_iter().filter(|command| command.request_id != "g3").collect();
+    let dry = ledger.submit_group(clean.clone(), GroupMode::DryRun).await.unwrap();
+    let committed = ledger.submit_group(clean.clone(), GroupMode::AllOrNothing).await.unwrap();
+    assert!(committed.committed);
+    assert_eq!(committed.items, dry.items, "a dry run predicts the real run exactly");
+    let again = ledger.submit_group(clean, GroupMode::AllOrNothing).await.unwrap();
+    assert_eq!(kinds(&again.items), ["replayed", "replayed", "replayed"]);
+    let partial = ledger.submit_group(group(), GroupMode::Partial).await.unwrap();
+    assert!(partial.committed);
+    assert_eq!(kinds(&partial.items), ["replayed", "replayed", "INSUFFICIENT_BALANCE", "replayed"]);
+    assert_eq!(ledger.account("bob").await.unwrap().balance.total(), Some(money("3")));
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+}
