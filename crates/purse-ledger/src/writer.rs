@@ -63,7 +63,7 @@ pub struct GroupOutcome {
 
 /// A command of a group, decided but not yet answered.
 enum Decided {
-    Written(Flow),
+    Written(Box<Flow>),
     Replayed(u64),
     Rejected(Error),
 }
@@ -238,7 +238,7 @@ impl Writer {
             match self.decide_and_fold(command, *fingerprint, now) {
                 Ok(Some(flow)) => {
                     records.push(EntryRecord::Flow(FlowRecord::from_flow(&flow, fingerprint)));
-                    decided.push(Decided::Written(flow));
+                    decided.push(Decided::Written(Box::new(flow)));
                 }
                 Ok(None) => {
                     let flow_id =
@@ -342,7 +342,7 @@ impl Writer {
         let written: std::collections::HashMap<u64, &Flow> = decided
             .iter()
             .filter_map(|item| match item {
-                Decided::Written(flow) => Some((flow.flow_id, flow)),
+                Decided::Written(flow) => Some((flow.flow_id, flow.as_ref())),
                 _ => None,
             })
             .collect();
