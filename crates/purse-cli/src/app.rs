@@ -1,0 +1,72 @@
+//! One invocation: open the ledger, run the command, close the ledger, return the document.
+
+use purse_core::RuleSet;
+use purse_ledger::{Ledger, LedgerConfig};
+
+use crate::args::{Cli, CliCommand, RulesCommand};
+use crate::command::{flow_key, flow_query, ToCommand, Units};
+use crate::error::CliError;
+use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, VerifyJson};
+use crate::rules_file;
+
+/// Runs `cli` against its data directory and returns the JSON document to print.
+///
+/// The ledger is always closed, so its files are synced and unlocked before the process ends.
+/// The command's own error wins over a failure to close; a close failure after a successful
+/// command is still reported, because an unsynced close is a storage problem the caller must
+/// see (a write's flow was already durable when `submit` answered, so retrying it is safe: the
+/// same `request_id` returns the same flow).
+pub async fn run(cli: Cli) -> Result<String, CliError> {
+    let mut config = LedgerConfig::new(&cli.data);
+    config.scale = cli.scale;
+    config.zone = cli.time_zone;
+    let ledger = Ledger::open(config).await?;
+    let answer = dispatch(&ledger, cli.command).await;
+    let closed = ledger.close().await;
+    let document = answer?;
+    closed?;
+    Ok(document)
+}
+
+async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliError> {
+    let units = Units { scale: ledger.scale(), zone: ledger.zone() };
+    match command {
+        CliCommand::Charge(args) => submit(ledger, &args, units).await,
+        CliCommand::Deduct(args) => submit(ledger, &args, units).await,
+        CliCommand::Undeduct(args) => submit(ledger, &args, units).await,
+        CliCommand::Uncharge(args) => submit(ledger, &args, units).await,
+        CliCommand::Import(args) => submit(ledger, &args, units).await,
+        CliCommand::Adjust(args) => submit(ledger, &args, units).await,
+        CliCommand::Flow(args) => {
+            let detail = ledger.flow(flow_key(&args)?).await?;
+            Ok(to_text(&FlowJson::new(&detail)))
+        }
+        CliCommand::Account(args) => {
+            let account = ledger.account(&args.account_id).await?;
+            Ok(to_text(&AccountJson::new(&account, units.scale)))
+        }
+        CliCommand::Flows(args) => {
+            let page = ledger.flows(flow_query(&args, units.zone)?).await?;
+            Ok(to_text(&FlowPageJson::new(&page)))
+        }
+        CliCommand::Rules(RulesCommand::Set(args)) => {
+            let text = rules_file::parse(&rules_file::read(&args.file)?)?;
+            let rules = RuleSet::from_text(&text, units.scale)?;
+            let rules = ledger.set_rules(args.brand_id, rules).await?;
+            Ok(to_text(&RulesJson::new(&rules, units.scale)))
+        }
+        CliCommand::Rules(RulesCommand::Get(args)) => {
+            let rules = ledger.rules(args.brand_id).await?;
+            Ok(to_text(&RulesJson::new(&rules, units.scale)))
+        }
+        CliCommand::Verify => {
+            let report = ledger.verify().await?;
+            Ok(to_text(&VerifyJson::new(&report)))
+        }
+    }
+}
+
+async fn submit(ledger: &Ledger, args: &impl ToCommand, units: Units) -> Result<String, CliError> {
+    let detail = ledger.submit(args.to_command(units)?).await?;
+    Ok(to_text(&FlowJson::new(&detail)))
+}

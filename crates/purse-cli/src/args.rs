@@ -1,0 +1,266 @@
+//! The command line as clap sees it (SPEC §7). Options carry text: amounts and times are only
+//! parsed once the ledger is open, because their meaning depends on its scale and time zone.
+//!
+//! Amount options take any value that starts with a dash (`--real-value -.5`): clap's own
+//! negative-number test misses forms the amount parser accepts. A forgotten value followed by
+//! another option (`--value --remark x`) then fails as an amount that names its option.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use purse_core::{Scale, Zone};
+
+/// `purse [--data DIR] COMMAND …`
+#[derive(Debug, Parser)]
+#[command(name = "purse", version, about = "An event-sourced stored-value ledger.")]
+pub struct Cli {
+    /// The ledger's data directory, created on first use.
+    #[arg(long, env = "PURSE_DATA", default_value = "./purse-data", value_name = "DIR", global = true)]
+    pub data: PathBuf,
+    /// Currency decimals of a new ledger (default 2); an existing ledger keeps its own.
+    #[arg(long, value_name = "N", global = true)]
+    pub scale: Option<Scale>,
+    /// Business time zone of a new ledger, like +08:00 (the default) or Z.
+    #[arg(long, value_name = "OFFSET", value_parser = parse_zone, global = true, allow_hyphen_values = true)]
+    pub time_zone: Option<Zone>,
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+/// Every command but `ingest`, which lives in its own tool.
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Recharge: add to REAL, GIFT and PRE.
+    Charge(ChargeArgs),
+    /// Consume --value: PRE first, then REAL and GIFT by the brand's deduction order.
+    Deduct(DeductArgs),
+    /// Refund part or all of one DEDUCT.
+    Undeduct(UndeductArgs),
+    /// Reverse one CHARGE exactly.
+    Uncharge(UnchargeArgs),
+    /// Migrate an opening balance from another system.
+    Import(ImportArgs),
+    /// Operator correction with signed amounts; --remark is required.
+    Adjust(AdjustArgs),
+    /// Show one flow by its flow id or its outer order id.
+    Flow(FlowArgs),
+    /// Show one account's balances and lifetime totals.
+    Account(AccountArgs),
+    /// List one account's flows, oldest first.
+    Flows(FlowsArgs),
+    /// Set or show a brand's rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Replay the whole log and check every projection against it.
+    Verify,
+}
+
+/// The fields every write carries besides its order ids (SPEC §2).
+#[derive(Debug, Args)]
+pub struct WriteOptions {
+    /// Idempotency key: the same request again returns the first answer.
+    #[arg(long)]
+    pub request_id: String,
+    #[arg(long)]
+    pub account_id: String,
+    #[arg(long)]
+    pub card_id: Option<String>,
+    #[arg(long)]
+    pub brand_id: Option<String>,
+    #[arg(long)]
+    pub shop_id: Option<String>,
+    #[arg(long)]
+    pub operator_id: Option<String>,
+    /// Business time, "YYYY-MM-DD HH:MM:SS" in the ledger's time zone (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub biz_date: Option<String>,
+    // A remark is free text and may well start with a dash ("-5 for the broken cup").
+    #[arg(long, allow_hyphen_values = true)]
+    pub remark: Option<String>,
+    /// A JSON text, stored exactly as given.
+    #[arg(long, value_name = "JSON")]
+    pub ext_info: Option<String>,
+}
+
+/// `charge`
+#[derive(Debug, Args)]
+pub struct ChargeArgs {
+    /// This recharge's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// Paid principal (default 0).
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub real_value: Option<String>,
+    /// Bonus given explicitly; not allowed with --trigger-gift.
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub gift_value: Option<String>,
+    /// Promotional pre-stored value (default 0).
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub pre_value: Option<String>,
+    /// Take the gift from the brand's rule (`--trigger-gift`, or `--trigger-gift true|false`).
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub trigger_gift: bool,
+}
+
+/// `deduct`
+#[derive(Debug, Args)]
+pub struct DeductArgs {
+    /// This consumption's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The amount to take.
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub value: String,
+}
+
+/// `undeduct`, with the ALSC naming: `--outer-order-id` is the refunded DEDUCT's.
+#[derive(Debug, Args)]
+pub struct UndeductArgs {
+    /// The order id of the DEDUCT being refunded.
+    #[arg(long)]
+    pub outer_order_id: String,
+    /// This refund's own order id, unique in the ledger.
+    #[arg(long)]
+    pub new_outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The amount to give back (default: all that is not yet refunded).
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub value: Option<String>,
+}
+
+/// `uncharge`
+#[derive(Debug, Args)]
+pub struct UnchargeArgs {
+    /// This reversal's own order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    /// The order id of the CHARGE being reversed.
+    #[arg(long)]
+    pub src_outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+}
+
+/// `import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// This import's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The original order time, another name for --biz-date.
+    #[arg(long, value_name = "TIME", conflicts_with = "biz_date")]
+    pub order_time: Option<String>,
+    #[command(flatten)]
+    pub values: BucketValues,
+}
+
+/// `adjust`
+#[derive(Debug, Args)]
+pub struct AdjustArgs {
+    /// This correction's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// Signed changes of each bucket.
+    #[command(flatten)]
+    pub values: BucketValues,
+}
+
+/// The three bucket amounts of `import` and `adjust`, each 0 when left out.
+#[derive(Debug, Args)]
+pub struct BucketValues {
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub real_value: Option<String>,
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub gift_value: Option<String>,
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub pre_value: Option<String>,
+}
+
+/// `flow (--flow-id ID | --outer-order-id ID)`
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct FlowArgs {
+    #[arg(long, value_name = "ID")]
+    pub flow_id: Option<u64>,
+    #[arg(long, value_name = "ID")]
+    pub outer_order_id: Option<String>,
+}
+
+/// `account --account-id ID`
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[arg(long)]
+    pub account_id: String,
+}
+
+/// `flows --account-id ID [--flow-type T]… [--start-time T] [--end-time T] [--page-no N] [--page-size N]`
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[arg(long)]
+    pub account_id: String,
+    /// Only flows of these types (repeat, or separate with commas).
+    #[arg(long, value_name = "TYPE", value_delimiter = ',')]
+    pub flow_type: Vec<String>,
+    /// Window start, inclusive, "YYYY-MM-DD HH:MM:SS" in the ledger's time zone.
+    #[arg(long, value_name = "TIME")]
+    pub start_time: Option<String>,
+    /// Window end, exclusive.
+    #[arg(long, value_name = "TIME")]
+    pub end_time: Option<String>,
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_no: u32,
+    #[arg(long, value_name = "N", default_value_t = purse_ledger::PAGE_SIZE_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(purse_ledger::PAGE_SIZE_MAX)))]
+    pub page_size: u32,
+}
+
+/// `rules set|get`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Replace the rules of a brand (or the ledger default) with those in FILE.
+    Set(RulesSetArgs),
+    /// Show the rules in force for a brand (or the ledger default).
+    Get(RulesGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesSetArgs {
+    /// The brand; without it, the ledger-wide default.
+    #[arg(long)]
+    pub brand_id: Option<String>,
+    /// A rules JSON file (SPEC §4), or - for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesGetArgs {
+    #[arg(long)]
+    pub brand_id: Option<String>,
+}
+
+fn parse_zone(text: &str) -> Result<Zone, String> {
+    Zone::parse(text).ok_or_else(|| format!("{text:?} is not a UTC offset like +08:00, -05:30 or Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

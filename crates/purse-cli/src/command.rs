@@ -1,0 +1,173 @@
+//! From parsed options to ledger requests: amounts at the ledger's scale, times in its zone.
+//!
+//! Only text is checked here (amount syntax and precision, time format, JSON syntax, flow type
+//! names). Every business rule (positive amounts, lengths, the ADJUST remark) is left to
+//! `purse_core::decide`, so the CLI never disagrees with the ledger about what is allowed.
+
+use purse_core::{Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
+use purse_ledger::{FlowKey, FlowQuery};
+
+use crate::args::{
+    AdjustArgs, BucketValues, ChargeArgs, DeductArgs, FlowArgs, FlowsArgs, ImportArgs, UnchargeArgs, UndeductArgs,
+    WriteOptions,
+};
+use crate::error::CliError;
+
+/// What text means in one ledger: its currency scale and business time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    pub scale: Scale,
+    pub zone: Zone,
+}
+
+/// A write command's options, turned into the core's command.
+pub trait ToCommand {
+    /// Parses amounts, times and JSON; `INVALID_AMOUNT` / `INVALID_ARGUMENT` naming the option.
+    fn to_command(&self, units: Units) -> Result<Command, CliError>;
+}
+
+impl ToCommand for ChargeArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Charge {
+            real: amount_or_zero("--real-value", self.real_value.as_deref(), units)?,
+            gift: self.gift_value.as_deref().map(|text| amount("--gift-value", text, units)).transpose()?,
+            pre: amount_or_zero("--pre-value", self.pre_value.as_deref(), units)?,
+            trigger_gift: self.trigger_gift,
+        };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for DeductArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Deduct { value: amount("--value", &self.value, units)? };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for UndeductArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        // ALSC naming: on the command line --outer-order-id is the refunded DEDUCT and
+        // --new-outer-order-id the refund's own; in the core the command's own id comes first.
+        let action = Action::Undeduct {
+            original_outer_order_id: self.outer_order_id.clone(),
+            value: self.value.as_deref().map(|text| amount("--value", text, units)).transpose()?,
+        };
+        command(&self.new_outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for UnchargeArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Uncharge { src_outer_order_id: self.src_outer_order_id.clone() };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for ImportArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let (real, gift, pre) = bucket_values(&self.values, units)?;
+        let action = Action::Import { real, gift, pre };
+        let mut command = command(&self.outer_order_id, &self.write, units, action)?;
+        // clap already refuses --order-time together with --biz-date.
+        if let Some(text) = &self.order_time {
+            command.biz_date = Some(time("--order-time", text, units.zone)?);
+        }
+        Ok(command)
+    }
+}
+
+impl ToCommand for AdjustArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let (real, gift, pre) = bucket_values(&self.values, units)?;
+        command(&self.outer_order_id, &self.write, units, Action::Adjust { real, gift, pre })
+    }
+}
+
+/// `flow`: clap guarantees exactly one of the two options.
+pub fn flow_key(args: &FlowArgs) -> Result<FlowKey, CliError> {
+    match (args.flow_id, &args.outer_order_id) {
+        (Some(flow_id), None) => Ok(FlowKey::Id(flow_id)),
+        (None, Some(outer_order_id)) => Ok(FlowKey::OuterOrderId(outer_order_id.clone())),
+        _ => Err(CliError::invalid_argument("give exactly one of --flow-id and --outer-order-id")),
+    }
+}
+
+/// `flows`: flow type names (case-insensitive) and the `[start, end)` window.
+pub fn flow_query(args: &FlowsArgs, zone: Zone) -> Result<FlowQuery, CliError> {
+    let mut flow_types = Vec::with_capacity(args.flow_type.len());
+    for name in &args.flow_type {
+        let flow_type = FlowType::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
+            let names: Vec<&str> = FlowType::ALL.iter().map(|flow_type| flow_type.as_str()).collect();
+            CliError::invalid_argument(format!("--flow-type: {name:?} is not one of {}", names.join(", ")))
+        })?;
+        if !flow_types.contains(&flow_type) {
+            flow_types.push(flow_type);
+        }
+    }
+    Ok(FlowQuery {
+        account_id: args.account_id.clone(),
+        flow_types,
+        start_time: args.start_time.as_deref().map(|text| time("--start-time", text, zone)).transpose()?,
+        end_time: args.end_time.as_deref().map(|text| time("--end-time", text, zone)).transpose()?,
+        page_no: args.page_no,
+        page_size: args.page_size,
+    })
+}
+
+/// The fields every write carries, around its `action`.
+fn command(outer_order_id: &str, write: &WriteOptions, units: Units, action: Action) -> Result<Command, CliError> {
+    let biz_date = write.biz_date.as_deref().map(|text| time("--biz-date", text, units.zone)).transpose()?;
+    if let Some(text) = &write.ext_info {
+        check_json("--ext-info", text)?;
+    }
+    Ok(Command {
+        request_id: write.request_id.clone(),
+        outer_order_id: outer_order_id.to_owned(),
+        account_id: write.account_id.clone(),
+        card_id: write.card_id.clone(),
+        brand_id: write.brand_id.clone(),
+        shop_id: write.shop_id.clone(),
+        operator_id: write.operator_id.clone(),
+        biz_date,
+        remark: write.remark.clone(),
+        ext_info: write.ext_info.clone(),
+        action,
+    })
+}
+
+fn bucket_values(values: &BucketValues, units: Units) -> Result<(Amount, Amount, Amount), CliError> {
+    Ok((
+        amount_or_zero("--real-value", values.real_value.as_deref(), units)?,
+        amount_or_zero("--gift-value", values.gift_value.as_deref(), units)?,
+        amount_or_zero("--pre-value", values.pre_value.as_deref(), units)?,
+    ))
+}
+
+fn amount_or_zero(option: &str, text: Option<&str>, units: Units) -> Result<Amount, CliError> {
+    text.map_or(Ok(Amount::ZERO), |text| amount(option, text, units))
+}
+
+fn amount(option: &str, text: &str, units: Units) -> Result<Amount, CliError> {
+    Amount::parse(text, units.scale).map_err(|error| CliError::invalid_amount(format!("{option}: {error}")))
+}
+
+fn time(option: &str, text: &str, zone: Zone) -> Result<Timestamp, CliError> {
+    zone.parse_local(text).ok_or_else(|| {
+        CliError::invalid_argument(format!(
+            "{option}: {text:?} is not a time of the form YYYY-MM-DD HH:MM:SS ({})",
+            zone.format()
+        ))
+    })
+}
+
+/// `ext_info` must be JSON, but is stored as the caller wrote it, so it is only checked here.
+fn check_json(option: &str, text: &str) -> Result<(), CliError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|error| CliError::invalid_argument(format!("{option} is not valid JSON: {error}")))
+}
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

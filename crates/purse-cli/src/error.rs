@@ -1,0 +1,150 @@
+//! The one error type of the command line, mapped onto the closed codes of SPEC §6.
+//!
+//! Every failure leaves the program the same way: `{"error": {"code", "message"}}` on stderr
+//! and a non-zero exit. Exit 2 means "the command line itself is malformed" (clap refused it),
+//! exit 1 everything else, so scripts can tell a typo from a refused payment.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use purse_core::ErrorCode;
+use serde::Serialize;
+
+/// Why a `purse` invocation failed.
+#[derive(Debug)]
+pub enum CliError {
+    /// clap refused the command line (unknown option, missing required option, bad number…).
+    Usage(String),
+    /// An option clap accepted but purse cannot use: a bad amount, time, flow type, JSON text.
+    Argument { code: ErrorCode, message: String },
+    /// The ledger refused or failed; its code passes through unchanged.
+    Ledger(purse_ledger::Error),
+    /// The process itself failed: no async runtime, or stdout could not be written.
+    /// The message says which.
+    System(String),
+}
+
+impl CliError {
+    /// An `INVALID_ARGUMENT` about an option clap let through.
+    pub fn invalid_argument(message: impl Into<String>) -> CliError {
+        CliError::Argument { code: ErrorCode::InvalidArgument, message: message.into() }
+    }
+
+    /// An `INVALID_AMOUNT` about an amount option or a rules tier.
+    pub fn invalid_amount(message: impl Into<String>) -> CliError {
+        CliError::Argument { code: ErrorCode::InvalidAmount, message: message.into() }
+    }
+
+    /// The SPEC §6 code reported for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CliError::Usage(_) => ErrorCode::InvalidArgument,
+            CliError::Argument { code, .. } => *code,
+            CliError::Ledger(error) => error.code(),
+            CliError::System(_) => ErrorCode::Storage,
+        }
+    }
+
+    /// The process exit code: 2 for a malformed command line, 1 for everything else.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+
+    /// The error document printed on stderr.
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            error: Body<'a>,
+        }
+        #[derive(Serialize)]
+        struct Body<'a> {
+            code: &'a str,
+            message: String,
+        }
+        let document = Document { error: Body { code: self.code().as_str(), message: self.to_string() } };
+        crate::render::to_text(&document)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(message) | CliError::Argument { message, .. } | CliError::System(message) => {
+                f.write_str(message)
+            }
+            CliError::Ledger(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl From<purse_ledger::Error> for CliError {
+    fn from(error: purse_ledger::Error) -> CliError {
+        CliError::Ledger(error)
+    }
+}
+
+impl From<purse_core::Error> for CliError {
+    fn from(error: purse_core::Error) -> CliError {
+        CliError::Argument { code: error.code(), message: error.to_string() }
+    }
+}
+
+/// Turns a clap error into a one-line usage message. clap's own text is several lines
+/// (error, usage, hint); the JSON message keeps the error and the usage line.
+pub fn usage_message(error: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap would print the whole help here; a message must say what is wrong instead.
+        return "a command is required; run with --help to list them".to_owned();
+    }
+    let text = error.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+    let first = lines.next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match lines.find_map(|line| line.strip_prefix("Usage: ")) {
+        Some(usage) => format!("{first} (usage: {usage})"),
+        None => first.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(error: CliError, code: &str, exit: ExitCode, json: &str) {
+        assert_eq!(error.code().as_str(), code, "{error:?}");
+        assert_eq!(error.exit_code(), exit, "{error:?}");
+        assert_eq!(error.to_json(), json, "{error:?}");
+    }
+
+    #[test]
+    fn codes_exits_and_documents() {
+        check(
+            CliError::Usage("unexpected argument '--x'".into()),
+            "INVALID_ARGUMENT",
+            ExitCode::from(2),
+            "{\n  \"error\": {\n    \"code\": \"INVALID_ARGUMENT\",\n    \"message\": \"unexpected argument '--x'\"\n  }\n}\n",
+        );
+        check(
+            CliError::invalid_amount("--value: \"x\" is not a decimal number"),
+            "INVALID_AMOUNT",
+            ExitCode::from(1),
+            "{\n  \"error\": {\n    \"code\": \"INVALID_AMOUNT\",\n    \"message\": \"--value: \\\"x\\\" is not a decimal number\"\n  }\n}\n",
+        );
+        check(
+            CliError::Ledger(purse_ledger::Error::AccountNotFound("alice".into())),
+            "ACCOUNT_NOT_FOUND",
+            ExitCode::from(1),
+            "{\n  \"error\": {\n    \"code\": \"ACCOUNT_NOT_FOUND\",\n    \"message\": \"account \\\"alice\\\" does not exist\"\n  }\n}\n",
+        );
+        check(
+            CliError::System("writing the answer to stdout: broken pipe".into()),
+            "STORAGE",
+            ExitCode::from(1),
+            "{\n  \"error\": {\n    \"code\": \"STORAGE\",\n    \"message\": \"writing the answer to stdout: broken pipe\"\n  }\n}\n",
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! `purse`: the stored-value ledger on the command line (SPEC §7).
+//!
+//! Every invocation prints exactly one JSON document: the answer on stdout with exit 0, or
+//! `{"error": {"code", "message"}}` on stderr with exit 1 (refused or failed) or 2 (malformed
+//! command line). `--help` and `--version` are the only plain-text output.
+
+mod app;
+mod args;
+mod command;
+mod error;
+mod render;
+mod rules_file;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use crate::args::Cli;
+use crate::error::{usage_message, CliError};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            // Asked-for help is an answer, not a failure: clap prints it on stdout. A reader that
+            // stops early (`purse --help | head`) is no error worth a JSON document.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => return fail(&CliError::Usage(usage_message(&error))),
+    };
+    // One command per process: a single-threaded runtime is enough; the ledger does its disk
+    // work on its own writer thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(io) => return fail(&CliError::System(format!("starting the async runtime: {io}"))),
+    };
+    match runtime.block_on(app::run(cli)).and_then(|document| print(&document)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn print(document: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(document.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|io| CliError::System(format!("writing the answer to stdout: {io}")))
+}
+
+fn fail(error: &CliError) -> ExitCode {
+    // If stderr is gone too there is no one left to tell; the exit code still says it failed.
+    let _ = std::io::stderr().lock().write_all(error.to_json().as_bytes());
+    error.exit_code()
+}

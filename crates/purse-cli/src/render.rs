@@ -1,0 +1,188 @@
+//! The JSON documents `purse` prints (SPEC §4, §5, §7).
+//!
+//! Each document is a `Serialize` struct whose fields are in the printed order, so key order is
+//! fixed by the code, not by a map. Amounts are always decimal strings at the ledger's scale;
+//! no number ever passes through a float.
+
+use purse_core::{Amount, FlowDetail, RuleSet, Scale};
+use purse_ledger::{AccountView, FlowPage, VerifyReport};
+use serde::Serialize;
+
+/// Every document the same way: pretty-printed, one trailing newline.
+pub fn to_text<T: Serialize>(document: &T) -> String {
+    match serde_json::to_string_pretty(document) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        // Only a map with non-string keys or a failing Serialize impl can fail; none exist here.
+        Err(error) => format!("{{\"error\": {{\"code\": \"STORAGE\", \"message\": \"rendering JSON: {error}\"}}}}\n"),
+    }
+}
+
+/// SPEC §5, field for field and in that order; absent optional fields are `null`.
+#[derive(Debug, Serialize)]
+pub struct FlowJson<'a> {
+    flow_id: &'a str,
+    flow_type: &'a str,
+    account_id: &'a str,
+    card_id: Option<&'a str>,
+    brand_id: Option<&'a str>,
+    shop_id: Option<&'a str>,
+    operator: Option<&'a str>,
+    request_id: &'a str,
+    outer_order_id: &'a str,
+    order_time: &'a str,
+    order_value: &'a str,
+    current_value: &'a str,
+    affected_property_list: Vec<PropertyJson<'a>>,
+    before_property_list: Vec<PropertyJson<'a>>,
+    after_property_list: Vec<PropertyJson<'a>>,
+    remark: Option<&'a str>,
+    ext_info: Option<&'a str>,
+}
+
+/// `{"type": "REAL", "value": "100.00"}`
+#[derive(Debug, Serialize)]
+struct PropertyJson<'a> {
+    #[serde(rename = "type")]
+    property: &'a str,
+    value: &'a str,
+}
+
+impl<'a> FlowJson<'a> {
+    /// The view of one flow detail; `FlowDetail` already holds every value as text.
+    pub fn new(detail: &'a FlowDetail) -> FlowJson<'a> {
+        let list = |list: &'a [(&'static str, String)]| {
+            list.iter().map(|(property, value)| PropertyJson { property, value }).collect()
+        };
+        FlowJson {
+            flow_id: &detail.flow_id,
+            flow_type: detail.flow_type,
+            account_id: &detail.account_id,
+            card_id: detail.card_id.as_deref(),
+            brand_id: detail.brand_id.as_deref(),
+            shop_id: detail.shop_id.as_deref(),
+            operator: detail.operator.as_deref(),
+            request_id: &detail.request_id,
+            outer_order_id: &detail.outer_order_id,
+            order_time: &detail.order_time,
+            order_value: &detail.order_value,
+            current_value: &detail.current_value,
+            affected_property_list: list(&detail.affected_property_list),
+            before_property_list: list(&detail.before_property_list),
+            after_property_list: list(&detail.after_property_list),
+            remark: detail.remark.as_deref(),
+            ext_info: detail.ext_info.as_deref(),
+        }
+    }
+}
+
+/// `account`: balances and lifetime totals at the ledger's scale.
+#[derive(Debug, Serialize)]
+pub struct AccountJson<'a> {
+    account_id: &'a str,
+    card_id: Option<&'a str>,
+    brand_id: Option<&'a str>,
+    real_value: String,
+    gift_value: String,
+    pre_value: String,
+    total_value: String,
+    real_value_total: String,
+    gift_value_total: String,
+    pre_value_total: String,
+}
+
+impl<'a> AccountJson<'a> {
+    pub fn new(account: &'a AccountView, scale: Scale) -> AccountJson<'a> {
+        let text = |amount: Amount| amount.format(scale);
+        // A stored balance always has a TOTAL within i64 (the ledger refuses any flow that would
+        // break that), so the fallback is unreachable; it shows the damage instead of panicking.
+        let total = account.balance.total().map_or_else(|| "overflow".to_owned(), text);
+        AccountJson {
+            account_id: &account.account_id,
+            card_id: account.card_id.as_deref(),
+            brand_id: account.brand_id.as_deref(),
+            real_value: text(account.balance.real),
+            gift_value: text(account.balance.gift),
+            pre_value: text(account.balance.pre),
+            total_value: total,
+            real_value_total: text(account.lifetime.real),
+            gift_value_total: text(account.lifetime.gift),
+            pre_value_total: text(account.lifetime.pre),
+        }
+    }
+}
+
+/// `flows`: one page, oldest first.
+#[derive(Debug, Serialize)]
+pub struct FlowPageJson<'a> {
+    total_count: u64,
+    page_no: u32,
+    page_size: u32,
+    flows: Vec<FlowJson<'a>>,
+}
+
+impl<'a> FlowPageJson<'a> {
+    pub fn new(page: &'a FlowPage) -> FlowPageJson<'a> {
+        FlowPageJson {
+            total_count: page.total_count,
+            page_no: page.page_no,
+            page_size: page.page_size,
+            flows: page.flows.iter().map(FlowJson::new).collect(),
+        }
+    }
+}
+
+/// SPEC §4: every key always present, `null` where the rule set leaves it out.
+#[derive(Debug, Serialize)]
+pub struct RulesJson {
+    deduction_order: Option<String>,
+    gift_type: Option<String>,
+    full_gift_switch: Option<bool>,
+    tiers: Vec<TierJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct TierJson {
+    real_value: String,
+    gift_value: String,
+}
+
+impl RulesJson {
+    pub fn new(rules: &RuleSet, scale: Scale) -> RulesJson {
+        let text = rules.to_text(scale);
+        RulesJson {
+            deduction_order: text.deduction_order,
+            gift_type: text.gift_type,
+            full_gift_switch: text.full_gift_switch,
+            tiers: text.tiers.into_iter().map(|(real_value, gift_value)| TierJson { real_value, gift_value }).collect(),
+        }
+    }
+}
+
+/// `verify`: what was checked. Any difference is an error instead, so `ok` is always true.
+#[derive(Debug, Serialize)]
+pub struct VerifyJson {
+    ok: bool,
+    entries: u64,
+    flows: u64,
+    accounts: u64,
+    blocks: u64,
+}
+
+impl VerifyJson {
+    pub fn new(report: &VerifyReport) -> VerifyJson {
+        VerifyJson {
+            ok: true,
+            entries: report.entries,
+            flows: report.flows,
+            accounts: report.accounts,
+            blocks: report.blocks,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

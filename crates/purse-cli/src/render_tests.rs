@@ -1,0 +1,225 @@
+//! Golden documents: key order, `null`s and amount text are part of the contract.
+
+use purse_core::{Buckets, Flow, FlowDetail, FlowType, RuleSet, RuleSetText, Scale, Zone};
+use purse_ledger::{AccountView, FlowPage, VerifyReport};
+
+use super::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, VerifyJson};
+
+fn check(name: &str, got: String, expect: &str) {
+    assert_eq!(got, expect, "{name}: got\n{got}");
+}
+
+fn deduct_detail() -> FlowDetail {
+    let flow = Flow {
+        flow_id: 7,
+        flow_type: FlowType::Deduct,
+        request_id: "r-7".into(),
+        outer_order_id: "o-7".into(),
+        account_id: "acct".into(),
+        card_id: Some("card".into()),
+        brand_id: None,
+        shop_id: None,
+        operator_id: Some("op".into()),
+        source_order_id: None,
+        order_time: Zone::CHINA.parse_local("2026-11-23 12:00:00").unwrap(),
+        before: Buckets::from_minor(6667, 3333, 0),
+        affected: Buckets::from_minor(-667, -333, 0),
+        remark: None,
+        ext_info: Some("{\"a\": 1.50}".into()),
+    };
+    flow.detail(Scale::CNY, Zone::CHINA).unwrap()
+}
+
+const DEDUCT_JSON: &str = r#"{
+  "flow_id": "7",
+  "flow_type": "DEDUCT",
+  "account_id": "acct",
+  "card_id": "card",
+  "brand_id": null,
+  "shop_id": null,
+  "operator": "op",
+  "request_id": "r-7",
+  "outer_order_id": "o-7",
+  "order_time": "2026-11-23 12:00:00",
+  "order_value": "-10.00",
+  "current_value": "90.00",
+  "affected_property_list": [
+    {
+      "type": "REAL",
+      "value": "-6.67"
+    },
+    {
+      "type": "GIFT",
+      "value": "-3.33"
+    },
+    {
+      "type": "PRE",
+      "value": "0.00"
+    },
+    {
+      "type": "TOTAL",
+      "value": "-10.00"
+    }
+  ],
+  "before_property_list": [
+    {
+      "type": "REAL",
+      "value": "66.67"
+    },
+    {
+      "type": "GIFT",
+      "value": "33.33"
+    },
+    {
+      "type": "PRE",
+      "value": "0.00"
+    },
+    {
+      "type": "TOTAL",
+      "value": "100.00"
+    }
+  ],
+  "after_property_list": [
+    {
+      "type": "REAL",
+      "value": "60.00"
+    },
+    {
+      "type": "GIFT",
+      "value": "30.00"
+    },
+    {
+      "type": "PRE",
+      "value": "0.00"
+    },
+    {
+      "type": "TOTAL",
+      "value": "90.00"
+    }
+  ],
+  "remark": null,
+  "ext_info": "{\"a\": 1.50}"
+}
+"#;
+
+#[test]
+fn flow_detail_golden() {
+    let detail = deduct_detail();
+    check("flow detail", to_text(&FlowJson::new(&detail)), DEDUCT_JSON);
+}
+
+#[test]
+fn flow_page_wraps_details() {
+    let detail = deduct_detail();
+    let page = FlowPage { total_count: 41, page_no: 3, page_size: 20, flows: vec![detail] };
+    let got = to_text(&FlowPageJson::new(&page));
+    let indented: String = DEDUCT_JSON.trim_end().lines().map(|line| format!("    {line}\n")).collect();
+    let expect = format!(
+        "{{\n  \"total_count\": 41,\n  \"page_no\": 3,\n  \"page_size\": 20,\n  \"flows\": [\n{}  ]\n}}\n",
+        indented
+    );
+    check("flow page", got, &expect);
+    let empty = FlowPage { total_count: 0, page_no: 1, page_size: 20, flows: vec![] };
+    let expect = "{\n  \"total_count\": 0,\n  \"page_no\": 1,\n  \"page_size\": 20,\n  \"flows\": []\n}\n";
+    check("empty page", to_text(&FlowPageJson::new(&empty)), expect);
+}
+
+#[test]
+fn account_documents() {
+    let opened = AccountView {
+        account_id: "acct".into(),
+        card_id: Some("card".into()),
+        brand_id: None,
+        balance: Buckets::from_minor(6_000, 3_000, 5),
+        lifetime: Buckets::from_minor(10_000, 5_000, 5),
+    };
+    let expect = r#"{
+  "account_id": "acct",
+  "card_id": "card",
+  "brand_id": null,
+  "real_value": "60.00",
+  "gift_value": "30.00",
+  "pre_value": "0.05",
+  "total_value": "90.05",
+  "real_value_total": "100.00",
+  "gift_value_total": "50.00",
+  "pre_value_total": "0.05"
+}
+"#;
+    check("account at scale 2", to_text(&AccountJson::new(&opened, Scale::CNY)), expect);
+    let yen = Scale::new(0).unwrap();
+    let got = to_text(&AccountJson::new(&opened, yen));
+    assert!(got.contains("\"total_value\": \"9005\""), "{got}");
+}
+
+fn rules(text: RuleSetText) -> RuleSet {
+    RuleSet::from_text(&text, Scale::CNY).unwrap()
+}
+
+#[test]
+fn rules_documents() {
+    let customized = RuleSetText {
+        deduction_order: Some("REAL_BEFORE_GIFT_DEDUCT".into()),
+        gift_type: Some("CUSTOMIZED".into()),
+        full_gift_switch: Some(true),
+        tiers: vec![("500".into(), "150".into()), ("100".into(), "20.5".into())],
+    };
+    let proportional = RuleSetText {
+        gift_type: Some("PROPORTIONAL".into()),
+        tiers: vec![("100".into(), "1000".into())],
+        ..RuleSetText::default()
+    };
+    let table: &[(&str, RuleSet, &str)] = &[
+        (
+            "defaults",
+            RuleSet::default(),
+            "{\n  \"deduction_order\": \"PERCENT_DEDUCT\",\n  \"gift_type\": null,\n  \"full_gift_switch\": null,\n  \"tiers\": []\n}\n",
+        ),
+        (
+            "customized, tiers ascending",
+            rules(customized),
+            r#"{
+  "deduction_order": "REAL_BEFORE_GIFT_DEDUCT",
+  "gift_type": "CUSTOMIZED",
+  "full_gift_switch": true,
+  "tiers": [
+    {
+      "real_value": "100.00",
+      "gift_value": "20.50"
+    },
+    {
+      "real_value": "500.00",
+      "gift_value": "150.00"
+    }
+  ]
+}
+"#,
+        ),
+        (
+            "proportional, basis points as text",
+            rules(proportional),
+            r#"{
+  "deduction_order": "PERCENT_DEDUCT",
+  "gift_type": "PROPORTIONAL",
+  "full_gift_switch": false,
+  "tiers": [
+    {
+      "real_value": "100.00",
+      "gift_value": "1000"
+    }
+  ]
+}
+"#,
+        ),
+    ];
+    for (name, rules, expect) in table {
+        check(name, to_text(&RulesJson::new(rules, Scale::CNY)), expect);
+    }
+}
+
+#[test]
+fn verify_document() {
+    let report = VerifyReport { entries: 12, flows: 10, accounts: 3, blocks: 2 };
+    let expect = "{\n  \"ok\": true,\n  \"entries\": 12,\n  \"flows\": 10,\n  \"accounts\": 3,\n  \"blocks\": 2\n}\n";
+    check("verify", to_text(&VerifyJson::new(&report)), expect);
+}

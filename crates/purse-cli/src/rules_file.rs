@@ -1,0 +1,199 @@
+//! The rules JSON of SPEC §4, read from a file or stdin into the core's [`RuleSetText`].
+//!
+//! Amounts may be JSON strings or JSON numbers. serde_json is built with
+//! `arbitrary_precision`, so a number keeps the exact text it was written with (`20.10` stays
+//! `20.10`, never a float), and the core parses that text at the ledger's scale like any other.
+//! Unknown keys are refused rather than ignored: a misspelt `full_gift_swich` must not silently
+//! mean "no full gift".
+
+use std::io::Read;
+use std::path::Path;
+
+use purse_core::RuleSetText;
+use serde_json::{Map, Value};
+
+use crate::error::CliError;
+
+/// A rules file larger than this is refused before parsing: 64 tiers fit in a few KiB.
+pub const RULES_FILE_BYTES_MAX: u64 = 1 << 20;
+
+const RULE_KEYS: [&str; 4] = ["deduction_order", "gift_type", "full_gift_switch", "tiers"];
+const TIER_KEYS: [&str; 2] = ["real_value", "gift_value"];
+
+/// Reads `path` (or stdin for `-`) as UTF-8 text.
+pub fn read(path: &Path) -> Result<String, CliError> {
+    let unreadable = |error: std::io::Error| {
+        CliError::invalid_argument(format!("cannot read rules file {}: {error}", path.display()))
+    };
+    let mut bytes = Vec::new();
+    // Read one byte past the limit so an oversized file is detected without reading all of it.
+    let limit = RULES_FILE_BYTES_MAX + 1;
+    if path.as_os_str() == "-" {
+        std::io::stdin().lock().take(limit).read_to_end(&mut bytes).map_err(unreadable)?;
+    } else {
+        std::fs::File::open(path).and_then(|file| file.take(limit).read_to_end(&mut bytes)).map_err(unreadable)?;
+    }
+    if bytes.len() as u64 > RULES_FILE_BYTES_MAX {
+        return Err(CliError::invalid_argument(format!(
+            "rules file {} is larger than {RULES_FILE_BYTES_MAX} bytes",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| CliError::invalid_argument(format!("rules file {} is not UTF-8 text", path.display())))
+}
+
+/// Parses the rules JSON. Missing and `null` keys are both "left out" (the core's default).
+pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))?;
+    let Value::Object(object) = value else {
+        return Err(CliError::invalid_argument("rules: the document must be a JSON object"));
+    };
+    check_keys("rules", &object, &RULE_KEYS)?;
+    let tiers = match object.get("tiers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(tiers)) => {
+            tiers.iter().enumerate().map(|(index, tier)| parse_tier(index, tier)).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(CliError::invalid_argument("rules: tiers must be an array")),
+    };
+    Ok(RuleSetText {
+        deduction_order: string(&object, "deduction_order")?,
+        gift_type: string(&object, "gift_type")?,
+        full_gift_switch: match object.get("full_gift_switch") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(switch)) => Some(*switch),
+            Some(_) => return Err(CliError::invalid_argument("rules: full_gift_switch must be true or false")),
+        },
+        tiers,
+    })
+}
+
+fn parse_tier(index: usize, tier: &Value) -> Result<(String, String), CliError> {
+    let Value::Object(object) = tier else {
+        return Err(CliError::invalid_argument(format!(
+            "rules: tiers[{index}] must be an object with real_value and gift_value"
+        )));
+    };
+    let place = format!("tiers[{index}]");
+    check_keys(&place, object, &TIER_KEYS)?;
+    Ok((amount_text(&place, object, "real_value")?, amount_text(&place, object, "gift_value")?))
+}
+
+/// A tier amount as exact text: a JSON string as is, a JSON number as written.
+fn amount_text(place: &str, object: &Map<String, Value>, key: &str) -> Result<String, CliError> {
+    match object.get(key) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Number(number)) => Ok(number.to_string()),
+        None | Some(Value::Null) => Err(CliError::invalid_argument(format!("rules: {place}.{key} is required"))),
+        Some(_) => Err(CliError::invalid_argument(format!("rules: {place}.{key} must be a number or a string"))),
+    }
+}
+
+fn string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, CliError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(CliError::invalid_argument(format!("rules: {key} must be a string"))),
+    }
+}
+
+fn check_keys(place: &str, object: &Map<String, Value>, known: &[&str]) -> Result<(), CliError> {
+    match object.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(key) => {
+            Err(CliError::invalid_argument(format!("{place}: unknown field {key:?} (known: {})", known.join(", "))))
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(
+        deduction_order: Option<&str>,
+        gift_type: Option<&str>,
+        full_gift_switch: Option<bool>,
+        tiers: &[(&str, &str)],
+    ) -> RuleSetText {
+        RuleSetText {
+            deduction_order: deduction_order.map(str::to_owned),
+            gift_type: gift_type.map(str::to_owned),
+            full_gift_switch,
+            tiers: tiers.iter().map(|(real, gift)| ((*real).to_owned(), (*gift).to_owned())).collect(),
+        }
+    }
+
+    fn check(json: &str, expect: Result<RuleSetText, &str>) {
+        match (parse(json), expect) {
+            (Ok(got), Ok(expect)) => assert_eq!(got, expect, "{json}"),
+            (Err(error), Err(fragment)) => {
+                assert_eq!(error.code().as_str(), "INVALID_ARGUMENT", "{json}: {error}");
+                assert!(error.to_string().contains(fragment), "{json}: {error} lacks {fragment:?}");
+            }
+            (got, expect) => panic!("{json}: got {got:?}, expected {expect:?}"),
+        }
+    }
+
+    #[test]
+    fn rules_json_table() {
+        let table: &[(&str, Result<RuleSetText, &str>)] = &[
+            ("{}", Ok(RuleSetText::default())),
+            (
+                r#"{"deduction_order": null, "gift_type": null, "full_gift_switch": null, "tiers": null}"#,
+                Ok(RuleSetText::default()),
+            ),
+            (
+                r#"{"deduction_order": "PERCENT_DEDUCT", "gift_type": "CUSTOMIZED", "full_gift_switch": false,
+                   "tiers": [{"real_value": "100.00", "gift_value": "20.00"}, {"real_value": "500.00", "gift_value": "150.00"}]}"#,
+                Ok(text(
+                    Some("PERCENT_DEDUCT"),
+                    Some("CUSTOMIZED"),
+                    Some(false),
+                    &[("100.00", "20.00"), ("500.00", "150.00")],
+                )),
+            ),
+            // Numbers keep their exact decimal text: no float ever sees them. (serde_json only
+            // spells an exponent's sign out, which changes no value.)
+            (
+                r#"{"gift_type": "CUSTOMIZED", "tiers": [{"real_value": 100.10, "gift_value": 0.1}, {"real_value": 1.5e2, "gift_value": 12345678901234567.89}]}"#,
+                Ok(text(None, Some("CUSTOMIZED"), None, &[("100.10", "0.1"), ("1.5e+2", "12345678901234567.89")])),
+            ),
+            (
+                r#"{"gift_type": "PROPORTIONAL", "tiers": [{"real_value": 100, "gift_value": 5500}]}"#,
+                Ok(text(None, Some("PROPORTIONAL"), None, &[("100", "5500")])),
+            ),
+            // Values are handed on as text; their meaning is the core's to judge.
+            (r#"{"deduction_order": "SIDEWAYS"}"#, Ok(text(Some("SIDEWAYS"), None, None, &[]))),
+            (r#"{"full_gift_swich": true}"#, Err("rules: unknown field \"full_gift_swich\"")),
+            (
+                r#"{"tiers": [{"real_value": "1", "gift_value": "1", "extra": 1}]}"#,
+                Err("tiers[0]: unknown field \"extra\""),
+            ),
+            (r#"{"tiers": [{"real_value": "1"}]}"#, Err("tiers[0].gift_value is required")),
+            (
+                r#"{"tiers": [{"real_value": true, "gift_value": "1"}]}"#,
+                Err("tiers[0].real_value must be a number or a string"),
+            ),
+            (r#"{"tiers": ["100"]}"#, Err("tiers[0] must be an object")),
+            (r#"{"tiers": {"real_value": "1"}}"#, Err("tiers must be an array")),
+            (r#"{"full_gift_switch": "yes"}"#, Err("full_gift_switch must be true or false")),
+            (r#"{"gift_type": 1}"#, Err("gift_type must be a string")),
+            ("[]", Err("must be a JSON object")),
+            ("{\"tiers\": [", Err("not valid JSON")),
+            ("", Err("not valid JSON")),
+        ];
+        for (json, expect) in table {
+            check(json, expect.clone());
+        }
+    }
+
+    #[test]
+    fn unreadable_files_are_invalid_arguments() {
+        let error = read(Path::new("/nonexistent/purse/rules.json")).unwrap_err();
+        assert_eq!(error.code().as_str(), "INVALID_ARGUMENT");
+        assert!(error.to_string().contains("cannot read rules file /nonexistent/purse/rules.json"), "{error}");
+    }
+}
