@@ -39,6 +39,9 @@ pub const ORDER_ID_CHARS: usize = 128;
 pub const REFERENCE_ID_CHARS: usize = 64;
 /// Not in the SPEC; purse-core's choice.
 pub const REMARK_CHARS: usize = 512;
+/// purse-core's limits on a provider record's source (provider name, record id).
+pub const PROVIDER_CHARS: usize = 32;
+pub const RECORD_ID_CHARS: usize = 128;
 /// Not in the SPEC; purse-core's choice, in bytes.
 pub const EXT_INFO_BYTES: usize = 4096;
 
@@ -97,6 +100,14 @@ impl Kind {
             Action::Uncharge { .. } => Kind::Uncharge,
             Action::Import { .. } => Kind::Import,
             Action::Adjust { .. } => Kind::Adjust,
+            Action::Recorded { flow_type, .. } => match flow_type.as_str() {
+                "CHARGE" => Kind::Charge,
+                "DEDUCT" => Kind::Deduct,
+                "UNDEDUCT" => Kind::Undeduct,
+                "UNCHARGE" => Kind::Uncharge,
+                "IMPORT" => Kind::Import,
+                _ => Kind::Adjust,
+            },
         }
     }
 
@@ -276,6 +287,10 @@ impl Model {
             Action::Charge { gift: Some(_), trigger_gift: true, .. } => return Err(INVALID_ARGUMENT),
             Action::Undeduct { original_outer_order_id, .. } => text_ok(original_outer_order_id, ORDER_ID_CHARS)?,
             Action::Uncharge { src_outer_order_id } => text_ok(src_outer_order_id, ORDER_ID_CHARS)?,
+            Action::Recorded { source, .. } => {
+                text_ok(&source.provider, PROVIDER_CHARS)?;
+                text_ok(&source.record_id, RECORD_ID_CHARS)?;
+            }
             Action::Import { .. } if command.biz_date.is_some_and(|time| time.0 > now) => {
                 return Err(INVALID_ARGUMENT);
             }
@@ -316,6 +331,22 @@ impl Model {
                 }
             }
             Action::Undeduct { value: None, .. } | Action::Uncharge { .. } => {}
+            Action::Recorded { affected, .. } => {
+                // A provider's record: only the signs of its type are checked.
+                let parts = [affected.real.minor(), affected.gift.minor(), affected.pre.minor()];
+                let none_negative = parts.iter().all(|part| *part >= 0);
+                let none_positive = parts.iter().all(|part| *part <= 0);
+                let nothing = parts.iter().all(|part| *part == 0);
+                let fits = match Kind::of(&command.action) {
+                    Kind::Import => none_negative,
+                    Kind::Charge | Kind::Undeduct => none_negative && !nothing,
+                    Kind::Deduct | Kind::Uncharge => none_positive && !nothing,
+                    Kind::Adjust => !nothing,
+                };
+                if !fits {
+                    return Err(INVALID_AMOUNT);
+                }
+            }
         }
 
         // (4) the order id is unique over all writes
@@ -364,6 +395,9 @@ impl Model {
             }
             Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
                 Parts::new(real.minor(), gift.minor(), pre.minor())
+            }
+            Action::Recorded { affected, .. } => {
+                Parts::new(affected.real.minor(), affected.gift.minor(), affected.pre.minor())
             }
             Action::Deduct { value } => {
                 if i128::from(value.minor()) > before.total() {

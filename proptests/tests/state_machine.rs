@@ -306,8 +306,21 @@ fn config(file: &'static str) -> ProptestConfig {
     }
 }
 
+/// The step strategy is a deep tree of combinators: debug builds need more than a test
+/// thread's default stack to build and shrink it.
+const STRATEGY_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 #[test]
 fn purse_core_agrees_with_the_model() {
+    std::thread::Builder::new()
+        .stack_size(STRATEGY_STACK_BYTES)
+        .spawn(run_state_machine)
+        .expect("spawn the property thread")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+}
+
+fn run_state_machine() {
     let mut runner = TestRunner::new(config("proptest-regressions/state_machine.txt"));
     let result = runner.run(&prop::collection::vec(support::step(), 1..60), |steps| run_case(&steps));
     if let Err(failure) = result {

@@ -26,6 +26,7 @@ fn deduct_detail() -> FlowDetail {
         affected: Buckets::from_minor(-667, -333, 0),
         remark: None,
         ext_info: Some("{\"a\": 1.50}".into()),
+        source: None,
     };
     flow.detail(Scale::CNY, Zone::CHINA).unwrap()
 }

@@ -18,6 +18,10 @@ pub const REFERENCE_ID_CHARS_MAX: usize = 64;
 pub const REMARK_CHARS_MAX: usize = 512;
 /// Longest `ext_info`, in bytes.
 pub const EXT_INFO_BYTES_MAX: usize = 4096;
+/// Longest provider name of a [`Source`], in characters.
+pub const PROVIDER_CHARS_MAX: usize = 32;
+/// Longest provider record id of a [`Source`], in characters.
+pub const RECORD_ID_CHARS_MAX: usize = 128;
 
 /// One write command: the fields every write carries, and what it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,19 @@ pub enum Action {
     Import { real: Amount, gift: Amount, pre: Amount },
     /// Signed operator correction; the command's `remark` is required.
     Adjust { real: Amount, gift: Amount, pre: Amount },
+    /// A flow whose effect a provider's record decided (ingestion): its per-bucket change is
+    /// kept as given, never recomputed by a rule. Only the signs of its type are checked:
+    /// CHARGE, IMPORT, UNDEDUCT add; DEDUCT, UNCHARGE take; ADJUST may do either.
+    Recorded { flow_type: crate::FlowType, affected: crate::Buckets, source: Source },
+}
+
+/// Where a provider-authoritative flow came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// `kybio`, `alsc`, `zenlayer`, …
+    pub provider: String,
+    /// The provider's own id of the record.
+    pub record_id: String,
 }
 
 impl Action {
@@ -67,6 +84,7 @@ impl Action {
             Action::Uncharge { .. } => FlowType::Uncharge,
             Action::Import { .. } => FlowType::Import,
             Action::Adjust { .. } => FlowType::Adjust,
+            Action::Recorded { flow_type, .. } => *flow_type,
         }
     }
 }

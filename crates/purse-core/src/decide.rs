@@ -6,8 +6,8 @@
 
 use crate::balance::{Bucket, Buckets};
 use crate::command::{
-    Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX,
-    REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+    Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
+    RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
 };
 use crate::error::Error;
 use crate::flow::{Flow, FlowType, RulesChange};
@@ -61,6 +61,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
         Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
             (Buckets::new(*real, *gift, *pre), None)
         }
+        Action::Recorded { affected, .. } => (*affected, None),
         Action::Deduct { value } => {
             let total = before.total().ok_or_else(|| out_of_range("the balance"))?;
             if *value > total {
@@ -121,6 +122,10 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
         affected,
         remark: command.remark.clone(),
         ext_info: command.ext_info.clone(),
+        source: match &command.action {
+            Action::Recorded { source, .. } => Some(source.clone()),
+            _ => None,
+        },
     })
 }
 
@@ -183,6 +188,10 @@ fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Er
         Action::Uncharge { src_outer_order_id } => {
             check_text("src_outer_order_id", src_outer_order_id, ORDER_ID_CHARS_MAX)
         }
+        Action::Recorded { source, .. } => {
+            check_text("provider", &source.provider, PROVIDER_CHARS_MAX)?;
+            check_text("provider record id", &source.record_id, RECORD_ID_CHARS_MAX)
+        }
         Action::Import { .. } => match command.biz_date {
             Some(time) if time > context.now => {
                 Err(Error::invalid_argument("IMPORT order_time must not be in the future"))
@@ -232,6 +241,10 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
             }
         }
         Action::Uncharge { .. } => Ok(()),
+        Action::Recorded { flow_type, affected, .. } => match flow_type.sign_fault(affected) {
+            Some(fault) => Err(Error::invalid_amount(fault)),
+            None => Ok(()),
+        },
     }
 }
 

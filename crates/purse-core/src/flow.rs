@@ -47,6 +47,24 @@ impl FlowType {
     pub const fn opens_account(self) -> bool {
         matches!(self, FlowType::Charge | FlowType::Import)
     }
+
+    /// The signs a flow of this type may have when its effect is given rather than computed
+    /// (provider records): `None` when `affected` fits, else why not.
+    pub fn sign_fault(self, affected: &Buckets) -> Option<&'static str> {
+        let adds = affected.negative_bucket().is_none();
+        let takes = crate::Bucket::ALL.into_iter().all(|bucket| !affected.get(bucket).is_positive());
+        match self {
+            FlowType::Import if !adds => Some("an IMPORT must not take from any bucket"),
+            FlowType::Charge | FlowType::Undeduct if !adds || affected.is_zero() => {
+                Some("a CHARGE or UNDEDUCT must add to at least one bucket and take from none")
+            }
+            FlowType::Deduct | FlowType::Uncharge if !takes || affected.is_zero() => {
+                Some("a DEDUCT or UNCHARGE must take from at least one bucket and add to none")
+            }
+            FlowType::Adjust if affected.is_zero() => Some("an ADJUST must change at least one bucket"),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for FlowType {
@@ -79,6 +97,8 @@ pub struct Flow {
     pub affected: Buckets,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
+    /// For a provider-authoritative flow, the provider record it came from.
+    pub source: Option<crate::Source>,
 }
 
 impl Flow {
@@ -213,6 +233,7 @@ mod tests {
             affected: Buckets::from_minor(-667, -333, 0),
             remark: None,
             ext_info: Some("{\"a\":1}".into()),
+            source: None,
         };
         let detail = flow.detail(Scale::CNY, Zone::CHINA).unwrap();
         assert_eq!(detail.flow_id, "7");

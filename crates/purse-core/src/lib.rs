@@ -37,8 +37,8 @@ mod tests;
 
 pub use balance::{Bucket, Buckets, Property};
 pub use command::{
-    Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX,
-    REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+    Action, Command, Source, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
+    RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
 };
 pub use decide::{decide, decide_rules, Context};
 pub use error::{Error, ErrorCode, FoldError};

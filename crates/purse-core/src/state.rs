@@ -216,6 +216,17 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
 /// The per-type rules a flow must satisfy. Returns the flow's change to the lifetime totals.
 fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
     let affected = flow.affected;
+    if flow.source.is_some() {
+        // A provider's record decided this flow: only its signs are ours to check.
+        if let Some(fault) = flow.flow_type.sign_fault(&affected) {
+            return Err(fault.to_owned());
+        }
+        if flow.source_order_id.is_some() {
+            return Err("a provider flow references no order".into());
+        }
+        let counts_in_lifetime = matches!(flow.flow_type, FlowType::Charge | FlowType::Import | FlowType::Uncharge);
+        return Ok(if counts_in_lifetime { affected } else { Buckets::ZERO });
+    }
     let all_at_least_zero = affected.negative_bucket().is_none();
     let all_at_most_zero = Bucket::ALL.into_iter().all(|bucket| !affected.get(bucket).is_positive());
     let source = || -> Result<&Order, String> {

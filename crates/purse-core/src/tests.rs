@@ -373,3 +373,49 @@ fn apply_rejects_a_contradicting_log() {
     }
     apply(&mut state, &deduct).unwrap();
 }
+
+#[test]
+fn recorded_flows_keep_the_providers_change() {
+    use crate::{FlowType, Source};
+    let mut state = State::default();
+    let recorded = |order: &str, flow_type: FlowType, affected: Buckets| {
+        let source = Source { provider: "alsc".into(), record_id: order.into() };
+        Command::new(&format!("r-{order}"), order, "a", Action::Recorded { flow_type, affected, source })
+    };
+    let rows: Vec<(Command, Result<Buckets, &str>)> = vec![
+        (recorded("d0", FlowType::Deduct, Buckets::from_minor(-1, 0, 0)), Err("ACCOUNT_NOT_FOUND")),
+        (
+            recorded("c1", FlowType::Charge, Buckets::from_minor(10_000, 2_000, 0)),
+            Ok(Buckets::from_minor(10_000, 2_000, 0)),
+        ),
+        // the provider's own split, not purse's PERCENT_DEDUCT (which would give 8.33 / 1.67)
+        (recorded("d1", FlowType::Deduct, Buckets::from_minor(-500, -500, 0)), Ok(Buckets::from_minor(-500, -500, 0))),
+        (recorded("d2", FlowType::Deduct, Buckets::from_minor(-1, 1, 0)), Err("INVALID_AMOUNT")),
+        (recorded("d2", FlowType::Charge, Buckets::ZERO), Err("INVALID_AMOUNT")),
+        (recorded("d2", FlowType::Deduct, Buckets::from_minor(0, -1_501, 0)), Err("INSUFFICIENT_BALANCE")),
+        (recorded("d2", FlowType::Adjust, Buckets::from_minor(5, -5, 0)), Ok(Buckets::from_minor(5, -5, 0))),
+        // purse's own refund of the provider's DEDUCT splits by that DEDUCT's parts
+        (
+            Command::new("r-u1", "u1", "a", Action::Undeduct { original_outer_order_id: "d1".into(), value: None }),
+            Ok(Buckets::from_minor(500, 500, 0)),
+        ),
+    ];
+    for (command, expect) in rows {
+        let context = Context { sequence: state.next_sequence(), now: NOW };
+        let got = decide(&state, &command, &context);
+        match (&got, expect) {
+            (Ok(flow), Ok(affected)) => {
+                assert_eq!(flow.affected, affected, "{command:?}");
+                if let Action::Recorded { source, .. } = &command.action {
+                    assert_eq!(flow.source.as_ref(), Some(source));
+                }
+                apply(&mut state, flow).unwrap();
+            }
+            (Err(error), Err(code)) => assert_eq!(error.code().as_str(), code, "{command:?}: {error}"),
+            (got, expect) => panic!("{command:?}: got {got:?}, expected {expect:?}"),
+        }
+    }
+    let account = state.account("a").unwrap();
+    assert_eq!(account.balance, Buckets::from_minor(10_005, 1_995, 0));
+    assert_eq!(account.lifetime, Buckets::from_minor(10_000, 2_000, 0));
+}

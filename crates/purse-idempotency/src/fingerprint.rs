@@ -15,9 +15,10 @@
 //! | 5   | `shop_id`          | 15  | `value`                     |
 //! | 6   | `operator_id`      | 16  | `original_outer_order_id`   |
 //! | 7   | `biz_date`         | 17  | `src_outer_order_id`        |
-//! | 8   | `remark`           |     |                             |
-//! | 9   | `ext_info`         |     |                             |
-//! | 10  | `action`           |     |                             |
+//! | 8   | `remark`           | 18  | `flow_type` (of `Recorded`) |
+//! | 9   | `ext_info`         | 19  | `affected` (of `Recorded`)  |
+//! | 10  | `action`           | 20  | `source.provider`           |
+//! |     |                    | 21  | `source.record_id`          |
 //!
 //! Values:
 //!
@@ -30,7 +31,9 @@
 //! - a [`Timestamp`]: its seconds as a big-endian `i64`;
 //! - a `bool`: one byte, `0` or `1`;
 //! - the `action`: its variant tag byte (`Charge` 0, `Deduct` 1, `Undeduct` 2, `Uncharge` 3,
-//!   `Import` 4, `Adjust` 5), then that variant's fields, each tagged, in declaration order.
+//!   `Import` 4, `Adjust` 5, `Recorded` 6), then that variant's fields, each tagged, in
+//!   declaration order. A `Recorded` flow type is one byte (CHARGE 0, DEDUCT 1, UNDEDUCT 2,
+//!   UNCHARGE 3, IMPORT 4, ADJUST 5) and its `affected` three amounts (REAL, GIFT, PRE).
 //!
 //! Every value is fixed-width or length-prefixed and the order is fixed, so the encoding can be
 //! read back unambiguously: two different commands (ignoring `request_id`) never share one.
@@ -43,7 +46,7 @@
 
 use std::fmt;
 
-use purse_core::{Action, Amount, Command, Timestamp};
+use purse_core::{Action, Amount, Command, FlowType, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// Length of a [`Fingerprint`], in bytes (SHA-256).
@@ -71,6 +74,10 @@ mod tag {
     pub const VALUE: u8 = 15;
     pub const ORIGINAL_OUTER_ORDER_ID: u8 = 16;
     pub const SRC_OUTER_ORDER_ID: u8 = 17;
+    pub const FLOW_TYPE: u8 = 18;
+    pub const AFFECTED: u8 = 19;
+    pub const PROVIDER: u8 = 20;
+    pub const RECORD_ID: u8 = 21;
 }
 
 /// Action variant tags of the canonical encoding. Frozen.
@@ -81,6 +88,19 @@ mod variant {
     pub const UNCHARGE: u8 = 3;
     pub const IMPORT: u8 = 4;
     pub const ADJUST: u8 = 5;
+    pub const RECORDED: u8 = 6;
+}
+
+/// The byte of each flow type inside a `Recorded` action. Frozen, like the tags.
+fn flow_type_byte(flow_type: FlowType) -> u8 {
+    match flow_type {
+        FlowType::Charge => 0,
+        FlowType::Deduct => 1,
+        FlowType::Undeduct => 2,
+        FlowType::Uncharge => 3,
+        FlowType::Import => 4,
+        FlowType::Adjust => 5,
+    }
 }
 
 /// Presence bytes of an `Option`.
@@ -179,6 +199,15 @@ fn encode(command: &Command) -> Vec<u8> {
         Action::Adjust { real, gift, pre } => {
             out.byte(variant::ADJUST);
             out.buckets(*real, *gift, *pre);
+        }
+        Action::Recorded { flow_type, affected, source } => {
+            out.byte(variant::RECORDED);
+            out.byte(tag::FLOW_TYPE);
+            out.byte(flow_type_byte(*flow_type));
+            out.byte(tag::AFFECTED);
+            out.buckets(affected.real, affected.gift, affected.pre);
+            out.string(tag::PROVIDER, &source.provider);
+            out.string(tag::RECORD_ID, &source.record_id);
         }
     }
     out.0

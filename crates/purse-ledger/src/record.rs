@@ -6,7 +6,8 @@
 //! (see `block.rs`); a record is bincode 1.3 with its default (fixed-int, little-endian) options.
 
 use purse_core::{
-    Amount, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, RuleSet, RulesChange, Tier, TierGift, Timestamp,
+    Amount, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, RuleSet, RulesChange, Source, Tier, TierGift,
+    Timestamp,
 };
 use purse_idempotency::Fingerprint;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,8 @@ pub(crate) struct FlowRecord {
     pub affected: [i64; 3],
     pub remark: Option<String>,
     pub ext_info: Option<String>,
+    /// `(provider, provider record id)` of a provider-authoritative flow.
+    pub source: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +103,7 @@ impl FlowRecord {
             affected: buckets_to_array(&flow.affected),
             remark: flow.remark.clone(),
             ext_info: flow.ext_info.clone(),
+            source: flow.source.as_ref().map(|source| (source.provider.clone(), source.record_id.clone())),
         }
     }
 
@@ -124,6 +128,10 @@ impl FlowRecord {
             affected: array_to_buckets(self.affected),
             remark: self.remark.clone(),
             ext_info: self.ext_info.clone(),
+            source: self
+                .source
+                .as_ref()
+                .map(|(provider, record_id)| Source { provider: provider.clone(), record_id: record_id.clone() }),
         })
     }
 }
@@ -229,6 +237,7 @@ mod tests {
             affected: Buckets::from_minor(4, 5, 6),
             remark: Some("why".into()),
             ext_info: Some("{}".into()),
+            source: Some(Source { provider: "alsc".into(), record_id: "4324123".into() }),
         }
     }
 

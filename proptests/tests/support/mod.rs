@@ -141,12 +141,56 @@ pub struct RulesStep {
 
 #[derive(Debug, Clone)]
 pub enum Step {
-    Charge { account: u8, order: OrderPick, real: i64, gift: Option<i64>, pre: i64, trigger: bool, tags: Tags },
-    Deduct { account: AccountPick, order: OrderPick, value: Relative, tags: Tags },
-    Undeduct { account: RefAccount, order: OrderPick, source: RefPick, value: Option<Relative>, tags: Tags },
-    Uncharge { account: RefAccount, order: OrderPick, source: RefPick, tags: Tags },
-    Import { account: u8, order: OrderPick, parts: [i64; 3], when: When, tags: Tags },
-    Adjust { account: AccountPick, order: OrderPick, parts: [AdjustPart; 3], remark: RemarkPick, tags: Tags },
+    Charge {
+        account: u8,
+        order: OrderPick,
+        real: i64,
+        gift: Option<i64>,
+        pre: i64,
+        trigger: bool,
+        tags: Tags,
+    },
+    Deduct {
+        account: AccountPick,
+        order: OrderPick,
+        value: Relative,
+        tags: Tags,
+    },
+    Undeduct {
+        account: RefAccount,
+        order: OrderPick,
+        source: RefPick,
+        value: Option<Relative>,
+        tags: Tags,
+    },
+    Uncharge {
+        account: RefAccount,
+        order: OrderPick,
+        source: RefPick,
+        tags: Tags,
+    },
+    Import {
+        account: u8,
+        order: OrderPick,
+        parts: [i64; 3],
+        when: When,
+        tags: Tags,
+    },
+    Adjust {
+        account: AccountPick,
+        order: OrderPick,
+        parts: [AdjustPart; 3],
+        remark: RemarkPick,
+        tags: Tags,
+    },
+    /// A provider-authoritative flow (ingestion): the given change, any of the six types.
+    Recorded {
+        account: AccountPick,
+        order: OrderPick,
+        flow_type: u8,
+        parts: [AdjustPart; 3],
+        tags: Tags,
+    },
     Rules(RulesStep),
 }
 
@@ -298,6 +342,9 @@ pub fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(account, order, parts, when, tags)| Step::Import { account, order, parts, when, tags }),
         3 => (account_pick(), order_pick(), [adjust_part(), adjust_part(), adjust_part()], remark(), tags())
             .prop_map(|(account, order, parts, remark, tags)| Step::Adjust { account, order, parts, remark, tags }),
+        2 => (account_pick(), order_pick(), 0u8..6, [adjust_part(), adjust_part(), adjust_part()], tags()).prop_map(
+            |(account, order, flow_type, parts, tags)| Step::Recorded { account, order, flow_type, parts, tags }
+        ),
         1 => rules_step().prop_map(Step::Rules),
     ]
 }

@@ -135,6 +135,30 @@ impl Resolver {
                 };
                 (account, self.order_id(*order), Action::Adjust { real, gift, pre }, tags, None, remark)
             }
+            Step::Recorded { account, order, flow_type, parts, tags } => {
+                let account = pick_account(model, *account);
+                let held = balance(&account).to_array();
+                let mut signed = [0i64; 3];
+                for (slot, (part, held)) in signed.iter_mut().zip(parts.iter().zip(held)) {
+                    *slot = match part {
+                        AdjustPart::Lit(value) => *value,
+                        AdjustPart::Drain(delta) => i64::from(*delta) - held,
+                    };
+                }
+                let flow_type = purse_core::FlowType::ALL[usize::from(*flow_type) % 6];
+                // Most provider records have the signs of their type; flip them to make those common.
+                let takes = matches!(flow_type, purse_core::FlowType::Deduct | purse_core::FlowType::Uncharge);
+                let adds = !takes && flow_type != purse_core::FlowType::Adjust;
+                for part in &mut signed {
+                    if (takes && *part > 0) || (adds && *part < 0) {
+                        *part = part.saturating_neg();
+                    }
+                }
+                let affected = purse_core::Buckets::from_minor(signed[0], signed[1], signed[2]);
+                let source = purse_core::Source { provider: "zenlayer".to_owned(), record_id: self.order_id(*order) };
+                let action = Action::Recorded { flow_type, affected, source };
+                (account, self.order_id(*order), action, tags, None, None)
+            }
             Step::Rules(_) => unreachable!("rules changes are not commands"),
         };
         // Home: the account's own card and brand once it is open (so only `Other` mismatches),
@@ -271,6 +295,14 @@ fn short(text: &str) -> String {
 pub fn describe(command: &Command) -> String {
     let minor = |amount: Amount| amount.minor().to_string();
     let action = match &command.action {
+        Action::Recorded { flow_type, affected, source } => format!(
+            "RECORDED {flow_type} [{}, {}, {}] from {}:{}",
+            minor(affected.real),
+            minor(affected.gift),
+            minor(affected.pre),
+            source.provider,
+            short(&source.record_id)
+        ),
         Action::Charge { real, gift, pre, trigger_gift } => format!(
             "CHARGE real={} gift={} pre={}{}",
             minor(*real),

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use purse_core::{Buckets, Source};
 
 fn amount(minor: i64) -> Amount {
     Amount::from_minor(minor)
@@ -37,6 +38,14 @@ fn bases() -> Vec<(&'static str, Command)> {
         ("uncharge", full(Action::Uncharge { src_outer_order_id: "order-0".into() })),
         ("import", full(Action::Import { real: amount(1), gift: amount(2), pre: amount(3) })),
         ("adjust", full(Action::Adjust { real: amount(1), gift: amount(2), pre: amount(3) })),
+        (
+            "recorded",
+            full(Action::Recorded {
+                flow_type: FlowType::Deduct,
+                affected: Buckets::from_minor(-1, -2, -3),
+                source: Source { provider: "zenlayer".into(), record_id: "tx-1".into() },
+            }),
+        ),
     ]
 }
 
@@ -212,6 +221,42 @@ const ACTION_MUTATIONS: &[Mutation] = &[
         set(c, |a| {
             if let Action::Adjust { gift, pre, .. } = a {
                 std::mem::swap(gift, pre)
+            }
+        })
+    }),
+    ("recorded flow_type", |c| {
+        set(c, |a| {
+            if let Action::Recorded { flow_type, .. } = a {
+                *flow_type = FlowType::Uncharge
+            }
+        })
+    }),
+    ("recorded affected", |c| {
+        set(c, |a| {
+            if let Action::Recorded { affected, .. } = a {
+                affected.pre = amount(-4)
+            }
+        })
+    }),
+    ("recorded provider", |c| {
+        set(c, |a| {
+            if let Action::Recorded { source, .. } = a {
+                source.provider = "kybio".into()
+            }
+        })
+    }),
+    ("recorded record_id", |c| {
+        set(c, |a| {
+            if let Action::Recorded { source, .. } = a {
+                source.record_id = "tx-2".into()
+            }
+        })
+    }),
+    ("recorded provider<->record_id boundary", |c| {
+        set(c, |a| {
+            if let Action::Recorded { source, .. } = a {
+                source.provider = "zenlayert".into();
+                source.record_id = "x-1".into();
             }
         })
     }),
