@@ -38,4 +38,4 @@ pub use ledger::{
     AccountView, FlowKey, FlowPage, FlowQuery, Ledger, LedgerConfig, VerifyReport, BATCH_COMMANDS_MAX_DEFAULT,
     PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
 };
-pub use writer::{GroupItem, GroupMode, GroupOutcome, WriterStats};
+pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

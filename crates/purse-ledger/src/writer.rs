@@ -43,14 +43,30 @@ pub enum GroupMode {
     DryRun,
 }
 
-/// What became of one command of a group.
+/// What became of one command of a group. Compact on purpose: an ingestion group may hold a
+/// million commands, and the caller needs ids and balances, not rendered details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupItem {
     /// A new flow (written if the group was committed).
-    Written(FlowDetail),
+    Written(FlowSummary),
     /// The request was a retry: the flow written for it before.
-    Replayed(FlowDetail),
+    Replayed(FlowSummary),
     Rejected(Error),
+}
+
+/// A flow's id and the balances around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSummary {
+    pub flow_id: u64,
+    pub before: purse_core::Buckets,
+    pub after: purse_core::Buckets,
+}
+
+impl FlowSummary {
+    fn of(flow: &Flow) -> Result<FlowSummary, Error> {
+        let after = flow.after().ok_or_else(|| Error::Corruption(format!("flow {} overflows", flow.flow_id)))?;
+        Ok(FlowSummary { flow_id: flow.flow_id, before: flow.before, after })
+    }
 }
 
 /// The answer to [`crate::Ledger::submit_group`]: one item per command, in order.
@@ -349,13 +365,13 @@ impl Writer {
         let items = decided
             .iter()
             .map(|item| match item {
-                Decided::Written(flow) => self.render(flow).map_or_else(GroupItem::Rejected, GroupItem::Written),
+                Decided::Written(flow) => FlowSummary::of(flow).map_or_else(GroupItem::Rejected, GroupItem::Written),
                 Decided::Replayed(flow_id) => {
-                    let detail = match written.get(flow_id) {
-                        Some(flow) => self.render(flow),
-                        None => self.flow_detail(*flow_id),
+                    let summary = match written.get(flow_id) {
+                        Some(flow) => FlowSummary::of(flow),
+                        None => self.read_flow(*flow_id).and_then(|flow| FlowSummary::of(&flow)),
                     };
-                    detail.map_or_else(GroupItem::Rejected, GroupItem::Replayed)
+                    summary.map_or_else(GroupItem::Rejected, GroupItem::Replayed)
                 }
                 Decided::Rejected(error) => GroupItem::Rejected(error.clone()),
             })
