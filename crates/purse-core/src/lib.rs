@@ -48,5 +48,5 @@ pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
     GIFT_BASIS_POINTS_MAX, TIERS_MAX,
 };
-pub use state::{apply, apply_rules, Account, Config, Order, State};
+pub use state::{apply, apply_owned, apply_rules, Account, Config, Order, State};
 pub use time::{Timestamp, Zone, TIME_FORMAT};

@@ -5,6 +5,10 @@
 
 use std::collections::HashMap;
 
+/// Keys are caller-chosen strings: a seeded hasher that resists collision floods, and is
+/// several times faster than SipHash on the fold's hot path.
+type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
+
 use crate::balance::{Bucket, Buckets};
 use crate::error::FoldError;
 use crate::flow::{Entry, Flow, FlowType, RulesChange};
@@ -58,16 +62,22 @@ impl Order {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct State {
     config: Config,
-    accounts: HashMap<String, Account>,
-    orders: HashMap<String, Order>,
+    accounts: Map<String, Account>,
+    orders: Map<String, Order>,
     /// `None` is the ledger default, used by accounts whose brand has no rules of its own.
-    rules: HashMap<Option<String>, RuleSet>,
+    rules: Map<Option<String>, RuleSet>,
     last_sequence: u64,
 }
 
 impl State {
     pub fn new(config: Config) -> State {
         State { config, ..State::default() }
+    }
+
+    /// An empty state with room for `orders` orders without growing (the log's length is known
+    /// when a ledger opens; growing a million-entry map rehashes it again and again).
+    pub fn with_capacity(config: Config, orders: usize) -> State {
+        State { config, orders: Map::with_capacity_and_hasher(orders, Default::default()), ..State::default() }
     }
 
     pub fn config(&self) -> Config {
@@ -143,6 +153,28 @@ pub fn apply_rules(state: &mut State, change: &RulesChange) -> Result<(), FoldEr
 
 /// Folds one flow onto the state. Every invariant is checked first; on error nothing changed.
 pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
+    let checked = check(state, flow)?;
+    commit(state, flow, checked, flow.outer_order_id.clone());
+    Ok(())
+}
+
+/// [`apply`] for a flow the caller no longer needs: its order id moves into the state instead
+/// of being copied (replaying a log of a million flows saves a million allocations).
+pub fn apply_owned(state: &mut State, mut flow: Flow) -> Result<(), FoldError> {
+    let checked = check(state, &flow)?;
+    let order_key = std::mem::take(&mut flow.outer_order_id);
+    commit(state, &flow, checked, order_key);
+    Ok(())
+}
+
+/// What [`check`] worked out for [`commit`].
+struct Checked {
+    after: Buckets,
+    lifetime: Buckets,
+}
+
+/// Every invariant a flow must meet against the state, without changing it.
+fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
     let fail = |reason: String| FoldError { sequence: flow.flow_id, reason };
     state.check_sequence(flow.flow_id)?;
     if let Some(order) = state.orders.get(&flow.outer_order_id) {
@@ -171,16 +203,25 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
     let lifetime_before = state.accounts.get(&flow.account_id).map_or(Buckets::ZERO, |account| account.lifetime);
     let lifetime =
         lifetime_before.checked_add(&lifetime_change).ok_or_else(|| fail("lifetime total overflows".into()))?;
+    Ok(Checked { after, lifetime })
+}
 
-    // Every check passed: mutate.
-    let account = state.accounts.entry(flow.account_id.clone()).or_insert_with(|| Account {
-        account_id: flow.account_id.clone(),
-        card_id: flow.card_id.clone(),
-        brand_id: flow.brand_id.clone(),
-        balance: Buckets::ZERO,
-        lifetime: Buckets::ZERO,
-        flow_count: 0,
-    });
+/// Folds a checked flow; `order_key` is its `outer_order_id` (moved or copied by the caller).
+fn commit(state: &mut State, flow: &Flow, checked: Checked, order_key: String) {
+    debug_assert!(order_key == flow.outer_order_id || flow.outer_order_id.is_empty());
+    let Checked { after, lifetime } = checked;
+    if !state.accounts.contains_key(&flow.account_id) {
+        let account = Account {
+            account_id: flow.account_id.clone(),
+            card_id: flow.card_id.clone(),
+            brand_id: flow.brand_id.clone(),
+            balance: Buckets::ZERO,
+            lifetime: Buckets::ZERO,
+            flow_count: 0,
+        };
+        state.accounts.insert(flow.account_id.clone(), account);
+    }
+    let account = state.accounts.get_mut(&flow.account_id).expect("inserted above");
     account.balance = after;
     account.lifetime = lifetime;
     account.flow_count += 1;
@@ -199,7 +240,7 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
         _ => flow.affected,
     };
     state.orders.insert(
-        flow.outer_order_id.clone(),
+        order_key,
         Order {
             flow_id: flow.flow_id,
             flow_type: flow.flow_type,
@@ -210,7 +251,6 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
         },
     );
     state.last_sequence = flow.flow_id;
-    Ok(())
 }
 
 /// The per-type rules a flow must satisfy. Returns the flow's change to the lifetime totals.

@@ -13,13 +13,19 @@ use crate::record::{decide, Decision, Record};
 /// never the source of truth: the log is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
-    records: HashMap<String, Record>,
+    /// Seeded foldhash: request ids are caller-chosen, and SipHash was a sixth of log replay.
+    records: HashMap<String, Record, foldhash::quality::RandomState>,
 }
 
 impl Index {
     /// An empty index.
     pub fn new() -> Index {
         Index::default()
+    }
+
+    /// An empty index with room for `records` records without growing.
+    pub fn with_capacity(records: usize) -> Index {
+        Index { records: HashMap::with_capacity_and_hasher(records, Default::default()) }
     }
 
     /// The decision for a command with `request_id` and `fingerprint` (see [`decide`]).

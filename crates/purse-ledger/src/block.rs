@@ -151,7 +151,7 @@ impl<'a> Block<'a> {
     }
 
     /// Decodes the entry with `sequence`, checking it says so.
-    pub fn entry(&self, sequence: u64) -> Result<EntryRecord, String> {
+    pub fn entry(&self, sequence: u64) -> Result<EntryRecord<'static>, String> {
         let index = sequence.checked_sub(self.first_sequence).and_then(|index| usize::try_from(index).ok());
         let bytes = index.and_then(|index| self.entries.get(index)).ok_or_else(|| format!("no entry {sequence}"))?;
         let record = EntryRecord::decode(bytes)?;
@@ -162,7 +162,7 @@ impl<'a> Block<'a> {
     }
 
     /// Decodes every entry in order.
-    pub fn records(&self) -> impl Iterator<Item = Result<EntryRecord, String>> + '_ {
+    pub fn records(&self) -> impl Iterator<Item = Result<EntryRecord<'static>, String>> + '_ {
         (0..self.entries.len() as u64).map(move |offset| self.entry(self.first_sequence + offset))
     }
 }
@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::record::RulesRecord;
 
-    fn entry(sequence: u64, padding: usize) -> EntryRecord {
+    fn entry(sequence: u64, padding: usize) -> EntryRecord<'static> {
         EntryRecord::Rules(RulesRecord {
             sequence,
             brand_id: Some("x".repeat(padding)),

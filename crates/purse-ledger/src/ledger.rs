@@ -238,7 +238,8 @@ impl Ledger {
     pub async fn verify(&self) -> Result<VerifyReport, Error> {
         self.query(|writer| {
             writer.check_not_poisoned()?;
-            let fresh = Projections::load(writer.store(), writer.projections.state.config())?;
+            let state = &writer.projections.state;
+            let fresh = Projections::load(writer.store(), state.config(), state.last_sequence())?;
             if let Some(difference) = writer.projections.difference(&fresh) {
                 return Err(Error::Corruption(difference));
             }
@@ -339,7 +340,7 @@ fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
         }
     };
     let head = store.open_head()?;
-    let projections = Projections::load(&store, ledger_config)?;
+    let projections = Projections::load(&store, ledger_config, head.sequence)?;
     let last_sequence = projections.state.last_sequence();
     if last_sequence < head.sequence {
         return Err(Error::Corruption(format!(

@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+#[doc(hidden)]
+pub mod bench_support;
 mod block;
 mod error;
 mod head;

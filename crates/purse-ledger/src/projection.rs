@@ -9,6 +9,7 @@ use purse_idempotency::{Fingerprint, Index, Record};
 
 use crate::block::Block;
 use crate::error::Error;
+use crate::record::EntryRecord;
 use crate::store::Store;
 
 /// What the per-account index keeps of each flow: enough to filter without reading the log.
@@ -19,11 +20,42 @@ pub(crate) struct FlowRef {
     pub flow_type: FlowType,
 }
 
+/// Entries reserved for up front at most, so a damaged head cannot ask for absurd memory.
+const ENTRIES_RESERVED_MAX: usize = 64 * 1024 * 1024;
+
+/// Blocks decoded ahead of the fold at most, bounding memory while opening.
+const DECODE_QUEUE_BLOCKS_MAX: usize = 64;
+
+/// A block read, checked and decoded into domain entries, ready to fold.
+struct DecodedBlock {
+    first_sequence: u64,
+    previous_checksum: u32,
+    checksum: u32,
+    entries: Vec<(Entry, Option<Fingerprint>)>,
+}
+
+impl DecodedBlock {
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<DecodedBlock, Error> {
+        let block = Block::parse(key, bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
+        let entries = block
+            .records()
+            .map(|record| record.and_then(EntryRecord::into_entry))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|reason| Error::Corruption(format!("block at {}: {reason}", block.first_sequence)))?;
+        Ok(DecodedBlock {
+            first_sequence: block.first_sequence,
+            previous_checksum: block.previous_checksum,
+            checksum: block.checksum,
+            entries,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,
-    pub account_flows: HashMap<String, Vec<FlowRef>>,
+    pub account_flows: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
     /// The checksum of the last block, which the next block chains to.
     pub last_block_checksum: u32,
     pub blocks: u64,
@@ -31,25 +63,23 @@ pub(crate) struct Projections {
 
 impl Projections {
     pub fn new(config: Config) -> Projections {
+        Projections::with_capacity(config, 0)
+    }
+
+    /// Projections with room for `entries` log entries without growing.
+    pub fn with_capacity(config: Config, entries: usize) -> Projections {
         Projections {
-            state: State::new(config),
-            requests: Index::default(),
-            account_flows: HashMap::new(),
+            state: State::with_capacity(config, entries),
+            requests: Index::with_capacity(entries),
+            account_flows: HashMap::default(),
             last_block_checksum: 0,
             blocks: 0,
         }
     }
 
-    /// Folds one entry into every projection. On error nothing changed: the core's `apply`
-    /// checks before it mutates, and the other projections follow only after it succeeded.
-    pub fn fold(&mut self, entry: &Entry, fingerprint: Option<Fingerprint>) -> Result<(), String> {
-        match (entry, fingerprint) {
-            (Entry::Flow(flow), Some(fingerprint)) => self.fold_flow(flow, fingerprint),
-            (Entry::Flow(flow), None) => Err(format!("flow {} has no request fingerprint", flow.flow_id)),
-            (Entry::Rules(change), _) => self.fold_rules(change),
-        }
-    }
-
+    /// Folds a flow the writer just decided (it still needs the flow, so nothing is moved).
+    /// On error nothing changed: the core's `apply` checks before it mutates, and the other
+    /// projections follow only after it succeeded.
     pub fn fold_flow(&mut self, flow: &Flow, fingerprint: Fingerprint) -> Result<(), String> {
         if let Some(record) = self.requests.get(&flow.request_id) {
             return Err(format!(
@@ -69,24 +99,69 @@ impl Projections {
         Ok(())
     }
 
+    /// [`Projections::fold`] for an entry read from the log and needed no more: its strings
+    /// move into the projections instead of being copied (the replay path on open).
+    fn fold_owned(&mut self, entry: Entry, fingerprint: Option<Fingerprint>) -> Result<(), String> {
+        let (mut flow, fingerprint) = match (entry, fingerprint) {
+            (Entry::Flow(flow), Some(fingerprint)) => (flow, fingerprint),
+            (Entry::Flow(flow), None) => return Err(format!("flow {} has no request fingerprint", flow.flow_id)),
+            (Entry::Rules(change), _) => return self.fold_rules(&change),
+        };
+        if let Some(record) = self.requests.get(&flow.request_id) {
+            return Err(format!(
+                "flow {}: request_id {:?} already has flow {}",
+                flow.flow_id, flow.request_id, record.flow_id
+            ));
+        }
+        let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
+        let request_id = std::mem::take(&mut flow.request_id);
+        let Projections { state, requests, account_flows, .. } = self;
+        let index = account_flows.get_mut(&flow.account_id);
+        let new_account = index.is_none().then(|| flow.account_id.clone());
+        purse_core::apply_owned(state, flow).map_err(|error| error.to_string())?;
+        requests
+            .insert(request_id, Record { fingerprint, flow_id: reference.sequence })
+            .expect("checked above: the request_id is new");
+        match (index, new_account) {
+            (Some(index), _) => index.push(reference),
+            (None, Some(account_id)) => {
+                account_flows.insert(account_id, vec![reference]);
+            }
+            (None, None) => unreachable!("a missing account has its key copied above"),
+        }
+        Ok(())
+    }
+
     pub fn fold_rules(&mut self, change: &RulesChange) -> Result<(), String> {
         purse_core::apply_rules(&mut self.state, change).map_err(|error| error.to_string())
     }
 
     /// Folds the whole log from `store`, validating every block (checksum, chain, sequence)
     /// and every entry (the core's invariants, including each stored before-balance).
-    pub fn load(store: &Store, config: Config) -> Result<Projections, Error> {
-        let mut projections = Projections::new(config);
-        for block in store.blocks() {
-            let (key, bytes) = block?;
-            let block =
-                Block::parse(&key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
-            projections.fold_block(&block)?;
-        }
-        Ok(projections)
+    pub fn load(store: &Store, config: Config, entries_expected: u64) -> Result<Projections, Error> {
+        // Reading and decoding (checksums, bincode, string allocation) runs on a second thread
+        // while this one folds: on two cores that nearly halves the time to open.
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, Error>>(DECODE_QUEUE_BLOCKS_MAX);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for block in store.blocks() {
+                    let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&key, &bytes));
+                    let failed = decoded.is_err();
+                    if sender.send(decoded).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let capacity = usize::try_from(entries_expected).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
+            let mut projections = Projections::with_capacity(config, capacity);
+            for block in receiver {
+                projections.fold_block(block?)?;
+            }
+            Ok(projections)
+        })
     }
 
-    fn fold_block(&mut self, block: &Block<'_>) -> Result<(), Error> {
+    fn fold_block(&mut self, block: DecodedBlock) -> Result<(), Error> {
         let corrupt = |reason: String| Error::Corruption(format!("block at {}: {reason}", block.first_sequence));
         if block.first_sequence != self.state.next_sequence() {
             return Err(corrupt(format!("expected the block to start at {}", self.state.next_sequence())));
@@ -94,9 +169,8 @@ impl Projections {
         if block.previous_checksum != self.last_block_checksum {
             return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
         }
-        for record in block.records() {
-            let (entry, fingerprint) = record.and_then(|record| record.to_entry()).map_err(corrupt)?;
-            self.fold(&entry, fingerprint).map_err(corrupt)?;
+        for (entry, fingerprint) in block.entries {
+            self.fold_owned(entry, fingerprint).map_err(corrupt)?;
         }
         self.last_block_checksum = block.checksum;
         self.blocks += 1;

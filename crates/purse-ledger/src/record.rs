@@ -9,6 +9,8 @@ use purse_core::{
     Amount, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, RuleSet, RulesChange, Source, Tier, TierGift,
     Timestamp,
 };
+use std::borrow::Cow;
+
 use purse_idempotency::Fingerprint;
 use serde::{Deserialize, Serialize};
 
@@ -16,34 +18,36 @@ use serde::{Deserialize, Serialize};
 // Nearly every entry is a flow; boxing it would cost an allocation per flow.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum EntryRecord {
-    Flow(FlowRecord),
+pub(crate) enum EntryRecord<'a> {
+    Flow(FlowRecord<'a>),
     Rules(RulesRecord),
 }
 
+/// A flow as stored. Text is `Cow`: the writer encodes straight from the domain flow without
+/// copying a string, and decoding yields owned strings that move into the domain flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct FlowRecord {
+pub(crate) struct FlowRecord<'a> {
     pub sequence: u64,
     /// Index into [`FLOW_TYPES`].
     pub flow_type: u8,
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     /// The request fingerprint, so idempotency records rebuild from the log alone.
     pub fingerprint: [u8; 32],
-    pub outer_order_id: String,
-    pub account_id: String,
-    pub card_id: Option<String>,
-    pub brand_id: Option<String>,
-    pub shop_id: Option<String>,
-    pub operator_id: Option<String>,
-    pub source_order_id: Option<String>,
+    pub outer_order_id: Cow<'a, str>,
+    pub account_id: Cow<'a, str>,
+    pub card_id: Option<Cow<'a, str>>,
+    pub brand_id: Option<Cow<'a, str>>,
+    pub shop_id: Option<Cow<'a, str>>,
+    pub operator_id: Option<Cow<'a, str>>,
+    pub source_order_id: Option<Cow<'a, str>>,
     pub order_time: i64,
     /// REAL, GIFT, PRE in minor units.
     pub before: [i64; 3],
     pub affected: [i64; 3],
-    pub remark: Option<String>,
-    pub ext_info: Option<String>,
+    pub remark: Option<Cow<'a, str>>,
+    pub ext_info: Option<Cow<'a, str>>,
     /// `(provider, provider record id)` of a provider-authoritative flow.
-    pub source: Option<(String, String)>,
+    pub source: Option<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,54 +88,65 @@ fn array_to_buckets(array: [i64; 3]) -> Buckets {
     Buckets::from_minor(array[0], array[1], array[2])
 }
 
-impl FlowRecord {
-    pub fn from_flow(flow: &Flow, fingerprint: &Fingerprint) -> FlowRecord {
+fn borrowed(text: &Option<String>) -> Option<Cow<'_, str>> {
+    text.as_deref().map(Cow::Borrowed)
+}
+
+fn owned(text: Option<Cow<'_, str>>) -> Option<String> {
+    text.map(Cow::into_owned)
+}
+
+impl<'a> FlowRecord<'a> {
+    pub fn from_flow(flow: &'a Flow, fingerprint: &Fingerprint) -> FlowRecord<'a> {
         FlowRecord {
             sequence: flow.flow_id,
             flow_type: tag_of(&FLOW_TYPES, &flow.flow_type),
-            request_id: flow.request_id.clone(),
+            request_id: Cow::Borrowed(&flow.request_id),
             fingerprint: fingerprint.0,
-            outer_order_id: flow.outer_order_id.clone(),
-            account_id: flow.account_id.clone(),
-            card_id: flow.card_id.clone(),
-            brand_id: flow.brand_id.clone(),
-            shop_id: flow.shop_id.clone(),
-            operator_id: flow.operator_id.clone(),
-            source_order_id: flow.source_order_id.clone(),
+            outer_order_id: Cow::Borrowed(&flow.outer_order_id),
+            account_id: Cow::Borrowed(&flow.account_id),
+            card_id: borrowed(&flow.card_id),
+            brand_id: borrowed(&flow.brand_id),
+            shop_id: borrowed(&flow.shop_id),
+            operator_id: borrowed(&flow.operator_id),
+            source_order_id: borrowed(&flow.source_order_id),
             order_time: flow.order_time.0,
             before: buckets_to_array(&flow.before),
             affected: buckets_to_array(&flow.affected),
-            remark: flow.remark.clone(),
-            ext_info: flow.ext_info.clone(),
-            source: flow.source.as_ref().map(|source| (source.provider.clone(), source.record_id.clone())),
+            remark: borrowed(&flow.remark),
+            ext_info: borrowed(&flow.ext_info),
+            source: flow
+                .source
+                .as_ref()
+                .map(|source| (Cow::Borrowed(source.provider.as_str()), Cow::Borrowed(source.record_id.as_str()))),
         }
     }
 
-    /// The domain flow, or why the record cannot be one.
-    pub fn to_flow(&self) -> Result<Flow, String> {
+    /// The domain flow, or why the record cannot be one. Owned strings move, not copy.
+    pub fn into_flow(self) -> Result<Flow, String> {
         let flow_type = *FLOW_TYPES
             .get(usize::from(self.flow_type))
             .ok_or_else(|| format!("flow {}: unknown flow type tag {}", self.sequence, self.flow_type))?;
         Ok(Flow {
             flow_id: self.sequence,
             flow_type,
-            request_id: self.request_id.clone(),
-            outer_order_id: self.outer_order_id.clone(),
-            account_id: self.account_id.clone(),
-            card_id: self.card_id.clone(),
-            brand_id: self.brand_id.clone(),
-            shop_id: self.shop_id.clone(),
-            operator_id: self.operator_id.clone(),
-            source_order_id: self.source_order_id.clone(),
+            request_id: self.request_id.into_owned(),
+            outer_order_id: self.outer_order_id.into_owned(),
+            account_id: self.account_id.into_owned(),
+            card_id: owned(self.card_id),
+            brand_id: owned(self.brand_id),
+            shop_id: owned(self.shop_id),
+            operator_id: owned(self.operator_id),
+            source_order_id: owned(self.source_order_id),
             order_time: Timestamp(self.order_time),
             before: array_to_buckets(self.before),
             affected: array_to_buckets(self.affected),
-            remark: self.remark.clone(),
-            ext_info: self.ext_info.clone(),
-            source: self
-                .source
-                .as_ref()
-                .map(|(provider, record_id)| Source { provider: provider.clone(), record_id: record_id.clone() }),
+            remark: owned(self.remark),
+            ext_info: owned(self.ext_info),
+            source: self.source.map(|(provider, record_id)| Source {
+                provider: provider.into_owned(),
+                record_id: record_id.into_owned(),
+            }),
         })
     }
 }
@@ -190,7 +205,7 @@ impl RulesRecord {
     }
 }
 
-impl EntryRecord {
+impl EntryRecord<'_> {
     pub fn sequence(&self) -> u64 {
         match self {
             EntryRecord::Flow(flow) => flow.sequence,
@@ -199,9 +214,12 @@ impl EntryRecord {
     }
 
     /// The domain entry and, for a flow, its request fingerprint.
-    pub fn to_entry(&self) -> Result<(Entry, Option<Fingerprint>), String> {
+    pub fn into_entry(self) -> Result<(Entry, Option<Fingerprint>), String> {
         match self {
-            EntryRecord::Flow(record) => Ok((Entry::Flow(record.to_flow()?), Some(Fingerprint(record.fingerprint)))),
+            EntryRecord::Flow(record) => {
+                let fingerprint = Fingerprint(record.fingerprint);
+                Ok((Entry::Flow(record.into_flow()?), Some(fingerprint)))
+            }
             EntryRecord::Rules(record) => Ok((Entry::Rules(record.to_change()?), None)),
         }
     }
@@ -210,7 +228,8 @@ impl EntryRecord {
         bincode::serialize_into(out, self).expect("serializing into a Vec cannot fail");
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<EntryRecord, String> {
+    /// Decodes into owned strings (no borrow of `bytes` survives).
+    pub fn decode(bytes: &[u8]) -> Result<EntryRecord<'static>, String> {
         bincode::deserialize(bytes).map_err(|error| format!("undecodable entry: {error}"))
     }
 }
@@ -249,7 +268,7 @@ mod tests {
         record.encode(&mut bytes);
         let decoded = EntryRecord::decode(&bytes).unwrap();
         assert_eq!(decoded, record);
-        let (entry, fingerprint) = decoded.to_entry().unwrap();
+        let (entry, fingerprint) = decoded.into_entry().unwrap();
         assert_eq!(entry, Entry::Flow(flow));
         assert_eq!(fingerprint, Some(Fingerprint([7; 32])));
     }
@@ -268,7 +287,7 @@ mod tests {
             let record = EntryRecord::Rules(RulesRecord::from_change(&change));
             let mut bytes = Vec::new();
             record.encode(&mut bytes);
-            let (entry, fingerprint) = EntryRecord::decode(&bytes).unwrap().to_entry().unwrap();
+            let (entry, fingerprint) = EntryRecord::decode(&bytes).unwrap().into_entry().unwrap();
             assert_eq!(entry, Entry::Rules(change));
             assert_eq!(fingerprint, None);
         }
@@ -276,9 +295,10 @@ mod tests {
 
     #[test]
     fn unknown_tags_are_errors_not_panics() {
-        let mut record = FlowRecord::from_flow(&sample_flow(), &Fingerprint([0; 32]));
+        let flow = sample_flow();
+        let mut record = FlowRecord::from_flow(&flow, &Fingerprint([0; 32]));
         record.flow_type = 200;
-        assert!(record.to_flow().unwrap_err().contains("unknown flow type tag 200"));
+        assert!(record.into_flow().unwrap_err().contains("unknown flow type tag 200"));
         assert!(EntryRecord::decode(&[9, 9, 9]).is_err());
     }
 }

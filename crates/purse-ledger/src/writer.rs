@@ -247,13 +247,13 @@ impl Writer {
     ) -> (Vec<Decided>, bool, u64) {
         // The snapshot costs a copy of the projections; groups are for ingestion, not the hot path.
         let snapshot = (mode != GroupMode::Partial).then(|| self.projections.clone());
-        let mut records = Vec::new();
+        let mut written_fingerprints = Vec::new();
         let mut decided = Vec::with_capacity(commands.len());
         let mut rejected = false;
         for (command, fingerprint) in &commands {
             match self.decide_and_fold(command, *fingerprint, now) {
                 Ok(Some(flow)) => {
-                    records.push(EntryRecord::Flow(FlowRecord::from_flow(&flow, fingerprint)));
+                    written_fingerprints.push(*fingerprint);
                     decided.push(Decided::Written(Box::new(flow)));
                 }
                 Ok(None) => {
@@ -272,12 +272,18 @@ impl Writer {
             GroupMode::Partial => true,
             GroupMode::DryRun => false,
         };
+        let written_flows = decided.iter().filter_map(|item| match item {
+            Decided::Written(flow) => Some(flow.as_ref()),
+            _ => None,
+        });
         if commit {
-            records.iter().for_each(|record| blocks.push(record));
+            for (flow, fingerprint) in written_flows.zip(&written_fingerprints) {
+                blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(flow, fingerprint)));
+            }
         } else if let Some(snapshot) = snapshot {
             self.projections = snapshot;
         }
-        let written = if commit { records.len() as u64 } else { 0 };
+        let written = if commit { written_fingerprints.len() as u64 } else { 0 };
         (decided, commit, written)
     }
 
@@ -406,7 +412,7 @@ impl Writer {
             return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
         }
         match block.entry(sequence).map_err(Error::Corruption)? {
-            EntryRecord::Flow(record) => record.to_flow().map_err(Error::Corruption),
+            EntryRecord::Flow(record) => record.into_flow().map_err(Error::Corruption),
             EntryRecord::Rules(_) => Err(Error::NotFound(format!("{sequence} is a rules change, not a flow"))),
         }
     }
