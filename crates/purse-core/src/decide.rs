@@ -259,11 +259,21 @@ fn check_same(field: &str, given: &Option<String>, fixed: &Option<String>, accou
     }
 }
 
+/// "a CHARGE", "an IMPORT": flow type names that start with a vowel sound.
+fn article(flow_type: FlowType) -> &'static str {
+    if flow_type.as_str().starts_with(['A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command: &Command) -> Result<&'a Order, Error> {
     let order = state.order(id).ok_or_else(|| Error::OrderNotFound { outer_order_id: id.to_owned() })?;
     if order.flow_type != expected {
         return Err(Error::invalid_argument(format!(
-            "order {id:?} is a {}, {} needs a {expected}",
+            "order {id:?} is {} {}, {} needs a {expected}",
+            article(order.flow_type),
             order.flow_type,
             command.action.flow_type()
         )));

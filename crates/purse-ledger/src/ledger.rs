@@ -157,7 +157,10 @@ impl Ledger {
     /// `request_id` gets `IDEMPOTENCY_CONFLICT`. Answers only once the flow is durable.
     pub async fn submit(&self, command: Command) -> Result<FlowDetail, Error> {
         let fingerprint = purse_idempotency::fingerprint(&command);
-        self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
+        let flow = self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await?;
+        let config = self.inner.config;
+        flow.detail(config.scale, config.zone)
+            .ok_or_else(|| Error::Corruption(format!("flow {} has amounts out of range", flow.flow_id)))
     }
 
     /// Runs a group of write commands in order, in one commit: all or nothing, partially, or as
@@ -313,7 +316,12 @@ fn closed() -> Error {
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
     let mut store = Store::open(&config.path)?;
-    let ledger_config = match store.config()? {
+    let stored_config = store.config()?;
+    if stored_config.is_none() {
+        // No meta: a new ledger, unless a head file says entries were acknowledged here.
+        store.check_no_acknowledged_entries()?;
+    }
+    let ledger_config = match stored_config {
         Some((scale, zone)) => {
             if config.scale.is_some_and(|wanted| wanted != scale) {
                 return Err(Error::InvalidArgument(format!(

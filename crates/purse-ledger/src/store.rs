@@ -59,7 +59,13 @@ impl Store {
         std::fs::create_dir_all(path)
             .map_err(|error| Error::Storage(format!("cannot create the data directory {}: {error}", path.display())))?;
         let config = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES);
-        let db = guard("opening sled", || config.open())?;
+        let db = guard("opening sled", || config.open()).map_err(|error| match error {
+            Error::Storage(message) if message.contains("could not acquire lock") => Error::Storage(format!(
+                "another process has the ledger at {} open; purse allows one process per ledger",
+                path.display()
+            )),
+            other => other,
+        })?;
         let log = guard("opening the log tree", || db.open_tree("log"))?;
         let meta = guard("opening the meta tree", || db.open_tree("meta"))?;
         let data_file = File::open(path.join("db"))
@@ -110,6 +116,22 @@ impl Store {
     pub fn create_head(&mut self) -> Result<(), Error> {
         self.head = Some(HeadFile::open(&self.path, true)?.0);
         Ok(())
+    }
+
+    /// For a directory without sled meta: refuses it if a head file records acknowledged
+    /// entries, because then sled's files were lost or replaced, not never written.
+    pub fn check_no_acknowledged_entries(&self) -> Result<(), Error> {
+        match HeadFile::open(&self.path, false) {
+            Ok((_, head)) if head.sequence > 0 => Err(Error::Corruption(format!(
+                "{} holds no ledger data, but its head file records {} acknowledged entries: sled's files are missing",
+                self.path.display(),
+                head.sequence
+            ))),
+            Ok(_) => Ok(()),
+            // No head file (or an unreadable one) in a directory with no meta: nothing was ever
+            // acknowledged here.
+            Err(_) => Ok(()),
+        }
     }
 
     /// Opens the head file of an existing ledger and returns the furthest acknowledged point.

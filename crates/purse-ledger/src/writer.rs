@@ -25,11 +25,26 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 pub(crate) type Query = Box<dyn FnOnce(&Writer) + Send>;
 
 pub(crate) enum Request {
-    Submit { command: Box<Command>, fingerprint: Fingerprint, reply: Reply<FlowDetail> },
-    Group { commands: Vec<(Command, Fingerprint)>, mode: GroupMode, reply: Reply<GroupOutcome> },
-    SetRules { brand_id: Option<String>, rules: RuleSet, reply: Reply<RuleSet> },
+    /// Answered with the flow; the caller's task renders it, off the writer thread.
+    Submit {
+        command: Box<Command>,
+        fingerprint: Fingerprint,
+        reply: Reply<Box<Flow>>,
+    },
+    Group {
+        commands: Vec<(Command, Fingerprint)>,
+        mode: GroupMode,
+        reply: Reply<GroupOutcome>,
+    },
+    SetRules {
+        brand_id: Option<String>,
+        rules: RuleSet,
+        reply: Reply<RuleSet>,
+    },
     Query(Query),
-    Close { reply: Reply<()> },
+    Close {
+        reply: Reply<()>,
+    },
 }
 
 /// How a group of commands is written (see [`crate::Ledger::submit_group`]).
@@ -86,8 +101,8 @@ enum Decided {
 
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
-    Written(Reply<FlowDetail>, Box<Flow>),
-    Replayed(Reply<FlowDetail>, u64),
+    Written(Reply<Box<Flow>>, Box<Flow>),
+    Replayed(Reply<Box<Flow>>, u64),
     Group(Reply<GroupOutcome>, Vec<Decided>, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
@@ -330,10 +345,10 @@ impl Writer {
         for item in pending {
             match item {
                 Pending::Written(reply, flow) => {
-                    let _ = reply.send(commit.clone().and_then(|()| self.render(&flow)));
+                    let _ = reply.send(commit.clone().map(|()| flow));
                 }
                 Pending::Replayed(reply, flow_id) => {
-                    let _ = reply.send(commit.clone().and_then(|()| self.flow_detail(flow_id)));
+                    let _ = reply.send(commit.clone().and_then(|()| self.read_flow(flow_id)).map(Box::new));
                 }
                 Pending::Group(reply, decided, committed) => {
                     let _ = reply.send(self.group_outcome(decided, committed, &commit));
