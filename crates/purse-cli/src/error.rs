@@ -104,9 +104,23 @@ pub fn usage_message(error: &clap::Error) -> String {
     let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
     let first = lines.next().unwrap_or("invalid command line");
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    match lines.find_map(|line| line.strip_prefix("Usage: ")) {
+    // clap lists what is missing or wrong on indented lines before the usage: keep them, they
+    // are what the person must fix ("--value <AMOUNT>").
+    let mut details = Vec::new();
+    let mut usage = None;
+    for line in lines {
+        if let Some(text) = line.strip_prefix("Usage: ") {
+            usage = Some(text);
+            break;
+        }
+        if !line.starts_with("tip:") && !line.starts_with("For more information") {
+            details.push(line);
+        }
+    }
+    let first = if details.is_empty() { first.to_owned() } else { format!("{first} {}", details.join(", ")) };
+    match usage {
         Some(usage) => format!("{first} (usage: {usage})"),
-        None => first.to_owned(),
+        None => first,
     }
 }
 
