@@ -56,6 +56,27 @@ impl BlockWriter {
 
     pub fn push(&mut self, entry: &EntryRecord) {
         assert_eq!(entry.sequence(), self.next_sequence, "blocks hold consecutive entries");
+        self.open_block();
+        let length_at = self.current.len();
+        entry.encode_framed(&mut self.current);
+        debug_assert!(self.current.len() > length_at + 4);
+        self.entry_added();
+    }
+
+    /// Appends entries already encoded with [`EntryRecord::encode_framed`], in sequence order
+    /// from the next sequence on.
+    pub fn push_framed(&mut self, mut framed: &[u8]) {
+        while !framed.is_empty() {
+            let length = u32::from_be_bytes(framed[..4].try_into().expect("4 bytes")) as usize;
+            let (entry, rest) = framed.split_at(4 + length);
+            self.open_block();
+            self.current.extend_from_slice(entry);
+            self.entry_added();
+            framed = rest;
+        }
+    }
+
+    fn open_block(&mut self) {
         if self.current_count == 0 {
             self.current.clear();
             self.current.push(BLOCK_VERSION);
@@ -64,11 +85,9 @@ impl BlockWriter {
             self.current.extend_from_slice(&self.previous_checksum.to_be_bytes());
             self.current_first = self.next_sequence;
         }
-        let length_at = self.current.len();
-        self.current.extend_from_slice(&[0; 4]);
-        entry.encode(&mut self.current);
-        let length = u32::try_from(self.current.len() - length_at - 4).expect("an entry is far below 4 GiB");
-        self.current[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+    }
+
+    fn entry_added(&mut self) {
         self.current_count += 1;
         self.next_sequence += 1;
         if self.current_count == BLOCK_ENTRIES_MAX || self.current.len() >= BLOCK_BYTES_TARGET {

@@ -224,6 +224,15 @@ impl EntryRecord<'_> {
         }
     }
 
+    /// Encodes with a u32 big-endian length in front, the framing of a block's entries.
+    pub fn encode_framed(&self, out: &mut Vec<u8>) {
+        let length_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.encode(out);
+        let length = u32::try_from(out.len() - length_at - 4).expect("an entry is far below 4 GiB");
+        out[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         bincode::serialize_into(out, self).expect("serializing into a Vec cannot fail");
     }

@@ -94,7 +94,7 @@ pub struct GroupOutcome {
 
 /// A command of a group, decided but not yet answered.
 enum Decided {
-    Written(Box<Flow>),
+    Written(FlowSummary),
     Replayed(u64),
     Rejected(Error),
 }
@@ -140,10 +140,21 @@ impl Writer {
     /// Serves requests until a `Close` or until every handle is dropped.
     pub fn run(mut self, mut receiver: mpsc::Receiver<Request>, batch_commands_max: usize) {
         let mut batch = Vec::with_capacity(batch_commands_max);
-        while let Some(first) = receiver.blocking_recv() {
+        // A group always runs in a batch of its own: undoing a group that is not committed
+        // refolds the durable log, which must not lose other requests' uncommitted flows.
+        let mut carried: Option<Request> = None;
+        loop {
+            let Some(first) = carried.take().or_else(|| receiver.blocking_recv()) else {
+                break;
+            };
+            let alone = matches!(first, Request::Group { .. });
             batch.push(first);
-            while batch.len() < batch_commands_max {
+            while !alone && batch.len() < batch_commands_max {
                 match receiver.try_recv() {
+                    Ok(request @ Request::Group { .. }) => {
+                        carried = Some(request);
+                        break;
+                    }
                     Ok(request) => batch.push(request),
                     Err(_) => break,
                 }
@@ -251,8 +262,9 @@ impl Writer {
     }
 
     /// Decides a group in order. Returns what became of each command, whether the group's new
-    /// flows go into this batch's commit, and how many they are. A group that is not
-    /// committed leaves the projections exactly as they were (restored from a snapshot).
+    /// flows go into this batch's commit, and how many they are. Each command is dropped once
+    /// decided and each new flow kept only as its encoded entry and a summary, so a group of a
+    /// million records costs a few hundred bytes per record, not a copy of everything.
     fn submit_group(
         &mut self,
         commands: Vec<(Command, Fingerprint)>,
@@ -260,16 +272,16 @@ impl Writer {
         now: Timestamp,
         blocks: &mut BlockWriter,
     ) -> (Vec<Decided>, bool, u64) {
-        // The snapshot costs a copy of the projections; groups are for ingestion, not the hot path.
-        let snapshot = (mode != GroupMode::Partial).then(|| self.projections.clone());
-        let mut written_fingerprints = Vec::new();
+        let mut encoded = Vec::new();
+        let mut written = 0u64;
         let mut decided = Vec::with_capacity(commands.len());
         let mut rejected = false;
-        for (command, fingerprint) in &commands {
-            match self.decide_and_fold(command, *fingerprint, now) {
+        for (command, fingerprint) in commands {
+            match self.decide_and_fold(&command, fingerprint, now) {
                 Ok(Some(flow)) => {
-                    written_fingerprints.push(*fingerprint);
-                    decided.push(Decided::Written(Box::new(flow)));
+                    EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint)).encode_framed(&mut encoded);
+                    written += 1;
+                    decided.push(FlowSummary::of(&flow).map_or_else(Decided::Rejected, Decided::Written));
                 }
                 Ok(None) => {
                     let flow_id =
@@ -287,19 +299,21 @@ impl Writer {
             GroupMode::Partial => true,
             GroupMode::DryRun => false,
         };
-        let written_flows = decided.iter().filter_map(|item| match item {
-            Decided::Written(flow) => Some(flow.as_ref()),
-            _ => None,
-        });
         if commit {
-            for (flow, fingerprint) in written_flows.zip(&written_fingerprints) {
-                blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(flow, fingerprint)));
-            }
-        } else if let Some(snapshot) = snapshot {
-            self.projections = snapshot;
+            blocks.push_framed(&encoded);
+            return (decided, true, written);
         }
-        let written = if commit { written_fingerprints.len() as u64 } else { 0 };
-        (decided, commit, written)
+        // Undo by refolding the durable log: a failed or dry group pays the cost of a reopen,
+        // and the path that commits never copies the projections.
+        if written > 0 {
+            let config = self.projections.state.config();
+            let sequence = self.projections.state.last_sequence() - written;
+            match Projections::load(&self.store, config, sequence) {
+                Ok(projections) => self.projections = projections,
+                Err(error) => self.poisoned = Some(format!("restoring after a group that was not committed: {error}")),
+            }
+        }
+        (decided, false, 0)
     }
 
     fn set_rules(
@@ -375,26 +389,26 @@ impl Writer {
         if committed {
             commit.clone()?;
         }
-        // Flows of an uncommitted group are not in the log: a replay of one renders from here.
-        let written: std::collections::HashMap<u64, &Flow> = decided
+        // Flows of an uncommitted group are not in the log: a replay of one answers from here.
+        let written: std::collections::HashMap<u64, FlowSummary> = decided
             .iter()
             .filter_map(|item| match item {
-                Decided::Written(flow) => Some((flow.flow_id, flow.as_ref())),
+                Decided::Written(summary) => Some((summary.flow_id, *summary)),
                 _ => None,
             })
             .collect();
         let items = decided
-            .iter()
+            .into_iter()
             .map(|item| match item {
-                Decided::Written(flow) => FlowSummary::of(flow).map_or_else(GroupItem::Rejected, GroupItem::Written),
+                Decided::Written(summary) => GroupItem::Written(summary),
                 Decided::Replayed(flow_id) => {
-                    let summary = match written.get(flow_id) {
-                        Some(flow) => FlowSummary::of(flow),
-                        None => self.read_flow(*flow_id).and_then(|flow| FlowSummary::of(&flow)),
+                    let summary = match written.get(&flow_id) {
+                        Some(summary) => Ok(*summary),
+                        None => self.read_flow(flow_id).and_then(|flow| FlowSummary::of(&flow)),
                     };
                     summary.map_or_else(GroupItem::Rejected, GroupItem::Replayed)
                 }
-                Decided::Rejected(error) => GroupItem::Rejected(error.clone()),
+                Decided::Rejected(error) => GroupItem::Rejected(error),
             })
             .collect();
         Ok(GroupOutcome { committed, items })

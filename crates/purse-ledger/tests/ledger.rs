@@ -173,3 +173,31 @@ async fn groups_are_all_or_nothing_partial_or_dry() {
     ledger.verify().await.unwrap();
     ledger.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_is_undone_keeps_the_writes_around_it() {
+    use purse_ledger::GroupMode;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    let mut tasks = Vec::new();
+    for index in 0..40 {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            if index % 4 == 0 {
+                let group = vec![charge(&format!("g{index}"), &format!("g{index}"), "grouped", "1")];
+                let outcome = ledger.submit_group(group, GroupMode::DryRun).await.unwrap();
+                assert!(!outcome.committed);
+            } else {
+                ledger.submit(charge(&format!("s{index}"), &format!("s{index}"), "single", "1")).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let report = ledger.verify().await.expect("projections equal the fold of the log");
+    assert_eq!(report.flows, 30, "every single charge is kept, no dry-run charge is");
+    assert_eq!(ledger.account("single").await.unwrap().balance.total(), Some(money("30")));
+    assert_eq!(ledger.account("grouped").await.unwrap_err().code(), ErrorCode::AccountNotFound);
+    ledger.close().await.unwrap();
+}
