@@ -16,7 +16,13 @@ use crate::rules_file;
 /// command is still reported, because an unsynced close is a storage problem the caller must
 /// see (a write's flow was already durable when `submit` answered, so retrying it is safe: the
 /// same `request_id` returns the same flow).
-pub async fn run(cli: Cli) -> Result<String, CliError> {
+///
+/// `data_given` says whether `--data` was written on the command line: `bench` uses a fresh
+/// temporary directory unless it was (never `PURSE_DATA`, which may name a real ledger).
+pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
+    if let CliCommand::Bench(args) = cli.command {
+        return crate::bench::run(args, data_given.then_some(cli.data), cli.scale, cli.time_zone).await;
+    }
     let mut config = LedgerConfig::new(&cli.data);
     config.scale = cli.scale;
     config.zone = cli.time_zone;
@@ -59,10 +65,12 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             let rules = ledger.rules(args.brand_id).await?;
             Ok(to_text(&RulesJson::new(&rules, units.scale)))
         }
+        CliCommand::Ingest(args) => crate::ingest::run(ledger, args).await,
         CliCommand::Verify => {
             let report = ledger.verify().await?;
             Ok(to_text(&VerifyJson::new(&report)))
         }
+        CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
     }
 }
 

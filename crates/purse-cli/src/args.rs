@@ -27,7 +27,7 @@ pub struct Cli {
     pub command: CliCommand,
 }
 
-/// Every command but `ingest`, which lives in its own tool.
+/// Every command of SPEC §7.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Recharge: add to REAL, GIFT and PRE.
@@ -53,6 +53,11 @@ pub enum CliCommand {
     Rules(RulesCommand),
     /// Replay the whole log and check every projection against it.
     Verify,
+    /// Apply provider exports (KYBIO, ALSC, Zenlayer) and reconcile the balances they state.
+    Ingest(crate::ingest::IngestArgs),
+    /// Load-test an embedded ledger in a fresh temporary directory (or an empty --data DIR)
+    /// and print one JSON report; exits non-zero if its self-check fails.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// The fields every write carries besides its order ids (SPEC §2).

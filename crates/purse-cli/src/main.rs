@@ -6,8 +6,10 @@
 
 mod app;
 mod args;
+mod bench;
 mod command;
 mod error;
+mod ingest;
 mod render;
 mod rules_file;
 
@@ -15,14 +17,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 use crate::error::{usage_message, CliError};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let (cli, data_given) = match parse() {
+        Ok(parsed) => parsed,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             // Asked-for help is an answer, not a failure: clap prints it on stdout. A reader that
             // stops early (`purse --help | head`) is no error worth a JSON document.
@@ -37,10 +40,18 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(io) => return fail(&CliError::System(format!("starting the async runtime: {io}"))),
     };
-    match runtime.block_on(app::run(cli)).and_then(|document| print(&document)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(app::run(cli, data_given)).and_then(|document| print(&document)) {
+        Ok(()) => ingest::exit_code(),
         Err(error) => fail(&error),
     }
+}
+
+/// Parses the command line, and says whether `--data` was written on it (not defaulted, not
+/// taken from `PURSE_DATA`).
+fn parse() -> Result<(Cli, bool), clap::Error> {
+    let matches = Cli::command().try_get_matches()?;
+    let data_given = matches.value_source("data") == Some(ValueSource::CommandLine);
+    Ok((Cli::from_arg_matches(&matches)?, data_given))
 }
 
 fn print(document: &str) -> Result<(), CliError> {

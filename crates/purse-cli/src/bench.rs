@@ -1,0 +1,588 @@
+//! `purse bench`: a load generator that drives the embedded [`Ledger`] in-process and prints
+//! one JSON report, then checks its own result.
+//!
+//! The run, in order:
+//!
+//! 1. open a ledger in a fresh temporary directory (or an empty `--data DIR`), set the ledger
+//!    default rules (CUSTOMIZED: 100.00 → 20.00, 500.00 → 150.00);
+//! 2. open every account with one CHARGE of 100.00 (not timed);
+//! 3. the timed run: `--concurrency` callers in a closed loop (send, await the durable answer,
+//!    send the next) share `--flows` requests of the `--mix`, on accounts drawn by
+//!    `--distribution`, a `--replay-ratio` share of them retries of an earlier accepted request;
+//! 4. the self-check: the sum of every account's balance equals the sum of the `affected` of
+//!    every accepted flow (per bucket), every retry came back as its first flow, `verify`
+//!    passes and counts exactly the accepted flows;
+//! 5. close, measure the files, reopen (timed: the whole log is read back and folded) and
+//!    check the balances again.
+//!
+//! A failed check prints the report with `"passed": false` and exits non-zero.
+//!
+//! No float arithmetic: rates are integer quotients (`flows · 10⁶ / µs`), ratios are written
+//! with two decimals from integers.
+
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use purse_core::{RuleSet, RuleSetText, Scale, Zone};
+use purse_ledger::{Ledger, LedgerConfig, WriterStats};
+use serde_json::{json, Value};
+
+use crate::error::CliError;
+use crate::render::to_text;
+use workload::{account_id, Accounts, Caller, Kind, Mix, Plan, Tally};
+
+/// `purse bench`
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Accounts the load spreads over; each is opened by one CHARGE before the timed run.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub accounts: u32,
+    /// Requests the callers send in the timed run, retries included.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub flows: u64,
+    /// Callers in flight at once, each sending its next request when its last one is answered.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub concurrency: u32,
+    /// Percent of each command: CHARGE with the gift rule, DEDUCT, partial UNDEDUCT of an
+    /// earlier DEDUCT, UNCHARGE of an earlier CHARGE.
+    #[arg(long, value_name = "MIX", default_value = "charge=40,deduct=45,undeduct=10,uncharge=5",
+          value_parser = Mix::parse)]
+    pub mix: Mix,
+    /// How accounts are drawn: uniform, or zipf (exponent 1: a few hot accounts).
+    #[arg(long, value_enum, default_value_t = Distribution::Uniform)]
+    pub distribution: Distribution,
+    /// Share of requests that retry an earlier accepted request (same request_id, same
+    /// request), 0 to 1.
+    #[arg(long, value_name = "RATIO", default_value = "0", value_parser = parse_ratio)]
+    pub replay_ratio: u64,
+    /// Seed of the callers' random choices: the same seed sends the same requests.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Distribution {
+    Uniform,
+    Zipf,
+}
+
+/// A ratio `0..=1` as parts per million, parsed exactly (no float).
+fn parse_ratio(text: &str) -> Result<u64, String> {
+    let micro = Scale::new(6).expect("6 decimals is a valid scale");
+    let ppm = purse_core::Amount::parse(text, micro).map_err(|error| format!("{error}"))?.minor();
+    u64::try_from(ppm).ok().filter(|&ppm| ppm <= 1_000_000).ok_or_else(|| format!("{text:?} is not between 0 and 1"))
+}
+
+/// Runs the benchmark. `data` is the directory given with `--data` on the command line, if
+/// any: it must be empty or missing, and is kept afterwards. Without it the run uses a fresh
+/// temporary directory and removes it.
+pub async fn run(
+    args: BenchArgs,
+    data: Option<PathBuf>,
+    scale: Option<Scale>,
+    zone: Option<Zone>,
+) -> Result<String, CliError> {
+    let is_temporary = data.is_none();
+    let temporary;
+    let path = match data {
+        Some(path) => {
+            check_empty(&path)?;
+            path
+        }
+        None => {
+            temporary = tempfile::Builder::new()
+                .prefix("purse-bench-")
+                .tempdir()
+                .map_err(|io| CliError::System(format!("creating a temporary data directory: {io}")))?;
+            temporary.path().to_owned()
+        }
+    };
+    let mut config = LedgerConfig::new(&path);
+    config.scale = scale;
+    config.zone = zone;
+    let (report, passed) = bench(&args, config, is_temporary).await?;
+    let document = to_text(&report);
+    if passed {
+        Ok(document)
+    } else {
+        // The report is the evidence: print it, then fail.
+        crate::print(&document)?;
+        Err(CliError::Ledger(purse_ledger::Error::Corruption(
+            "purse bench: the self-check failed (see \"check\" in the report)".into(),
+        )))
+    }
+}
+
+fn check_empty(path: &Path) -> Result<(), CliError> {
+    match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(CliError::invalid_argument(format!(
+            "purse bench needs an empty or missing data directory, and {} holds files",
+            path.display()
+        ))),
+        Ok(false) => Ok(()),
+        Err(io) if io.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(io) => Err(CliError::System(format!("reading {}: {io}", path.display()))),
+    }
+}
+
+async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Result<(Value, bool), CliError> {
+    let ledger = Ledger::open(config.clone()).await?;
+    let scale = ledger.scale();
+    let rules = RuleSetText {
+        deduction_order: None,
+        gift_type: Some("CUSTOMIZED".into()),
+        full_gift_switch: Some(false),
+        tiers: vec![("100.00".into(), "20.00".into()), ("500.00".into(), "150.00".into())],
+    };
+    let rules = RuleSet::from_text(&rules, scale)?;
+    ledger.set_rules(None, rules).await?;
+
+    let account_count = u64::from(args.accounts);
+    let plan = Arc::new(Plan {
+        ledger: ledger.clone(),
+        scale,
+        account_ids: (0..args.accounts as usize).map(account_id).collect(),
+        accounts: match args.distribution {
+            Distribution::Uniform => Accounts::uniform(account_count),
+            Distribution::Zipf => Accounts::zipf(account_count),
+        },
+        mix: args.mix,
+        replay_ppm: args.replay_ratio,
+        seed: args.seed,
+    });
+
+    // Setup, not timed: every account opened, with the same concurrency.
+    let setup_started = Instant::now();
+    let mut setup = Tally::default();
+    let openers = (args.concurrency as usize).min(plan.account_ids.len());
+    let per_opener = plan.account_ids.len().div_ceil(openers);
+    let tasks: Vec<_> = (0..openers)
+        .map(|opener| {
+            let start = opener * per_opener;
+            let end = (start + per_opener).min(plan.account_ids.len());
+            tokio::spawn(workload::open_accounts(plan.clone(), start..end))
+        })
+        .collect();
+    for task in tasks {
+        setup.merge(task.await.map_err(|error| CliError::System(format!("an opening task failed: {error}")))?);
+    }
+    let setup_micros = micros(setup_started);
+
+    // The timed run.
+    let stats_before = ledger.stats().await?;
+    let fsyncs_before = ledger.fsyncs().await?;
+    let cpu_before = ThreadCpu::now();
+    let machine_before = MachineCpu::now();
+    let callers = u64::from(args.concurrency).min(args.flows);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|number| {
+            let requests = args.flows / callers + u64::from(number < args.flows % callers);
+            tokio::spawn(Caller::new(plan.clone(), number, requests).run())
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.merge(task.await.map_err(|error| CliError::System(format!("a caller failed: {error}")))?);
+    }
+    let run_micros = micros(started).max(1);
+    let cpu = ThreadCpu::now().since(&cpu_before);
+    let foreign_run = MachineCpu::now().foreign_since(&machine_before);
+    let stats_after = ledger.stats().await?;
+    let fsyncs = ledger.fsyncs().await? - fsyncs_before;
+    let rss_after_run = peak_rss_bytes();
+    drop(plan);
+
+    // The self-check, on the live ledger.
+    let mut check = Check::default();
+    check.faults(&setup);
+    check.faults(&tally);
+    let expected = add(setup.effect, tally.effect);
+    let balances = balance_sum(&ledger, args.accounts).await;
+    check.balances("after the run", expected, &balances);
+    let accepted = setup.accepted_total() + tally.accepted_total();
+    let verify_started = Instant::now();
+    let verified = ledger.verify().await;
+    let verify_micros = micros(verify_started);
+    let entries = match &verified {
+        Ok(report) => {
+            if report.flows != accepted {
+                check.fail(format!("verify counts {} flows, the callers had {accepted} accepted", report.flows));
+            }
+            report.entries
+        }
+        Err(error) => {
+            check.fail(format!("verify failed: {error}"));
+            0
+        }
+    };
+    let sled_bytes = ledger.size_on_disk().await?;
+    ledger.close().await?;
+    let disk = directory_bytes(&config.path);
+
+    // Recovery: open again, which reads and folds the whole log.
+    let machine_before = MachineCpu::now();
+    let reopen_started = Instant::now();
+    let ledger = Ledger::open(config.clone()).await?;
+    let reopen_micros = micros(reopen_started).max(1);
+    let foreign_reopen = MachineCpu::now().foreign_since(&machine_before);
+    let balances_reopened = balance_sum(&ledger, args.accounts).await;
+    check.balances("after reopening", expected, &balances_reopened);
+    ledger.close().await?;
+
+    let latencies = Percentiles::new(std::mem::take(&mut tally.latencies_us));
+    let batches = stats_after.batches - stats_before.batches;
+    let batched_requests = stats_after.requests - stats_before.requests;
+    let rejected: u64 = tally.rejected.values().sum();
+    let report = json!({
+        "workload": {
+            "accounts": args.accounts,
+            "requests": args.flows,
+            "concurrency": args.concurrency,
+            "mix_percent": Kind::ALL.iter().map(|kind| (kind.name().to_owned(), json!(args.mix.0[kind.index()])))
+                .collect::<serde_json::Map<_, _>>(),
+            "distribution": match args.distribution { Distribution::Uniform => "uniform", Distribution::Zipf => "zipf" },
+            "replay_ratio": decimal(args.replay_ratio, 1_000_000, 6),
+            "seed": args.seed,
+            "data": if temporary { format!("{} (temporary, removed)", config.path.display()) } else { config.path.display().to_string() },
+            "durability": "every answer after flush + fdatasync of sled's data file (group commit)",
+        },
+        "setup": {
+            "accounts_opened": setup.accepted_total(),
+            "elapsed_ms": setup_micros / 1000,
+        },
+        "run": {
+            "elapsed_ms": run_micros / 1000,
+            "accepted": tally.accepted_total(),
+            "flows_per_second": tally.accepted_total() * 1_000_000 / run_micros,
+            "requests_per_second": args.flows * 1_000_000 / run_micros,
+            "replayed": tally.replayed,
+            "rejected": rejected,
+            "rejected_by_code": tally.rejected,
+            "by_type": Kind::ALL.iter().map(|kind| {
+                let index = kind.index();
+                (kind.name().to_uppercase(), json!({ "sent": tally.sent[index], "accepted": tally.accepted[index] }))
+            }).collect::<serde_json::Map<_, _>>(),
+        },
+        "latency_us": latencies.report(),
+        "group_commit": group_commit(&stats_before, &stats_after, batches, batched_requests, fsyncs),
+        "fsyncs": fsyncs,
+        "cpu_ms": {
+            "writer": cpu.writer,
+            "callers": cpu.callers,
+            "sled": cpu.sled,
+            "writer_busy_percent": cpu.writer * 100 / (run_micros / 1000).max(1),
+            "note": "CPU time (user + system, 10 ms ticks) of the timed run by thread: the ledger's writer thread, the callers' runtime thread(s), sled's own threads; writer_busy_percent is the writer's CPU over the run's wall time: the rest it waits (for the disk, or for requests)",
+        },
+        "disk": {
+            "bytes": disk.allocated,
+            "bytes_apparent": disk.apparent,
+            "sled_size_on_disk": sled_bytes,
+            "flows_in_log": accepted,
+            "bytes_per_flow": disk.allocated / accepted.max(1),
+        },
+        "memory": {
+            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes_after_run": rss_after_run,
+            "note": "VmHWM of the process; the overall peak includes verify, which folds a second copy of the projections beside the live one",
+        },
+        "verify_ms": verify_micros / 1000,
+        "machine": {
+            "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZeroUsize::get),
+            "foreign_cpu_ms_during_run": foreign_run,
+            "foreign_cpu_ms_during_reopen": foreign_reopen,
+            "note": "CPU time other processes used meanwhile (/proc/stat busy time less this process's): well above 0, the figures were shared with other work",
+        },
+        "recovery": {
+            "entries": entries,
+            "reopen_ms": reopen_micros / 1000,
+            "entries_per_second": entries * 1_000_000 / reopen_micros,
+        },
+        "check": check.report(),
+    });
+    Ok((report, check.passed()))
+}
+
+fn group_commit(before: &WriterStats, after: &WriterStats, batches: u64, requests: u64, fsyncs: u64) -> Value {
+    json!({
+        "batches": batches,
+        "batch_size_mean": decimal(requests, batches.max(1), 2),
+        "batch_size_max": after.batch_requests_max,
+        "commits": after.commits - before.commits,
+        "flows_per_fsync": decimal(after.entries_written - before.entries_written, fsyncs.max(1), 2),
+        "note": "the writer counts batches, requests and the largest batch only: the size is a mean (requests / batches in the timed run), not a p50; the max covers the setup too",
+    })
+}
+
+/// `numerator / denominator` as a JSON number with `decimals` decimals, truncated.
+fn decimal(numerator: u64, denominator: u64, decimals: u32) -> Value {
+    let factor = 10u128.pow(decimals);
+    let scaled = u128::from(numerator) * factor / u128::from(denominator.max(1));
+    let text = if decimals == 0 {
+        scaled.to_string()
+    } else {
+        format!("{}.{:0width$}", scaled / factor, scaled % factor, width = decimals as usize)
+    };
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+fn add(a: [i128; 3], b: [i128; 3]) -> [i128; 3] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+/// The sum of every account's REAL, GIFT, PRE in minor units, or why it could not be read.
+async fn balance_sum(ledger: &Ledger, accounts: u32) -> Result<[i128; 3], String> {
+    let mut sum = [0i128; 3];
+    for index in 0..accounts as usize {
+        let id = account_id(index);
+        let account = ledger.account(&id).await.map_err(|error| format!("reading account {id}: {error}"))?;
+        let balance = account.balance;
+        sum = add(sum, [balance.real.minor().into(), balance.gift.minor().into(), balance.pre.minor().into()]);
+    }
+    Ok(sum)
+}
+
+#[derive(Debug, Default)]
+struct Check {
+    failures: Vec<String>,
+    expected: Option<[i128; 3]>,
+    found: Option<[i128; 3]>,
+}
+
+impl Check {
+    fn fail(&mut self, message: String) {
+        self.failures.push(message);
+    }
+
+    fn faults(&mut self, tally: &Tally) {
+        if tally.fault_count > 0 {
+            self.fail(format!("{} faults, among them: {}", tally.fault_count, tally.faults.join("; ")));
+        }
+    }
+
+    fn balances(&mut self, when: &str, expected: [i128; 3], found: &Result<[i128; 3], String>) {
+        self.expected = Some(expected);
+        match found {
+            Ok(found) => {
+                self.found = Some(*found);
+                if *found != expected {
+                    self.fail(format!(
+                        "{when}: the accounts hold {found:?} (REAL, GIFT, PRE minor units), the accepted flows add up to {expected:?}"
+                    ));
+                }
+            }
+            Err(message) => self.fail(format!("{when}: {message}")),
+        }
+    }
+
+    fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    fn report(&self) -> Value {
+        let buckets = |sums: Option<[i128; 3]>| {
+            sums.map_or(Value::Null, |[real, gift, pre]| {
+                json!({ "real": real.to_string(), "gift": gift.to_string(), "pre": pre.to_string(), "total": (real + gift + pre).to_string() })
+            })
+        };
+        json!({
+            "passed": self.passed(),
+            "flows_effect_minor": buckets(self.expected),
+            "balances_minor": buckets(self.found),
+            "failures": self.failures,
+        })
+    }
+}
+
+/// Latency percentiles over every request of the timed run (nearest rank).
+#[derive(Debug)]
+struct Percentiles(Vec<u64>);
+
+impl Percentiles {
+    fn new(mut samples: Vec<u64>) -> Percentiles {
+        samples.sort_unstable();
+        Percentiles(samples)
+    }
+
+    /// The sample at `per_mille`/1000 of the way (nearest rank).
+    fn at(&self, per_mille: usize) -> u64 {
+        if self.0.is_empty() {
+            return 0;
+        }
+        let rank = (self.0.len() * per_mille).div_ceil(1000).max(1);
+        self.0[rank - 1]
+    }
+
+    fn report(&self) -> Value {
+        let count = self.0.len() as u64;
+        let mean = self.0.iter().map(|&sample| u128::from(sample)).sum::<u128>() / u128::from(count.max(1));
+        json!({
+            "samples": count,
+            "p50": self.at(500),
+            "p90": self.at(900),
+            "p99": self.at(990),
+            "p999": self.at(999),
+            "max": self.0.last().copied().unwrap_or(0),
+            "mean": u64::try_from(mean).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+/// CPU time in milliseconds by kind of thread, read from `/proc/self/task/*/stat`.
+#[derive(Debug, Default)]
+struct ThreadCpu {
+    writer: u64,
+    callers: u64,
+    sled: u64,
+}
+
+impl ThreadCpu {
+    fn now() -> ThreadCpu {
+        let mut cpu = ThreadCpu::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return cpu };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+            // "tid (comm) state ppid …": utime and stime are the 12th and 13th fields after the comm.
+            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+            let comm = head.split_once(" (").map_or("", |(_, comm)| comm);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
+            // USER_HZ is 100 on Linux: a tick is 10 ms.
+            let millis = (ticks(11) + ticks(12)) * 10;
+            if comm == "purse-writer" {
+                cpu.writer += millis;
+            } else if comm.starts_with("sled") || comm.starts_with("log flush") {
+                cpu.sled += millis;
+            } else {
+                cpu.callers += millis;
+            }
+        }
+        cpu
+    }
+
+    fn since(&self, before: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            writer: self.writer.saturating_sub(before.writer),
+            callers: self.callers.saturating_sub(before.callers),
+            sled: self.sled.saturating_sub(before.sled),
+        }
+    }
+}
+
+/// The machine's busy CPU time and this process's, in milliseconds (10 ms ticks).
+#[derive(Debug, Clone, Copy)]
+struct MachineCpu {
+    busy: u64,
+    own: u64,
+}
+
+impl MachineCpu {
+    fn now() -> MachineCpu {
+        let ticks = |text: &str, skip: usize, fields: &[usize]| -> u64 {
+            let values: Vec<u64> = text.split_whitespace().skip(skip).filter_map(|field| field.parse().ok()).collect();
+            fields.iter().filter_map(|&index| values.get(index)).sum::<u64>() * 10
+        };
+        // "cpu  user nice system idle iowait irq softirq steal …": everything but idle and iowait.
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let busy = stat.lines().next().map_or(0, |line| ticks(line, 1, &[0, 1, 2, 5, 6, 7]));
+        // After "(comm) ": state, then utime and stime are the 12th and 13th fields.
+        let own_stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let own = own_stat.rsplit_once(") ").map_or(0, |(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+            (field(11) + field(12)) * 10
+        });
+        MachineCpu { busy, own }
+    }
+
+    /// CPU time other processes used since `before`.
+    fn foreign_since(&self, before: &MachineCpu) -> u64 {
+        self.busy.saturating_sub(before.busy).saturating_sub(self.own.saturating_sub(before.own))
+    }
+}
+
+/// The process's peak resident set (`VmHWM` in /proc/self/status), in bytes; 0 if unknown.
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[derive(Debug, Default)]
+struct DiskUse {
+    /// Blocks allocated, in bytes.
+    allocated: u64,
+    /// File lengths.
+    apparent: u64,
+}
+
+/// What the files under `path` take, walked recursively.
+fn directory_bytes(path: &Path) -> DiskUse {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = DiskUse::default();
+    let mut pending = vec![path.to_owned()];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else { continue };
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total.allocated += metadata.blocks() * 512;
+                total.apparent += metadata.len();
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_parse_exactly() {
+        assert_eq!(parse_ratio("0"), Ok(0));
+        assert_eq!(parse_ratio("0.05"), Ok(50_000));
+        assert_eq!(parse_ratio("1"), Ok(1_000_000));
+        assert_eq!(parse_ratio(".000001"), Ok(1));
+        assert!(parse_ratio("1.5").is_err());
+        assert!(parse_ratio("-0.1").is_err());
+        assert!(parse_ratio("0.0000001").is_err());
+    }
+
+    #[test]
+    fn the_check_fails_on_any_difference() {
+        let mut check = Check::default();
+        check.balances("after the run", [100, 20, 0], &Ok([100, 20, 0]));
+        assert!(check.passed());
+        check.balances("after reopening", [100, 20, 0], &Ok([100, 21, 0]));
+        assert!(!check.passed());
+        assert!(check.failures[0].contains("after reopening"), "{:?}", check.failures);
+        let mut unreadable = Check::default();
+        unreadable.balances("after the run", [0; 3], &Err("reading account acct-000001: gone".into()));
+        assert!(!unreadable.passed());
+        assert_eq!(unreadable.report()["passed"], json!(false));
+    }
+
+    #[test]
+    fn decimals_and_percentiles() {
+        assert_eq!(decimal(7, 2, 2).to_string(), "3.50");
+        assert_eq!(decimal(1, 3, 2).to_string(), "0.33");
+        assert_eq!(decimal(50_000, 1_000_000, 6).to_string(), "0.050000");
+        let samples = Percentiles::new((1..=1000).rev().collect());
+        assert_eq!((samples.at(500), samples.at(990), samples.at(1000)), (500, 990, 1000));
+        assert_eq!(Percentiles::new(vec![9]).at(500), 9);
+    }
+}

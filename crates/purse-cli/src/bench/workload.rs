@@ -1,0 +1,480 @@
+//! What the callers send: the command mix, the account distribution, and the closed loop each
+//! caller runs (send, await the durable answer, record, send the next).
+//!
+//! Every number here is an integer: shares are percent or parts per million, the Zipf
+//! distribution is a table of integer weights, amounts are minor units.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use purse_core::{Action, Amount, Command, ErrorCode, FlowDetail, Scale};
+use purse_ledger::Ledger;
+
+/// The four command kinds the workload sends, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// CHARGE with `trigger_gift`: the gift comes from the ledger's rule.
+    Charge,
+    Deduct,
+    /// UNDEDUCT of half of what is left of an earlier accepted DEDUCT (all of it when 1 minor unit is left).
+    Undeduct,
+    /// UNCHARGE of the caller's most recent accepted, not yet reversed CHARGE.
+    Uncharge,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Charge, Kind::Deduct, Kind::Undeduct, Kind::Uncharge];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Charge => "charge",
+            Kind::Deduct => "deduct",
+            Kind::Undeduct => "undeduct",
+            Kind::Uncharge => "uncharge",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Percent of each kind, adding up to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix(pub [u32; 4]);
+
+impl Mix {
+    /// `charge=40,deduct=45,undeduct=10,uncharge=5`; a kind left out is 0; the shares add up to 100.
+    pub fn parse(text: &str) -> Result<Mix, String> {
+        let mut shares = [0u32; 4];
+        let mut seen = [false; 4];
+        for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+            let (name, share) = part.split_once('=').ok_or_else(|| format!("{part:?} is not KIND=PERCENT"))?;
+            let kind = Kind::ALL
+                .into_iter()
+                .find(|kind| kind.name().eq_ignore_ascii_case(name.trim()))
+                .ok_or_else(|| format!("{name:?} is not one of charge, deduct, undeduct, uncharge"))?;
+            if std::mem::replace(&mut seen[kind.index()], true) {
+                return Err(format!("{} is given twice", kind.name()));
+            }
+            shares[kind.index()] =
+                share.trim().trim_end_matches('%').parse().map_err(|_| format!("{share:?} is not a whole percent"))?;
+        }
+        let total: u32 = shares.iter().sum();
+        if total != 100 {
+            return Err(format!("the shares add up to {total}, not 100"));
+        }
+        Ok(Mix(shares))
+    }
+
+    fn pick(&self, roll: u32) -> Kind {
+        let mut bound = 0;
+        for kind in Kind::ALL {
+            bound += self.0[kind.index()];
+            if roll < bound {
+                return kind;
+            }
+        }
+        Kind::Deduct
+    }
+}
+
+/// splitmix64: small, fast, and the same sequence for the same seed on every machine.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..bound` (`bound > 0`); the modulo bias is below 2⁻⁴⁰ for the bounds used here.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    fn index(&mut self, len: usize) -> usize {
+        usize::try_from(self.below(len as u64)).expect("below a usize bound")
+    }
+}
+
+/// How accounts are drawn.
+#[derive(Debug)]
+pub enum Accounts {
+    Uniform {
+        count: u64,
+    },
+    /// Zipf with exponent 1: account `i` (from 0) is drawn with weight `1/(i+1)`, so the
+    /// hottest account gets `1/H(n)` of the traffic (about 10 % of 10,000 accounts).
+    /// Cumulative integer weights, searched by bisection.
+    Zipf {
+        cumulative: Vec<u64>,
+    },
+}
+
+impl Accounts {
+    pub fn uniform(count: u64) -> Accounts {
+        Accounts::Uniform { count }
+    }
+
+    pub fn zipf(count: u64) -> Accounts {
+        // 2^40 / (i+1) summed over ≤ 2^32 accounts stays far below u64::MAX (≤ 2^40 · 23).
+        const UNIT: u64 = 1 << 40;
+        let mut total = 0u64;
+        let cumulative = (1..=count)
+            .map(|rank| {
+                total += UNIT / rank;
+                total
+            })
+            .collect();
+        Accounts::Zipf { cumulative }
+    }
+
+    pub fn pick(&self, rng: &mut Rng) -> usize {
+        match self {
+            Accounts::Uniform { count } => usize::try_from(rng.below(*count)).expect("an account index fits usize"),
+            Accounts::Zipf { cumulative } => {
+                let total = *cumulative.last().expect("at least one account");
+                let roll = rng.below(total);
+                cumulative.partition_point(|&bound| bound <= roll)
+            }
+        }
+    }
+}
+
+/// The account id of account number `index`.
+pub fn account_id(index: usize) -> String {
+    format!("acct-{index:06}")
+}
+
+/// What every caller shares.
+#[derive(Debug)]
+pub struct Plan {
+    pub ledger: Ledger,
+    pub scale: Scale,
+    pub account_ids: Vec<String>,
+    pub accounts: Accounts,
+    pub mix: Mix,
+    /// Parts per million of requests that retry an earlier accepted request.
+    pub replay_ppm: u64,
+    pub seed: u64,
+}
+
+/// CHARGE amounts drawn from (minor units): around and across the rule's tiers (100.00, 500.00).
+const CHARGE_REAL_MINOR: [i64; 5] = [5_000, 10_000, 20_000, 50_000, 100_000];
+/// DEDUCT amounts: 1.00 to 60.00.
+const DEDUCT_MINOR_MIN: i64 = 100;
+const DEDUCT_MINOR_SPAN: u64 = 5_901;
+/// Accepted requests each caller remembers as candidates for a retry.
+const REPLAY_CANDIDATES: usize = 64;
+
+/// What one caller saw. Merged over all callers at the end.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Microseconds from send to answer, one per request.
+    pub latencies_us: Vec<u64>,
+    /// Fresh requests sent, by [`Kind`].
+    pub sent: [u64; 4],
+    /// Of those, accepted (a new durable flow), by [`Kind`].
+    pub accepted: [u64; 4],
+    /// Retries answered with the first answer's flow.
+    pub replayed: u64,
+    /// Rejected requests (fresh or retries) by error code.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// The sum of `affected` (REAL, GIFT, PRE, minor units) over the accepted flows.
+    pub effect: [i128; 3],
+    /// Anything that breaks the self-check: a retry answered with another flow, an answer
+    /// whose amounts do not parse. At most a few are kept, with the count.
+    pub faults: Vec<String>,
+    pub fault_count: u64,
+}
+
+impl Tally {
+    pub fn accepted_total(&self) -> u64 {
+        self.accepted.iter().sum()
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        self.latencies_us.extend(other.latencies_us);
+        for index in 0..4 {
+            self.sent[index] += other.sent[index];
+            self.accepted[index] += other.accepted[index];
+        }
+        self.replayed += other.replayed;
+        for (code, count) in other.rejected {
+            *self.rejected.entry(code).or_default() += count;
+        }
+        for (sum, part) in self.effect.iter_mut().zip(other.effect) {
+            *sum += part;
+        }
+        self.fault_count += other.fault_count;
+        self.faults.extend(other.faults);
+        self.faults.truncate(FAULTS_KEPT);
+    }
+
+    fn fault(&mut self, message: String) {
+        self.fault_count += 1;
+        if self.faults.len() < FAULTS_KEPT {
+            self.faults.push(message);
+        }
+    }
+
+    fn reject(&mut self, code: ErrorCode) {
+        *self.rejected.entry(code.as_str()).or_default() += 1;
+    }
+
+    /// Adds an accepted flow's `affected` to the effect; returns its REAL+GIFT+PRE sum.
+    fn add_effect(&mut self, detail: &FlowDetail, scale: Scale) -> Option<i64> {
+        let mut parts = [0i64; 3];
+        for (bucket, name) in ["REAL", "GIFT", "PRE"].into_iter().enumerate() {
+            let text = detail.affected_property_list.iter().find(|(property, _)| *property == name).map(|(_, v)| v);
+            match text.map(|text| Amount::parse(text, scale)) {
+                Some(Ok(amount)) => parts[bucket] = amount.minor(),
+                _ => {
+                    self.fault(format!("flow {}: affected {name} is missing or does not parse", detail.flow_id));
+                    return None;
+                }
+            }
+        }
+        for (sum, part) in self.effect.iter_mut().zip(parts) {
+            *sum += i128::from(part);
+        }
+        parts.iter().try_fold(0i64, |sum, part| sum.checked_add(*part))
+    }
+}
+
+const FAULTS_KEPT: usize = 8;
+
+/// An accepted DEDUCT a later UNDEDUCT may refund.
+#[derive(Debug)]
+struct Refundable {
+    order: String,
+    account: usize,
+    /// Minor units not yet refunded.
+    left: i64,
+}
+
+/// One caller's closed loop.
+pub struct Caller {
+    plan: Arc<Plan>,
+    number: u64,
+    requests: u64,
+    rng: Rng,
+    next_id: u64,
+    deducts: Vec<Refundable>,
+    charges: Vec<(String, usize)>,
+    recent: Vec<(Command, String)>,
+    tally: Tally,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller").field("number", &self.number).field("requests", &self.requests).finish()
+    }
+}
+
+impl Caller {
+    pub fn new(plan: Arc<Plan>, number: u64, requests: u64) -> Caller {
+        let rng = Rng::new(plan.seed ^ number.wrapping_mul(0xA24B_AED4_963E_E407));
+        let capacity = usize::try_from(requests).unwrap_or(0);
+        Caller {
+            plan,
+            number,
+            requests,
+            rng,
+            next_id: 0,
+            deducts: Vec::new(),
+            charges: Vec::new(),
+            recent: Vec::new(),
+            tally: Tally { latencies_us: Vec::with_capacity(capacity), ..Tally::default() },
+        }
+    }
+
+    pub async fn run(mut self) -> Tally {
+        for _ in 0..self.requests {
+            let replay =
+                self.plan.replay_ppm > 0 && !self.recent.is_empty() && self.rng.below(1_000_000) < self.plan.replay_ppm;
+            if replay {
+                self.retry().await;
+            } else {
+                self.fresh().await;
+            }
+        }
+        self.tally
+    }
+
+    /// Sends an earlier accepted request again: it must come back as the same flow.
+    async fn retry(&mut self) {
+        let index = self.rng.index(self.recent.len());
+        let (command, flow_id) = self.recent[index].clone();
+        let started = Instant::now();
+        let answer = self.plan.ledger.submit(command).await;
+        self.record_latency(started);
+        match answer {
+            Ok(detail) if detail.flow_id == *flow_id => self.tally.replayed += 1,
+            Ok(detail) => {
+                self.tally.fault(format!("a retry of flow {flow_id} was answered with flow {}", detail.flow_id))
+            }
+            Err(error) => {
+                self.tally.reject(error.code());
+                self.tally.fault(format!("a retry of flow {flow_id} was refused: {error}"));
+            }
+        }
+    }
+
+    async fn fresh(&mut self) {
+        let mut kind = self.plan.mix.pick(u32::try_from(self.rng.below(100)).expect("below 100"));
+        // A refund needs something to refund: without one the caller sends the forward command.
+        if kind == Kind::Undeduct && self.deducts.is_empty() {
+            kind = Kind::Deduct;
+        }
+        if kind == Kind::Uncharge && self.charges.is_empty() {
+            kind = Kind::Charge;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let request_id = format!("r{}.{id}", self.number);
+        let order_id = format!("o{}.{id}", self.number);
+        let mut refund = None;
+        let (account, action) = match kind {
+            Kind::Charge => {
+                let real = CHARGE_REAL_MINOR[self.rng.index(CHARGE_REAL_MINOR.len())];
+                let action = Action::Charge {
+                    real: Amount::from_minor(real),
+                    gift: None,
+                    pre: Amount::ZERO,
+                    trigger_gift: true,
+                };
+                (self.plan.accounts.pick(&mut self.rng), action)
+            }
+            Kind::Deduct => {
+                let value = DEDUCT_MINOR_MIN + i64::try_from(self.rng.below(DEDUCT_MINOR_SPAN)).expect("small");
+                (self.plan.accounts.pick(&mut self.rng), Action::Deduct { value: Amount::from_minor(value) })
+            }
+            Kind::Undeduct => {
+                let index = self.rng.index(self.deducts.len());
+                let original = &self.deducts[index];
+                let value = if original.left >= 2 { original.left / 2 } else { original.left };
+                refund = Some((index, value));
+                let action = Action::Undeduct {
+                    original_outer_order_id: original.order.clone(),
+                    value: Some(Amount::from_minor(value)),
+                };
+                (original.account, action)
+            }
+            Kind::Uncharge => {
+                let (src, account) = self.charges.pop().expect("checked non-empty");
+                (account, Action::Uncharge { src_outer_order_id: src })
+            }
+        };
+        let command = Command::new(&request_id, &order_id, &self.plan.account_ids[account], action);
+        let kept = (self.plan.replay_ppm > 0).then(|| command.clone());
+        self.tally.sent[kind.index()] += 1;
+        let started = Instant::now();
+        let answer = self.plan.ledger.submit(command).await;
+        self.record_latency(started);
+        let detail = match answer {
+            Ok(detail) => detail,
+            Err(error) => {
+                self.tally.reject(error.code());
+                return;
+            }
+        };
+        self.tally.accepted[kind.index()] += 1;
+        let Some(order_value) = self.tally.add_effect(&detail, self.plan.scale) else { return };
+        match kind {
+            Kind::Charge => self.charges.push((order_id, account)),
+            Kind::Deduct => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
+            Kind::Undeduct => {
+                let (index, value) = refund.expect("set for an UNDEDUCT");
+                self.deducts[index].left -= value;
+                if self.deducts[index].left <= 0 {
+                    self.deducts.swap_remove(index);
+                }
+            }
+            Kind::Uncharge => {}
+        }
+        if let Some(command) = kept {
+            if self.recent.len() < REPLAY_CANDIDATES {
+                self.recent.push((command, detail.flow_id));
+            } else {
+                let slot = self.rng.index(REPLAY_CANDIDATES);
+                self.recent[slot] = (command, detail.flow_id);
+            }
+        }
+    }
+
+    fn record_latency(&mut self, started: Instant) {
+        self.tally.latencies_us.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+}
+
+/// Opens accounts `range` with one CHARGE of 100.00 each (the rule adds 20.00), before the
+/// timed run, so that its DEDUCTs find accounts. Returns what was accepted.
+pub async fn open_accounts(plan: Arc<Plan>, range: std::ops::Range<usize>) -> Tally {
+    let mut tally = Tally::default();
+    for index in range {
+        let id = format!("open.{index}");
+        let action =
+            Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
+        let command = Command::new(&id, &id, &plan.account_ids[index], action);
+        tally.sent[Kind::Charge.index()] += 1;
+        match plan.ledger.submit(command).await {
+            Ok(detail) => {
+                tally.accepted[Kind::Charge.index()] += 1;
+                tally.add_effect(&detail, plan.scale);
+            }
+            Err(error) => {
+                tally.reject(error.code());
+                tally.fault(format!("opening {} failed: {error}", plan.account_ids[index]));
+            }
+        }
+    }
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mix_parses_and_picks_by_percent() {
+        let mix = Mix::parse("charge=40,deduct=45,undeduct=10,uncharge=5").unwrap();
+        assert_eq!(mix.0, [40, 45, 10, 5]);
+        assert_eq!(mix.pick(0), Kind::Charge);
+        assert_eq!(mix.pick(39), Kind::Charge);
+        assert_eq!(mix.pick(40), Kind::Deduct);
+        assert_eq!(mix.pick(85), Kind::Undeduct);
+        assert_eq!(mix.pick(99), Kind::Uncharge);
+        assert_eq!(Mix::parse("charge=100").unwrap().0, [100, 0, 0, 0]);
+        assert_eq!(Mix::parse("Deduct=50%, charge=50%").unwrap().0, [50, 50, 0, 0]);
+        for bad in ["charge=40", "charge=50,charge=50", "refund=100", "charge", "charge=x"] {
+            assert!(Mix::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zipf_is_hot_at_the_head_and_covers_the_tail() {
+        let accounts = Accounts::zipf(10_000);
+        let mut rng = Rng::new(7);
+        let mut counts = vec![0u32; 10_000];
+        for _ in 0..200_000 {
+            counts[accounts.pick(&mut rng)] += 1;
+        }
+        // 1/H(10000) ≈ 10.2 % to the first, half that to the second.
+        assert!((19_000..22_000).contains(&counts[0]), "{}", counts[0]);
+        assert!((9_000..11_500).contains(&counts[1]), "{}", counts[1]);
+        assert!(counts[5_000..].iter().any(|&count| count > 0));
+        let uniform = Accounts::uniform(3);
+        assert!((0..100).all(|_| uniform.pick(&mut rng) < 3));
+    }
+}

@@ -1,0 +1,251 @@
+//! purse-ingest: reads what KYBIO, ALSC and Zenlayer return, applies it to a purse ledger as
+//! provider-authoritative flows, and reconciles every balance the records state.
+//!
+//! The path of a run:
+//!
+//! 1. **read** (`json.rs`, `xml.rs`): each input streams through serde visitors or quick-xml
+//!    events; every object is flattened to the provider's fields and handed to the provider
+//!    (`kybio.rs`, `alsc.rs`, `zenlayer.rs`), which turns it into a [`Record`] or a rejection.
+//! 2. **plan** (`plan.rs`): records are put in the providers' time order, an opening IMPORT goes
+//!    before the first record of an account new to the ledger, and each becomes a command.
+//! 3. **apply**: the whole run is one [`Ledger::submit_group`], all-or-nothing by default.
+//! 4. **reconcile** (`reconcile.rs`): each balance a record states is compared with the ledger's
+//!    at that point, and everything goes into one [`Report`].
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), purse_ingest::Error> {
+//! use purse_ingest::{Input, Options, Provider, Silent};
+//! use purse_ledger::{Ledger, LedgerConfig};
+//!
+//! let ledger = Ledger::open(LedgerConfig::new("./purse-data")).await?;
+//! let inputs = vec![Input::open("history-page-1.json")?];
+//! let report = purse_ingest::run(&ledger, inputs, Options::new(Provider::Zenlayer), &Silent).await?;
+//! println!("{} applied, committed: {}", report.applied, report.committed);
+//! ledger.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Architecture Invariant:** ingestion writes only through `submit_group`, so every provider
+//! flow passes `purse_core::decide` like any other write; it never touches the log itself.
+
+mod alsc;
+mod error;
+mod json;
+mod kybio;
+mod options;
+mod plan;
+mod reconcile;
+mod record;
+mod report;
+mod schema;
+#[cfg(test)]
+mod test_support;
+#[doc(hidden)]
+pub mod testing;
+mod xml;
+mod zenlayer;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use purse_ledger::{GroupMode, Ledger};
+
+pub use error::Error;
+pub use options::{AlscUnits, FlowTarget, Mode, Options, Provider};
+pub use record::{Effect, Item, Record, References, Rejection, Stated, Text};
+pub use report::{Mismatch, Rejected, Report, Skipped};
+
+use crate::options::Context;
+
+/// Bytes read from an input at a time.
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// One input: a file, stdin, or any reader, with the name messages give it.
+pub struct Input {
+    pub name: String,
+    pub reader: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Input {
+    pub fn new(name: impl Into<String>, reader: impl Read + Send + 'static) -> Input {
+        Input { name: name.into(), reader: Box::new(reader) }
+    }
+
+    /// Opens a file, or stdin for `-`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Input, Error> {
+        let path = path.as_ref();
+        if path.as_os_str() == "-" {
+            return Ok(Input::new("-", std::io::stdin()));
+        }
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path)
+            .map_err(|error| Error::Read { path: name.clone(), message: error.to_string() })?;
+        Ok(Input::new(name, file))
+    }
+}
+
+/// Told how a run goes, for a progress display. Every method has a do-nothing default.
+pub trait Progress {
+    /// `bytes` more bytes of the inputs were read.
+    fn read(&self, _bytes: u64) {}
+    /// Reading is done: `records` records; the ledger now takes `commands` commands.
+    fn applying(&self, _records: u64, _commands: u64) {}
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// Reads `inputs`, applies their records to `ledger` and reconciles them (see the crate docs).
+///
+/// `Err` means the run could not happen at all (an unreadable input, a bad option, a ledger
+/// failure) and nothing was written. A finished run is `Ok` even when records were rejected or
+/// balances differ: the report says so, and [`Report::clean`] tells the two apart.
+pub async fn run(
+    ledger: &Ledger,
+    inputs: Vec<Input>,
+    options: Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Report, Error> {
+    let provider = options.provider;
+    let mode = options.mode;
+    let opening_balances = options.opening_balances;
+    let context = Context::new(options, ledger.scale());
+    let mut items = read(&context, inputs, progress)?;
+    let mut report = Report::new(provider, items.len() as u64);
+    report.add_parsed(&items);
+    plan::resolve_unsplit(ledger, &items, provider, &mut report).await?;
+    let refused_before_ledger = !report.rejected.is_empty();
+
+    let order = plan::order(&items);
+    let mut opening = HashSet::new();
+    if opening_balances {
+        for account in plan::opening_candidates(&items, &order) {
+            match ledger.account(&account).await {
+                Ok(_) => {}
+                Err(purse_ledger::Error::AccountNotFound(_)) => {
+                    opening.insert(account);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    let plan = plan::build(provider, &mut items, &order, &opening);
+    progress.applying(items.len() as u64, plan.commands.len() as u64);
+    // Records that never reach the ledger still stop an all-or-nothing run; the rest are
+    // then decided as a dry run, so the report says everything that is wrong at once.
+    let group_mode = match mode {
+        Mode::AllOrNothing if refused_before_ledger => GroupMode::DryRun,
+        Mode::AllOrNothing => GroupMode::AllOrNothing,
+        Mode::Partial => GroupMode::Partial,
+        Mode::DryRun => GroupMode::DryRun,
+    };
+    report.committed = if plan.commands.is_empty() {
+        group_mode != GroupMode::DryRun
+    } else {
+        let outcome = ledger.submit_group(plan.commands, group_mode).await?;
+        reconcile::outcome(&items, &plan.slots, &outcome.items, ledger.scale(), &mut report);
+        outcome.committed
+    };
+    report.finish();
+    Ok(report)
+}
+
+/// Reads `inputs` as `options.provider`'s records at `scale`, touching no ledger: the items a
+/// run would see, in input order. Only an input that cannot be read is an `Err`.
+pub fn read_items(options: Options, scale: purse_core::Scale, inputs: Vec<Input>) -> Result<Vec<Item>, Error> {
+    read(&Context::new(options, scale), inputs, &Silent)
+}
+
+/// Reads every input into items, in order. Only an input that cannot be read is an `Err`.
+pub(crate) fn read(context: &Context, inputs: Vec<Input>, progress: &dyn Progress) -> Result<Vec<Item>, Error> {
+    let mut items = Vec::new();
+    for input in inputs {
+        let counting = Counting { inner: input.reader, progress };
+        read_input(context, &input.name, BufReader::with_capacity(READ_BUFFER_BYTES, counting), &mut items)?;
+    }
+    Ok(items)
+}
+
+/// Reads one input of `context`'s provider, choosing XML or JSON by its first byte.
+pub(crate) fn read_input(
+    context: &Context,
+    name: &str,
+    mut reader: impl BufRead,
+    out: &mut Vec<Item>,
+) -> Result<(), Error> {
+    let unreadable = |error: std::io::Error| Error::Read { path: name.to_owned(), message: error.to_string() };
+    let rejected = |message: &str| {
+        Item::Rejected(Rejection {
+            record_id: None,
+            error: Error::NotAResponse { path: name.to_owned(), message: message.to_owned() },
+        })
+    };
+    let Some(first) = first_byte(&mut reader).map_err(unreadable)? else {
+        out.push(rejected("the input is empty"));
+        return Ok(());
+    };
+    match (context.options.provider, first) {
+        (Provider::Alsc, b'<') => xml::read(&alsc::Alsc { context }, name, reader, out),
+        (Provider::Alsc, _) => json::read(&alsc::Alsc { context }, name, reader, out),
+        (provider, b'<') => {
+            out.push(rejected(&format!("this is XML, and {provider} answers JSON")));
+            Ok(())
+        }
+        (Provider::Kybio, _) => json::read(&kybio::Kybio { context }, name, reader, out),
+        (Provider::Zenlayer, _) => json::read(&zenlayer::Zenlayer { context }, name, reader, out),
+    }
+}
+
+/// The first byte that is not whitespace or a UTF-8 byte order mark, left unread; `None` at
+/// the end of the input.
+fn first_byte(reader: &mut impl BufRead) -> std::io::Result<Option<u8>> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let mut start = true;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        if start && buffer.starts_with(BOM) {
+            reader.consume(BOM.len());
+            start = false;
+            continue;
+        }
+        start = false;
+        match buffer.iter().position(|byte| !byte.is_ascii_whitespace()) {
+            Some(at) => {
+                let first = buffer[at];
+                reader.consume(at);
+                return Ok(Some(first));
+            }
+            None => {
+                let length = buffer.len();
+                reader.consume(length);
+            }
+        }
+    }
+}
+
+/// Tells the progress display how many bytes went by.
+struct Counting<'a> {
+    inner: Box<dyn Read + Send>,
+    progress: &'a dyn Progress,
+}
+
+impl Read for Counting<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.progress.read(read as u64);
+        Ok(read)
+    }
+}

@@ -1,0 +1,166 @@
+//! Zenlayer `DescribeRechargeRefundHistory`: `{"requestId", "response": {"totalCount",
+//! "dataSet": [record…]}}`, one page per document, as many pages as given.
+//!
+//! Only `PAY_SUCCESS` moves money. The five money types map onto REAL; holds and syncs are
+//! skipped with the reason until the ledger has holds. Amounts are positive major units; the
+//! sign comes from the type.
+
+use purse_core::{Amount, Buckets, FlowType, Timestamp};
+
+use crate::error::Error;
+use crate::options::Context;
+use crate::record::{
+    clip, ext_info, major_amount, optional, required, Effect, Item, Record, References, Rejection, Stated,
+};
+use crate::schema::{Object, Schema};
+
+const TRANSACTION_ID: usize = 0;
+const TRANSACTION_TYPE: usize = 1;
+const AMOUNT: usize = 2;
+const STATE: usize = 3;
+const TRANSACTION_TIME: usize = 4;
+const ACCOUNT_UID: usize = 5;
+const PAYMENT_METHOD: usize = 6;
+const CODE: usize = 7;
+const MESSAGE: usize = 8;
+const REQUEST_ID: usize = 9;
+
+/// What a `transactionType` does in purse.
+enum Kind {
+    /// A flow of this type on REAL; `true` when it adds.
+    Flow(FlowType, bool),
+    Hold(&'static str),
+}
+
+fn kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "RECHARGE" => Kind::Flow(FlowType::Charge, true),
+        "REFUND" => Kind::Flow(FlowType::Uncharge, false),
+        "DEDUCTION" => Kind::Flow(FlowType::Deduct, false),
+        "ORDER_REFUND" => Kind::Flow(FlowType::Undeduct, true),
+        "DERATE" => Kind::Flow(FlowType::Adjust, true),
+        "ORDER_FROZEN" => Kind::Hold("ORDER_FROZEN places a hold, and the ledger has no holds yet"),
+        "ORDER_UNFROZEN" => Kind::Hold("ORDER_UNFROZEN releases a hold, and the ledger has no holds yet"),
+        "NS_SYNC" => {
+            Kind::Hold("NS_SYNC is an external sync that this adapter does not apply until the ledger has holds")
+        }
+        _ => return None,
+    })
+}
+
+/// The Zenlayer schema.
+#[derive(Debug)]
+pub(crate) struct Zenlayer<'a> {
+    pub context: &'a Context,
+}
+
+impl Schema for Zenlayer<'_> {
+    fn field(&self, key: &str) -> Option<usize> {
+        Some(match key {
+            "transactionId" => TRANSACTION_ID,
+            "transactionType" => TRANSACTION_TYPE,
+            "amount" => AMOUNT,
+            "state" => STATE,
+            "transactionTime" => TRANSACTION_TIME,
+            "accountUid" => ACCOUNT_UID,
+            "paymentMethod" => PAYMENT_METHOD,
+            "code" => CODE,
+            "message" => MESSAGE,
+            "requestId" => REQUEST_ID,
+            _ => return None,
+        })
+    }
+
+    fn marker(&self, key: &str) -> bool {
+        matches!(key, "dataSet" | "transactionId")
+    }
+
+    fn finish(&self, object: Object, out: &mut Vec<Item>, _children: usize) {
+        let fields = &object.fields;
+        if fields[TRANSACTION_ID].is_some() {
+            let record_id = optional("transactionId", &fields[TRANSACTION_ID]).ok().flatten().map(str::to_owned);
+            out.push(match self.record(&object) {
+                Ok(record) => Item::Record(record),
+                Err(error) => Item::Rejected(Rejection { record_id, error }),
+            });
+        } else if fields[CODE].is_some() && fields[MESSAGE].is_some() {
+            let text = |slot: usize| fields[slot].as_ref().and_then(|text| text.as_str()).map(clip);
+            let message = format!(
+                "Zenlayer answered with an error instead of records: {} {:?} (requestId {})",
+                text(CODE).unwrap_or_default(),
+                text(MESSAGE).unwrap_or_default(),
+                text(REQUEST_ID).unwrap_or_else(|| "unknown".into())
+            );
+            out.push(Item::Rejected(Rejection { record_id: None, error: Error::ProviderError { message } }));
+        }
+    }
+
+    fn expected(&self) -> &'static str {
+        "a Zenlayer DescribeRechargeRefundHistory response (no dataSet)"
+    }
+}
+
+impl Zenlayer<'_> {
+    fn record(&self, object: &Object) -> Result<Record, Error> {
+        let fields = &object.fields;
+        let record_id = required("transactionId", &fields[TRANSACTION_ID])?.to_owned();
+        let account_id = required("accountUid", &fields[ACCOUNT_UID])?.to_owned();
+        let type_name = required("transactionType", &fields[TRANSACTION_TYPE])?;
+        let kind = kind(type_name).ok_or_else(|| Error::UnknownType {
+            field: "transactionType",
+            name: clip(type_name),
+            hint: ": Zenlayer documents RECHARGE, REFUND, DEDUCTION, ORDER_REFUND, DERATE, ORDER_FROZEN, ORDER_UNFROZEN, NS_SYNC",
+        })?;
+        let state = required("state", &fields[STATE])?;
+        let time = utc_time(required("transactionTime", &fields[TRANSACTION_TIME])?)?;
+        let payment_method = optional("paymentMethod", &fields[PAYMENT_METHOD])?;
+        let effect = match (state, kind) {
+            ("PAYING" | "PAY_FAILED", _) => {
+                Effect::Skip { reason: format!("state {state}: only PAY_SUCCESS moves money") }
+            }
+            ("PAY_SUCCESS", Kind::Hold(reason)) => Effect::Skip { reason: reason.to_owned() },
+            ("PAY_SUCCESS", Kind::Flow(flow_type, adds)) => {
+                let amount = major_amount("amount", required("amount", &fields[AMOUNT])?, self.context.scale)?;
+                if !amount.is_positive() {
+                    return Err(Error::invalid("amount", "must be positive: the sign comes from transactionType"));
+                }
+                let real = if adds { amount } else { amount.checked_neg().unwrap_or(Amount::ZERO) };
+                Effect::Flow { flow_type, affected: Buckets::new(real, Amount::ZERO, Amount::ZERO) }
+            }
+            (other, _) => {
+                return Err(Error::UnknownType {
+                    field: "state",
+                    name: clip(other),
+                    hint: ": Zenlayer documents PAYING, PAY_FAILED, PAY_SUCCESS",
+                })
+            }
+        };
+        let references = (type_name == "DERATE").then(|| {
+            Box::new(References { remark: Some("Zenlayer DERATE: a credit granted".into()), ..References::default() })
+        });
+        Ok(Record {
+            // The transactionId is the record id, kept as the flow's source; only the method is extra.
+            ext_info: ext_info(&[("payment_method", payment_method)]),
+            record_id,
+            account_id,
+            time,
+            effect,
+            before: Stated::default(),
+            after: Stated::default(),
+            opening: None,
+            references,
+        })
+    }
+}
+
+/// `2023-08-15T09:47:01Z` (any RFC 3339 offset). A fraction of a second is dropped: business
+/// times are whole seconds.
+fn utc_time(text: &str) -> Result<Timestamp, Error> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|time| Timestamp(time.timestamp())).map_err(|_| {
+        Error::invalid("transactionTime", format!("{:?} is not an ISO-8601 time like 2023-08-15T09:47:01Z", clip(text)))
+    })
+}
+
+#[cfg(test)]
+#[path = "zenlayer_tests.rs"]
+mod tests;
