@@ -68,7 +68,7 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("ledger");
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(entries));
-    group.bench_function("replay_open_52k_entries", |b| {
+    group.bench_function("replay_open_53k_entries", |b| {
         b.iter_custom(|iterations| {
             let mut elapsed = Duration::ZERO;
             for _ in 0..iterations {
