@@ -241,23 +241,14 @@ impl Ledger {
     pub async fn verify(&self) -> Result<VerifyReport, Error> {
         self.query(|writer| {
             writer.check_not_poisoned()?;
-            let state = &writer.projections.state;
-            let fresh = Projections::load(writer.store(), state.config(), state.last_sequence())?;
-            if let Some(difference) = writer.projections.difference(&fresh) {
-                return Err(Error::Corruption(difference));
-            }
+            let report = crate::verify::verify(writer.store(), &writer.projections)?;
             let blob_files = writer.store().unsynced_blob_files()?;
             if blob_files > 0 {
                 return Err(Error::Storage(format!(
                     "sled wrote {blob_files} blob files, which fsync of its data file does not cover"
                 )));
             }
-            Ok(VerifyReport {
-                entries: fresh.state.last_sequence(),
-                flows: fresh.requests.len() as u64,
-                accounts: fresh.state.accounts().count() as u64,
-                blocks: fresh.blocks,
-            })
+            Ok(report)
         })
         .await
     }

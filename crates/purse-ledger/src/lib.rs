@@ -33,6 +33,7 @@ mod pages;
 mod projection;
 mod record;
 mod store;
+mod verify;
 mod writer;
 
 pub use error::Error;

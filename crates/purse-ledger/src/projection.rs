@@ -21,17 +21,39 @@ pub(crate) struct FlowRef {
 }
 
 /// Entries reserved for up front at most, so a damaged head cannot ask for absurd memory.
-const ENTRIES_RESERVED_MAX: usize = 64 * 1024 * 1024;
+pub(crate) const ENTRIES_RESERVED_MAX: usize = 64 * 1024 * 1024;
 
 /// Blocks decoded ahead of the fold at most, bounding memory while opening.
 const DECODE_QUEUE_BLOCKS_MAX: usize = 64;
 
 /// A block read, checked and decoded into domain entries, ready to fold.
-struct DecodedBlock {
-    first_sequence: u64,
-    previous_checksum: u32,
-    checksum: u32,
-    entries: Vec<(Entry, Option<Fingerprint>)>,
+pub(crate) struct DecodedBlock {
+    pub first_sequence: u64,
+    pub previous_checksum: u32,
+    pub checksum: u32,
+    pub entries: Vec<(Entry, Option<Fingerprint>)>,
+}
+
+/// Reads every block of the log in order and hands it, decoded, to `fold`. Reading and decoding
+/// (checksums, bincode, string allocation) run on a second thread while this one folds: on two
+/// cores that nearly halves the time to open.
+pub(crate) fn read_log(store: &Store, mut fold: impl FnMut(DecodedBlock) -> Result<(), Error>) -> Result<(), Error> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, Error>>(DECODE_QUEUE_BLOCKS_MAX);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for block in store.blocks() {
+                let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&key, &bytes));
+                let failed = decoded.is_err();
+                if sender.send(decoded).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        for block in receiver {
+            fold(block?)?;
+        }
+        Ok(())
+    })
 }
 
 impl DecodedBlock {
@@ -139,26 +161,10 @@ impl Projections {
     /// Folds the whole log from `store`, validating every block (checksum, chain, sequence)
     /// and every entry (the core's invariants, including each stored before-balance).
     pub fn load(store: &Store, config: Config, entries_expected: u64) -> Result<Projections, Error> {
-        // Reading and decoding (checksums, bincode, string allocation) runs on a second thread
-        // while this one folds: on two cores that nearly halves the time to open.
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, Error>>(DECODE_QUEUE_BLOCKS_MAX);
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                for block in store.blocks() {
-                    let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&key, &bytes));
-                    let failed = decoded.is_err();
-                    if sender.send(decoded).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-            let capacity = usize::try_from(entries_expected).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
-            let mut projections = Projections::with_capacity(config, capacity);
-            for block in receiver {
-                projections.fold_block(block?)?;
-            }
-            Ok(projections)
-        })
+        let capacity = usize::try_from(entries_expected).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
+        let mut projections = Projections::with_capacity(config, capacity);
+        read_log(store, |block| projections.fold_block(block))?;
+        Ok(projections)
     }
 
     fn fold_block(&mut self, block: DecodedBlock) -> Result<(), Error> {
@@ -175,22 +181,5 @@ impl Projections {
         self.last_block_checksum = block.checksum;
         self.blocks += 1;
         Ok(())
-    }
-
-    /// Compares with projections folded independently; `None` when equal, else what differs.
-    pub fn difference(&self, other: &Projections) -> Option<String> {
-        if self.state != other.state {
-            return Some("balances, orders or rules differ from the fold of the log".into());
-        }
-        if self.requests != other.requests {
-            return Some("idempotency records differ from the fold of the log".into());
-        }
-        if self.account_flows != other.account_flows {
-            return Some("the per-account flow index differs from the fold of the log".into());
-        }
-        if self.last_block_checksum != other.last_block_checksum || self.blocks != other.blocks {
-            return Some("the block chain differs from the log".into());
-        }
-        None
     }
 }

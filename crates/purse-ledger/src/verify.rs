@@ -1,0 +1,185 @@
+//! `verify`: refold the whole log and check every live projection against it.
+//!
+//! Balances, orders and rules need a second, freshly folded `State` (the fold's own checks need
+//! them). The idempotency records and the per-account index are instead checked entry by entry
+//! as the log streams past, so verifying a million-flow ledger holds one extra `State`, not a
+//! second copy of every projection.
+
+use std::collections::HashMap;
+
+use purse_core::{Entry, State};
+use purse_idempotency::Record;
+
+use crate::error::Error;
+use crate::ledger::VerifyReport;
+use crate::projection::{read_log, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
+use crate::store::Store;
+
+/// Checks `live` against the log in `store`. `Ok` only when every projection equals the fold.
+pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, Error> {
+    let capacity = usize::try_from(live.state.last_sequence()).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
+    let mut checker = Checker {
+        live,
+        state: State::with_capacity(live.state.config(), capacity),
+        flows_seen_per_account: HashMap::default(),
+        flows: 0,
+        last_block_checksum: 0,
+        blocks: 0,
+    };
+    read_log(store, |block| checker.check_block(block))?;
+    checker.finish()
+}
+
+struct Checker<'a> {
+    live: &'a Projections,
+    /// The fold of the log so far.
+    state: State,
+    /// How many of each account's flows the log has shown so far.
+    flows_seen_per_account: HashMap<String, usize, foldhash::quality::RandomState>,
+    flows: u64,
+    last_block_checksum: u32,
+    blocks: u64,
+}
+
+fn differs(what: &str, sequence: u64) -> Error {
+    Error::Corruption(format!("{what} differ from the fold of the log at entry {sequence}"))
+}
+
+impl Checker<'_> {
+    fn check_block(&mut self, block: DecodedBlock) -> Result<(), Error> {
+        let corrupt = |reason: String| Error::Corruption(format!("block at {}: {reason}", block.first_sequence));
+        if block.first_sequence != self.state.next_sequence() {
+            return Err(corrupt(format!("expected the block to start at {}", self.state.next_sequence())));
+        }
+        if block.previous_checksum != self.last_block_checksum {
+            return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
+        }
+        for (entry, fingerprint) in block.entries {
+            let flow = match entry {
+                Entry::Rules(change) => {
+                    purse_core::apply_rules(&mut self.state, &change).map_err(|error| corrupt(error.to_string()))?;
+                    continue;
+                }
+                Entry::Flow(flow) => flow,
+            };
+            let sequence = flow.flow_id;
+            let fingerprint = fingerprint.ok_or_else(|| corrupt(format!("flow {sequence} has no fingerprint")))?;
+            let expected = Record { fingerprint, flow_id: sequence };
+            if self.live.requests.get(&flow.request_id) != Some(&expected) {
+                return Err(differs("idempotency records", sequence));
+            }
+            let seen = match self.flows_seen_per_account.get_mut(&flow.account_id) {
+                Some(seen) => seen,
+                None => self.flows_seen_per_account.entry(flow.account_id.clone()).or_insert(0),
+            };
+            let reference = FlowRef { sequence, order_time: flow.order_time, flow_type: flow.flow_type };
+            let indexed = self.live.account_flows.get(&flow.account_id).and_then(|flows| flows.get(*seen));
+            if indexed != Some(&reference) {
+                return Err(differs("the per-account flow index", sequence));
+            }
+            *seen += 1;
+            purse_core::apply_owned(&mut self.state, flow).map_err(|error| corrupt(error.to_string()))?;
+            self.flows += 1;
+        }
+        self.last_block_checksum = block.checksum;
+        self.blocks += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<VerifyReport, Error> {
+        let live = self.live;
+        let end = self.state.last_sequence();
+        if self.state != live.state {
+            return Err(Error::Corruption("balances, orders or rules differ from the fold of the log".into()));
+        }
+        if live.requests.len() as u64 != self.flows {
+            return Err(differs("idempotency records (their number)", end));
+        }
+        let index_complete = live.account_flows.len() == self.flows_seen_per_account.len()
+            && live
+                .account_flows
+                .iter()
+                .all(|(account, flows)| self.flows_seen_per_account.get(account) == Some(&flows.len()));
+        if !index_complete {
+            return Err(differs("the per-account flow index (its length)", end));
+        }
+        if live.last_block_checksum != self.last_block_checksum || live.blocks != self.blocks {
+            return Err(Error::Corruption("the block chain differs from the log".into()));
+        }
+        Ok(VerifyReport {
+            entries: end,
+            flows: self.flows,
+            accounts: self.state.accounts().count() as u64,
+            blocks: self.blocks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockWriter;
+    use crate::head::Head;
+    use crate::record::{EntryRecord, FlowRecord};
+    use purse_core::{decide, Action, Amount, Command, Config, Context, Timestamp};
+    use purse_idempotency::fingerprint;
+
+    /// A store holding three flows on two accounts, and its projections.
+    fn ledger(dir: &std::path::Path) -> (Store, Projections) {
+        let mut store = Store::open(dir).unwrap();
+        store.create_head().unwrap();
+        let config = Config::default();
+        store.write_config(config.scale, config.zone).unwrap();
+        let mut state = State::new(config);
+        let mut blocks = BlockWriter::new(0, 1);
+        for (index, account) in ["a", "b", "a"].iter().enumerate() {
+            let id = format!("r{index}");
+            let command = Command::new(&id, &id, account, {
+                Action::Charge { real: Amount::from_minor(100), gift: None, pre: Amount::ZERO, trigger_gift: false }
+            });
+            let flow =
+                decide(&state, &command, &Context { sequence: state.next_sequence(), now: Timestamp(0) }).unwrap();
+            blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint(&command))));
+            purse_core::apply(&mut state, &flow).unwrap();
+        }
+        let (written, checksum) = blocks.finish();
+        store.append(&written, Head { sequence: 3, block_checksum: checksum }).unwrap();
+        let projections = Projections::load(&store, config, 3).unwrap();
+        (store, projections)
+    }
+
+    #[test]
+    fn every_projection_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, live) = ledger(dir.path());
+        let report = verify(&store, &live).unwrap();
+        assert_eq!((report.entries, report.flows, report.accounts), (3, 3, 2));
+        type Tamper = fn(&mut Projections);
+        let tampered: [(&str, Tamper); 5] = [
+            ("a request's record", |live| {
+                let record = *live.requests.get("r1").unwrap();
+                let mut requests = purse_idempotency::Index::new();
+                for (id, other) in live.requests.iter() {
+                    let changed = Record { flow_id: other.flow_id + 1, ..record };
+                    requests.insert(id, if id == "r1" { changed } else { *other }).unwrap();
+                }
+                live.requests = requests;
+            }),
+            ("an extra request", |live| {
+                let record = *live.requests.get("r1").unwrap();
+                live.requests.insert("ghost", record).unwrap();
+            }),
+            ("the per-account index", |live| live.account_flows.get_mut("a").unwrap().reverse()),
+            ("an extra indexed account", |live| {
+                live.account_flows.insert("ghost".into(), vec![]);
+            }),
+            ("the balances", |live| live.state = State::new(live.state.config())),
+        ];
+        for (what, tamper) in tampered {
+            let mut copy = live.clone();
+            tamper(&mut copy);
+            let error = verify(&store, &copy).expect_err(what);
+            assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "{what}: {error}");
+        }
+    }
+}
