@@ -3,7 +3,8 @@
 //!
 //! Amount options take any value that starts with a dash (`--real-value -.5`): clap's own
 //! negative-number test misses forms the amount parser accepts. A forgotten value followed by
-//! another option (`--value --remark x`) then fails as an amount that names its option.
+//! another option is taken as that option's name: `--value --shop-id` at the end of the line
+//! fails as an amount naming `--value`; `--value --remark x` leaves a stray `x`, a usage error.
 
 use std::path::PathBuf;
 

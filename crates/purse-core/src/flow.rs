@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::balance::{Buckets, Property};
+use crate::balance::Buckets;
 use crate::money::{Amount, Scale};
 use crate::rules::RuleSet;
 use crate::time::{Timestamp, Zone};
@@ -167,11 +167,6 @@ pub struct FlowDetail {
     pub after_property_list: Vec<(&'static str, String)>,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
-}
-
-impl FlowDetail {
-    /// The property list names in their fixed order, for renderers.
-    pub const PROPERTY_ORDER: [Property; 4] = Property::ALL;
 }
 
 /// A change of one brand's rules (or, with `brand_id: None`, the ledger default).

@@ -43,7 +43,7 @@ pub use command::{
 pub use decide::{decide, decide_rules, Context};
 pub use error::{Error, ErrorCode, FoldError};
 pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
-pub use money::{Amount, AmountError, Display as AmountDisplay, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
+pub use money::{Amount, AmountError, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
 pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
     GIFT_BASIS_POINTS_MAX, TIERS_MAX,

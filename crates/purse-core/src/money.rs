@@ -5,7 +5,6 @@
 //! finite number. Nothing is ever rounded silently: the only rounding in purse is
 //! [`Amount::ratio_half_up`], called where a rule divides money.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -170,16 +169,6 @@ impl Amount {
         let whole = magnitude / factor;
         let fraction = magnitude % factor;
         format!("{sign}{whole}.{fraction:0width$}", width = decimals as usize)
-    }
-}
-
-/// A display adapter so `format!` can show an amount at a scale without allocating twice.
-#[derive(Debug, Clone, Copy)]
-pub struct Display(pub Amount, pub Scale);
-
-impl fmt::Display for Display {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.format(self.1))
     }
 }
 
