@@ -79,7 +79,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
         }
         Action::Undeduct { original_outer_order_id, value } => {
             let original = referenced_order(state, original_outer_order_id, FlowType::Deduct, command)?;
-            (undeduct_split(original, *value, original_outer_order_id, scale)?, Some(original_outer_order_id.clone()))
+            (undeduct_split(&original, *value, original_outer_order_id, scale)?, Some(original_outer_order_id.clone()))
         }
         Action::Uncharge { src_outer_order_id } => {
             let original = referenced_order(state, src_outer_order_id, FlowType::Charge, command)?;
@@ -268,7 +268,7 @@ fn article(flow_type: FlowType) -> &'static str {
     }
 }
 
-fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command: &Command) -> Result<&'a Order, Error> {
+fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command: &Command) -> Result<Order<'a>, Error> {
     let order = state.order(id).ok_or_else(|| Error::OrderNotFound { outer_order_id: id.to_owned() })?;
     if order.flow_type != expected {
         return Err(Error::invalid_argument(format!(

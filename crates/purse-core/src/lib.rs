@@ -30,6 +30,7 @@ mod flow;
 mod money;
 mod rules;
 mod state;
+mod table;
 mod time;
 
 #[cfg(test)]
@@ -48,5 +49,6 @@ pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
     GIFT_BASIS_POINTS_MAX, TIERS_MAX,
 };
-pub use state::{apply, apply_owned, apply_rules, Account, Config, Order, State};
+pub use state::{apply, apply_rules, Account, Config, Order, State};
+pub use table::StrTable;
 pub use time::{Timestamp, Zone, TIME_FORMAT};

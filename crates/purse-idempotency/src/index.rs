@@ -1,6 +1,6 @@
 //! The in-memory index of every recorded `request_id`.
 
-use std::collections::hash_map::{Entry, HashMap};
+use purse_core::StrTable;
 
 use crate::error::Error;
 use crate::fingerprint::Fingerprint;
@@ -13,8 +13,9 @@ use crate::record::{decide, Decision, Record};
 /// never the source of truth: the log is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Index {
-    /// Seeded foldhash: request ids are caller-chosen, and SipHash was a sixth of log replay.
-    records: HashMap<String, Record, foldhash::quality::RandomState>,
+    /// A compact table (no allocation per id, 8 index bytes per record): a million-flow ledger
+    /// keeps a million of these.
+    records: StrTable<Record>,
 }
 
 impl Index {
@@ -25,7 +26,7 @@ impl Index {
 
     /// An empty index with room for `records` records without growing.
     pub fn with_capacity(records: usize) -> Index {
-        Index { records: HashMap::with_capacity_and_hasher(records, Default::default()) }
+        Index { records: StrTable::with_capacity(records) }
     }
 
     /// The decision for a command with `request_id` and `fingerprint` (see [`decide`]).
@@ -41,15 +42,13 @@ impl Index {
     /// the identical record means the same flow was fed in twice, which a correct rebuild or
     /// write never does. Callers check first ([`Index::check`]) and insert only on
     /// [`Decision::Fresh`].
-    pub fn insert(&mut self, request_id: impl Into<String>, record: Record) -> Result<(), Error> {
-        match self.records.entry(request_id.into()) {
-            Entry::Vacant(vacant) => {
-                vacant.insert(record);
-                Ok(())
-            }
-            Entry::Occupied(occupied) => {
-                Err(Error::DuplicateRecord { flow_id: occupied.get().flow_id, request_id: occupied.key().clone() })
-            }
+    pub fn insert(&mut self, request_id: &str, record: Record) -> Result<(), Error> {
+        match self.records.insert_new(request_id, record) {
+            Ok(_) => Ok(()),
+            Err(existing) => Err(Error::DuplicateRecord {
+                flow_id: self.records.value_at(existing).flow_id,
+                request_id: request_id.to_owned(),
+            }),
         }
     }
 
@@ -70,7 +69,7 @@ impl Index {
 
     /// Every `request_id` with its record, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Record)> + '_ {
-        self.records.iter().map(|(request_id, record)| (request_id.as_str(), record))
+        self.records.iter()
     }
 }
 
@@ -89,7 +88,7 @@ mod tests {
         assert_eq!(index.check("r1", &Fingerprint([1; 32])), Decision::Fresh);
 
         index.insert("r1", record(1, 7)).unwrap();
-        index.insert(String::from("r2"), record(2, 8)).unwrap();
+        index.insert("r2", record(2, 8)).unwrap();
 
         let check = |request_id: &str, byte: u8, expected: Decision| {
             assert_eq!(index.check(request_id, &Fingerprint([byte; 32])), expected, "{request_id} {byte}");

@@ -99,9 +99,8 @@ impl Projections {
         }
     }
 
-    /// Folds a flow the writer just decided (it still needs the flow, so nothing is moved).
-    /// On error nothing changed: the core's `apply` checks before it mutates, and the other
-    /// projections follow only after it succeeded.
+    /// Folds one flow, the writer's or the log's. On error nothing changed: the core's `apply`
+    /// checks before it mutates, and the other projections follow only after it succeeded.
     pub fn fold_flow(&mut self, flow: &Flow, fingerprint: Fingerprint) -> Result<(), String> {
         if let Some(record) = self.requests.get(&flow.request_id) {
             return Err(format!(
@@ -113,45 +112,22 @@ impl Projections {
         self.requests
             .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })
             .expect("checked above: the request_id is new");
-        self.account_flows.entry(flow.account_id.clone()).or_default().push(FlowRef {
-            sequence: flow.flow_id,
-            order_time: flow.order_time,
-            flow_type: flow.flow_type,
-        });
+        let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
+        match self.account_flows.get_mut(&flow.account_id) {
+            Some(flows) => flows.push(reference),
+            None => {
+                self.account_flows.insert(flow.account_id.clone(), vec![reference]);
+            }
+        }
         Ok(())
     }
 
-    /// [`Projections::fold`] for an entry read from the log and needed no more: its strings
-    /// move into the projections instead of being copied (the replay path on open).
-    fn fold_owned(&mut self, entry: Entry, fingerprint: Option<Fingerprint>) -> Result<(), String> {
-        let (mut flow, fingerprint) = match (entry, fingerprint) {
-            (Entry::Flow(flow), Some(fingerprint)) => (flow, fingerprint),
-            (Entry::Flow(flow), None) => return Err(format!("flow {} has no request fingerprint", flow.flow_id)),
-            (Entry::Rules(change), _) => return self.fold_rules(&change),
-        };
-        if let Some(record) = self.requests.get(&flow.request_id) {
-            return Err(format!(
-                "flow {}: request_id {:?} already has flow {}",
-                flow.flow_id, flow.request_id, record.flow_id
-            ));
+    fn fold_entry(&mut self, entry: &Entry, fingerprint: Option<Fingerprint>) -> Result<(), String> {
+        match (entry, fingerprint) {
+            (Entry::Flow(flow), Some(fingerprint)) => self.fold_flow(flow, fingerprint),
+            (Entry::Flow(flow), None) => Err(format!("flow {} has no request fingerprint", flow.flow_id)),
+            (Entry::Rules(change), _) => self.fold_rules(change),
         }
-        let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
-        let request_id = std::mem::take(&mut flow.request_id);
-        let Projections { state, requests, account_flows, .. } = self;
-        let index = account_flows.get_mut(&flow.account_id);
-        let new_account = index.is_none().then(|| flow.account_id.clone());
-        purse_core::apply_owned(state, flow).map_err(|error| error.to_string())?;
-        requests
-            .insert(request_id, Record { fingerprint, flow_id: reference.sequence })
-            .expect("checked above: the request_id is new");
-        match (index, new_account) {
-            (Some(index), _) => index.push(reference),
-            (None, Some(account_id)) => {
-                account_flows.insert(account_id, vec![reference]);
-            }
-            (None, None) => unreachable!("a missing account has its key copied above"),
-        }
-        Ok(())
     }
 
     pub fn fold_rules(&mut self, change: &RulesChange) -> Result<(), String> {
@@ -175,8 +151,8 @@ impl Projections {
         if block.previous_checksum != self.last_block_checksum {
             return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
         }
-        for (entry, fingerprint) in block.entries {
-            self.fold_owned(entry, fingerprint).map_err(corrupt)?;
+        for (entry, fingerprint) in &block.entries {
+            self.fold_entry(entry, *fingerprint).map_err(corrupt)?;
         }
         self.last_block_checksum = block.checksum;
         self.blocks += 1;

@@ -78,7 +78,7 @@ impl Checker<'_> {
                 return Err(differs("the per-account flow index", sequence));
             }
             *seen += 1;
-            purse_core::apply_owned(&mut self.state, flow).map_err(|error| corrupt(error.to_string()))?;
+            purse_core::apply(&mut self.state, &flow).map_err(|error| corrupt(error.to_string()))?;
             self.flows += 1;
         }
         self.last_block_checksum = block.checksum;
