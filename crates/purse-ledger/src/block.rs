@@ -2,20 +2,30 @@
 //!
 //! ```text
 //! offset  size  field
-//! 0       1     format version (BLOCK_VERSION)
+//! 0       1     format version (BLOCK_VERSION = 2; version 1 is read too)
 //! 1       2     entry count n, u16 big-endian, 1..=BLOCK_ENTRIES_MAX
 //! 3       8     sequence of the first entry, u64 big-endian (also the sled key)
 //! 11      4     CRC-32 of the previous block (0 for the first): the hash chain
-//! 15      ...   n × (u32 big-endian length, entry record bytes)
+//! 15      1     flags (version 2 only): bit 0 CONTINUES, the other bits zero
+//! 15/16   ...   n × (u32 big-endian length, entry record bytes)
 //! end-4   4     CRC-32 of every byte before it
 //! ```
 //! A block is written whole in one atomic sled batch, so it is never half there; the CRC and
 //! the chain catch a damaged, reordered or missing block on read.
+//!
+//! CONTINUES marks every block of a commit but its last. A large commit (an ingestion group) is
+//! written in several sled batches; if the process dies between them, the log ends in blocks
+//! that all continue, and opening the ledger removes them (`Store::drop_unfinished_commit`), so
+//! a commit is in the log whole or not at all.
 
 use crate::record::EntryRecord;
 
-/// The block format this code writes and reads.
-pub(crate) const BLOCK_VERSION: u8 = 1;
+/// The block format this code writes.
+pub(crate) const BLOCK_VERSION: u8 = 2;
+/// The first format, without the flags byte: still read.
+const BLOCK_VERSION_1: u8 = 1;
+/// Flag: the commit this block belongs to goes on in the next block.
+const FLAG_CONTINUES: u8 = 1;
 /// Entries per block at most.
 pub(crate) const BLOCK_ENTRIES_MAX: usize = 256;
 /// A block is closed once it reaches this size. Small enough that a full sled leaf (which
@@ -23,7 +33,8 @@ pub(crate) const BLOCK_ENTRIES_MAX: usize = 256;
 /// files, so purse must never make it write one.
 pub(crate) const BLOCK_BYTES_TARGET: usize = 6 * 1024;
 
-const HEADER_BYTES: usize = 15;
+const HEADER_BYTES_V1: usize = 15;
+const HEADER_BYTES: usize = 16;
 const CHECKSUM_BYTES: usize = 4;
 
 /// The sled key of the block whose first entry has `sequence`.
@@ -60,47 +71,45 @@ impl BlockWriter {
         let length_at = self.current.len();
         entry.encode_framed(&mut self.current);
         debug_assert!(self.current.len() > length_at + 4);
-        self.entry_added();
+        self.current_count += 1;
+        self.next_sequence += 1;
     }
 
-    /// Appends entries already encoded with [`EntryRecord::encode_framed`], in sequence order
-    /// from the next sequence on.
-    pub fn push_framed(&mut self, mut framed: &[u8]) {
-        while !framed.is_empty() {
-            let length = u32::from_be_bytes(framed[..4].try_into().expect("4 bytes")) as usize;
-            let (entry, rest) = framed.split_at(4 + length);
-            self.open_block();
-            self.current.extend_from_slice(entry);
-            self.entry_added();
-            framed = rest;
-        }
+    /// Takes the blocks closed so far, all marked CONTINUES, leaving the open one; `None` until
+    /// there are `at_least` of them. Lets a large commit go to sled in parts as it is decided.
+    pub fn take_closed(&mut self, at_least: usize) -> Option<Vec<(u64, Vec<u8>)>> {
+        (self.blocks.len() >= at_least).then(|| std::mem::take(&mut self.blocks))
     }
 
+    /// Whether no entry was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty() && self.current_count == 0
+    }
+
+    /// Starts a block for the next entry unless the current one has room. A full block is
+    /// closed only here, once the next entry exists, so it can be marked CONTINUES.
     fn open_block(&mut self) {
+        if self.current_count == BLOCK_ENTRIES_MAX || self.current.len() >= BLOCK_BYTES_TARGET {
+            self.close_block(true);
+        }
         if self.current_count == 0 {
             self.current.clear();
             self.current.push(BLOCK_VERSION);
             self.current.extend_from_slice(&[0, 0]); // count, patched on close
             self.current.extend_from_slice(&self.next_sequence.to_be_bytes());
             self.current.extend_from_slice(&self.previous_checksum.to_be_bytes());
+            self.current.push(0); // flags, patched on close
             self.current_first = self.next_sequence;
         }
     }
 
-    fn entry_added(&mut self) {
-        self.current_count += 1;
-        self.next_sequence += 1;
-        if self.current_count == BLOCK_ENTRIES_MAX || self.current.len() >= BLOCK_BYTES_TARGET {
-            self.close_block();
-        }
-    }
-
-    fn close_block(&mut self) {
+    fn close_block(&mut self, continues: bool) {
         if self.current_count == 0 {
             return;
         }
         let count = u16::try_from(self.current_count).expect("BLOCK_ENTRIES_MAX fits u16");
         self.current[1..3].copy_from_slice(&count.to_be_bytes());
+        self.current[HEADER_BYTES - 1] = if continues { FLAG_CONTINUES } else { 0 };
         let checksum = crc32fast::hash(&self.current);
         self.current.extend_from_slice(&checksum.to_be_bytes());
         let block = std::mem::replace(&mut self.current, Vec::with_capacity(BLOCK_BYTES_TARGET + 1024));
@@ -110,8 +119,9 @@ impl BlockWriter {
     }
 
     /// The finished blocks as `(first sequence, bytes)`, and the checksum of the last one.
+    /// Every block but the last is marked CONTINUES.
     pub fn finish(mut self) -> (Vec<(u64, Vec<u8>)>, u32) {
-        self.close_block();
+        self.close_block(false);
         (self.blocks, self.previous_checksum)
     }
 }
@@ -122,13 +132,15 @@ pub(crate) struct Block<'a> {
     pub first_sequence: u64,
     pub previous_checksum: u32,
     pub checksum: u32,
+    /// The commit this block belongs to goes on in the next block.
+    pub continues: bool,
     entries: Vec<&'a [u8]>,
 }
 
 impl<'a> Block<'a> {
     /// Checks the version, the checksum and the framing. `key` is the sled key it was under.
     pub fn parse(key: &[u8], bytes: &'a [u8]) -> Result<Block<'a>, String> {
-        if bytes.len() < HEADER_BYTES + CHECKSUM_BYTES {
+        if bytes.len() < HEADER_BYTES_V1 + CHECKSUM_BYTES {
             return Err(format!("block of {} bytes is shorter than its header", bytes.len()));
         }
         let (body, checksum_bytes) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
@@ -136,8 +148,16 @@ impl<'a> Block<'a> {
         if crc32fast::hash(body) != checksum {
             return Err("block checksum mismatch".into());
         }
-        if body[0] != BLOCK_VERSION {
-            return Err(format!("block format version {} is not {BLOCK_VERSION}", body[0]));
+        let (header_bytes, flags) = match body[0] {
+            BLOCK_VERSION_1 => (HEADER_BYTES_V1, 0),
+            BLOCK_VERSION if body.len() >= HEADER_BYTES => (HEADER_BYTES, body[HEADER_BYTES - 1]),
+            BLOCK_VERSION => return Err(format!("block of {} bytes is shorter than its header", bytes.len())),
+            version => {
+                return Err(format!("block format version {version} is not {BLOCK_VERSION_1} or {BLOCK_VERSION}"))
+            }
+        };
+        if flags & !FLAG_CONTINUES != 0 {
+            return Err(format!("block flags {flags:#04x} have unknown bits"));
         }
         let count = usize::from(u16::from_be_bytes([body[1], body[2]]));
         let first_sequence = u64::from_be_bytes(body[3..11].try_into().expect("8 bytes"));
@@ -149,7 +169,7 @@ impl<'a> Block<'a> {
             return Err(format!("block entry count {count} is outside 1..={BLOCK_ENTRIES_MAX}"));
         }
         let mut entries = Vec::with_capacity(count);
-        let mut at = HEADER_BYTES;
+        let mut at = header_bytes;
         for index in 0..count {
             let length_bytes =
                 body.get(at..at + 4).ok_or_else(|| format!("entry {index} length runs past the block"))?;
@@ -162,7 +182,7 @@ impl<'a> Block<'a> {
         if at != body.len() {
             return Err(format!("{} trailing bytes after the last entry", body.len() - at));
         }
-        Ok(Block { first_sequence, previous_checksum, checksum, entries })
+        Ok(Block { first_sequence, previous_checksum, checksum, continues: flags & FLAG_CONTINUES != 0, entries })
     }
 
     pub fn last_sequence(&self) -> u64 {
@@ -225,6 +245,55 @@ mod tests {
         }
         assert_eq!(next, 41);
         assert_eq!(previous, last_checksum);
+    }
+
+    #[test]
+    fn every_block_of_a_commit_but_the_last_continues() {
+        let mut writer = BlockWriter::new(0, 1);
+        for sequence in 1..=40 {
+            writer.push(&entry(sequence, 1000));
+        }
+        let (blocks, _) = writer.finish();
+        let continues: Vec<bool> =
+            blocks.iter().map(|(first, bytes)| Block::parse(&key(*first), bytes).unwrap().continues).collect();
+        assert!(continues.len() > 2);
+        assert!(continues[..continues.len() - 1].iter().all(|flag| *flag));
+        assert!(!continues[continues.len() - 1]);
+
+        // Taken early, closed blocks all continue; the open one stays for the rest.
+        let mut writer = BlockWriter::new(0, 1);
+        for sequence in 1..=40 {
+            writer.push(&entry(sequence, 1000));
+        }
+        let early = writer.take_closed(1).unwrap();
+        assert!(writer.take_closed(1).is_none());
+        assert!(early.iter().all(|(first, bytes)| Block::parse(&key(*first), bytes).unwrap().continues));
+        let (rest, _) = writer.finish();
+        assert_eq!(rest.len(), 1);
+        assert!(!Block::parse(&key(rest[0].0), &rest[0].1).unwrap().continues);
+    }
+
+    #[test]
+    fn version_1_blocks_are_still_read_and_unknown_flags_are_not() {
+        let mut record = Vec::new();
+        entry(7, 3).encode_framed(&mut record);
+        let mut version_1 = vec![BLOCK_VERSION_1, 0, 1];
+        version_1.extend_from_slice(&7u64.to_be_bytes());
+        version_1.extend_from_slice(&99u32.to_be_bytes());
+        version_1.extend_from_slice(&record);
+        version_1.extend_from_slice(&crc32fast::hash(&version_1).to_be_bytes());
+        let block = Block::parse(&key(7), &version_1).unwrap();
+        assert_eq!((block.first_sequence, block.previous_checksum, block.continues), (7, 99, false));
+        assert_eq!(block.entry(7).unwrap(), entry(7, 3));
+
+        let mut writer = BlockWriter::new(0, 7);
+        writer.push(&entry(7, 3));
+        let (blocks, _) = writer.finish();
+        let mut flagged = blocks[0].1.clone();
+        flagged.truncate(flagged.len() - CHECKSUM_BYTES);
+        flagged[HEADER_BYTES - 1] = 0x02;
+        flagged.extend_from_slice(&crc32fast::hash(&flagged).to_be_bytes());
+        assert!(Block::parse(&key(7), &flagged).unwrap_err().contains("unknown bits"));
     }
 
     #[test]

@@ -143,7 +143,7 @@ mod tests {
             purse_core::apply(&mut state, &flow).unwrap();
         }
         let (written, checksum) = blocks.finish();
-        store.append(&written, Head { sequence: 3, block_checksum: checksum }).unwrap();
+        store.append(written, Head { sequence: 3, block_checksum: checksum }).unwrap();
         let projections = Projections::load(&store, config, 3).unwrap();
         (store, projections)
     }

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use purse_core::{decide, decide_rules, Command, Context, Flow, FlowDetail, RuleSet, RulesChange, Timestamp};
+use purse_core::{decide, decide_rules, Buckets, Command, Context, Flow, FlowDetail, RuleSet, RulesChange, Timestamp};
 use purse_idempotency::{Decision, Fingerprint};
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
 use crate::record::{EntryRecord, FlowRecord, RulesRecord};
-use crate::store::Store;
+use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
@@ -32,7 +32,9 @@ pub(crate) enum Request {
         reply: Reply<Box<Flow>>,
     },
     Group {
-        commands: Vec<(Command, Fingerprint)>,
+        commands: Vec<Command>,
+        /// One per command, in the same order.
+        fingerprints: Vec<Fingerprint>,
         mode: GroupMode,
         reply: Reply<GroupOutcome>,
     },
@@ -92,18 +94,19 @@ pub struct GroupOutcome {
     pub items: Vec<GroupItem>,
 }
 
-/// A command of a group, decided but not yet answered.
-enum Decided {
-    Written(FlowSummary),
-    Replayed(u64),
-    Rejected(Error),
+/// A group, decided but not yet answered: its items, where a replay still needs its summary.
+struct Decided {
+    /// A [`GroupItem::Replayed`] here holds only the flow id until the answer.
+    items: Vec<GroupItem>,
+    /// The positions of the replays in `items`.
+    replays: Vec<usize>,
 }
 
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
     Written(Reply<Box<Flow>>, Box<Flow>),
     Replayed(Reply<Box<Flow>>, u64),
-    Group(Reply<GroupOutcome>, Vec<Decided>, bool),
+    Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
     Close(Reply<()>),
@@ -117,6 +120,9 @@ pub struct WriterStats {
     pub entries_written: u64,
     pub requests: u64,
     pub batch_requests_max: u64,
+    /// Entries of an unfinished commit (a group cut off by a crash) removed when the ledger
+    /// opened; never acknowledged.
+    pub unfinished_entries_dropped: u64,
 }
 
 pub(crate) struct Writer {
@@ -198,10 +204,16 @@ impl Writer {
                         }
                     }
                 }
-                Request::Group { commands, mode, reply } => {
-                    let (decided, committed, written) = self.submit_group(commands, mode, now, &mut blocks);
-                    entries += written;
-                    pending.push(Pending::Group(reply, decided, committed));
+                Request::Group { commands, fingerprints, mode, reply } => {
+                    match self.submit_group(commands, fingerprints, mode, now, &mut blocks) {
+                        Ok((decided, committed, written)) => {
+                            entries += written;
+                            pending.push(Pending::Group(reply, decided, committed));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
                 }
                 Request::SetRules { brand_id, rules, reply } => match self.set_rules(brand_id, rules, now, &mut blocks)
                 {
@@ -263,34 +275,56 @@ impl Writer {
 
     /// Decides a group in order. Returns what became of each command, whether the group's new
     /// flows go into this batch's commit, and how many they are. Each command is dropped once
-    /// decided and each new flow kept only as its encoded entry and a summary, so a group of a
-    /// million records costs a few hundred bytes per record, not a copy of everything.
+    /// decided and each new flow kept only as a summary and its entry in `blocks`, which go to
+    /// sled unfinished ([`Store::append_unfinished`]) every [`BATCH_BLOCKS_MAX`] blocks while
+    /// the group may still commit: a group of a million records holds a few hundred bytes per
+    /// record, and sled writes while the rest is decided. A group runs in a batch of its own:
+    /// `blocks` holds nothing else, and is emptied (and sled's part removed) when the group is
+    /// not committed. `Err` is a storage failure: the ledger is then poisoned.
     fn submit_group(
         &mut self,
-        commands: Vec<(Command, Fingerprint)>,
+        commands: Vec<Command>,
+        fingerprints: Vec<Fingerprint>,
         mode: GroupMode,
         now: Timestamp,
         blocks: &mut BlockWriter,
-    ) -> (Vec<Decided>, bool, u64) {
-        let mut encoded = Vec::new();
+    ) -> Result<(Decided, bool, u64), Error> {
+        debug_assert!(blocks.is_empty(), "a group runs in a batch of its own");
+        debug_assert_eq!(commands.len(), fingerprints.len());
         let mut written = 0u64;
-        let mut decided = Vec::with_capacity(commands.len());
+        let mut decided = Decided { items: Vec::with_capacity(commands.len()), replays: Vec::new() };
         let mut rejected = false;
-        for (command, fingerprint) in commands {
-            match self.decide_and_fold(&command, fingerprint, now) {
+        let first_sequence = self.projections.state.next_sequence();
+        let mut unfinished_written = false;
+        for (command, fingerprint) in commands.into_iter().zip(fingerprints) {
+            let may_commit = match mode {
+                GroupMode::AllOrNothing => !rejected,
+                GroupMode::Partial => true,
+                GroupMode::DryRun => false,
+            };
+            if let Some(closed) = blocks.take_closed(if may_commit { BATCH_BLOCKS_MAX } else { usize::MAX }) {
+                if let Err(error) = self.store.append_unfinished(closed) {
+                    self.poisoned = Some(format!("writing part of a group: {error}"));
+                    *blocks = BlockWriter::new(self.projections.last_block_checksum, first_sequence);
+                    return Err(error);
+                }
+                unfinished_written = true;
+            }
+            match self.submit(&command, fingerprint, now, blocks) {
                 Ok(Some(flow)) => {
-                    EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint)).encode_framed(&mut encoded);
                     written += 1;
-                    decided.push(FlowSummary::of(&flow).map_or_else(Decided::Rejected, Decided::Written));
+                    decided.items.push(FlowSummary::of(&flow).map_or_else(GroupItem::Rejected, GroupItem::Written));
                 }
                 Ok(None) => {
                     let flow_id =
                         self.projections.requests.get(&command.request_id).expect("a replay has a record").flow_id;
-                    decided.push(Decided::Replayed(flow_id));
+                    decided.replays.push(decided.items.len());
+                    let unresolved = FlowSummary { flow_id, before: Buckets::ZERO, after: Buckets::ZERO };
+                    decided.items.push(GroupItem::Replayed(unresolved));
                 }
                 Err(error) => {
                     rejected = true;
-                    decided.push(Decided::Rejected(error));
+                    decided.items.push(GroupItem::Rejected(error));
                 }
             }
         }
@@ -300,12 +334,16 @@ impl Writer {
             GroupMode::DryRun => false,
         };
         if commit {
-            blocks.push_framed(&encoded);
-            return (decided, true, written);
+            return Ok((decided, true, written));
+        }
+        if unfinished_written {
+            if let Err(error) = self.store.remove_unfinished(first_sequence) {
+                self.poisoned = Some(format!("removing part of a group that was not committed: {error}"));
+            }
         }
         // Undo by refolding the durable log: a failed or dry group pays the cost of a reopen,
         // and the path that commits never copies the projections.
-        if written > 0 {
+        if written > 0 && self.poisoned.is_none() {
             let config = self.projections.state.config();
             let sequence = self.projections.state.last_sequence() - written;
             match Projections::load(&self.store, config, sequence) {
@@ -313,7 +351,8 @@ impl Writer {
                 Err(error) => self.poisoned = Some(format!("restoring after a group that was not committed: {error}")),
             }
         }
-        (decided, false, 0)
+        *blocks = BlockWriter::new(self.projections.last_block_checksum, self.projections.state.next_sequence());
+        Ok((decided, false, 0))
     }
 
     fn set_rules(
@@ -339,10 +378,11 @@ impl Writer {
             return Ok(());
         }
         let head = Head { sequence: self.projections.state.last_sequence(), block_checksum: last_checksum };
-        match self.store.append(&blocks, head) {
+        let block_count = blocks.len() as u64;
+        match self.store.append(blocks, head) {
             Ok(()) => {
                 self.projections.last_block_checksum = last_checksum;
-                self.projections.blocks += blocks.len() as u64;
+                self.projections.blocks += block_count;
                 self.stats.commits += 1;
                 self.stats.entries_written += entries;
                 Ok(())
@@ -365,7 +405,8 @@ impl Writer {
                     let _ = reply.send(commit.clone().and_then(|()| self.read_flow(flow_id)).map(Box::new));
                 }
                 Pending::Group(reply, decided, committed) => {
-                    let _ = reply.send(self.group_outcome(decided, committed, &commit));
+                    let outcome = self.group_outcome(decided, committed, &commit);
+                    let _ = reply.send(outcome);
                 }
                 Pending::Rules(reply, rules) => {
                     let _ = reply.send(commit.clone().map(|()| rules));
@@ -382,35 +423,34 @@ impl Writer {
 
     fn group_outcome(
         &self,
-        decided: Vec<Decided>,
+        decided: Decided,
         committed: bool,
         commit: &Result<(), Error>,
     ) -> Result<GroupOutcome, Error> {
         if committed {
             commit.clone()?;
         }
-        // Flows of an uncommitted group are not in the log: a replay of one answers from here.
-        let written: std::collections::HashMap<u64, FlowSummary> = decided
+        let Decided { mut items, replays } = decided;
+        if replays.is_empty() {
+            return Ok(GroupOutcome { committed, items });
+        }
+        // A replay of a flow this group wrote answers from here (an uncommitted group's flows
+        // are not in the log); any other from the log. Written ids increase along the group.
+        let written: Vec<FlowSummary> = items
             .iter()
             .filter_map(|item| match item {
-                Decided::Written(summary) => Some((summary.flow_id, *summary)),
+                GroupItem::Written(summary) => Some(*summary),
                 _ => None,
             })
             .collect();
-        let items = decided
-            .into_iter()
-            .map(|item| match item {
-                Decided::Written(summary) => GroupItem::Written(summary),
-                Decided::Replayed(flow_id) => {
-                    let summary = match written.get(&flow_id) {
-                        Some(summary) => Ok(*summary),
-                        None => self.read_flow(flow_id).and_then(|flow| FlowSummary::of(&flow)),
-                    };
-                    summary.map_or_else(GroupItem::Rejected, GroupItem::Replayed)
-                }
-                Decided::Rejected(error) => GroupItem::Rejected(error),
-            })
-            .collect();
+        for position in replays {
+            let GroupItem::Replayed(unresolved) = items[position] else { unreachable!("replays name replays") };
+            let summary = match written.binary_search_by_key(&unresolved.flow_id, |summary| summary.flow_id) {
+                Ok(found) => Ok(written[found]),
+                Err(_) => self.read_flow(unresolved.flow_id).and_then(|flow| FlowSummary::of(&flow)),
+            };
+            items[position] = summary.map_or_else(GroupItem::Rejected, GroupItem::Replayed);
+        }
         Ok(GroupOutcome { committed, items })
     }
 

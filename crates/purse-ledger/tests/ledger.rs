@@ -201,3 +201,42 @@ async fn a_group_that_is_undone_keeps_the_writes_around_it() {
     assert_eq!(ledger.account("grouped").await.unwrap_err().code(), ErrorCode::AccountNotFound);
     ledger.close().await.unwrap();
 }
+
+/// A group large enough to go to sled in several parts before it is decided whole: undone
+/// (a rejection at its end, all or nothing) it leaves the log's raw key-value pairs as they were,
+/// and the ledger goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_rejected_group_leaves_the_raw_log_as_it_was() {
+    use purse_ledger::GroupMode;
+    let raw_log = |path: &std::path::Path| -> Vec<(Vec<u8>, Vec<u8>)> {
+        let db = sled::open(path).unwrap();
+        let log = db.open_tree("log").unwrap();
+        log.iter().map(|pair| pair.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap()).collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.submit(charge("r1", "o1", "alice", "10")).await.unwrap();
+    ledger.close().await.unwrap();
+    let before = raw_log(dir.path());
+
+    let ledger = open(dir.path()).await;
+    let mut group: Vec<Command> = (0..6_000)
+        .map(|index| {
+            let mut command = charge(&format!("g{index}"), &format!("g{index}"), "bob", "1");
+            command.ext_info = Some(format!("{{\"padding\":\"{}\"}}", "x".repeat(600)));
+            command
+        })
+        .collect();
+    group.push(deduct("g-last", "g-last", "bob", "6000.01"));
+    let outcome = ledger.submit_group(group, GroupMode::AllOrNothing).await.unwrap();
+    assert!(!outcome.committed);
+    assert_eq!(outcome.items.iter().filter(|item| matches!(item, purse_ledger::GroupItem::Written(_))).count(), 6_000);
+    assert_eq!(ledger.verify().await.unwrap().flows, 1);
+    ledger.close().await.unwrap();
+    assert_eq!(raw_log(dir.path()), before, "the undone group left blocks behind");
+
+    let ledger = open(dir.path()).await;
+    assert_eq!(ledger.stats().await.unwrap().unfinished_entries_dropped, 0, "removed when undone, not at open");
+    assert_eq!(ledger.submit(charge("r2", "o2", "alice", "1")).await.unwrap().flow_id, "2");
+    ledger.close().await.unwrap();
+}
