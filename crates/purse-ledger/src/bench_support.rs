@@ -8,7 +8,7 @@
 use purse_core::Flow;
 use purse_idempotency::Fingerprint;
 
-use crate::record::{EntryRecord, FlowRecord};
+use crate::record::{Encoding, EntryRecord, FlowRecord};
 
 /// Appends the block entry of `flow` (its record as the writer stores it, without the
 /// block's `u32` length prefix) to `out`.
@@ -19,7 +19,7 @@ pub fn encode_flow(flow: &Flow, fingerprint: &Fingerprint, out: &mut Vec<u8>) {
 /// Decodes a block entry written by [`encode_flow`] back into the flow and its request
 /// fingerprint, as opening the ledger does.
 pub fn decode_flow(bytes: &[u8]) -> Result<(Flow, Fingerprint), String> {
-    match EntryRecord::decode(bytes)? {
+    match EntryRecord::decode(bytes, Encoding::Varint)? {
         EntryRecord::Flow(record) => {
             let fingerprint = Fingerprint(record.fingerprint);
             Ok((record.into_flow()?, fingerprint))

@@ -18,7 +18,7 @@
 //! that all continue, and opening the ledger removes them (`Store::drop_unfinished_commit`), so
 //! a commit is in the log whole or not at all.
 
-use crate::record::EntryRecord;
+use crate::record::{Encoding, EntryRecord};
 
 /// The block format this code writes.
 pub(crate) const BLOCK_VERSION: u8 = 2;
@@ -134,6 +134,7 @@ pub(crate) struct Block<'a> {
     pub checksum: u32,
     /// The commit this block belongs to goes on in the next block.
     pub continues: bool,
+    encoding: Encoding,
     entries: Vec<&'a [u8]>,
 }
 
@@ -148,9 +149,9 @@ impl<'a> Block<'a> {
         if crc32fast::hash(body) != checksum {
             return Err("block checksum mismatch".into());
         }
-        let (header_bytes, flags) = match body[0] {
-            BLOCK_VERSION_1 => (HEADER_BYTES_V1, 0),
-            BLOCK_VERSION if body.len() >= HEADER_BYTES => (HEADER_BYTES, body[HEADER_BYTES - 1]),
+        let (header_bytes, flags, encoding) = match body[0] {
+            BLOCK_VERSION_1 => (HEADER_BYTES_V1, 0, Encoding::Fixed),
+            BLOCK_VERSION if body.len() >= HEADER_BYTES => (HEADER_BYTES, body[HEADER_BYTES - 1], Encoding::Varint),
             BLOCK_VERSION => return Err(format!("block of {} bytes is shorter than its header", bytes.len())),
             version => {
                 return Err(format!("block format version {version} is not {BLOCK_VERSION_1} or {BLOCK_VERSION}"))
@@ -182,7 +183,8 @@ impl<'a> Block<'a> {
         if at != body.len() {
             return Err(format!("{} trailing bytes after the last entry", body.len() - at));
         }
-        Ok(Block { first_sequence, previous_checksum, checksum, continues: flags & FLAG_CONTINUES != 0, entries })
+        let continues = flags & FLAG_CONTINUES != 0;
+        Ok(Block { first_sequence, previous_checksum, checksum, continues, encoding, entries })
     }
 
     pub fn last_sequence(&self) -> u64 {
@@ -193,7 +195,7 @@ impl<'a> Block<'a> {
     pub fn entry(&self, sequence: u64) -> Result<EntryRecord<'static>, String> {
         let index = sequence.checked_sub(self.first_sequence).and_then(|index| usize::try_from(index).ok());
         let bytes = index.and_then(|index| self.entries.get(index)).ok_or_else(|| format!("no entry {sequence}"))?;
-        let record = EntryRecord::decode(bytes)?;
+        let record = EntryRecord::decode(bytes, self.encoding)?;
         if record.sequence() != sequence {
             return Err(format!("entry at {sequence} says it is {}", record.sequence()));
         }
@@ -275,8 +277,9 @@ mod tests {
 
     #[test]
     fn version_1_blocks_are_still_read_and_unknown_flags_are_not() {
-        let mut record = Vec::new();
-        entry(7, 3).encode_framed(&mut record);
+        let fixed = bincode::serialize(&entry(7, 3)).unwrap();
+        let mut record = u32::try_from(fixed.len()).unwrap().to_be_bytes().to_vec();
+        record.extend_from_slice(&fixed);
         let mut version_1 = vec![BLOCK_VERSION_1, 0, 1];
         version_1.extend_from_slice(&7u64.to_be_bytes());
         version_1.extend_from_slice(&99u32.to_be_bytes());
