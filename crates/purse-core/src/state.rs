@@ -211,6 +211,8 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
 struct Checked {
     after: Buckets,
     lifetime: Buckets,
+    /// The account's position in the account table; `None` for a flow that opens it.
+    account: Option<usize>,
 }
 
 /// Every invariant a flow must meet against the state, without changing it.
@@ -227,7 +229,9 @@ fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
     if after.total().is_none() || flow.order_value().is_none() {
         return Err(fail("TOTAL overflows".into()));
     }
-    match state.accounts.get(&flow.account_id) {
+    let account_position = state.accounts.position(&flow.account_id);
+    let account = account_position.map(|position| state.accounts.value_at(position));
+    match account {
         Some(account) => {
             if account.balance != flow.before {
                 return Err(fail(format!("before {:?} differs from the fold's {:?}", flow.before, account.balance)));
@@ -240,16 +244,16 @@ fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
         None => return Err(fail(format!("account {:?} does not exist", flow.account_id))),
     }
     let lifetime_change = check_type_rules(state, flow).map_err(fail)?;
-    let lifetime_before = state.accounts.get(&flow.account_id).map_or(Buckets::ZERO, |account| account.lifetime);
+    let lifetime_before = account.map_or(Buckets::ZERO, |account| account.lifetime);
     let lifetime =
         lifetime_before.checked_add(&lifetime_change).ok_or_else(|| fail("lifetime total overflows".into()))?;
-    Ok(Checked { after, lifetime })
+    Ok(Checked { after, lifetime, account: account_position })
 }
 
 /// Folds a checked flow.
 fn commit(state: &mut State, flow: &Flow, checked: Checked) {
-    let Checked { after, lifetime } = checked;
-    let account_position = match state.accounts.position(&flow.account_id) {
+    let Checked { after, lifetime, account } = checked;
+    let account_position = match account {
         Some(position) => position,
         None => {
             let account = Account {

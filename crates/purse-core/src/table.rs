@@ -100,7 +100,10 @@ impl<V> StrTable<V> {
 
     /// The position of `key`'s entry (0 for the first inserted, and so on), if it has one.
     pub fn position(&self, key: &str) -> Option<usize> {
-        let hash32 = self.hash32(key);
+        self.find(key, self.hash32(key))
+    }
+
+    fn find(&self, key: &str, hash32: u32) -> Option<usize> {
         let tag = u64::from(hash32) << 32;
         self.slots
             .find(spread(hash32), |&slot| slot & !0xFFFF_FFFF == tag && self.key_at(slot_position(slot)) == key)
@@ -132,7 +135,8 @@ impl<V> StrTable<V> {
     /// Inserts `key` with `value` and returns its position, unless `key` is already in the
     /// table: then nothing changes and the existing entry's position is the error.
     pub fn insert_new(&mut self, key: &str, value: V) -> Result<usize, usize> {
-        if let Some(existing) = self.position(key) {
+        let hash32 = self.hash32(key);
+        if let Some(existing) = self.find(key, hash32) {
             return Err(existing);
         }
         let position = self.len;
@@ -147,7 +151,7 @@ impl<V> StrTable<V> {
                 self.entries.push(chunk);
             }
         }
-        let tag = u64::from(self.hash32(self.key_at(position))) << 32;
+        let tag = u64::from(hash32) << 32;
         self.slots.insert_unique(slot_hash(&tag), tag | u64::from(position32), slot_hash);
         self.len += 1;
         Ok(position)

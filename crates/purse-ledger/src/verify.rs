@@ -46,7 +46,7 @@ fn differs(what: &str, sequence: u64) -> Error {
 }
 
 impl Checker<'_> {
-    fn check_block(&mut self, block: DecodedBlock) -> Result<(), Error> {
+    fn check_block(&mut self, block: &DecodedBlock) -> Result<(), Error> {
         let corrupt = |reason: String| Error::Corruption(format!("block at {}: {reason}", block.first_sequence));
         if block.first_sequence != self.state.next_sequence() {
             return Err(corrupt(format!("expected the block to start at {}", self.state.next_sequence())));
@@ -54,10 +54,10 @@ impl Checker<'_> {
         if block.previous_checksum != self.last_block_checksum {
             return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
         }
-        for (entry, fingerprint) in block.entries {
+        for (entry, fingerprint) in &block.entries {
             let flow = match entry {
                 Entry::Rules(change) => {
-                    purse_core::apply_rules(&mut self.state, &change).map_err(|error| corrupt(error.to_string()))?;
+                    purse_core::apply_rules(&mut self.state, change).map_err(|error| corrupt(error.to_string()))?;
                     continue;
                 }
                 Entry::Flow(flow) => flow,
@@ -78,7 +78,7 @@ impl Checker<'_> {
                 return Err(differs("the per-account flow index", sequence));
             }
             *seen += 1;
-            purse_core::apply(&mut self.state, &flow).map_err(|error| corrupt(error.to_string()))?;
+            purse_core::apply(&mut self.state, flow).map_err(|error| corrupt(error.to_string()))?;
             self.flows += 1;
         }
         self.last_block_checksum = block.checksum;

@@ -209,7 +209,19 @@ async fn a_group_that_is_undone_keeps_the_writes_around_it() {
 async fn a_large_rejected_group_leaves_the_raw_log_as_it_was() {
     use purse_ledger::GroupMode;
     let raw_log = |path: &std::path::Path| -> Vec<(Vec<u8>, Vec<u8>)> {
-        let db = sled::open(path).unwrap();
+        // sled's I/O threads may hold its file lock a moment after the ledger closed.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    eprintln!("sled not yet released ({error}); retrying");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(error) => panic!("opening sled directly: {error}"),
+            }
+        };
         let log = db.open_tree("log").unwrap();
         log.iter().map(|pair| pair.map(|(key, value)| (key.to_vec(), value.to_vec())).unwrap()).collect()
     };
