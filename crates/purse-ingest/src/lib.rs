@@ -8,7 +8,8 @@
 //!    (`kybio.rs`, `alsc.rs`, `zenlayer.rs`), which turns it into a [`Record`] or a rejection.
 //! 2. **plan** (`plan.rs`): records are put in the providers' time order, an opening IMPORT goes
 //!    before the first record of an account new to the ledger, and each becomes a command.
-//! 3. **apply**: the whole run is one [`Ledger::submit_group`], all-or-nothing by default.
+//! 3. **apply**: the whole run is one ledger group ([`Ledger::open_group`]), all-or-nothing by
+//!    default; its commands are built and sent a part at a time while the ledger decides.
 //! 4. **reconcile** (`reconcile.rs`): each balance a record states is compared with the ledger's
 //!    at that point, and everything goes into one [`Report`].
 //!
@@ -57,6 +58,9 @@ pub use record::{Effect, Item, Record, References, Rejection, Stated, Text};
 pub use report::{Mismatch, Rejected, Report, Skipped};
 
 use crate::options::Context;
+
+/// Commands built and sent to the ledger at a time.
+const PLAN_PART_COMMANDS: usize = 4096;
 
 /// Bytes read from an input at a time.
 const READ_BUFFER_BYTES: usize = 256 * 1024;
@@ -139,8 +143,8 @@ pub async fn run(
             }
         }
     }
-    let plan = plan::build(provider, &mut items, &order, &opening);
-    progress.applying(items.len() as u64, plan.commands.len() as u64);
+    let slots = plan::slots(&items, &order, &opening);
+    progress.applying(items.len() as u64, slots.len() as u64);
     // Records that never reach the ledger still stop an all-or-nothing run; the rest are
     // then decided as a dry run, so the report says everything that is wrong at once.
     let group_mode = match mode {
@@ -149,11 +153,20 @@ pub async fn run(
         Mode::Partial => GroupMode::Partial,
         Mode::DryRun => GroupMode::DryRun,
     };
-    report.committed = if plan.commands.is_empty() {
+    report.committed = if slots.is_empty() {
         group_mode != GroupMode::DryRun
     } else {
-        let outcome = ledger.submit_group(plan.commands, group_mode).await?;
-        reconcile::outcome(&items, &plan.slots, &outcome.items, ledger.scale(), &mut report);
+        // Commands are built a part at a time while the ledger decides the parts before.
+        let mut group = ledger.open_group(group_mode).await?;
+        for part in slots.chunks(PLAN_PART_COMMANDS) {
+            let commands = part
+                .iter()
+                .map(|slot| plan::command(provider, &mut items, *slot).expect("slots name records that become flows"))
+                .collect();
+            group.send(commands).await?;
+        }
+        let outcome = group.finish().await?;
+        reconcile::outcome(&items, &slots, &outcome.items, ledger.scale(), &mut report);
         outcome.committed
     };
     report.finish();

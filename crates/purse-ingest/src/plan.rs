@@ -25,13 +25,6 @@ pub(crate) enum Slot {
     Record(usize),
 }
 
-/// The group to submit, and what each of its commands stands for.
-#[derive(Debug)]
-pub(crate) struct Plan {
-    pub commands: Vec<Command>,
-    pub slots: Vec<Slot>,
-}
-
 /// The item indices of the records that become flows, in the providers' time order. The sort
 /// is stable, so records with the same time keep the order the provider gave them.
 pub(crate) fn order(items: &[Item]) -> Vec<usize> {
@@ -60,25 +53,40 @@ pub(crate) fn opening_candidates(items: &[Item], order: &[usize]) -> Vec<String>
     candidates
 }
 
-/// The commands, in order, with an opening IMPORT before the first record of each account in
-/// `opening`. The records' `ext_info` and references move into their commands (a run may hold a
-/// million records); what reconciliation needs stays.
-pub(crate) fn build(provider: Provider, items: &mut [Item], order: &[usize], opening: &HashSet<String>) -> Plan {
-    let mut plan = Plan { commands: Vec::with_capacity(order.len()), slots: Vec::with_capacity(order.len()) };
+/// What each command of the group stands for, in order: an opening IMPORT before the first
+/// record of each account in `opening`, then the records in `order`. The commands themselves are
+/// built a part at a time by [`command`], so a run never holds a million of them.
+pub(crate) fn slots(items: &[Item], order: &[usize], opening: &HashSet<String>) -> Vec<Slot> {
+    let mut slots = Vec::with_capacity(order.len());
     let mut opened = HashSet::new();
     for &index in order {
-        let Some(Item::Record(record)) = items.get_mut(index) else { continue };
-        let Effect::Flow { flow_type, affected } = record.effect else { continue };
-        if opening.contains(&record.account_id) && opened.insert(record.account_id.clone()) {
-            if let Some(balance) = record.opening {
-                plan.commands.push(opening_import(provider, record, balance));
-                plan.slots.push(Slot::Opening(index));
-            }
+        let Some(record) = record(items, index) else { continue };
+        if !matches!(record.effect, Effect::Flow { .. }) {
+            continue;
         }
-        plan.commands.push(recorded(provider, record, flow_type, affected));
-        plan.slots.push(Slot::Record(index));
+        if opening.contains(&record.account_id) && opened.insert(record.account_id.as_str()) && record.opening.is_some()
+        {
+            slots.push(Slot::Opening(index));
+        }
+        slots.push(Slot::Record(index));
     }
-    plan
+    slots
+}
+
+/// The command of `slot`. A record's `ext_info` and references move into its command; what
+/// reconciliation needs stays. `None` only for a slot [`slots`] would not have made.
+pub(crate) fn command(provider: Provider, items: &mut [Item], slot: Slot) -> Option<Command> {
+    match slot {
+        Slot::Opening(index) => {
+            let record = record(items, index)?;
+            Some(opening_import(provider, record, record.opening?))
+        }
+        Slot::Record(index) => {
+            let Some(Item::Record(record)) = items.get_mut(index) else { return None };
+            let Effect::Flow { flow_type, affected } = record.effect else { return None };
+            Some(recorded(provider, record, flow_type, affected))
+        }
+    }
 }
 
 fn record(items: &[Item], index: usize) -> Option<&Record> {

@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use purse_core::{Buckets, Command, Config, FlowDetail, FlowType, RuleSet, Scale, Timestamp, Zone};
+use purse_idempotency::Fingerprint;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::projection::Projections;
 use crate::store::Store;
-use crate::writer::{GroupMode, GroupOutcome, Query, Reply, Request, Writer, WriterStats};
+use crate::writer::{GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats};
 
 /// Requests handled in one group commit at most.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
@@ -167,8 +168,21 @@ impl Ledger {
     /// a dry run that writes nothing (see [`GroupMode`]). Each command is idempotent as with
     /// [`Ledger::submit`]. Used by ingestion, where a file of records lands whole or not at all.
     pub async fn submit_group(&self, commands: Vec<Command>, mode: GroupMode) -> Result<GroupOutcome, Error> {
-        let fingerprints = fingerprints(&commands);
-        self.call(|reply| Request::Group { commands, fingerprints, mode, reply }).await
+        let mut group = self.open_group(mode).await?;
+        group.send(commands).await?;
+        group.finish().await
+    }
+
+    /// Starts a group like [`Ledger::submit_group`]'s whose commands are sent in parts
+    /// ([`GroupSender::send`]): the writer decides the first parts while later ones are still
+    /// being built, and nothing needs to hold the whole group. [`GroupSender::finish`] ends it and
+    /// returns the outcome; dropping the sender instead abandons the group, writing nothing. The
+    /// writer takes no other request while a group is open, so send its parts promptly.
+    pub async fn open_group(&self, mode: GroupMode) -> Result<GroupSender, Error> {
+        let (parts, receiver) = mpsc::channel(GROUP_PARTS_QUEUED);
+        let (reply, answer) = oneshot::channel();
+        self.inner.sender.send(Request::Group { parts: receiver, mode, reply }).await.map_err(|_| closed())?;
+        Ok(GroupSender { parts, answer })
     }
 
     /// Sets the rules of `brand_id`, or the ledger default with `None`. Durable when it returns.
@@ -299,26 +313,44 @@ fn closed() -> Error {
     Error::Storage("the ledger is closed".into())
 }
 
-/// The fingerprints of `commands`, in order. A large group is hashed on every core: a million
-/// SHA-256 digests take most of a second on one.
-fn fingerprints(commands: &[Command]) -> Vec<purse_idempotency::Fingerprint> {
-    const PER_THREAD_MIN: usize = 16 * 1024;
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = commands.len().div_ceil(threads).max(PER_THREAD_MIN);
-    if commands.len() <= per_thread {
-        return commands.iter().map(purse_idempotency::fingerprint).collect();
-    }
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = commands
-            .chunks(per_thread)
-            .map(|part| scope.spawn(move || part.iter().map(purse_idempotency::fingerprint).collect::<Vec<_>>()))
-            .collect();
-        let mut all = Vec::with_capacity(commands.len());
-        for part in parts {
-            all.extend(part.join().expect("fingerprinting does not panic"));
+/// Parts of an open group waiting for the writer at most; a sender that is further ahead waits.
+const GROUP_PARTS_QUEUED: usize = 4;
+/// Commands per part a [`GroupSender::send`] passes to the writer: while the writer decides one
+/// part, the caller fingerprints the next.
+const GROUP_PART_COMMANDS: usize = 4096;
+
+/// The sending side of a group opened with [`Ledger::open_group`].
+#[derive(Debug)]
+pub struct GroupSender {
+    parts: mpsc::Sender<GroupPart>,
+    answer: oneshot::Receiver<Result<GroupOutcome, Error>>,
+}
+
+impl GroupSender {
+    /// Sends the next commands of the group, in order. Their request fingerprints are computed
+    /// here, on the caller's side, a part of [`GROUP_PART_COMMANDS`] at a time, while the writer
+    /// decides the parts before.
+    pub async fn send(&mut self, commands: Vec<Command>) -> Result<(), Error> {
+        let mut commands = commands.into_iter().peekable();
+        while commands.peek().is_some() {
+            let part: Vec<(Command, Fingerprint)> = commands
+                .by_ref()
+                .take(GROUP_PART_COMMANDS)
+                .map(|command| {
+                    let fingerprint = purse_idempotency::fingerprint(&command);
+                    (command, fingerprint)
+                })
+                .collect();
+            self.parts.send(GroupPart::Commands(part)).await.map_err(|_| closed())?;
         }
-        all
-    })
+        Ok(())
+    }
+
+    /// Ends the group and returns what became of each command, in the order sent.
+    pub async fn finish(self) -> Result<GroupOutcome, Error> {
+        self.parts.send(GroupPart::End).await.map_err(|_| closed())?;
+        self.answer.await.map_err(|_| closed())?
+    }
 }
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {

@@ -31,10 +31,9 @@ pub(crate) enum Request {
         fingerprint: Fingerprint,
         reply: Reply<Box<Flow>>,
     },
+    /// A group whose commands arrive in parts on `parts` (see [`crate::GroupSender`]).
     Group {
-        commands: Vec<Command>,
-        /// One per command, in the same order.
-        fingerprints: Vec<Fingerprint>,
+        parts: mpsc::Receiver<GroupPart>,
         mode: GroupMode,
         reply: Reply<GroupOutcome>,
     },
@@ -92,6 +91,14 @@ pub struct GroupOutcome {
     /// Whether the group's new flows are durable in the log.
     pub committed: bool,
     pub items: Vec<GroupItem>,
+}
+
+/// What a group's sender passes to the writer.
+pub(crate) enum GroupPart {
+    /// The next commands, in order, each with its request fingerprint.
+    Commands(Vec<(Command, Fingerprint)>),
+    /// No more commands: decide whether to commit.
+    End,
 }
 
 /// A group, decided but not yet answered: its items, where a replay still needs its summary.
@@ -204,17 +211,15 @@ impl Writer {
                         }
                     }
                 }
-                Request::Group { commands, fingerprints, mode, reply } => {
-                    match self.submit_group(commands, fingerprints, mode, now, &mut blocks) {
-                        Ok((decided, committed, written)) => {
-                            entries += written;
-                            pending.push(Pending::Group(reply, decided, committed));
-                        }
-                        Err(error) => {
-                            let _ = reply.send(Err(error));
-                        }
+                Request::Group { parts, mode, reply } => match self.submit_group(parts, mode, now, &mut blocks) {
+                    Ok((decided, committed, written)) => {
+                        entries += written;
+                        pending.push(Pending::Group(reply, decided, committed));
                     }
-                }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
                 Request::SetRules { brand_id, rules, reply } => match self.set_rules(brand_id, rules, now, &mut blocks)
                 {
                     Ok(change) => {
@@ -280,29 +285,41 @@ impl Writer {
     /// the group may still commit: a group of a million records holds a few hundred bytes per
     /// record, and sled writes while the rest is decided. A group runs in a batch of its own:
     /// `blocks` holds nothing else, and is emptied (and sled's part removed) when the group is
-    /// not committed. `Err` is a storage failure: the ledger is then poisoned.
+    /// not committed. The commands arrive in parts while the first are decided; a sender that
+    /// goes away without [`GroupPart::End`] abandons the group (nothing is committed, and the
+    /// answer is an error nobody reads). `Err` is a storage failure: the ledger is then poisoned.
     fn submit_group(
         &mut self,
-        commands: Vec<Command>,
-        fingerprints: Vec<Fingerprint>,
+        mut parts: mpsc::Receiver<GroupPart>,
         mode: GroupMode,
         now: Timestamp,
         blocks: &mut BlockWriter,
     ) -> Result<(Decided, bool, u64), Error> {
         debug_assert!(blocks.is_empty(), "a group runs in a batch of its own");
-        debug_assert_eq!(commands.len(), fingerprints.len());
         let mut written = 0u64;
-        let mut decided = Decided { items: Vec::with_capacity(commands.len()), replays: Vec::new() };
+        let mut decided = Decided { items: Vec::new(), replays: Vec::new() };
         let mut rejected = false;
         let first_sequence = self.projections.state.next_sequence();
         let mut unfinished_written = false;
-        for (command, fingerprint) in commands.into_iter().zip(fingerprints) {
+        let mut ended = false;
+        let commands = std::iter::from_fn(|| match parts.blocking_recv() {
+            Some(GroupPart::Commands(commands)) => Some(commands),
+            Some(GroupPart::End) => {
+                ended = true;
+                None
+            }
+            None => None,
+        })
+        .flatten();
+        for (command, fingerprint) in commands {
             let may_commit = match mode {
                 GroupMode::AllOrNothing => !rejected,
                 GroupMode::Partial => true,
                 GroupMode::DryRun => false,
             };
             if let Some(closed) = blocks.take_closed(if may_commit { BATCH_BLOCKS_MAX } else { usize::MAX }) {
+                // Counted now; if the group is not committed, the refold below recounts.
+                self.projections.blocks += closed.len() as u64;
                 if let Err(error) = self.store.append_unfinished(closed) {
                     self.poisoned = Some(format!("writing part of a group: {error}"));
                     *blocks = BlockWriter::new(self.projections.last_block_checksum, first_sequence);
@@ -329,6 +346,7 @@ impl Writer {
             }
         }
         let commit = match mode {
+            _ if !ended => false,
             GroupMode::AllOrNothing => !rejected,
             GroupMode::Partial => true,
             GroupMode::DryRun => false,
@@ -352,6 +370,11 @@ impl Writer {
             }
         }
         *blocks = BlockWriter::new(self.projections.last_block_checksum, self.projections.state.next_sequence());
+        if !ended {
+            return Err(Error::InvalidArgument(
+                "the group's sender went away before finishing it; nothing was written".into(),
+            ));
+        }
         Ok((decided, false, 0))
     }
 

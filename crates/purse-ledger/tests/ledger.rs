@@ -252,3 +252,49 @@ async fn a_large_rejected_group_leaves_the_raw_log_as_it_was() {
     assert_eq!(ledger.submit(charge("r2", "o2", "alice", "1")).await.unwrap().flow_id, "2");
     ledger.close().await.unwrap();
 }
+
+/// A group sent in parts: its outcome is the same as one sent whole, and a sender dropped
+/// before `finish` abandons its group, leaving the ledger as it was (even once parts of it went
+/// to sled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_sent_in_parts_and_abandoned_groups() {
+    use purse_ledger::{GroupItem, GroupMode};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.submit(charge("r1", "o1", "alice", "10")).await.unwrap();
+    let before = dump(&ledger, &["alice", "bob"]).await;
+    let commands = |prefix: &str| -> Vec<Command> {
+        (0..5_000)
+            .map(|index| {
+                let id = format!("{prefix}{index}");
+                let mut command = charge(&id, &id, "bob", "1");
+                command.ext_info = Some(format!("{{\"padding\":\"{}\"}}", "x".repeat(600)));
+                command
+            })
+            .collect()
+    };
+
+    let mut abandoned = ledger.open_group(GroupMode::AllOrNothing).await.unwrap();
+    abandoned.send(commands("a")).await.unwrap();
+    drop(abandoned);
+    assert_eq!(dump(&ledger, &["alice", "bob"]).await, before, "an abandoned group wrote something");
+
+    let mut parts = ledger.open_group(GroupMode::AllOrNothing).await.unwrap();
+    let all = commands("p");
+    for part in all.chunks(1_234) {
+        parts.send(part.to_vec()).await.unwrap();
+    }
+    let outcome = parts.finish().await.unwrap();
+    assert!(outcome.committed);
+    assert_eq!(outcome.items.len(), 5_000);
+    assert!(outcome.items.iter().all(|item| matches!(item, GroupItem::Written(_))));
+    let again = ledger.submit_group(all, GroupMode::AllOrNothing).await.unwrap();
+    assert!(again.items.iter().all(|item| matches!(item, GroupItem::Replayed(_))));
+    assert_eq!(ledger.account("bob").await.unwrap().balance.total(), Some(money("5000")));
+    assert_eq!(ledger.verify().await.unwrap().flows, 5_001);
+    ledger.close().await.unwrap();
+    let reopened = open(dir.path()).await;
+    assert_eq!(reopened.stats().await.unwrap().unfinished_entries_dropped, 0);
+    assert_eq!(reopened.verify().await.unwrap().flows, 5_001);
+    reopened.close().await.unwrap();
+}
