@@ -11,9 +11,11 @@
 //!
 //! `PURSE_CRASH_ROUNDS` (default 8) and `PURSE_CRASH_SEED` (default: from the clock, printed).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command as Process, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use purse_core::{Action, Amount, Command};
 use purse_ledger::{FlowKey, GroupItem, GroupMode, Ledger, LedgerConfig};
@@ -49,33 +51,15 @@ fn child(dir: &str, first: u64) {
     });
 }
 
-/// xorshift64*, reproducible from the printed seed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
         child(&args[2], args[3].parse().expect("first group"));
         return;
     }
-    let rounds = std::env::var("PURSE_CRASH_ROUNDS").ok().and_then(|text| text.parse().ok()).unwrap_or(ROUNDS_DEFAULT);
-    let seed = std::env::var("PURSE_CRASH_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |elapsed| elapsed.as_secs() ^ u64::from(elapsed.subsec_nanos()) << 20)
-            | 1
-    });
+    let (rounds, seed) = common::crash_settings(ROUNDS_DEFAULT);
     println!("crash_group: {rounds} rounds, PURSE_CRASH_SEED={seed}");
-    let mut random = Random(seed);
+    let mut random = common::Random(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
