@@ -10,6 +10,7 @@ use purse_core::{
     State, Timestamp,
 };
 use purse_idempotency::Fingerprint;
+use purse_ledger::bench_support::Rng;
 
 /// A fixed clock: 2026-11-23 00:00:00 UTC.
 pub const NOW: Timestamp = Timestamp(1_795_392_000);
@@ -64,28 +65,6 @@ pub struct History {
     pub state: State,
 }
 
-/// splitmix64, so every run builds the same history.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.next_u64() % len as u64).expect("below a usize")
-    }
-}
-
 /// A history of `accounts` account openings and then `flows` mixed flows (rejected commands
 /// are skipped and do not count). `prefix` keeps the ids of two histories apart.
 pub fn generate(accounts: usize, flows: usize, prefix: &str) -> History {
@@ -119,12 +98,12 @@ pub fn generate(accounts: usize, flows: usize, prefix: &str) -> History {
         serial += 1;
         let request_id = format!("{prefix}r.{serial}");
         let order_id = format!("{prefix}o.{serial}");
-        let roll = rng.next_u64() % 100;
+        let roll = rng.below(100);
         let (kind, account, action) = if roll < 40 || (roll >= 95 && charges.is_empty()) {
             let real = [5_000, 10_000, 20_000, 50_000, 100_000][rng.index(5)];
             (0, rng.index(accounts), charge(real))
         } else if roll < 85 || deducts.is_empty() {
-            let value = 100 + i64::try_from(rng.next_u64() % 5_901).expect("small");
+            let value = 100 + i64::try_from(rng.below(5_901)).expect("small");
             (1, rng.index(accounts), Action::Deduct { value: Amount::from_minor(value) })
         } else if roll < 95 {
             let (order, account, left) = &deducts[rng.index(deducts.len())];

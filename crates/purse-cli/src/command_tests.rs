@@ -44,28 +44,6 @@ fn check<T: PartialEq + std::fmt::Debug>(argv: &[&str], got: Result<T, CliError>
     }
 }
 
-/// A command line as one string, split on spaces outside single quotes (`'a b'` is one word,
-/// `''` an empty one), so each table row stays on one line.
-fn words(text: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
-    for character in text.chars() {
-        match character {
-            '\'' => (quoted, started) = (!quoted, true),
-            ' ' if !quoted => {
-                if started {
-                    words.push(std::mem::take(&mut word));
-                }
-                started = false;
-            }
-            other => (word, started) = (word + &other.to_string(), true),
-        }
-    }
-    if started {
-        words.push(word);
-    }
-    words
-}
-
 /// Runs the write command `text`, adding `--request-id r-1 --account-id acct` after the verb
 /// unless the text names an account itself (the rows that test missing ids).
 fn write_text(text: &str, units: Units) -> Result<Command, CliError> {
@@ -298,3 +276,7 @@ fn usage_errors_are_one_line_with_usage() {
     assert!(message.contains("(usage: purse deduct"), "{message}");
     assert_eq!(parse(&[]).unwrap_err().to_string(), "a command is required; run with --help to list them");
 }
+
+#[path = "../tests/support/words.rs"]
+mod words;
+use words::words;

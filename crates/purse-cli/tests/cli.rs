@@ -1,9 +1,13 @@
 //! The built `purse` binary against a fresh data directory: what a shell script would see.
 
+#[path = "support/words.rs"]
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
+use support::words;
 use tempfile::TempDir;
 
 /// One data directory and the way to run `purse` on it.
@@ -56,27 +60,6 @@ impl Purse {
         assert!(!message.is_empty(), "{line}: empty message");
         message.to_owned()
     }
-}
-
-/// A command line as one string, split on spaces outside single quotes.
-fn words(text: &str) -> Vec<String> {
-    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
-    for character in text.chars() {
-        match character {
-            '\'' => (quoted, started) = (!quoted, true),
-            ' ' if !quoted => {
-                if started {
-                    words.push(std::mem::take(&mut word));
-                }
-                started = false;
-            }
-            other => (word, started) = (word + &other.to_string(), true),
-        }
-    }
-    if started {
-        words.push(word);
-    }
-    words
 }
 
 /// `[REAL, GIFT, PRE, TOTAL]` of a property list, checking the order of the names.

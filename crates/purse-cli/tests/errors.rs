@@ -9,6 +9,9 @@
 //! projection) must answer exactly as before, and the full dump is compared once all cases ran.
 //! The log is append-only, so a case that wrote anything shows up in `verify`'s entry count.
 
+#[path = "support/words.rs"]
+mod support;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -175,26 +178,7 @@ fn words(text: &str, dir: &Path) -> Vec<String> {
         .replace("{new_year}", "'2026-01-01 00:00:00'")
         .replace("{long_account}", &"a".repeat(65))
         .replace("{long_request}", &"r".repeat(129));
-    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
-    for character in text.chars() {
-        match character {
-            '\'' => (quoted, started) = (!quoted, true),
-            ' ' if !quoted => {
-                if started {
-                    words.push(std::mem::take(&mut word));
-                }
-                started = false;
-            }
-            other => {
-                word.push(other);
-                started = true;
-            }
-        }
-    }
-    if started {
-        words.push(word);
-    }
-    words
+    support::words(&text)
 }
 
 fn purse(data: &Path, args: &[String]) -> Command {

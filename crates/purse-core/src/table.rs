@@ -84,11 +84,6 @@ impl<V> StrTable<V> {
         self.len == 0
     }
 
-    /// Makes room in the index for `additional` more entries, so that many inserts never grow it.
-    pub fn reserve(&mut self, additional: usize) {
-        self.slots.reserve(additional, slot_hash);
-    }
-
     fn hash32(&self, key: &str) -> u32 {
         (self.hasher.hash_one(key) >> 32) as u32
     }
@@ -108,10 +103,6 @@ impl<V> StrTable<V> {
         self.slots
             .find(spread(hash32), |&slot| slot & !0xFFFF_FFFF == tag && self.key_at(slot_position(slot)) == key)
             .map(|&slot| slot_position(slot))
-    }
-
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_some()
     }
 
     pub fn get(&self, key: &str) -> Option<&V> {

@@ -66,6 +66,23 @@ pub(crate) fn read_log(store: &Store, mut fold: impl FnMut(&DecodedBlock) -> Res
 }
 
 impl DecodedBlock {
+    /// `CORRUPTION` for this block, saying why.
+    pub fn corrupt(&self, reason: String) -> Error {
+        Error::Corruption(format!("block at {}: {reason}", self.first_sequence))
+    }
+
+    /// Checks that this block comes next in a log folded up to `next_sequence` whose last block
+    /// had `last_checksum`: no gap, no reorder, an unbroken hash chain.
+    pub fn check_follows(&self, next_sequence: u64, last_checksum: u32) -> Result<(), Error> {
+        if self.first_sequence != next_sequence {
+            return Err(self.corrupt(format!("expected the block to start at {next_sequence}")));
+        }
+        if self.previous_checksum != last_checksum {
+            return Err(self.corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
+        }
+        Ok(())
+    }
+
     fn decode(key: &[u8], bytes: &[u8]) -> Result<DecodedBlock, Error> {
         let block = Block::parse(key, bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
         let entries = block
@@ -153,13 +170,8 @@ impl Projections {
     }
 
     fn fold_block(&mut self, block: &DecodedBlock) -> Result<(), Error> {
-        let corrupt = |reason: String| Error::Corruption(format!("block at {}: {reason}", block.first_sequence));
-        if block.first_sequence != self.state.next_sequence() {
-            return Err(corrupt(format!("expected the block to start at {}", self.state.next_sequence())));
-        }
-        if block.previous_checksum != self.last_block_checksum {
-            return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
-        }
+        block.check_follows(self.state.next_sequence(), self.last_block_checksum)?;
+        let corrupt = |reason: String| block.corrupt(reason);
         for (entry, fingerprint) in &block.entries {
             self.fold_entry(entry, *fingerprint).map_err(corrupt)?;
         }

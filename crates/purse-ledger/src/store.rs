@@ -157,9 +157,10 @@ impl Store {
         self.head.as_mut().expect("the head file is open before any append").write(head)
     }
 
-    /// Puts blocks of a commit that is not finished into sled, unsynced: every one must be
-    /// marked CONTINUES, so that until [`Store::append`] writes the commit's last block they are
-    /// removed on open, and [`Store::remove_unfinished`] removes them if the commit is dropped.
+    /// Puts blocks into sled in batches of at most [`BATCH_BLOCKS_MAX`], unsynced. Called
+    /// alone, for part of a commit that is not finished, every block must be marked CONTINUES:
+    /// until [`Store::append`] writes the commit's last block they are removed on open, and
+    /// [`Store::remove_unfinished`] removes them if the commit is dropped.
     pub fn append_unfinished(&mut self, blocks: Vec<(u64, Vec<u8>)>) -> Result<(), Error> {
         let mut blocks = blocks.into_iter().peekable();
         while blocks.peek().is_some() {

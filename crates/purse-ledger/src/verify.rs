@@ -47,13 +47,8 @@ fn differs(what: &str, sequence: u64) -> Error {
 
 impl Checker<'_> {
     fn check_block(&mut self, block: &DecodedBlock) -> Result<(), Error> {
-        let corrupt = |reason: String| Error::Corruption(format!("block at {}: {reason}", block.first_sequence));
-        if block.first_sequence != self.state.next_sequence() {
-            return Err(corrupt(format!("expected the block to start at {}", self.state.next_sequence())));
-        }
-        if block.previous_checksum != self.last_block_checksum {
-            return Err(corrupt("the hash chain is broken: the previous block is not the one it follows".into()));
-        }
+        block.check_follows(self.state.next_sequence(), self.last_block_checksum)?;
+        let corrupt = |reason: String| block.corrupt(reason);
         for (entry, fingerprint) in &block.entries {
             let flow = match entry {
                 Entry::Rules(change) => {

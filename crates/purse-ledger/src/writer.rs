@@ -428,8 +428,7 @@ impl Writer {
                     let _ = reply.send(commit.clone().and_then(|()| self.read_flow(flow_id)).map(Box::new));
                 }
                 Pending::Group(reply, decided, committed) => {
-                    let outcome = self.group_outcome(decided, committed, &commit);
-                    let _ = reply.send(outcome);
+                    let _ = reply.send(self.group_outcome(decided, committed, &commit));
                 }
                 Pending::Rules(reply, rules) => {
                     let _ = reply.send(commit.clone().map(|()| rules));

@@ -50,6 +50,30 @@ pub enum Mangle {
     EmptySource,
 }
 
+impl Mangle {
+    /// Every variant but `None`: a variant missing here is never generated, so keep it whole.
+    pub const DEFECTS: [Mangle; 15] = {
+        use Mangle::*;
+        [
+            EmptyRequest,
+            LongRequest,
+            MaxRequest,
+            EmptyOrder,
+            LongOrder,
+            MaxOrder,
+            LongAccount,
+            WideAccount,
+            ControlAccount,
+            LongShop,
+            ControlOperator,
+            LongRemark,
+            MaxRemark,
+            LongExtInfo,
+            EmptySource,
+        ]
+    };
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Tags {
     pub card: Tag,
@@ -259,25 +283,7 @@ fn tag(home: u32, absent: u32, other: u32) -> impl Strategy<Value = Tag> {
 }
 
 fn mangle() -> impl Strategy<Value = Mangle> {
-    use Mangle::*;
-    let defects = vec![
-        EmptyRequest,
-        LongRequest,
-        MaxRequest,
-        EmptyOrder,
-        LongOrder,
-        MaxOrder,
-        LongAccount,
-        WideAccount,
-        ControlAccount,
-        LongShop,
-        ControlOperator,
-        LongRemark,
-        MaxRemark,
-        LongExtInfo,
-        EmptySource,
-    ];
-    prop_oneof![40 => Just(None), 1 => prop::sample::select(defects)]
+    prop_oneof![40 => Just(Mangle::None), 1 => prop::sample::select(Mangle::DEFECTS.to_vec())]
 }
 
 fn tags() -> impl Strategy<Value = Tags> {

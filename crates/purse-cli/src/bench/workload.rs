@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use purse_core::{Action, Amount, Command, ErrorCode, FlowDetail, Scale};
+use purse_ledger::bench_support::Rng;
 use purse_ledger::Ledger;
 
 /// The four command kinds the workload sends, in report order.
@@ -77,33 +78,6 @@ impl Mix {
             }
         }
         Kind::Deduct
-    }
-}
-
-/// splitmix64: small, fast, and the same sequence for the same seed on every machine.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..bound` (`bound > 0`); the modulo bias is below 2⁻⁴⁰ for the bounds used here.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
-
-    fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.below(len as u64)).expect("below a usize bound")
     }
 }
 
