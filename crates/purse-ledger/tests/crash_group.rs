@@ -59,7 +59,7 @@ fn main() {
     }
     let (rounds, seed) = common::crash_settings(ROUNDS_DEFAULT);
     println!("crash_group: {rounds} rounds, PURSE_CRASH_SEED={seed}");
-    let mut random = common::Random(seed);
+    let mut random = purse_ledger::bench_support::Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap().to_owned();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

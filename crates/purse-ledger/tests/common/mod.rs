@@ -44,19 +44,6 @@ pub async fn dump(ledger: &Ledger, accounts: &[&str]) -> String {
     out
 }
 
-/// xorshift64*: enough randomness for the crash tests' kill times, reproducible from the seed
-/// they print.
-pub struct Random(pub u64);
-
-impl Random {
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound
-    }
-}
-
 /// A crash test's rounds and seed: `PURSE_CRASH_ROUNDS` (default `default_rounds`) and
 /// `PURSE_CRASH_SEED` (default: from the clock).
 pub fn crash_settings(default_rounds: u64) -> (u64, u64) {
