@@ -169,6 +169,10 @@ pub struct VerifyJson {
     flows: u64,
     accounts: u64,
     blocks: u64,
+    /// Repairs opening the ledger ever made (leftovers of a crash in sled's bookkeeping).
+    repairs: Vec<String>,
+    /// Problems that lost nothing (a damaged head slot).
+    warnings: Vec<String>,
 }
 
 impl VerifyJson {
@@ -179,6 +183,8 @@ impl VerifyJson {
             flows: report.flows,
             accounts: report.accounts,
             blocks: report.blocks,
+            repairs: report.repairs.clone(),
+            warnings: report.warnings.clone(),
         }
     }
 }

@@ -220,7 +220,15 @@ fn rules_documents() {
 
 #[test]
 fn verify_document() {
-    let report = VerifyReport { entries: 12, flows: 10, accounts: 3, blocks: 2 };
-    let expect = "{\n  \"ok\": true,\n  \"entries\": 12,\n  \"flows\": 10,\n  \"accounts\": 3,\n  \"blocks\": 2\n}\n";
+    let report = VerifyReport {
+        entries: 12,
+        flows: 10,
+        accounts: 3,
+        blocks: 2,
+        repairs: vec!["1 removed snap.1.generating".into()],
+        warnings: vec![],
+    };
+    let expect = "{\n  \"ok\": true,\n  \"entries\": 12,\n  \"flows\": 10,\n  \"accounts\": 3,\n  \"blocks\": 2,\n  \
+                  \"repairs\": [\n    \"1 removed snap.1.generating\"\n  ],\n  \"warnings\": []\n}\n";
     check("verify", to_text(&VerifyJson::new(&report)), expect);
 }

@@ -32,6 +32,10 @@ mod ledger;
 mod pages;
 mod projection;
 mod record;
+#[doc(hidden)]
+pub mod sim_support;
+mod sled_storage;
+pub mod storage;
 mod store;
 mod verify;
 mod writer;

@@ -45,7 +45,7 @@ pub(crate) fn read_log(store: &Store, mut fold: impl FnMut(&DecodedBlock) -> Res
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for block in store.blocks() {
-                let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&key, &bytes));
+                let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&crate::block::key(key), &bytes));
                 let failed = decoded.is_err();
                 if sender.send(decoded).is_err() || failed {
                     return;

@@ -106,6 +106,8 @@ impl Checker<'_> {
             flows: self.flows,
             accounts: self.state.accounts().count() as u64,
             blocks: self.blocks,
+            repairs: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 }

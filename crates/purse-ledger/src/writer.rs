@@ -132,8 +132,12 @@ pub struct WriterStats {
     pub unfinished_entries_dropped: u64,
 }
 
+/// Where the writer reads the time of a batch: the wall clock, or the simulator's.
+pub(crate) type Clock = Box<dyn Fn() -> Timestamp + Send>;
+
 pub(crate) struct Writer {
     store: Store,
+    clock: Clock,
     pub(crate) projections: Projections,
     /// Set after a failed commit: the in-memory state is ahead of the disk, so nothing more
     /// may be answered until the ledger is reopened and rebuilt from the log.
@@ -143,7 +147,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn new(store: Store, projections: Projections) -> Writer {
-        Writer { store, projections, poisoned: None, stats: WriterStats::default() }
+        Writer { store, clock: Box::new(now), projections, poisoned: None, stats: WriterStats::default() }
+    }
+
+    /// Replaces the clock (the simulator's time).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     pub fn store(&self) -> &Store {
@@ -181,11 +190,11 @@ impl Writer {
     }
 
     /// Decides, commits and answers one batch. Returns whether the ledger was closed.
-    fn process(&mut self, batch: &mut Vec<Request>) -> bool {
+    pub(crate) fn process(&mut self, batch: &mut Vec<Request>) -> bool {
         self.stats.batches += 1;
         self.stats.requests += batch.len() as u64;
         self.stats.batch_requests_max = self.stats.batch_requests_max.max(batch.len() as u64);
-        let now = now();
+        let now = (self.clock)();
         let mut blocks = BlockWriter::new(self.projections.last_block_checksum, self.projections.state.next_sequence());
         let mut pending = Vec::with_capacity(batch.len());
         let mut entries = 0u64;
@@ -436,7 +445,10 @@ impl Writer {
                 Pending::Query(query) => query(self),
                 Pending::Close(reply) => {
                     closing = true;
-                    let _ = reply.send(Ok(()));
+                    // A clean close makes everything durable, the head included, and says if it
+                    // could not; a poisoned writer has nothing more to make durable.
+                    let closed = self.check_not_poisoned().and_then(|()| self.store.close());
+                    let _ = reply.send(closed);
                 }
             }
         }
@@ -498,7 +510,8 @@ impl Writer {
             return Err(not_found());
         }
         let (key, bytes) = self.store.block_containing(sequence)?.ok_or_else(not_found)?;
-        let block = Block::parse(&key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
+        let block = Block::parse(&crate::block::key(key), &bytes)
+            .map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
         if sequence > block.last_sequence() {
             return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
         }
@@ -513,7 +526,8 @@ impl Writer {
     }
 }
 
-/// The wall clock, read once per batch: the only place purse reads it.
+/// The wall clock, read once per batch: the only place purse reads it (unless a simulator
+/// replaced it, see [`Writer::set_clock`]).
 fn now() -> Timestamp {
     let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
     Timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))

@@ -1,0 +1,473 @@
+//! The embedded default medium: sled 0.34.7 in the data directory, plus purse's own files
+//! beside it (the head file and the repairs log). The only file that touches sled.
+//!
+//! Durability: sled 0.34.7's `flush()` ends in `sync_file_range`, which does not make data
+//! durable (sled issue #1452). After every flush purse calls `fdatasync` on sled's single data
+//! file `<dir>/db`. Blocks are kept small enough that sled never writes a blob file (those are
+//! never synced by sled); [`Storage::check_medium`] refuses a ledger that has any.
+//!
+//! Opening repairs what a crash inside sled's own bookkeeping can leave behind and what sled can
+//! rebuild, before and around `sled::open` (see docs/storage-format.md, "Repairs on open"):
+//! - `snap.<lsn>.generating`: a snapshot sled was writing when the process died. sled would pick
+//!   it as the newest snapshot and refuse to open (sled issues #1527, #1389). Removed.
+//! - a `snap.<lsn>` whose checksum fails, or any snapshot when sled refuses to open with a
+//!   corruption error: sled's snapshot is a cache of its log, rebuilt by a full scan when absent.
+//!   Moved to `purse-quarantine/`, and the open is tried once more.
+//! - a `conf` that is not byte for byte the one purse's sled configuration writes (sled writes it
+//!   without an fsync, and reports a damaged one as "created using a sled version earlier than
+//!   0.29"): rewritten, durably, from purse's fixed configuration.
+//!
+//! Damage to sled's data file itself is never repaired: purse's block checksums, hash chain and
+//! head file refuse it as `CORRUPTION`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::storage::{Bytes, Storage, HEAD_SLOT_BYTES};
+
+/// sled's page cache. The log is read back mostly at open; queries touch few blocks.
+const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's segment size: its default, fixed for every purse ledger (it is recorded in `conf`).
+const SLED_SEGMENT_BYTES: usize = 512 * 1024;
+/// The `conf` text sled 0.34 writes for [`SLED_SEGMENT_BYTES`] without compression; a CRC-32
+/// (little-endian) of it follows in the file.
+const SLED_CONF_TEXT: &str = "segment_size: 524288\nuse_compression: false\nversion: 0.34\n";
+pub(crate) const HEAD_FILE_NAME: &str = "purse-head";
+/// One line per repair made on open (see the module comment).
+pub(crate) const REPAIRS_FILE_NAME: &str = "purse-repairs.log";
+/// Where snapshots sled cannot use are moved, for inspection; sled never reads it.
+const QUARANTINE_DIR_NAME: &str = "purse-quarantine";
+/// Lines of the repairs log `repairs_read` returns at most (the newest).
+const REPAIRS_LINES_MAX: usize = 1000;
+/// The repairs log is not read past this size.
+const REPAIRS_FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// Runs a sled call, turning its errors and its panics into purse errors that name `what`.
+fn guard<T>(what: &str, call: impl FnOnce() -> sled::Result<T>) -> Result<T, Error> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(sled_error(what, error)),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| "sled panicked".to_owned());
+            Err(Error::Corruption(format!("{what}: sled panicked: {message}")))
+        }
+    }
+}
+
+/// A sled error as a purse error: a full disk says so, and that nothing written is lost.
+fn sled_error(what: &str, error: sled::Error) -> Error {
+    match error {
+        sled::Error::Io(io) => io_error(what, &io),
+        sled::Error::Corruption { .. } => Error::Corruption(format!("{what}: {error}")),
+        other => Error::Storage(format!("{what}: {other}")),
+    }
+}
+
+/// An I/O error as a purse error, naming `what` failed and keeping the OS's own words.
+pub(crate) fn io_error(what: &str, error: &std::io::Error) -> Error {
+    if is_disk_full(error) {
+        return Error::Storage(format!(
+            "{what}: the disk is full ({error}); nothing acknowledged is lost: free space and retry"
+        ));
+    }
+    Error::Storage(format!("{what}: {error}"))
+}
+
+/// ENOSPC or EDQUOT.
+fn is_disk_full(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(28 | 122)) || error.kind() == std::io::ErrorKind::StorageFull
+}
+
+#[derive(Debug)]
+pub(crate) struct SledStorage {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+    data_file: File,
+    head: Option<File>,
+    path: PathBuf,
+}
+
+impl SledStorage {
+    /// Opens sled in `path` (created if missing), repairing sled's leftovers first. Returns the
+    /// repairs made, one sentence each; each is also appended to the repairs log.
+    pub fn open(path: &Path) -> Result<(SledStorage, Vec<String>), Error> {
+        std::fs::create_dir_all(path).map_err(|error| io_error("creating the data directory", &error))?;
+        let mut repairs = Vec::new();
+        remove_unfinished_snapshots(path, &mut repairs)?;
+        quarantine_damaged_snapshots(path, &mut repairs)?;
+        rewrite_damaged_conf(path, &mut repairs)?;
+        let db = match open_sled(path) {
+            Err(Error::Corruption(reason)) if !snapshot_files(path)?.is_empty() => {
+                // sled's snapshot is only a cache of its log: without it, sled scans the log.
+                let moved = quarantine(path, &snapshot_files(path)?)?;
+                repairs.push(format!(
+                    "sled refused to open ({reason}); moved its snapshot files {moved} to {QUARANTINE_DIR_NAME}/ \
+                     so that sled rebuilds them from its log"
+                ));
+                open_sled(path)?
+            }
+            other => other?,
+        };
+        let log = guard("opening the log tree", || db.open_tree("log"))?;
+        let meta = guard("opening the meta tree", || db.open_tree("meta"))?;
+        let data_file = File::open(path.join("db")).map_err(|error| io_error("opening sled's data file", &error))?;
+        let mut storage = SledStorage { db, log, meta, data_file, head: None, path: path.to_owned() };
+        for repair in &repairs {
+            storage.repairs_append(repair)?;
+        }
+        Ok((storage, repairs))
+    }
+
+    fn head_path(&self) -> PathBuf {
+        self.path.join(HEAD_FILE_NAME)
+    }
+
+    fn head_file(&self) -> Result<&File, Error> {
+        self.head.as_ref().ok_or_else(|| Error::Storage("the head file is not open".into()))
+    }
+}
+
+fn open_sled(path: &Path) -> Result<sled::Db, Error> {
+    let config = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).segment_size(SLED_SEGMENT_BYTES);
+    guard("opening sled", || config.open()).map_err(|error| match error {
+        Error::Storage(message) if message.contains("could not acquire lock") => Error::Storage(format!(
+            "another process has the ledger at {} open; purse allows one process per ledger",
+            path.display()
+        )),
+        other => other,
+    })
+}
+
+/// sled's snapshot files (`snap.*`), as sled itself lists them.
+fn snapshot_files(path: &Path) -> Result<Vec<PathBuf>, Error> {
+    let entries = std::fs::read_dir(path).map_err(|error| io_error("listing the data directory", &error))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| io_error("listing the data directory", &error))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && !name.ends_with(".in___motion") {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+}
+
+/// Removes `snap.*.generating`: sled writes a snapshot there and renames it when complete, and
+/// deletes older snapshots only after the rename, so such a file is never needed.
+fn remove_unfinished_snapshots(path: &Path, repairs: &mut Vec<String>) -> Result<(), Error> {
+    for file in snapshot_files(path)? {
+        let name = file_name(&file);
+        if !name.ends_with(".generating") {
+            continue;
+        }
+        std::fs::remove_file(&file).map_err(|error| io_error(&format!("removing {name}"), &error))?;
+        repairs.push(format!("removed {name}, a snapshot sled was writing when its process died (sled issue #1527)"));
+    }
+    sync_dir(path)
+}
+
+/// Moves aside every snapshot if the newest one (the one sled would read) fails sled's own
+/// checksum: sled would refuse to open, and rebuilds a snapshot from its log without one.
+fn quarantine_damaged_snapshots(path: &Path, repairs: &mut Vec<String>) -> Result<(), Error> {
+    let files = snapshot_files(path)?;
+    let Some(newest) = files.last() else { return Ok(()) };
+    let bytes = std::fs::read(newest).map_err(|error| io_error("reading sled's snapshot", &error))?;
+    if snapshot_checksum_holds(&bytes) {
+        return Ok(());
+    }
+    let moved = quarantine(path, &files)?;
+    repairs.push(format!(
+        "sled's newest snapshot {} fails its checksum; moved {moved} to {QUARANTINE_DIR_NAME}/ so that sled \
+         rebuilds it from its log",
+        file_name(newest)
+    ));
+    Ok(())
+}
+
+/// sled 0.34's snapshot file: the snapshot, its length (8 bytes) and a CRC-32 (little-endian)
+/// of the snapshot bytes.
+fn snapshot_checksum_holds(bytes: &[u8]) -> bool {
+    let Some(body_length) = bytes.len().checked_sub(12).filter(|length| *length > 0) else { return false };
+    let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().expect("4 bytes"));
+    crc32fast::hash(&bytes[..body_length]) == stored
+}
+
+/// Moves `files` into the quarantine folder; returns their names, for the repair's line.
+fn quarantine(path: &Path, files: &[PathBuf]) -> Result<String, Error> {
+    let folder = path.join(QUARANTINE_DIR_NAME);
+    std::fs::create_dir_all(&folder).map_err(|error| io_error("creating the quarantine folder", &error))?;
+    let mut names = Vec::new();
+    for file in files {
+        let name = file_name(file);
+        let mut target = folder.join(&name);
+        let mut copy = 1;
+        while target.exists() {
+            target = folder.join(format!("{name}.{copy}"));
+            copy += 1;
+        }
+        std::fs::rename(file, &target).map_err(|error| io_error(&format!("moving {name} aside"), &error))?;
+        names.push(name);
+    }
+    sync_dir(path)?;
+    Ok(names.join(", "))
+}
+
+/// The bytes of `conf` for purse's sled configuration.
+fn expected_conf() -> Vec<u8> {
+    let mut bytes = SLED_CONF_TEXT.as_bytes().to_vec();
+    bytes.extend_from_slice(&crc32fast::hash(SLED_CONF_TEXT.as_bytes()).to_le_bytes());
+    bytes
+}
+
+/// Rewrites a `conf` that differs from the one purse's configuration gives. A missing one is
+/// left to sled (it writes it when it creates a database).
+fn rewrite_damaged_conf(path: &Path, repairs: &mut Vec<String>) -> Result<(), Error> {
+    let conf = path.join("conf");
+    let bytes = match std::fs::read(&conf) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error("reading sled's conf", &error)),
+    };
+    let expected = expected_conf();
+    if bytes == expected {
+        return Ok(());
+    }
+    let temporary = path.join("conf.purse-rewrite");
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&temporary)?;
+        file.write_all(&expected)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &conf)
+    };
+    write().map_err(|error| io_error("rewriting sled's conf", &error))?;
+    sync_dir(path)?;
+    repairs.push(format!(
+        "sled's conf ({} bytes) was not the one purse's sled configuration writes; rewrote it",
+        bytes.len()
+    ));
+    Ok(())
+}
+
+/// Makes renames and removals in `path` durable.
+fn sync_dir(path: &Path) -> Result<(), Error> {
+    File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| io_error("syncing the data directory", &error))
+}
+
+impl Storage for SledStorage {
+    fn meta_get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        guard("reading meta", || self.meta.get(key))
+    }
+
+    fn meta_put(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in entries {
+            batch.insert(*key, *value);
+        }
+        guard("writing meta", || self.meta.apply_batch(batch))
+    }
+
+    fn log_put(&mut self, blocks: Vec<(u64, Vec<u8>)>) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        // Each block is dropped as it goes into the batch: the commit is held once, not twice.
+        for (first_sequence, bytes) in blocks {
+            batch.insert(&crate::block::key(first_sequence)[..], bytes);
+        }
+        guard("appending to the log", || self.log.apply_batch(batch))
+    }
+
+    fn log_remove(&mut self, firsts: &[u64]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for first in firsts {
+            batch.remove(&crate::block::key(*first)[..]);
+        }
+        guard("removing from the log", || self.log.apply_batch(batch))
+    }
+
+    fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
+        let upper = crate::block::key(sequence);
+        let found = guard("reading the log", || self.log.range(..=&upper[..]).next_back().transpose())?;
+        found.map(|(key, bytes)| Ok((key_sequence(&key)?, bytes))).transpose()
+    }
+
+    fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a> {
+        let mut iter = self.log.range(&crate::block::key(first)[..]..);
+        Box::new(std::iter::from_fn(move || {
+            guard("reading the log", || iter.next().transpose())
+                .transpose()
+                .map(|found| found.and_then(|(key, bytes)| Ok((key_sequence(&key)?, bytes))))
+        }))
+    }
+
+    fn sync(&mut self) -> Result<(), Error> {
+        guard("flushing sled", || self.db.flush())?;
+        self.data_file.sync_data().map_err(|error| io_error("fdatasync of sled's data file", &error))
+    }
+
+    fn head_exists(&self) -> Result<bool, Error> {
+        match std::fs::metadata(self.head_path()) {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(io_error("looking for the head file", &error)),
+        }
+    }
+
+    fn head_create(&mut self) -> Result<(), Error> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.head_path())
+            .map_err(|error| io_error("creating the head file", &error))?;
+        self.head = Some(file);
+        sync_dir(&self.path)
+    }
+
+    fn head_read(&self, slot: usize) -> Result<Option<[u8; HEAD_SLOT_BYTES]>, Error> {
+        if self.head.is_none() {
+            let file = OpenOptions::new().read(true).write(true).open(self.head_path());
+            let file = file.map_err(|error| match error.kind() {
+                std::io::ErrorKind::NotFound => Error::Corruption(format!(
+                    "{} is missing: the ledger's files are incomplete",
+                    self.head_path().display()
+                )),
+                _ => io_error("opening the head file", &error),
+            })?;
+            // Interior state would need a Cell; opening once more is cheap and rare.
+            return read_slot(&file, slot);
+        }
+        read_slot(self.head_file()?, slot)
+    }
+
+    fn head_write(&mut self, slot: usize, bytes: &[u8; HEAD_SLOT_BYTES]) -> Result<(), Error> {
+        if self.head.is_none() {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(self.head_path())
+                .map_err(|error| io_error("opening the head file", &error))?;
+            self.head = Some(file);
+        }
+        let offset = (slot * HEAD_SLOT_BYTES) as u64;
+        self.head_file()?.write_all_at(bytes, offset).map_err(|error| io_error("writing the head file", &error))
+    }
+
+    fn head_sync(&mut self) -> Result<(), Error> {
+        match &self.head {
+            Some(file) => file.sync_data().map_err(|error| io_error("fdatasync of the head file", &error)),
+            None => Ok(()),
+        }
+    }
+
+    fn repairs_append(&mut self, line: &str) -> Result<(), Error> {
+        let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let one_line = line.replace('\n', " ");
+        let append = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new().create(true).append(true).open(self.path.join(REPAIRS_FILE_NAME))?;
+            writeln!(file, "{seconds} {one_line}")?;
+            file.sync_all()
+        };
+        append().map_err(|error| io_error("writing the repairs log", &error))
+    }
+
+    fn repairs_read(&self) -> Result<Vec<String>, Error> {
+        let path = self.path.join(REPAIRS_FILE_NAME);
+        let text = match File::open(&path) {
+            Ok(file) => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::Read::take(file, REPAIRS_FILE_BYTES_MAX), &mut text)
+                    .map_err(|error| io_error("reading the repairs log", &error))?;
+                text
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io_error("reading the repairs log", &error)),
+        };
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let skip = lines.len().saturating_sub(REPAIRS_LINES_MAX);
+        Ok(lines.into_iter().skip(skip).collect())
+    }
+
+    fn check_medium(&self) -> Result<(), Error> {
+        let blob_files = match std::fs::read_dir(self.path.join("blobs")) {
+            Ok(entries) => entries.count(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(io_error("listing sled's blobs", &error)),
+        };
+        if blob_files > 0 {
+            return Err(Error::Storage(format!(
+                "sled wrote {blob_files} blob files, which fsync of its data file does not cover"
+            )));
+        }
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, Error> {
+        guard("measuring size", || self.db.size_on_disk())
+    }
+}
+
+fn read_slot(file: &File, slot: usize) -> Result<Option<[u8; HEAD_SLOT_BYTES]>, Error> {
+    let mut bytes = [0u8; HEAD_SLOT_BYTES];
+    match file.read_exact_at(&mut bytes, (slot * HEAD_SLOT_BYTES) as u64) {
+        Ok(()) => Ok(Some(bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(error) => Err(io_error("reading the head file", &error)),
+    }
+}
+
+/// The sequence a log key stands for.
+fn key_sequence(key: &[u8]) -> Result<u64, Error> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::Corruption(format!("a log key of {} bytes is not a sequence", key.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_says_so_and_that_nothing_is_lost() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let error = sled_error("opening sled", sled::Error::Io(full));
+        assert_eq!(error.code(), purse_core::ErrorCode::Storage);
+        let message = error.to_string();
+        assert!(message.contains("the disk is full") && message.contains("nothing acknowledged is lost"), "{message}");
+        let other = io_error("reading", &std::io::Error::from_raw_os_error(5)).to_string();
+        assert!(!other.contains("disk is full"), "{other}");
+    }
+
+    #[test]
+    fn the_expected_conf_is_what_sled_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_sled(dir.path()).unwrap());
+        assert_eq!(std::fs::read(dir.path().join("conf")).unwrap(), expected_conf());
+    }
+
+    #[test]
+    fn snapshot_checksums() {
+        let mut bytes = b"snapshot body".to_vec();
+        bytes.extend_from_slice(&(13u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(b"snapshot body").to_le_bytes());
+        assert!(snapshot_checksum_holds(&bytes));
+        bytes[2] ^= 1;
+        assert!(!snapshot_checksum_holds(&bytes));
+        assert!(!snapshot_checksum_holds(&[0; 12]));
+        assert!(!snapshot_checksum_holds(&[]));
+    }
+}
