@@ -74,8 +74,9 @@ fn sled_error(what: &str, error: sled::Error) -> Error {
 /// An I/O error as a purse error, naming `what` failed and keeping the OS's own words.
 pub(crate) fn io_error(what: &str, error: &std::io::Error) -> Error {
     if is_disk_full(error) {
+        // sled sometimes wraps the OS error in a debug-printed one: name the condition plainly.
         return Error::Storage(format!(
-            "{what}: the disk is full ({error}); nothing acknowledged is lost: free space and retry"
+            "{what}: the disk is full (no space left on device); nothing acknowledged is lost: free space and retry"
         ));
     }
     Error::Storage(format!("{what}: {error}"))
@@ -176,7 +177,7 @@ fn remove_unfinished_snapshots(path: &Path, repairs: &mut Vec<String>) -> Result
             continue;
         }
         std::fs::remove_file(&file).map_err(|error| io_error(&format!("removing {name}"), &error))?;
-        repairs.push(format!("removed {name}, a snapshot sled was writing when its process died (sled issue #1527)"));
+        repairs.push(format!("removed {name}, a snapshot sled did not finish writing (its process died or its disk was full; sled issue #1527)"));
     }
     sync_dir(path)
 }
