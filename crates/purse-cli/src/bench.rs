@@ -15,11 +15,15 @@
 //! 5. close, measure the files, reopen (timed: the whole log is read back and folded) and
 //!    check the balances again.
 //!
-//! A failed check prints the report with `"passed": false` and exits non-zero.
+//! A failed check prints the report with `"passed": false` and exits non-zero, its error naming
+//! every failure (`STORAGE` if the ledger answered it, else `CORRUPTION`). A step that fails
+//! after the run (closing, reopening) ends the bench with an error that gives the run's own
+//! failures first: a disk that filled up during the run is why the reopen fails too.
 //!
 //! No float arithmetic: rates are integer quotients (`flows · 10⁶ / µs`), ratios are written
 //! with two decimals from integers.
 
+mod measure;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -27,12 +31,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use purse_core::{RuleSet, RuleSetText, Scale, Zone};
+use purse_core::{ErrorCode, RuleSet, RuleSetText, Scale, Zone};
 use purse_ledger::{Ledger, LedgerConfig, WriterStats};
 use serde_json::{json, Value};
 
 use crate::error::CliError;
 use crate::render::to_text;
+use measure::{directory_bytes, peak_rss_bytes, MachineCpu, ThreadCpu};
 use workload::{account_id, Accounts, Caller, Kind, Mix, Plan, Tally};
 
 /// `purse bench`
@@ -104,16 +109,15 @@ pub async fn run(
     let mut config = LedgerConfig::new(&path);
     config.scale = scale;
     config.zone = zone;
-    let (report, passed) = bench(&args, config, is_temporary).await?;
+    let (report, failure) = bench(&args, config, is_temporary).await?;
     let document = to_text(&report);
-    if passed {
-        Ok(document)
-    } else {
-        // The report is the evidence: print it, then fail.
-        crate::print(&document)?;
-        Err(CliError::Ledger(purse_ledger::Error::Corruption(
-            "purse bench: the self-check failed (see \"check\" in the report)".into(),
-        )))
+    match failure {
+        None => Ok(document),
+        Some(error) => {
+            // The report is the evidence: print it, then fail.
+            crate::print(&document)?;
+            Err(error)
+        }
     }
 }
 
@@ -129,7 +133,9 @@ fn check_empty(path: &Path) -> Result<(), CliError> {
     }
 }
 
-async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Result<(Value, bool), CliError> {
+/// The report, and the error to end with if the self-check failed. An error that stops the
+/// bench after the timed run starts with the run's own failures (see [`Check::then`]).
+async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Result<(Value, Option<CliError>), CliError> {
     let ledger = Ledger::open(config.clone()).await?;
     let scale = ledger.scale();
     let rules = RuleSetText {
@@ -192,15 +198,16 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
     let run_micros = micros(started).max(1);
     let cpu = ThreadCpu::now().since(&cpu_before);
     let foreign_run = MachineCpu::now().foreign_since(&machine_before);
-    let stats_after = ledger.stats().await?;
-    let fsyncs = ledger.fsyncs().await? - fsyncs_before;
-    let rss_after_run = peak_rss_bytes();
-    drop(plan);
-
-    // The self-check, on the live ledger.
+    // The self-check, on the live ledger, from here on: every failure after the run is
+    // reported after what the run itself found.
     let mut check = Check::default();
     check.faults(&setup);
     check.faults(&tally);
+    let stats_after = ledger.stats().await.map_err(|error| check.then("reading the writer's counters", error))?;
+    let fsyncs = ledger.fsyncs().await.map_err(|error| check.then("counting fsyncs", error))? - fsyncs_before;
+    let rss_after_run = peak_rss_bytes();
+    drop(plan);
+
     let expected = add(setup.effect, tally.effect);
     let balances = balance_sum(&ledger, args.accounts).await;
     check.balances("after the run", expected, &balances);
@@ -216,23 +223,23 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
             report.entries
         }
         Err(error) => {
-            check.fail(format!("verify failed: {error}"));
+            check.ledger_failed("verify failed", error);
             0
         }
     };
-    let sled_bytes = ledger.size_on_disk().await?;
-    ledger.close().await?;
+    let sled_bytes = ledger.size_on_disk().await.map_err(|error| check.then("measuring sled's files", error))?;
+    ledger.close().await.map_err(|error| check.then("closing the ledger", error))?;
     let disk = directory_bytes(&config.path);
 
     // Recovery: open again, which reads and folds the whole log.
     let machine_before = MachineCpu::now();
     let reopen_started = Instant::now();
-    let ledger = Ledger::open(config.clone()).await?;
+    let ledger = Ledger::open(config.clone()).await.map_err(|error| check.then("reopening the ledger", error))?;
     let reopen_micros = micros(reopen_started).max(1);
     let foreign_reopen = MachineCpu::now().foreign_since(&machine_before);
     let balances_reopened = balance_sum(&ledger, args.accounts).await;
     check.balances("after reopening", expected, &balances_reopened);
-    ledger.close().await?;
+    ledger.close().await.map_err(|error| check.then("closing the reopened ledger", error))?;
 
     let latencies = Percentiles::new(std::mem::take(&mut tally.latencies_us));
     let batches = stats_after.batches - stats_before.batches;
@@ -304,7 +311,7 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
         },
         "check": check.report(),
     });
-    Ok((report, check.passed()))
+    Ok((report, check.failure()))
 }
 
 fn group_commit(before: &WriterStats, after: &WriterStats, batches: u64, requests: u64, fsyncs: u64) -> Value {
@@ -355,6 +362,8 @@ struct Check {
     failures: Vec<String>,
     expected: Option<[i128; 3]>,
     found: Option<[i128; 3]>,
+    /// The ledger answered `STORAGE` somewhere: the disk failed, not the arithmetic.
+    storage: bool,
 }
 
 impl Check {
@@ -366,6 +375,39 @@ impl Check {
         if tally.fault_count > 0 {
             self.fail(format!("{} faults, among them: {}", tally.fault_count, tally.faults.join("; ")));
         }
+        self.storage |= tally.rejected.contains_key(ErrorCode::Storage.as_str());
+    }
+
+    fn ledger_failed(&mut self, what: &str, error: &purse_ledger::Error) {
+        self.storage |= error.code() == ErrorCode::Storage;
+        self.fail(format!("{what}: {error}"));
+    }
+
+    /// The error to end with when `step` fails after the run: what the run found first (a
+    /// disk that filled up during the run is usually why the step failed too: a reopen that
+    /// cannot write), then the step's own error, whose code it keeps.
+    fn then(&self, step: &str, error: impl Into<CliError>) -> CliError {
+        let context = if self.failures.is_empty() {
+            format!("purse bench: {step} failed")
+        } else {
+            format!("purse bench: the run failed ({}), then {step} failed", self.failures.join("; "))
+        };
+        CliError::Context { context, source: Box::new(error.into()) }
+    }
+
+    /// The error a failed self-check ends with, naming every failure: `STORAGE` if the disk
+    /// failed, else `CORRUPTION` (the ledger disagrees with itself).
+    fn failure(&self) -> Option<CliError> {
+        if self.passed() {
+            return None;
+        }
+        let message =
+            format!("purse bench: the self-check failed: {} (see \"check\" in the report)", self.failures.join("; "));
+        Some(CliError::Ledger(if self.storage {
+            purse_ledger::Error::Storage(message)
+        } else {
+            purse_ledger::Error::Corruption(message)
+        }))
     }
 
     fn balances(&mut self, when: &str, expected: [i128; 3], found: &Result<[i128; 3], String>) {
@@ -436,117 +478,6 @@ impl Percentiles {
     }
 }
 
-/// CPU time in milliseconds by kind of thread, read from `/proc/self/task/*/stat`.
-#[derive(Debug, Default)]
-struct ThreadCpu {
-    writer: u64,
-    callers: u64,
-    sled: u64,
-}
-
-impl ThreadCpu {
-    fn now() -> ThreadCpu {
-        let mut cpu = ThreadCpu::default();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return cpu };
-        for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-            // "tid (comm) state ppid …": utime and stime are the 12th and 13th fields after the comm.
-            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
-            let comm = head.split_once(" (").map_or("", |(_, comm)| comm);
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
-            // USER_HZ is 100 on Linux: a tick is 10 ms.
-            let millis = (ticks(11) + ticks(12)) * 10;
-            if comm == "purse-writer" {
-                cpu.writer += millis;
-            } else if comm.starts_with("sled") || comm.starts_with("log flush") {
-                cpu.sled += millis;
-            } else {
-                cpu.callers += millis;
-            }
-        }
-        cpu
-    }
-
-    fn since(&self, before: &ThreadCpu) -> ThreadCpu {
-        ThreadCpu {
-            writer: self.writer.saturating_sub(before.writer),
-            callers: self.callers.saturating_sub(before.callers),
-            sled: self.sled.saturating_sub(before.sled),
-        }
-    }
-}
-
-/// The machine's busy CPU time and this process's, in milliseconds (10 ms ticks).
-#[derive(Debug, Clone, Copy)]
-struct MachineCpu {
-    busy: u64,
-    own: u64,
-}
-
-impl MachineCpu {
-    fn now() -> MachineCpu {
-        let ticks = |text: &str, skip: usize, fields: &[usize]| -> u64 {
-            let values: Vec<u64> = text.split_whitespace().skip(skip).filter_map(|field| field.parse().ok()).collect();
-            fields.iter().filter_map(|&index| values.get(index)).sum::<u64>() * 10
-        };
-        // "cpu  user nice system idle iowait irq softirq steal …": everything but idle and iowait.
-        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let busy = stat.lines().next().map_or(0, |line| ticks(line, 1, &[0, 1, 2, 5, 6, 7]));
-        // After "(comm) ": state, then utime and stime are the 12th and 13th fields.
-        let own_stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let own = own_stat.rsplit_once(") ").map_or(0, |(_, rest)| {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let field = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
-            (field(11) + field(12)) * 10
-        });
-        MachineCpu { busy, own }
-    }
-
-    /// CPU time other processes used since `before`.
-    fn foreign_since(&self, before: &MachineCpu) -> u64 {
-        self.busy.saturating_sub(before.busy).saturating_sub(self.own.saturating_sub(before.own))
-    }
-}
-
-/// The process's peak resident set (`VmHWM` in /proc/self/status), in bytes; 0 if unknown.
-fn peak_rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
-#[derive(Debug, Default)]
-struct DiskUse {
-    /// Blocks allocated, in bytes.
-    allocated: u64,
-    /// File lengths.
-    apparent: u64,
-}
-
-/// What the files under `path` take, walked recursively.
-fn directory_bytes(path: &Path) -> DiskUse {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = DiskUse::default();
-    let mut pending = vec![path.to_owned()];
-    while let Some(directory) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
-        for entry in entries.flatten() {
-            let Ok(metadata) = entry.metadata() else { continue };
-            if metadata.is_dir() {
-                pending.push(entry.path());
-            } else {
-                total.allocated += metadata.blocks() * 512;
-                total.apparent += metadata.len();
-            }
-        }
-    }
-    total
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +505,47 @@ mod tests {
         unreadable.balances("after the run", [0; 3], &Err("reading account acct-000001: gone".into()));
         assert!(!unreadable.passed());
         assert_eq!(unreadable.report()["passed"], json!(false));
+    }
+
+    /// What a failed bench says, in order: the run's failures, then the step that failed after
+    /// it; and the code of the disk's failure, not of the arithmetic's.
+    #[test]
+    fn the_runs_failure_comes_first() {
+        let disk_full = purse_ledger::Error::Storage("flushing sled: No space left on device".into());
+        let reopen = || purse_ledger::Error::Storage("opening sled: No space left on device".into());
+        let check = |clean: bool| {
+            let mut check = Check::default();
+            if !clean {
+                check.ledger_failed("verify failed", &disk_full);
+            }
+            check
+        };
+        let table: Vec<(CliError, &str, &str)> = vec![
+            (
+                check(false).then("reopening the ledger", reopen()),
+                "STORAGE",
+                "purse bench: the run failed (verify failed: storage failure: flushing sled: No space left on \
+                 device), then reopening the ledger failed: storage failure: opening sled: No space left on device",
+            ),
+            (
+                check(true).then("reopening the ledger", reopen()),
+                "STORAGE",
+                "purse bench: reopening the ledger failed: storage failure: opening sled: No space left on device",
+            ),
+            (
+                check(false).failure().expect("a failure"),
+                "STORAGE",
+                "storage failure: purse bench: the self-check failed: verify failed: storage failure: flushing sled: \
+                 No space left on device (see \"check\" in the report)",
+            ),
+        ];
+        for (error, code, message) in table {
+            assert_eq!((error.code().as_str(), error.to_string().as_str()), (code, message));
+        }
+        assert!(check(true).failure().is_none());
+        let mut wrong = Check::default();
+        wrong.balances("after the run", [1, 0, 0], &Ok([2, 0, 0]));
+        assert_eq!(wrong.failure().expect("a failure").code().as_str(), "CORRUPTION");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! From parsed options to ledger requests: amounts at the ledger's scale, times in its zone.
 //!
-//! Only text is checked here (amount syntax and precision, time format, JSON syntax, flow type
+//! Only text is checked here (amount syntax and precision, time format, strict JSON, flow type
 //! names). Every business rule (positive amounts, lengths, the ADJUST remark) is left to
 //! `purse_core::decide`, so the CLI never disagrees with the ledger about what is allowed.
 
@@ -12,6 +12,7 @@ use crate::args::{
     WriteOptions,
 };
 use crate::error::CliError;
+use crate::strict_json::{self, JsonError};
 
 /// What text means in one ledger: its currency scale and business time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,11 +162,13 @@ fn time(option: &str, text: &str, zone: Zone) -> Result<Timestamp, CliError> {
     })
 }
 
-/// `ext_info` must be JSON, but is stored as the caller wrote it, so it is only checked here.
+/// `ext_info` must be strict JSON ([`strict_json`]), but is stored as the caller wrote it, so it
+/// is only checked here.
 fn check_json(option: &str, text: &str) -> Result<(), CliError> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map(|_| ())
-        .map_err(|error| CliError::invalid_argument(format!("{option} is not valid JSON: {error}")))
+    strict_json::check(text).map_err(|error| match error {
+        JsonError::Syntax(error) => CliError::invalid_argument(format!("{option} is not valid JSON: {error}")),
+        JsonError::Refused(message) => CliError::invalid_argument(format!("{option}: {message}")),
+    })
 }
 
 #[cfg(test)]

@@ -139,6 +139,35 @@ fn other_writes() {
     ]);
 }
 
+/// `--ext-info` is checked strictly but stored byte for byte as written.
+#[test]
+fn ext_info_is_strict_json_kept_as_written() {
+    let deduct = |ext_info: &str| Command {
+        ext_info: Some(ext_info.into()),
+        ..expect("d-1", Action::Deduct { value: minor(100) })
+    };
+    let line = |ext_info: &str| format!("deduct --outer-order-id d-1 --value 1 --ext-info '{ext_info}'");
+    let nested = |depth: usize, inner: &str| format!("{}{inner}{}", "[".repeat(depth), "]".repeat(depth));
+    let refused = |fragment| Err(("INVALID_ARGUMENT", fragment));
+    let table: Vec<(String, Expect<Command>)> = vec![
+        // A surrogate pair is one character; the escapes stay as the caller wrote them.
+        (line(r#"{"emoji": "\ud83d\ude00", "b": 1.50}"#), Ok(deduct(r#"{"emoji": "\ud83d\ude00", "b": 1.50}"#))),
+        // The same key in two objects is no duplicate.
+        (line(r#"[{"a": 1}, {"a": {"a": 2}}]"#), Ok(deduct(r#"[{"a": 1}, {"a": {"a": 2}}]"#))),
+        (line(&nested(64, "1.50")), Ok(deduct(&nested(64, "1.50")))),
+        (line(r#""\ud800""#), refused("--ext-info: lone surrogate escape \\ud800 at line 1 column 2")),
+        (line(r#"{"a": "x\udc00"}"#), refused("--ext-info: lone surrogate escape \\udc00")),
+        (line(r#"["\ud800\ud800"]"#), refused("--ext-info: lone surrogate escape \\ud800")),
+        (line(&nested(65, "")), refused("--ext-info: nesting deeper than the maximum of 64 levels")),
+        (line(&nested(2000, "")), refused("--ext-info: nesting deeper than the maximum of 64 levels")),
+        (line(r#"{"a": 1, "a": 1}"#), refused("--ext-info: duplicate key \"a\" at line 1 column")),
+        (line(r#"{"b": [{"a": 1, "\u0061": 2}]}"#), refused("--ext-info: duplicate key \"a\" in b[0]")),
+    ];
+    for (text, expect) in table {
+        check(&[&text], write_text(&text, CNY), expect);
+    }
+}
+
 #[test]
 fn refused_writes() {
     check_writes(vec![

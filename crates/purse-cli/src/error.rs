@@ -22,6 +22,8 @@ pub enum CliError {
     /// The process itself failed: no async runtime, or stdout could not be written.
     /// The message says which.
     System(String),
+    /// `source`, with what led to it in front; its code and exit status are `source`'s.
+    Context { context: String, source: Box<CliError> },
 }
 
 impl CliError {
@@ -42,6 +44,7 @@ impl CliError {
             CliError::Argument { code, .. } => *code,
             CliError::Ledger(error) => error.code(),
             CliError::System(_) => ErrorCode::Storage,
+            CliError::Context { source, .. } => source.code(),
         }
     }
 
@@ -49,6 +52,7 @@ impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Usage(_) => ExitCode::from(2),
+            CliError::Context { source, .. } => source.exit_code(),
             _ => ExitCode::from(1),
         }
     }
@@ -76,6 +80,7 @@ impl fmt::Display for CliError {
                 f.write_str(message)
             }
             CliError::Ledger(error) => write!(f, "{error}"),
+            CliError::Context { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
@@ -159,6 +164,15 @@ mod tests {
             "STORAGE",
             ExitCode::from(1),
             "{\n  \"error\": {\n    \"code\": \"STORAGE\",\n    \"message\": \"writing the answer to stdout: broken pipe\"\n  }\n}\n",
+        );
+        check(
+            CliError::Context {
+                context: "the run failed (disk full), then reopening failed".into(),
+                source: Box::new(CliError::Ledger(purse_ledger::Error::Corruption("no head".into()))),
+            },
+            "CORRUPTION",
+            ExitCode::from(1),
+            "{\n  \"error\": {\n    \"code\": \"CORRUPTION\",\n    \"message\": \"the run failed (disk full), then reopening failed: the ledger's data is damaged: no head\"\n  }\n}\n",
         );
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod ingest;
 mod render;
 mod rules_file;
+mod strict_json;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -4,7 +4,8 @@
 //! `arbitrary_precision`, so a number keeps the exact text it was written with (`20.10` stays
 //! `20.10`, never a float), and the core parses that text at the ledger's scale like any other.
 //! Unknown keys are refused rather than ignored: a misspelt `full_gift_swich` must not silently
-//! mean "no full gift".
+//! mean "no full gift"; so are duplicate keys, lone surrogate escapes and nesting deeper than
+//! [`strict_json::JSON_DEPTH_MAX`].
 
 use std::io::Read;
 use std::path::Path;
@@ -13,6 +14,7 @@ use purse_core::RuleSetText;
 use serde_json::{Map, Value};
 
 use crate::error::CliError;
+use crate::strict_json::{self, JsonError};
 
 /// A rules file larger than this is refused before parsing: 64 tiers fit in a few KiB.
 pub const RULES_FILE_BYTES_MAX: u64 = 1 << 20;
@@ -44,9 +46,15 @@ pub fn read(path: &Path) -> Result<String, CliError> {
 }
 
 /// Parses the rules JSON. Missing and `null` keys are both "left out" (the core's default).
+/// The text must be strict JSON ([`strict_json`]) first: a duplicate key would otherwise
+/// silently keep its last value.
 pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))?;
+    let not_json = |error| CliError::invalid_argument(format!("rules: not valid JSON: {error}"));
+    strict_json::check(text).map_err(|error| match error {
+        JsonError::Syntax(error) => not_json(error),
+        JsonError::Refused(message) => CliError::invalid_argument(format!("rules: {message}")),
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(not_json)?;
     let Value::Object(object) = value else {
         return Err(CliError::invalid_argument("rules: the document must be a JSON object"));
     };
@@ -139,6 +147,7 @@ mod tests {
 
     #[test]
     fn rules_json_table() {
+        let deep = format!(r#"{{"gift_type": {}"CUSTOMIZED"{}}}"#, "[".repeat(64), "]".repeat(64));
         let table: &[(&str, Result<RuleSetText, &str>)] = &[
             ("{}", Ok(RuleSetText::default())),
             (
@@ -181,6 +190,18 @@ mod tests {
             (r#"{"tiers": {"real_value": "1"}}"#, Err("tiers must be an array")),
             (r#"{"full_gift_switch": "yes"}"#, Err("full_gift_switch must be true or false")),
             (r#"{"gift_type": 1}"#, Err("gift_type must be a string")),
+            // Strict JSON: a duplicate key would otherwise silently keep its last value.
+            (
+                r#"{"gift_type": "CUSTOMIZED", "gift_type": "PROPORTIONAL", "tiers": [{"real_value": 100, "gift_value": 1}]}"#,
+                Err("rules: duplicate key \"gift_type\" at line 1 column"),
+            ),
+            (
+                r#"{"gift_type": "CUSTOMIZED", "tiers": [{"real_value": 100, "gift_value": 1},
+                   {"real_value": 200, "gift_value": 5, "gift_value": 50}]}"#,
+                Err("rules: duplicate key \"gift_value\" in tiers[1] at line 2 column"),
+            ),
+            (r#"{"gift_type": "CUSTOMIZED\ud800"}"#, Err("rules: lone surrogate escape \\ud800 at line 1 column 26")),
+            (&deep, Err("rules: nesting deeper than the maximum of 64 levels")),
             ("[]", Err("must be a JSON object")),
             ("{\"tiers\": [", Err("not valid JSON")),
             ("", Err("not valid JSON")),

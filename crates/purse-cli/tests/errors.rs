@@ -54,7 +54,8 @@ const ACCOUNTS: &[&str] = &["alice", "bob", "carol", "nobody"];
 
 /// `(code, exit status, command line)`. In the line `{new}` is a fresh request and order id,
 /// `{refund}` the same for UNDEDUCT, `{dir}` the test's directory (outside the ledger, holding
-/// the rules files).
+/// the rules files), `{deep_json}` arrays nested 2000 deep (4000 bytes: within ext_info's 4096,
+/// so only the nesting is wrong).
 const CASES: &[(&str, i32, &str)] = &[
     // Malformed command lines: clap refuses them, same JSON document, exit 2.
     ("INVALID_ARGUMENT", 2, "deduct {new} --account-id alice --value 1 --bogus"),
@@ -92,6 +93,11 @@ const CASES: &[(&str, i32, &str)] = &[
     ("INVALID_ARGUMENT", 1, "import {new} --account-id alice --real-value 1 --order-time '2999-01-01 00:00:00'"),
     ("INVALID_ARGUMENT", 1, "charge {new} --account-id alice --real-value 1 --ext-info '{\"a\": '"),
     ("INVALID_ARGUMENT", 1, "charge {new} --account-id alice --real-value 1 --ext-info not-json"),
+    // ext_info must be strict JSON: no lone surrogate, no nesting over 64 levels, no key twice.
+    ("INVALID_ARGUMENT", 1, "charge {new} --account-id alice --real-value 1 --ext-info '\"\\ud800\"'"),
+    ("INVALID_ARGUMENT", 1, "deduct {new} --account-id alice --value 1 --ext-info '{\"a\": \"\\udc00\"}'"),
+    ("INVALID_ARGUMENT", 1, "charge {new} --account-id alice --real-value 1 --ext-info {deep_json}"),
+    ("INVALID_ARGUMENT", 1, "deduct {new} --account-id alice --value 1 --ext-info '{\"a\": 1, \"a\": 2}'"),
     ("INVALID_ARGUMENT", 1, "deduct {new} --account-id alice --card-id card-b --value 1"),
     ("INVALID_ARGUMENT", 1, "charge {new} --account-id alice --brand-id b2 --real-value 1"),
     ("INVALID_ARGUMENT", 1, "undeduct {refund} --outer-order-id c-1 --account-id alice --value 1"),
@@ -104,6 +110,8 @@ const CASES: &[(&str, i32, &str)] = &[
     ("INVALID_ARGUMENT", 1, "rules set {dir}/no-such-rules.json"),
     ("INVALID_ARGUMENT", 1, "rules set {dir}/bad-key.json"),
     ("INVALID_ARGUMENT", 1, "rules set --brand-id b1 {dir}/bad-order.json"),
+    ("INVALID_ARGUMENT", 1, "rules set {dir}/duplicate-key.json"),
+    ("INVALID_ARGUMENT", 1, "rules set --brand-id b1 {dir}/duplicate-tier-key.json"),
     // Amounts: exact at the ledger's scale (2), positive where they must be, within i64.
     ("INVALID_AMOUNT", 1, "charge {new} --account-id alice --real-value 0.001"),
     ("INVALID_AMOUNT", 1, "charge {new} --account-id alice --real-value -1"),
@@ -177,7 +185,8 @@ fn words(text: &str, dir: &Path) -> Vec<String> {
         .replace("{marker}", MARKER)
         .replace("{new_year}", "'2026-01-01 00:00:00'")
         .replace("{long_account}", &"a".repeat(65))
-        .replace("{long_request}", &"r".repeat(129));
+        .replace("{long_request}", &"r".repeat(129))
+        .replace("{deep_json}", &format!("{}{}", "[".repeat(2000), "]".repeat(2000)));
     support::words(&text)
 }
 
@@ -253,6 +262,15 @@ fn template() -> &'static (TempDir, String) {
             ("bad-key.json", r#"{"gift_type": "CUSTOMIZED", "full_gift_swich": true}"#),
             ("bad-order.json", r#"{"deduction_order": "SIDEWAYS"}"#),
             ("bad-tier.json", r#"{"gift_type": "CUSTOMIZED", "tiers": [{"real_value": 100.001, "gift_value": 1}]}"#),
+            // Both would be valid rules if the last value won.
+            (
+                "duplicate-key.json",
+                r#"{"gift_type": "PROPORTIONAL", "gift_type": "CUSTOMIZED", "tiers": [{"real_value": "100.00", "gift_value": "20.00"}]}"#,
+            ),
+            (
+                "duplicate-tier-key.json",
+                r#"{"gift_type": "CUSTOMIZED", "tiers": [{"real_value": "100.00", "gift_value": "5.00", "gift_value": "20.00"}]}"#,
+            ),
         ];
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();

@@ -360,6 +360,10 @@ impl Caller {
             Ok(detail) => detail,
             Err(error) => {
                 self.tally.reject(error.code());
+                if matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) {
+                    // The ledger failed, not the request: the check fails and says why.
+                    self.tally.fault(format!("{} {request_id} failed: {error}", kind.name()));
+                }
                 return;
             }
         };

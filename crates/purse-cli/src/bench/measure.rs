@@ -1,0 +1,115 @@
+//! What the bench measures besides its own clock: CPU time by thread and of the whole machine,
+//! peak memory, the files' size. All read from `/proc` and the file system, in integers.
+
+use std::path::Path;
+
+/// CPU time in milliseconds by kind of thread, read from `/proc/self/task/*/stat`.
+#[derive(Debug, Default)]
+pub struct ThreadCpu {
+    pub writer: u64,
+    pub callers: u64,
+    pub sled: u64,
+}
+
+impl ThreadCpu {
+    pub fn now() -> ThreadCpu {
+        let mut cpu = ThreadCpu::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return cpu };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+            // "tid (comm) state ppid …": utime and stime are the 12th and 13th fields after the comm.
+            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+            let comm = head.split_once(" (").map_or("", |(_, comm)| comm);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
+            // USER_HZ is 100 on Linux: a tick is 10 ms.
+            let millis = (ticks(11) + ticks(12)) * 10;
+            if comm == "purse-writer" {
+                cpu.writer += millis;
+            } else if comm.starts_with("sled") || comm.starts_with("log flush") {
+                cpu.sled += millis;
+            } else {
+                cpu.callers += millis;
+            }
+        }
+        cpu
+    }
+
+    pub fn since(&self, before: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            writer: self.writer.saturating_sub(before.writer),
+            callers: self.callers.saturating_sub(before.callers),
+            sled: self.sled.saturating_sub(before.sled),
+        }
+    }
+}
+
+/// The machine's busy CPU time and this process's, in milliseconds (10 ms ticks).
+#[derive(Debug, Clone, Copy)]
+pub struct MachineCpu {
+    busy: u64,
+    own: u64,
+}
+
+impl MachineCpu {
+    pub fn now() -> MachineCpu {
+        let ticks = |text: &str, skip: usize, fields: &[usize]| -> u64 {
+            let values: Vec<u64> = text.split_whitespace().skip(skip).filter_map(|field| field.parse().ok()).collect();
+            fields.iter().filter_map(|&index| values.get(index)).sum::<u64>() * 10
+        };
+        // "cpu  user nice system idle iowait irq softirq steal …": everything but idle and iowait.
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let busy = stat.lines().next().map_or(0, |line| ticks(line, 1, &[0, 1, 2, 5, 6, 7]));
+        // After "(comm) ": state, then utime and stime are the 12th and 13th fields.
+        let own_stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let own = own_stat.rsplit_once(") ").map_or(0, |(_, rest)| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |index: usize| fields.get(index).and_then(|value| value.parse::<u64>().ok()).unwrap_or(0);
+            (field(11) + field(12)) * 10
+        });
+        MachineCpu { busy, own }
+    }
+
+    /// CPU time other processes used since `before`.
+    pub fn foreign_since(&self, before: &MachineCpu) -> u64 {
+        self.busy.saturating_sub(before.busy).saturating_sub(self.own.saturating_sub(before.own))
+    }
+}
+
+/// The process's peak resident set (`VmHWM` in /proc/self/status), in bytes; 0 if unknown.
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[derive(Debug, Default)]
+pub struct DiskUse {
+    /// Blocks allocated, in bytes.
+    pub allocated: u64,
+    /// File lengths.
+    pub apparent: u64,
+}
+
+/// What the files under `path` take, walked recursively.
+pub fn directory_bytes(path: &Path) -> DiskUse {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = DiskUse::default();
+    let mut pending = vec![path.to_owned()];
+    while let Some(directory) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&directory) else { continue };
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else { continue };
+            if metadata.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total.allocated += metadata.blocks() * 512;
+                total.apparent += metadata.len();
+            }
+        }
+    }
+    total
+}
