@@ -134,6 +134,7 @@ pub fn decide_rules(brand_id: Option<&str>, rules: RuleSet, context: &Context) -
     if let Some(brand) = brand_id {
         check_text("brand_id", brand, REFERENCE_ID_CHARS_MAX)?;
     }
+    rules.check()?;
     Ok(RulesChange { sequence: context.sequence, brand_id: brand_id.map(str::to_owned), rules })
 }
 

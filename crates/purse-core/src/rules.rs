@@ -137,6 +137,58 @@ impl RuleSet {
         Ok(RuleSet { deduction_order, gift_rule })
     }
 
+    /// Checks a rule set built in code rather than by [`RuleSet::from_text`]: at most
+    /// [`TIERS_MAX`] tiers, in strictly ascending positive `real_value`, each gift of its rule's
+    /// kind and in range. A rule set that fails would make every later gift-earning CHARGE of
+    /// its brand fail, so it is refused before it is written.
+    pub fn check(&self) -> Result<(), Error> {
+        let (tiers, proportional) = match &self.gift_rule {
+            GiftRule::None => return Ok(()),
+            GiftRule::Customized { tiers, .. } => (tiers, false),
+            GiftRule::Proportional { tiers } => (tiers, true),
+        };
+        if tiers.len() > TIERS_MAX {
+            return Err(Error::invalid_argument(format!("tiers: {} given, at most {TIERS_MAX}", tiers.len())));
+        }
+        for (index, tier) in tiers.iter().enumerate() {
+            if !tier.real_value.is_positive() {
+                return Err(Error::invalid_amount(format!(
+                    "tiers[{index}].real_value must be positive, got {} minor units",
+                    tier.real_value.minor()
+                )));
+            }
+            match (tier.gift, proportional) {
+                (TierGift::Amount(amount), false) if amount.is_negative() => {
+                    return Err(Error::invalid_amount(format!(
+                        "tiers[{index}].gift_value must not be negative, got {} minor units",
+                        amount.minor()
+                    )))
+                }
+                (TierGift::BasisPoints(points), true) if !(0..=GIFT_BASIS_POINTS_MAX).contains(&points) => {
+                    return Err(Error::invalid_argument(format!(
+                        "tiers[{index}].gift_value: {points} basis points is outside 0..={GIFT_BASIS_POINTS_MAX}"
+                    )))
+                }
+                (TierGift::Amount(_), false) | (TierGift::BasisPoints(_), true) => {}
+                (_, proportional) => {
+                    return Err(Error::invalid_argument(format!(
+                        "tiers[{index}].gift_value must be {} for a {} gift",
+                        if proportional { "basis points" } else { "an amount" },
+                        if proportional { "PROPORTIONAL" } else { "CUSTOMIZED" }
+                    )))
+                }
+            }
+        }
+        if let Some(index) = tiers.windows(2).position(|pair| pair[0].real_value >= pair[1].real_value) {
+            return Err(Error::invalid_argument(format!(
+                "tiers[{}] and tiers[{}]: real_value must be strictly ascending, without duplicates",
+                index,
+                index + 1
+            )));
+        }
+        Ok(())
+    }
+
     /// The rule set as text, the inverse of [`RuleSet::from_text`] (tiers in ascending order).
     pub fn to_text(&self, scale: Scale) -> RuleSetText {
         let (gift_type, full_gift_switch, tiers) = match &self.gift_rule {
@@ -397,6 +449,51 @@ mod tests {
             let split = deduction_split(&balance, money(value), *order);
             let expect = Buckets::new(money(expect_real), money(expect_gift), money(expect_pre));
             assert_eq!(split, expect, "{value} from {balance:?} by {order:?}");
+        }
+    }
+
+    #[test]
+    fn hand_built_rule_sets_are_checked() {
+        let tier = |real: i64, gift: TierGift| Tier { real_value: Amount::from_minor(real), gift };
+        let amount = |minor: i64| TierGift::Amount(Amount::from_minor(minor));
+        let customized = |tiers: Vec<Tier>| RuleSet {
+            deduction_order: DeductionOrder::Percent,
+            gift_rule: GiftRule::Customized { full_gift_switch: false, tiers },
+        };
+        let proportional = |tiers: Vec<Tier>| RuleSet {
+            deduction_order: DeductionOrder::Percent,
+            gift_rule: GiftRule::Proportional { tiers },
+        };
+        let table: Vec<(&str, RuleSet, Result<(), &str>)> = vec![
+            ("no gift", RuleSet::default(), Ok(())),
+            ("ascending", customized(vec![tier(100, amount(20)), tier(500, amount(150))]), Ok(())),
+            (
+                "negative gift",
+                customized(vec![tier(100, amount(-20))]),
+                Err("tiers[0].gift_value must not be negative"),
+            ),
+            (
+                "duplicate tiers",
+                customized(vec![tier(100, amount(20)), tier(100, amount(30))]),
+                Err("strictly ascending"),
+            ),
+            ("descending", customized(vec![tier(500, amount(20)), tier(100, amount(30))]), Err("strictly ascending")),
+            ("zero real", customized(vec![tier(0, amount(20))]), Err("real_value must be positive")),
+            ("points in CUSTOMIZED", customized(vec![tier(100, TierGift::BasisPoints(5))]), Err("must be an amount")),
+            ("amount in PROPORTIONAL", proportional(vec![tier(100, amount(5))]), Err("must be basis points")),
+            (
+                "points out of range",
+                proportional(vec![tier(100, TierGift::BasisPoints(GIFT_BASIS_POINTS_MAX + 1))]),
+                Err("outside"),
+            ),
+            ("too many", customized((1..=65).map(|real| tier(real, amount(1))).collect()), Err("at most 64")),
+        ];
+        for (name, rules, expect) in table {
+            match (rules.check(), expect) {
+                (Ok(()), Ok(())) => {}
+                (Err(error), Err(words)) => assert!(error.to_string().contains(words), "{name}: {error}"),
+                (got, expect) => panic!("{name}: got {got:?}, expected {expect:?}"),
+            }
         }
     }
 }

@@ -141,6 +141,11 @@ impl Ledger {
         let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
             .await
             .map_err(|error| Error::Storage(format!("opening the ledger: {error}")))??;
+        Ledger::start(writer, &config)
+    }
+
+    /// Starts the writer thread of an opened writer.
+    fn start(writer: Writer, config: &LedgerConfig) -> Result<Ledger, Error> {
         let ledger_config = writer.projections.state.config();
         let (sender, receiver) = mpsc::channel(config.queue_commands_max);
         let batch_commands_max = config.batch_commands_max;
@@ -295,8 +300,9 @@ impl Ledger {
         read: impl FnOnce(&Writer) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         self.call(|reply: Reply<T>| {
+            // After a failed write the projections are ahead of the disk: answer nothing from them.
             let query: Query = Box::new(move |writer: &Writer| {
-                let _ = reply.send(read(writer));
+                let _ = reply.send(writer.check_not_poisoned().and_then(|()| read(writer)));
             });
             Request::Query(query)
         })
@@ -438,4 +444,142 @@ pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Resul
     let mut writer = Writer::new(store, projections);
     writer.stats.unfinished_entries_dropped = unfinished_entries_dropped;
     Ok(writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::sled_storage::SledStorage;
+    use crate::storage::{Bytes, Storage, HEAD_SLOT_BYTES};
+    use purse_core::{Action, Amount, Command, ErrorCode};
+
+    /// sled, except that `sync` fails (EIO) once `failing` is set.
+    #[derive(Debug)]
+    struct FailingSync {
+        inner: SledStorage,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl Storage for FailingSync {
+        fn meta_get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+            self.inner.meta_get(key)
+        }
+        fn meta_put(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), Error> {
+            self.inner.meta_put(entries)
+        }
+        fn log_put(&mut self, blocks: Vec<(u64, Vec<u8>)>) -> Result<(), Error> {
+            self.inner.log_put(blocks)
+        }
+        fn log_remove(&mut self, firsts: &[u64]) -> Result<(), Error> {
+            self.inner.log_remove(firsts)
+        }
+        fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
+            self.inner.log_at_or_before(sequence)
+        }
+        fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a> {
+            self.inner.log_from(first)
+        }
+        fn sync(&mut self) -> Result<(), Error> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(crate::sled_storage::io_error("fdatasync", &std::io::Error::from_raw_os_error(5)));
+            }
+            self.inner.sync()
+        }
+        fn head_exists(&self) -> Result<bool, Error> {
+            self.inner.head_exists()
+        }
+        fn head_create(&mut self) -> Result<(), Error> {
+            self.inner.head_create()
+        }
+        fn head_read(&self, slot: usize) -> Result<Option<[u8; HEAD_SLOT_BYTES]>, Error> {
+            self.inner.head_read(slot)
+        }
+        fn head_write(&mut self, slot: usize, bytes: &[u8; HEAD_SLOT_BYTES]) -> Result<(), Error> {
+            self.inner.head_write(slot, bytes)
+        }
+        fn head_sync(&mut self) -> Result<(), Error> {
+            self.inner.head_sync()
+        }
+        fn repairs_append(&mut self, line: &str) -> Result<(), Error> {
+            self.inner.repairs_append(line)
+        }
+        fn repairs_read(&self) -> Result<Vec<String>, Error> {
+            self.inner.repairs_read()
+        }
+        fn check_medium(&self) -> Result<(), Error> {
+            self.inner.check_medium()
+        }
+        fn size_on_disk(&self) -> Result<u64, Error> {
+            self.inner.size_on_disk()
+        }
+    }
+
+    fn charge(id: &str, real: i64) -> Command {
+        Command::new(
+            id,
+            id,
+            "alice",
+            Action::Charge { real: Amount::from_minor(real), gift: None, pre: Amount::ZERO, trigger_gift: false },
+        )
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_commit_every_query_refuses_with_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = Arc::new(AtomicBool::new(false));
+        let (inner, _) = SledStorage::open(dir.path()).unwrap();
+        let storage = FailingSync { inner, failing: Arc::clone(&failing) };
+        let config = LedgerConfig::new(dir.path());
+        let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
+        let ledger = Ledger::start(writer, &config).unwrap();
+        ledger.submit(charge("c-1", 100)).await.unwrap();
+        failing.store(true, Ordering::SeqCst);
+        let error = ledger.submit(charge("c-2", 250)).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Storage, "{error}");
+        assert!(error.to_string().contains("Input/output error"), "the cause is kept: {error}");
+        // The projections now hold c-2, which never reached the disk: nothing may answer from them.
+        let refusals: Vec<(&str, Result<String, Error>)> = vec![
+            ("account", ledger.account("alice").await.map(|view| format!("{view:?}"))),
+            ("flow", ledger.flow(FlowKey::Id(1)).await.map(|flow| format!("{flow:?}"))),
+            ("flows", ledger.flows(FlowQuery::new("alice")).await.map(|page| format!("{page:?}"))),
+            ("rules", ledger.rules(None).await.map(|rules| format!("{rules:?}"))),
+            ("stats", ledger.stats().await.map(|stats| format!("{stats:?}"))),
+            ("verify", ledger.verify().await.map(|report| format!("{report:?}"))),
+            ("a retry", ledger.submit(charge("c-1", 100)).await.map(|flow| format!("{flow:?}"))),
+        ];
+        for (what, result) in refusals {
+            let error = result.expect_err(what);
+            assert_eq!(error.code(), ErrorCode::Storage, "{what}: {error}");
+        }
+        assert_eq!(ledger.close().await.unwrap_err().code(), ErrorCode::Storage);
+    }
+
+    #[tokio::test]
+    async fn a_hand_built_invalid_rule_set_is_refused_and_writes_nothing() {
+        use purse_core::{DeductionOrder, GiftRule, RuleSet, Tier, TierGift};
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+        let negative = RuleSet {
+            deduction_order: DeductionOrder::Percent,
+            gift_rule: GiftRule::Customized {
+                full_gift_switch: false,
+                tiers: vec![Tier {
+                    real_value: Amount::from_minor(100),
+                    gift: TierGift::Amount(Amount::from_minor(-5)),
+                }],
+            },
+        };
+        let error = ledger.set_rules(Some("b1".into()), negative).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidAmount, "{error}");
+        assert_eq!(ledger.verify().await.unwrap().entries, 0, "nothing was written");
+        let mut gift_earning = charge("c-1", 10_000);
+        gift_earning.brand_id = Some("b1".into());
+        gift_earning.action =
+            Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
+        ledger.submit(gift_earning).await.expect("a later gift-earning charge of the brand still works");
+        ledger.verify().await.unwrap();
+        ledger.close().await.unwrap();
+    }
 }
