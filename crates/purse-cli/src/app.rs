@@ -26,6 +26,8 @@ pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
     let mut config = LedgerConfig::new(&cli.data);
     config.scale = cli.scale;
     config.zone = cli.time_zone;
+    // Only a write creates a ledger: a read on a mistyped path says there is none.
+    config.create = !cli.command.reads_only();
     let ledger = Ledger::open(config).await?;
     let answer = dispatch(&ledger, cli.command).await;
     let closed = ledger.close().await;

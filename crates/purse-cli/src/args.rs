@@ -61,6 +61,20 @@ pub enum CliCommand {
     Bench(crate::bench::BenchArgs),
 }
 
+impl CliCommand {
+    /// Whether the command only reads the ledger (and so must not create one).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            CliCommand::Flow(_)
+                | CliCommand::Account(_)
+                | CliCommand::Flows(_)
+                | CliCommand::Rules(RulesCommand::Get(_))
+                | CliCommand::Verify
+        )
+    }
+}
+
 /// The fields every write carries besides its order ids (SPEC §2).
 #[derive(Debug, Args)]
 pub struct WriteOptions {

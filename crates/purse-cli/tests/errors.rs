@@ -338,7 +338,7 @@ fn every_refusal_is_one_json_error_and_changes_nothing() {
 }
 
 #[test]
-fn storage_when_the_data_directory_cannot_be_used() {
+fn invalid_argument_when_the_data_path_is_a_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("not-a-directory");
     std::fs::write(&file, "keep me").unwrap();
@@ -346,16 +346,51 @@ fn storage_when_the_data_directory_cannot_be_used() {
     for data in [file.clone(), file.join("ledger")] {
         for line in ["verify", charge] {
             let output = purse(&data, &words(line, dir.path())).output().expect("run purse");
-            check_output(&format!("--data {} {line}", data.display()), &output, "STORAGE", 1);
+            check_output(&format!("--data {} {line}", data.display()), &output, "INVALID_ARGUMENT", 1);
         }
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
 }
 
-/// sled locks its files: while one `purse` has the ledger open, another gets STORAGE. The holder
-/// is `rules set -`, which opens the ledger and then waits for the rules on stdin.
+/// Only a write creates a ledger. A read on a path that holds none (missing, empty) is
+/// INVALID_ARGUMENT and creates nothing; no command turns a folder of other files into a ledger.
 #[test]
-fn storage_while_another_process_holds_the_ledger() {
+fn a_path_without_a_ledger_is_reported_and_left_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reads = ["verify", "account --account-id alice", "flows --account-id alice", "flow --flow-id 1", "rules get"];
+    let missing = dir.path().join("mistyped");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for data in [&missing, &empty] {
+        for line in reads {
+            let output = purse(data, &words(line, dir.path())).output().expect("run purse");
+            check_output(&format!("--data {} {line}", data.display()), &output, "INVALID_ARGUMENT", 1);
+            let message = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert!(message.contains("no ledger at"), "{line}: {message}");
+        }
+    }
+    assert!(!missing.exists(), "a read created the mistyped directory");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "a read wrote into the empty directory");
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(project.join("Cargo.toml"), "[package]").unwrap();
+    let charge = "charge --request-id r --outer-order-id o --account-id alice --real-value 1";
+    for line in ["verify", charge] {
+        let output = purse(&project, &words(line, dir.path())).output().expect("run purse");
+        check_output(&format!("--data project {line}"), &output, "INVALID_ARGUMENT", 1);
+        assert!(String::from_utf8_lossy(&output.stderr).contains("is not a purse ledger"), "{line}");
+    }
+    assert_eq!(std::fs::read_dir(&project).unwrap().count(), 1, "nothing was added to the project folder");
+    // A write to a missing path creates the ledger, and reads then find it.
+    assert!(purse(&missing, &words(charge, dir.path())).output().unwrap().status.success());
+    assert!(purse(&missing, &words("verify", dir.path())).output().unwrap().status.success());
+}
+
+/// sled locks its files: while one `purse` has the ledger open, another is told the ledger is in
+/// use (INVALID_ARGUMENT naming the lock: nothing failed). The holder is `rules set -`, which
+/// opens the ledger and then waits for the rules on stdin.
+#[test]
+fn invalid_argument_while_another_process_holds_the_ledger() {
     let (dir, data) = prepared();
     let spawn_holder = || {
         let args = words("rules set -", dir.path());
@@ -365,7 +400,7 @@ fn storage_while_another_process_holds_the_ledger() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let line = "account --account-id alice";
     let locked = loop {
-        assert!(Instant::now() < deadline, "no STORAGE while another process held the ledger");
+        assert!(Instant::now() < deadline, "no refusal while another process held the ledger");
         // Our own probe may have held the lock when the holder opened: then start it again.
         if holder.try_wait().unwrap().is_some() {
             holder = spawn_holder();
@@ -376,12 +411,13 @@ fn storage_while_another_process_holds_the_ledger() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    check_output(line, &locked, "STORAGE", 1);
+    check_output(line, &locked, "INVALID_ARGUMENT", 1);
+    assert!(String::from_utf8_lossy(&locked.stderr).contains("is in use"), "the message names the lock");
     let write = "deduct --request-id r --outer-order-id o --account-id alice --value 1";
     let output = run(&data, dir.path(), write);
     // The holder cannot have let go yet: it still waits for its stdin.
     assert!(holder.try_wait().unwrap().is_none(), "the holder ended early");
-    check_output(write, &output, "STORAGE", 1);
+    check_output(write, &output, "INVALID_ARGUMENT", 1);
     // Let the holder go with rules that are refused: it writes nothing either.
     holder.stdin.take().unwrap().write_all(b"{\"gift_type\": 7}").unwrap();
     let holder = holder.wait_with_output().unwrap();

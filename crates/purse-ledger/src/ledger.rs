@@ -37,6 +37,10 @@ pub struct LedgerConfig {
     pub zone: Option<Zone>,
     pub batch_commands_max: usize,
     pub queue_commands_max: usize,
+    /// Whether opening may create a new ledger (default `true`). With `false` a path that holds
+    /// no ledger is `INVALID_ARGUMENT` and nothing is created: for reads, so that a mistyped path
+    /// is reported instead of answered from an empty ledger made on the spot.
+    pub create: bool,
 }
 
 impl LedgerConfig {
@@ -47,6 +51,7 @@ impl LedgerConfig {
             zone: None,
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             queue_commands_max: QUEUE_COMMANDS_MAX_DEFAULT,
+            create: true,
         }
     }
 }
@@ -385,7 +390,7 @@ impl GroupSender {
 }
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
-    open_writer_over(Store::open(&config.path)?, config)
+    open_writer_over(Store::open(&config.path, config.create)?, config)
 }
 
 /// Opens a ledger over `store`: creates it if it has no meta, else checks the head, removes an
@@ -414,6 +419,12 @@ pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Resul
                 )));
             }
             Config { scale, zone }
+        }
+        None if !config.create => {
+            return Err(Error::InvalidArgument(format!(
+                "no ledger at {}: it holds none yet, and only a write creates one",
+                config.path.display()
+            )))
         }
         None => {
             let config = Config { scale: config.scale.unwrap_or_default(), zone: config.zone.unwrap_or_default() };
@@ -529,7 +540,7 @@ mod tests {
     async fn after_a_failed_commit_every_query_refuses_with_storage() {
         let dir = tempfile::tempdir().unwrap();
         let failing = Arc::new(AtomicBool::new(false));
-        let (inner, _) = SledStorage::open(dir.path()).unwrap();
+        let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
         let storage = FailingSync { inner, failing: Arc::clone(&failing) };
         let config = LedgerConfig::new(dir.path());
         let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();

@@ -98,9 +98,11 @@ pub(crate) struct SledStorage {
 }
 
 impl SledStorage {
-    /// Opens sled in `path` (created if missing), repairing sled's leftovers first. Returns the
+    /// Opens sled in `path`, repairing sled's leftovers first. With `create` a missing or empty
+    /// directory becomes a new ledger; a directory holding other files never does. Returns the
     /// repairs made, one sentence each; each is also appended to the repairs log.
-    pub fn open(path: &Path) -> Result<(SledStorage, Vec<String>), Error> {
+    pub fn open(path: &Path, create: bool) -> Result<(SledStorage, Vec<String>), Error> {
+        check_is_ledger(path, create)?;
         std::fs::create_dir_all(path).map_err(|error| io_error("creating the data directory", &error))?;
         let mut repairs = Vec::new();
         remove_unfinished_snapshots(path, &mut repairs)?;
@@ -137,12 +139,63 @@ impl SledStorage {
     }
 }
 
+/// Files and folders a ledger directory may hold (sled's and purse's own).
+fn is_ledger_file(name: &str) -> bool {
+    matches!(name, "db" | "conf" | "blobs" | HEAD_FILE_NAME | REPAIRS_FILE_NAME | QUARANTINE_DIR_NAME)
+        || name.starts_with("snap.")
+        || name == "conf.purse-rewrite"
+}
+
+/// Refuses a path that is not a ledger: a directory holding only other files (a mistyped
+/// `--data` pointing at a project folder must not become a ledger), or, without `create`, a
+/// missing or empty one.
+fn check_is_ledger(path: &Path, create: bool) -> Result<(), Error> {
+    let no_ledger = |why: &str| {
+        Error::InvalidArgument(format!("no ledger at {}: {why}; only a write creates a ledger", path.display()))
+    };
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return if create { Ok(()) } else { Err(no_ledger("the directory does not exist")) };
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(Error::InvalidArgument(format!("{} is a file, not a ledger directory", path.display())));
+        }
+        Err(error) => return Err(io_error("listing the data directory", &error)),
+    };
+    let mut others = Vec::new();
+    let mut ledger_files = 0;
+    for entry in entries {
+        let entry = entry.map_err(|error| io_error("listing the data directory", &error))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_ledger_file(&name) {
+            ledger_files += 1;
+        } else if others.len() < 3 {
+            others.push(name);
+        }
+    }
+    if ledger_files == 0 && !others.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a purse ledger: it holds other files ({}, …) and none of a ledger's",
+            path.display(),
+            others.join(", ")
+        )));
+    }
+    if ledger_files == 0 && !create {
+        return Err(no_ledger("the directory is empty"));
+    }
+    Ok(())
+}
+
 fn open_sled(path: &Path) -> Result<sled::Db, Error> {
     let config = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).segment_size(SLED_SEGMENT_BYTES);
     guard("opening sled", || config.open()).map_err(|error| match error {
-        Error::Storage(message) if message.contains("could not acquire lock") => Error::Storage(format!(
-            "another process has the ledger at {} open; purse allows one process per ledger",
-            path.display()
+        // Not a failed disk: the ledger is in use. INVALID_ARGUMENT, with the lock named.
+        Error::Storage(message) if message.contains("could not acquire lock") => Error::InvalidArgument(format!(
+            "the ledger at {} is in use: another process (or another handle in this one) holds its lock on {}; \
+             purse allows one open handle per ledger",
+            path.display(),
+            path.join("db").display()
         )),
         other => other,
     })

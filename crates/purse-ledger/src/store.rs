@@ -28,10 +28,10 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Opens the sled ledger in `path`, created if missing.
-    pub fn open(path: &std::path::Path) -> Result<Store, Error> {
+    /// Opens the sled ledger in `path`; with `create`, a missing or empty directory becomes one.
+    pub fn open(path: &std::path::Path, create: bool) -> Result<Store, Error> {
         // The repairs made are in the medium's repairs log, which `verify` reports.
-        let (storage, _repairs) = SledStorage::open(path)?;
+        let (storage, _repairs) = SledStorage::open(path, create)?;
         Ok(Store::over(Box::new(storage)))
     }
 

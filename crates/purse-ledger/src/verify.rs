@@ -123,7 +123,7 @@ mod tests {
 
     /// A store holding three flows on two accounts, and its projections.
     fn ledger(dir: &std::path::Path) -> (Store, Projections) {
-        let mut store = Store::open(dir).unwrap();
+        let mut store = Store::open(dir, true).unwrap();
         store.create_head().unwrap();
         let config = Config::default();
         store.write_config(config.scale, config.zone).unwrap();
