@@ -3,15 +3,16 @@
 #
 #   examples/session.sh            # from the repository root; needs only Rust (cargo)
 #
-# The ledger lives in ./purse-data at the repository root (or in $PURSE_DATA; a relative path
-# there is taken from the repository root too), created on first use. Every write below
+# The ledger lives in ./purse-data-session at the repository root, its own, so that the README's
+# commands (in ./purse-data) never meet it (or in $PURSE_DATA; a relative path there is taken
+# from the repository root too), created on first use. Every write below
 # carries a fixed request id, so running the script again on the same ledger is safe: each write
 # is answered by its first answer again, byte for byte, and nothing is written twice (only
 # `rules set` adds a rules entry each time, which changes nothing for the flows).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-export PURSE_DATA="${PURSE_DATA:-./purse-data}"
+export PURSE_DATA="${PURSE_DATA:-./purse-data-session}"
 
 echo "## Build the purse binary once (release)"
 cargo build --release -q -p purse-cli

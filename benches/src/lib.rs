@@ -15,7 +15,7 @@ use purse_ledger::bench_support::Rng;
 /// A fixed clock: 2026-11-23 00:00:00 UTC.
 pub const NOW: Timestamp = Timestamp(1_795_392_000);
 
-/// The rules every bench ledger runs with (the SPEC §4 example): CUSTOMIZED, 100.00 → 20.00,
+/// The rules every bench ledger runs with (the spec §4 example): CUSTOMIZED, 100.00 → 20.00,
 /// 500.00 → 150.00, deduction PERCENT_DEDUCT.
 pub fn rules() -> RuleSet {
     let text = RuleSetText {

@@ -1,6 +1,6 @@
 //! Model-based property tests of purse.
 //!
-//! [`model`] is a plain, independent reference model of SPEC §2–§4. The property tests in
+//! [`model`] is a plain, independent reference model of spec §2–§4. The property tests in
 //! `tests/` run random command sequences against purse-core and the model and compare every
 //! result, balance and invariant. Failure seeds are kept in `proptest-regressions/`.
 

@@ -1,4 +1,4 @@
-//! A deliberately plain reference model of SPEC §2–§4, written from SPEC.md alone.
+//! A deliberately plain reference model of spec §2–§4, written from docs/spec.md alone.
 //!
 //! It takes purse-core's [`Command`] as input (the data type only) and computes its own result:
 //! `Ok(affected)` per bucket or `Err(code)`. It never calls purse-core's `decide`, `apply`,
@@ -9,8 +9,8 @@
 //! (4) order-id uniqueness, (5) account (existence, card/brand), (6) per type, (7) the resulting
 //! balance: a bucket outside `i64` is `INVALID_AMOUNT`, then a negative bucket is
 //! `INSUFFICIENT_BALANCE`, then a (true, unbounded) TOTAL or lifetime totals outside `i64` are
-//! `INVALID_AMOUNT`. The range rule is SPEC §1's "a value outside the range"; the limits on
-//! order ids, reference ids, remark and ext_info are purse-core's choices (SPEC is silent).
+//! `INVALID_AMOUNT`. The range rule is spec §1's "a value outside the range"; the limits on
+//! order ids, reference ids, remark and ext_info are purse-core's choices (docs/spec.md is silent).
 
 mod arith;
 
@@ -29,20 +29,20 @@ pub const DUPLICATE_ORDER: &str = "DUPLICATE_ORDER";
 pub const REFUND_EXCEEDS_ORIGINAL: &str = "REFUND_EXCEEDS_ORIGINAL";
 pub const ALREADY_REVERSED: &str = "ALREADY_REVERSED";
 
-/// SPEC §3: `request_id` is 1–128 characters.
+/// spec §3: `request_id` is 1–128 characters.
 pub const REQUEST_ID_CHARS: usize = 128;
-/// SPEC §2: `account_id` is 1–64 characters.
+/// spec §2: `account_id` is 1–64 characters.
 pub const ACCOUNT_ID_CHARS: usize = 64;
-/// Not in the SPEC; purse-core's choice (the same as `request_id`).
+/// Not in the docs/spec.md; purse-core's choice (the same as `request_id`).
 pub const ORDER_ID_CHARS: usize = 128;
-/// Not in the SPEC; purse-core's choice for card, brand, shop and operator ids.
+/// Not in the docs/spec.md; purse-core's choice for card, brand, shop and operator ids.
 pub const REFERENCE_ID_CHARS: usize = 64;
-/// Not in the SPEC; purse-core's choice.
+/// Not in the docs/spec.md; purse-core's choice.
 pub const REMARK_CHARS: usize = 512;
 /// purse-core's limits on a provider record's source (provider name, record id).
 pub const PROVIDER_CHARS: usize = 32;
 pub const RECORD_ID_CHARS: usize = 128;
-/// Not in the SPEC; purse-core's choice, in bytes.
+/// Not in the docs/spec.md; purse-core's choice, in bytes.
 pub const EXT_INFO_BYTES: usize = 4096;
 
 /// One signed amount per bucket, in minor units.
@@ -80,7 +80,7 @@ impl Parts {
     }
 }
 
-/// The flow types of SPEC §2.
+/// The flow types of spec §2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Charge,
@@ -123,7 +123,7 @@ impl Kind {
     }
 }
 
-/// SPEC §4 deduction orders (PRE is always spent first).
+/// spec §4 deduction orders (PRE is always spent first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeductOrder {
     #[default]
@@ -132,7 +132,7 @@ pub enum DeductOrder {
     GiftFirst,
 }
 
-/// SPEC §4 gift rule. Tiers are `(real_value, gift)`: the gift is an amount (CUSTOMIZED) or
+/// spec §4 gift rule. Tiers are `(real_value, gift)`: the gift is an amount (CUSTOMIZED) or
 /// basis points of the charged REAL (PROPORTIONAL). Tier order does not matter here.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum GiftRule {
@@ -445,7 +445,7 @@ impl Model {
         Ok(Decision { kind, affected, card_id, brand_id, source })
     }
 
-    /// SPEC §2: an unknown order is `ORDER_NOT_FOUND`; one of the wrong type or of another
+    /// spec §2: an unknown order is `ORDER_NOT_FOUND`; one of the wrong type or of another
     /// account is `INVALID_ARGUMENT`.
     fn referenced(&self, id: &str, kind: Kind, account_id: &str) -> Result<&ModelOrder, &'static str> {
         let order = self.orders.get(id).ok_or(ORDER_NOT_FOUND)?;

@@ -1,4 +1,4 @@
-//! Properties of exact money (SPEC §1) and of the splits that divide it (SPEC §2, §4).
+//! Properties of exact money (spec §1) and of the splits that divide it (spec §2, §4).
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 1000). Failure seeds are saved in
 //! `proptest-regressions/money.txt`.
@@ -95,7 +95,7 @@ proptest! {
         prop_assert_eq!(Amount::parse(&text, scale), Ok(amount), "text {:?} at scale {}", text, scale.decimals());
     }
 
-    /// SPEC §1: "Input with more decimals than the scale … is rejected … nothing is rounded
+    /// spec §1: "Input with more decimals than the scale … is rejected … nothing is rounded
     /// silently." Here the digits beyond the scale are not all zero, so accepting would round.
     #[test]
     fn parse_rejects_digits_beyond_the_scale(text in scale().prop_flat_map(|scale| (Just(scale), too_precise_text(scale, true)))) {
@@ -107,10 +107,10 @@ proptest! {
         );
     }
 
-    /// SPEC §1 read to the letter: "Input with more decimals than the scale" is rejected, even
+    /// spec §1 read to the letter: "Input with more decimals than the scale" is rejected, even
     /// when the extra decimals are zeros (`"1.500"` at scale 2). purse-core accepts such text
     /// (money.rs: "Trailing zeros beyond the scale are fine"). This test fails until the two
-    /// agree: either purse-core rejects it, or SPEC.md says trailing zeros are allowed and this
+    /// agree: either purse-core rejects it, or docs/spec.md says trailing zeros are allowed and this
     /// test is changed to expect acceptance.
     #[test]
     fn parse_rejects_any_text_with_more_decimals_than_the_scale(
@@ -133,7 +133,7 @@ proptest! {
         }
     }
 
-    /// SPEC §1/§4: the deduction parts add up to the value exactly, none is negative, none
+    /// spec §1/§4: the deduction parts add up to the value exactly, none is negative, none
     /// exceeds its bucket, PRE goes first; and purse-core's split is the model's.
     #[test]
     fn deduction_split_adds_up_and_fits((balance, value) in balance_and_value(), (model_order, core_order) in order()) {
@@ -149,7 +149,7 @@ proptest! {
         prop_assert_eq!(core, split, "purse-core vs model, {:?} of {:?} by {:?}", value, balance, model_order);
     }
 
-    /// SPEC §2: a refund's parts add up to its value and never exceed any bucket's rest.
+    /// spec §2: a refund's parts add up to its value and never exceed any bucket's rest.
     #[test]
     fn refund_split_adds_up_and_fits((moved, refunded, value) in refund_case()) {
         let split = undeduct_split(moved, refunded, Some(value)).map_err(TestCaseError::fail)?;

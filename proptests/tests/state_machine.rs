@@ -353,7 +353,7 @@ proptest! {
     }
 }
 
-/// A disagreement the random test found, pinned as a plain test (SPEC §1, §6): the ADJUST
+/// A disagreement the random test found, pinned as a plain test (spec §1, §6): the ADJUST
 /// would leave PRE at -0.01 while TOTAL stays 92233720368547758.07, inside the `i64` range, so
 /// the one broken rule is "no bucket is ever negative": `INSUFFICIENT_BALANCE`. purse-core
 /// summed REAL + GIFT first, overflowed on that partial sum and reported `INVALID_AMOUNT`;

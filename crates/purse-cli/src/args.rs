@@ -1,4 +1,4 @@
-//! The command line as clap sees it (SPEC §7). Options carry text: amounts and times are only
+//! The command line as clap sees it (spec §7). Options carry text: amounts and times are only
 //! parsed once the ledger is open, because their meaning depends on its scale and time zone.
 //!
 //! Amount options take any value that starts with a dash (`--real-value -.5`): clap's own
@@ -28,7 +28,7 @@ pub struct Cli {
     pub command: CliCommand,
 }
 
-/// Every command of SPEC §7.
+/// Every command of spec §7.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
     /// Recharge: add to REAL, GIFT and PRE.
@@ -75,7 +75,7 @@ impl CliCommand {
     }
 }
 
-/// The fields every write carries besides its order ids (SPEC §2).
+/// The fields every write carries besides its order ids (spec §2).
 #[derive(Debug, Args)]
 pub struct WriteOptions {
     /// Idempotency key: the same request again returns the first answer.
@@ -259,7 +259,7 @@ pub struct RulesSetArgs {
     /// The brand; without it, the ledger-wide default.
     #[arg(long)]
     pub brand_id: Option<String>,
-    /// A rules JSON file (SPEC §4), or - for stdin.
+    /// A rules JSON file (spec §4), or - for stdin.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }

@@ -1,8 +1,9 @@
-//! The one error type of the command line, mapped onto the closed codes of SPEC §6.
+//! The one error type of the command line, mapped onto the closed codes of spec §6.
 //!
 //! Every failure leaves the program the same way: `{"error": {"code", "message"}}` on stderr
 //! and a non-zero exit. Exit 2 means "the command line itself is malformed" (clap refused it),
-//! exit 1 everything else, so scripts can tell a typo from a refused payment.
+//! exit 1 everything else, so scripts can tell a typo from a refused payment (the table in
+//! README.md; `ingest` exits 3 when it finished with rejected records or mismatches).
 
 use std::fmt;
 use std::process::ExitCode;
@@ -37,7 +38,7 @@ impl CliError {
         CliError::Argument { code: ErrorCode::InvalidAmount, message: message.into() }
     }
 
-    /// The SPEC §6 code reported for this error.
+    /// The spec §6 code reported for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             CliError::Usage(_) => ErrorCode::InvalidArgument,

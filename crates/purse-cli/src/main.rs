@@ -1,4 +1,4 @@
-//! `purse`: the stored-value ledger on the command line (SPEC §7).
+//! `purse`: the stored-value ledger on the command line (spec §7).
 //!
 //! Every invocation prints exactly one JSON document: the answer on stdout with exit 0, or
 //! `{"error": {"code", "message"}}` on stderr with exit 1 (refused or failed) or 2 (malformed

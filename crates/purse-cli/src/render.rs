@@ -1,4 +1,4 @@
-//! The JSON documents `purse` prints (SPEC §4, §5, §7).
+//! The JSON documents `purse` prints (spec §4, §5, §7).
 //!
 //! Each document is a `Serialize` struct whose fields are in the printed order, so key order is
 //! fixed by the code, not by a map. Amounts are always decimal strings at the ledger's scale;
@@ -20,7 +20,7 @@ pub fn to_text<T: Serialize>(document: &T) -> String {
     }
 }
 
-/// SPEC §5, field for field and in that order; absent optional fields are `null`.
+/// spec §5, field for field and in that order; absent optional fields are `null`.
 #[derive(Debug, Serialize)]
 pub struct FlowJson<'a> {
     flow_id: &'a str,
@@ -134,7 +134,7 @@ impl<'a> FlowPageJson<'a> {
     }
 }
 
-/// SPEC §4: every key always present, `null` where the rule set leaves it out.
+/// spec §4: every key always present, `null` where the rule set leaves it out.
 #[derive(Debug, Serialize)]
 pub struct RulesJson {
     deduction_order: Option<String>,

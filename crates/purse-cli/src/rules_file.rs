@@ -1,4 +1,4 @@
-//! The rules JSON of SPEC §4, read from a file or stdin into the core's [`RuleSetText`].
+//! The rules JSON of spec §4, read from a file or stdin into the core's [`RuleSetText`].
 //!
 //! Amounts may be JSON strings or JSON numbers. serde_json is built with
 //! `arbitrary_precision`, so a number keeps the exact text it was written with (`20.10` stays

@@ -1,4 +1,4 @@
-//! Bad input through the built `purse` binary: every SPEC §6 code a user can cause, each as one
+//! Bad input through the built `purse` binary: every spec §6 code a user can cause, each as one
 //! JSON document on stderr with nothing on stdout, and a refused command leaves the ledger as it
 //! was.
 //!
@@ -470,7 +470,7 @@ fn corruption_when_sleds_file_is_damaged() {
     }
 }
 
-/// SPEC §3: acknowledged flows survive. With sled's `db` and `snap.*` files gone, the head file
+/// spec §3: acknowledged flows survive. With sled's `db` and `snap.*` files gone, the head file
 /// still records what was acknowledged, so the ledger must not reopen as a new, empty one.
 #[test]
 fn corruption_when_sleds_files_are_gone() {

@@ -1,4 +1,4 @@
-//! Write commands (SPEC §2): what a caller asks for, already parsed into exact types.
+//! Write commands (spec §2): what a caller asks for, already parsed into exact types.
 //!
 //! Parsing text into these (amounts, times, JSON) happens at the edge (CLI, ingest, ledger
 //! handle); `decide` then checks every rule that needs no text.
@@ -6,9 +6,9 @@
 use crate::money::Amount;
 use crate::time::Timestamp;
 
-/// Longest `request_id`, in characters (SPEC §3).
+/// Longest `request_id`, in characters (spec §3).
 pub const REQUEST_ID_CHARS_MAX: usize = 128;
-/// Longest `account_id`, in characters (SPEC §2).
+/// Longest `account_id`, in characters (spec §2).
 pub const ACCOUNT_ID_CHARS_MAX: usize = 64;
 /// Longest `outer_order_id` (and the order ids it references), in characters.
 pub const ORDER_ID_CHARS_MAX: usize = 128;

@@ -288,7 +288,7 @@ fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command:
     Ok(order)
 }
 
-/// SPEC §2 UNDEDUCT: the full rest exactly, or a partial refund split by the original's parts.
+/// spec §2 UNDEDUCT: the full rest exactly, or a partial refund split by the original's parts.
 fn undeduct_split(original: &Order, value: Option<Amount>, id: &str, scale: Scale) -> Result<Buckets, Error> {
     let rest = original.refundable();
     let rest_total = rest.total().ok_or_else(|| out_of_range("the refundable rest"))?;

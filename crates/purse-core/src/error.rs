@@ -1,4 +1,4 @@
-//! The closed set of error codes (SPEC §6) and the domain's own error enum.
+//! The closed set of error codes (spec §6) and the domain's own error enum.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Flows: the events of the log, and the flow-detail view of SPEC §5.
+//! Flows: the events of the log, and the flow-detail view of spec §5.
 
 use std::fmt;
 
@@ -112,7 +112,7 @@ impl Flow {
         self.affected.total()
     }
 
-    /// The SPEC §5 view, amounts and times as text at the ledger's scale and zone.
+    /// The spec §5 view, amounts and times as text at the ledger's scale and zone.
     /// `None` only for a flow whose sums leave `i64`, which `apply` never accepts.
     pub fn detail(&self, scale: Scale, zone: Zone) -> Option<FlowDetail> {
         let after = self.after()?;
@@ -147,7 +147,7 @@ impl Flow {
     }
 }
 
-/// SPEC §5, field for field, in the ALSC names. Property lists hold REAL, GIFT, PRE, TOTAL.
+/// spec §5, field for field, in the ALSC names. Property lists hold REAL, GIFT, PRE, TOTAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowDetail {
     pub flow_id: String,

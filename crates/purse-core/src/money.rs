@@ -134,7 +134,7 @@ impl Amount {
     ///
     /// Accepts an optional sign, digits with an optional fraction, and an optional exponent,
     /// which covers both user text and JSON number literals. More decimals than the scale,
-    /// even zeros (`"1.500"` at scale 2), are [`AmountError::TooPrecise`]: SPEC §1 counts
+    /// even zeros (`"1.500"` at scale 2), are [`AmountError::TooPrecise`]: spec §1 counts
     /// written decimals, so a caller learns its input is at the wrong scale.
     pub fn parse(text: &str, scale: Scale) -> Result<Amount, AmountError> {
         let not_a_number = || AmountError::NotANumber { text: clip(text) };
@@ -147,7 +147,7 @@ impl Amount {
         } else {
             Decimal::from_str_exact(text).map_err(|_| out_of_range())?
         };
-        // SPEC §1: more decimals than the scale is refused even when they are zeros ("1.500"
+        // spec §1: more decimals than the scale is refused even when they are zeros ("1.500"
         // at scale 2). rust_decimal keeps the written scale, exponent applied ("1.5e2" is 0).
         if decimal.scale() > scale.decimals() {
             return Err(AmountError::TooPrecise { text: clip(text), decimals: scale.decimals() });

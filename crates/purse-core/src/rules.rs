@@ -1,4 +1,4 @@
-//! A brand's rules (SPEC §4): how a deduction splits, and what gift a recharge earns.
+//! A brand's rules (spec §4): how a deduction splits, and what gift a recharge earns.
 
 use crate::balance::Buckets;
 use crate::error::Error;

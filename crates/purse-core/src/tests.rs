@@ -1,4 +1,4 @@
-//! The worked rules of SPEC §2–§4 as tables.
+//! The worked rules of spec §2–§4 as tables.
 //!
 //! Each row is a command in a small text form and what must come of it: the flow's signed
 //! `affected` as `REAL GIFT PRE`, or an error code. Rows run in order against one state, so a

@@ -33,7 +33,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The SPEC §6 code of this error.
+    /// The spec §6 code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Conflict { .. } => ErrorCode::IdempotencyConflict,

@@ -23,7 +23,7 @@
 //! Values:
 //!
 //! - a string: its UTF-8 length in bytes as a big-endian `u32`, then the bytes. (A string of
-//!   `u32::MAX` bytes or more, far beyond every limit of SPEC §2, is written as `u32::MAX`
+//!   `u32::MAX` bytes or more, far beyond every limit of spec §2, is written as `u32::MAX`
 //!   followed by its length as a big-endian `u64`, so the encoding stays total and unambiguous.)
 //!   `ext_info` is hashed byte for byte as given: JSON texts that differ only in spacing differ;
 //! - an `Option`: a presence byte, `0` for `None` or `1` for `Some`, then the value if present;

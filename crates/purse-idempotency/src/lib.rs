@@ -1,4 +1,4 @@
-//! purse-idempotency: the idempotency rules of SPEC §3, as storage-agnostic logic.
+//! purse-idempotency: the idempotency rules of spec §3, as storage-agnostic logic.
 //!
 //! Every write carries a `request_id`, chosen by the caller. The ledger keeps one [`Record`] per
 //! `request_id`: the [`Fingerprint`] of the command that used it, and the id of the flow that

@@ -6,7 +6,7 @@ use crate::fingerprint::Fingerprint;
 /// wrote.
 ///
 /// The response itself is not kept. A replay re-renders it from the flow `flow_id`, and flows are
-/// immutable in the log, so the replayed response is byte for byte the first one (SPEC §3).
+/// immutable in the log, so the replayed response is byte for byte the first one (spec §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Record {
     /// The [`fingerprint`](crate::fingerprint()) of the command that used the `request_id`.

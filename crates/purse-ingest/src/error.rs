@@ -1,4 +1,4 @@
-//! The one error type of ingestion, mapped onto the closed codes of SPEC §6.
+//! The one error type of ingestion, mapped onto the closed codes of spec §6.
 //!
 //! Two kinds of failure travel in it. A *record* failure (a missing field, a bad amount, an
 //! unknown type, a record that contradicts itself) rejects that record and is reported with its
@@ -45,7 +45,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The SPEC §6 code reported for this error.
+    /// The spec §6 code reported for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Amount { .. } | Error::Inconsistent { .. } => ErrorCode::InvalidAmount,

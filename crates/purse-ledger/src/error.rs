@@ -1,8 +1,8 @@
-//! The ledger's one error type. Every variant maps to a closed code of SPEC §6.
+//! The ledger's one error type. Every variant maps to a closed code of spec §6.
 
 use purse_core::ErrorCode;
 
-/// Why a ledger operation failed. `code()` gives the SPEC §6 code; `Display` the message.
+/// Why a ledger operation failed. `code()` gives the spec §6 code; `Display` the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

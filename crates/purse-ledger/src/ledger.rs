@@ -18,7 +18,7 @@ use crate::writer::{GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, W
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
 /// Requests that may wait in the queue; callers beyond it wait to enqueue (back-pressure).
 pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
-/// The largest page `flows` returns (SPEC §7).
+/// The largest page `flows` returns (spec §7).
 pub const PAGE_SIZE_MAX: u32 = 5000;
 /// The page size when none is given.
 pub const PAGE_SIZE_DEFAULT: u32 = 20;
@@ -63,7 +63,7 @@ pub enum FlowKey {
     OuterOrderId(String),
 }
 
-/// One account's balances and lifetime totals (SPEC §7 `account`).
+/// One account's balances and lifetime totals (spec §7 `account`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountView {
     pub account_id: String,

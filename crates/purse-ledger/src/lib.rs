@@ -23,6 +23,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's library example, compiled as a doctest so that it keeps compiling.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod bench_support;
 mod block;

@@ -1,11 +1,11 @@
-//! The money arithmetic of the model, written from SPEC §1, §2 and §4 in plain `i128`.
+//! The money arithmetic of the model, written from spec §1, §2 and §4 in plain `i128`.
 //!
 //! Nothing here calls purse-core: rounding, the deduction split, the refund split and the gift
-//! tiers are computed again, the way the SPEC words them.
+//! tiers are computed again, the way the docs/spec.md words them.
 
 use super::{DeductOrder, GiftRule, Parts, REFUND_EXCEEDS_ORIGINAL};
 
-/// Basis points in one whole (SPEC §4: 5500 = 55%).
+/// Basis points in one whole (spec §4: 5500 = 55%).
 pub const BASIS_POINTS: i128 = 10_000;
 
 /// `numerator / denominator` rounded half-up, for `numerator >= 0` and `denominator > 0`.
@@ -24,7 +24,7 @@ fn narrow(value: i128) -> i64 {
     i64::try_from(value).expect("a part of a split never exceeds the value it splits")
 }
 
-/// SPEC §2 DEDUCT with §4 deduction orders: what is taken from each bucket (positive parts).
+/// spec §2 DEDUCT with §4 deduction orders: what is taken from each bucket (positive parts).
 ///
 /// Expects `0 < value <= TOTAL`. PRE is spent first; the rest `r` by `order`:
 /// PERCENT_DEDUCT: `gift = min(half_up(r·G/(R+G)), G)`, `real = r − gift`, and if `real > R`
@@ -61,7 +61,7 @@ pub fn deduct_split(balance: Parts, value: i64, order: DeductOrder) -> Parts {
     Parts::new(narrow(real), narrow(gift), narrow(pre))
 }
 
-/// SPEC §2 UNDEDUCT: what one refund of `value` (`None`: all that is left) gives back to each
+/// spec §2 UNDEDUCT: what one refund of `value` (`None`: all that is left) gives back to each
 /// bucket, given what the DEDUCT took (`moved`) and what earlier refunds gave back.
 ///
 /// More than the rest (or nothing left at all): `REFUND_EXCEEDS_ORIGINAL`. The refund that
@@ -98,7 +98,7 @@ pub fn undeduct_split(moved: Parts, refunded: Parts, value: Option<i64>) -> Resu
     Ok(Parts::new(narrow(real), narrow(gift), narrow(pre)))
 }
 
-/// SPEC §4: the gift a `trigger_gift` recharge of `real` earns, unbounded (`i128`), so the
+/// spec §4: the gift a `trigger_gift` recharge of `real` earns, unbounded (`i128`), so the
 /// caller can see a gift that leaves the `i64` range.
 ///
 /// The tier used is the highest whose `real_value` ≤ `real`; none: no gift. CUSTOMIZED pays the
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        // SPEC §4 default: 10.00 of 66.67 REAL / 33.33 GIFT.
+        // spec §4 default: 10.00 of 66.67 REAL / 33.33 GIFT.
         let split = deduct_split(Parts::new(6667, 3333, 0), 1000, DeductOrder::Percent);
         assert_eq!(split, Parts::new(667, 333, 0));
         let undeduct = undeduct_split(Parts::new(3333, 1667, 1000), Parts::default(), Some(1000));

@@ -356,7 +356,7 @@ pub fn step() -> impl Strategy<Value = Step> {
 }
 
 /// Small multi-bucket DEDUCTs, each followed by a run of partial refunds: the steps that reach
-/// the rounding corners of the SPEC §2 refund split (REAL's rest running out first, the excess
+/// the rounding corners of the spec §2 refund split (REAL's rest running out first, the excess
 /// moving to GIFT, then PRE), which random sequences rarely do.
 pub fn refund_series() -> impl Strategy<Value = Vec<Step>> {
     let plain = Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None };

@@ -251,7 +251,7 @@ impl RulesStep {
         Rules { order: self.order, gift: self.gift.clone() }
     }
 
-    /// The same rules as purse-core's text form (SPEC §4 JSON fields), validated by purse-core.
+    /// The same rules as purse-core's text form (spec §4 JSON fields), validated by purse-core.
     pub fn core_rules(&self) -> RuleSet {
         let order = match self.order {
             DeductOrder::Percent if self.terse => None,
