@@ -1,0 +1,72 @@
+//! Ledgers written by earlier versions keep opening and answering the same. `fixtures/` holds
+//! real ledger directories, bytes as an earlier version wrote them (never regenerated: each
+//! folder's `make.sh` says how it was made), and `expected.jsonl`, what that version answered to
+//! each read. This test opens a copy with today's binary and checks every answer still says the
+//! same: each field the old answer had must be there with the same value (fields added since are
+//! allowed), and `verify` must pass.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// `expected` ⊆ `actual`: every object key of `expected` present with a matching value, arrays
+/// element by element and of the same length, everything else equal.
+fn contains(actual: &Value, expected: &Value, at: &str) -> Result<(), String> {
+    match (actual, expected) {
+        (Value::Object(actual), Value::Object(expected)) => {
+            for (key, value) in expected {
+                let got = actual.get(key).ok_or_else(|| format!("{at}.{key} is missing"))?;
+                contains(got, value, &format!("{at}.{key}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(actual), Value::Array(expected)) if actual.len() == expected.len() => actual
+            .iter()
+            .zip(expected)
+            .enumerate()
+            .try_for_each(|(index, (got, value))| contains(got, value, &format!("{at}[{index}]"))),
+        _ if actual == expected => Ok(()),
+        _ => Err(format!("{at}: {actual} is not {expected}")),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn purse(data: &Path, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_purse")).arg("--data").arg(data).args(args).output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("{args:?}: {error}"))
+}
+
+fn check(fixture: &str, entries: u64) {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture);
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&folder.join("ledger"), copy.path());
+    let expected = std::fs::read_to_string(folder.join("expected.jsonl")).unwrap();
+    let mut reads = 0;
+    for line in expected.lines() {
+        let read: Value = serde_json::from_str(line).unwrap();
+        let args: Vec<&str> = read["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()).collect();
+        let actual = purse(copy.path(), &args);
+        if let Err(difference) = contains(&actual, &read["output"], "") {
+            panic!("{fixture}: {args:?} answers differently: {difference}");
+        }
+        reads += 1;
+    }
+    assert!(reads > 40, "{fixture}: the fixture holds its reads ({reads})");
+    let verify = purse(copy.path(), &["verify"]);
+    assert_eq!(verify["entries"], entries, "{fixture}: {verify}");
+    assert_eq!(verify["repairs"], Value::Array(vec![]), "{fixture}: opening it needed no repair");
+}
+
+#[test]
+fn a_block_format_2_ledger_opens_and_answers_as_it_did() {
+    check("block-format-2", 40);
+}
