@@ -95,7 +95,7 @@ fn decide_apply_per_type(c: &mut Criterion, history: &History) {
                     .collect();
                 let started = Instant::now();
                 for command in &commands {
-                    let flow = decide(&state, command, &context(&state)).expect("bench commands are accepted");
+                    let flow = decide(&state, command, &context(&state)).expect("bench commands are accepted").flow;
                     apply(&mut state, &flow).expect("a decided flow folds");
                     black_box(&flow);
                 }

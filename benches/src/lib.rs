@@ -42,7 +42,7 @@ pub fn context(state: &State) -> Context {
 
 /// Decides and folds `command`; panics if it is refused (bench inputs are built to pass).
 pub fn decide_apply(state: &mut State, command: &Command) -> purse_core::Flow {
-    let flow = decide(state, command, &context(state)).unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    let flow = decide(state, command, &context(state)).unwrap_or_else(|error| panic!("{command:?}: {error}")).flow;
     apply(state, &flow).expect("a decided flow folds");
     flow
 }
@@ -75,7 +75,7 @@ pub fn generate(accounts: usize, flows: usize, prefix: &str) -> History {
     let mut deducts: Vec<(String, usize, i64)> = Vec::new();
     let mut charges: Vec<(String, usize)> = Vec::new();
     let accept = |state: &mut State, history: &mut History, command: Command| -> Option<purse_core::Flow> {
-        let flow = decide(state, &command, &context(state)).ok()?;
+        let flow = decide(state, &command, &context(state)).ok()?.flow;
         apply(state, &flow).expect("a decided flow folds");
         history.fingerprints.push(purse_idempotency::fingerprint(&command));
         history.commands.push(command);

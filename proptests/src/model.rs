@@ -28,6 +28,8 @@ pub const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";
 pub const DUPLICATE_ORDER: &str = "DUPLICATE_ORDER";
 pub const REFUND_EXCEEDS_ORIGINAL: &str = "REFUND_EXCEEDS_ORIGINAL";
 pub const ALREADY_REVERSED: &str = "ALREADY_REVERSED";
+/// What the model answers for a command of spec §8–§10, which it does not model yet.
+pub const UNMODELLED: &str = "UNMODELLED";
 
 /// spec §3: `request_id` is 1–128 characters.
 pub const REQUEST_ID_CHARS: usize = 128;
@@ -89,6 +91,8 @@ pub enum Kind {
     Uncharge,
     Import,
     Adjust,
+    /// spec §8–§10 (holds, status, transfers): not in this model yet, and never generated for it.
+    Unmodelled,
 }
 
 impl Kind {
@@ -108,6 +112,13 @@ impl Kind {
                 "IMPORT" => Kind::Import,
                 _ => Kind::Adjust,
             },
+            Action::Hold { .. }
+            | Action::Capture { .. }
+            | Action::Release { .. }
+            | Action::Freeze
+            | Action::Unfreeze
+            | Action::Close
+            | Action::Transfer { .. } => Kind::Unmodelled,
         }
     }
 
@@ -119,6 +130,7 @@ impl Kind {
             Kind::Uncharge => "UNCHARGE",
             Kind::Import => "IMPORT",
             Kind::Adjust => "ADJUST",
+            Kind::Unmodelled => "UNMODELLED",
         }
     }
 }
@@ -267,6 +279,9 @@ impl Model {
     }
 
     fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
+        if Kind::of(&command.action) == Kind::Unmodelled {
+            return Err(UNMODELLED);
+        }
         // (1) string arguments
         text_ok(&command.request_id, REQUEST_ID_CHARS)?;
         text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
@@ -331,6 +346,13 @@ impl Model {
                 }
             }
             Action::Undeduct { value: None, .. } | Action::Uncharge { .. } => {}
+            Action::Hold { .. }
+            | Action::Capture { .. }
+            | Action::Release { .. }
+            | Action::Freeze
+            | Action::Unfreeze
+            | Action::Close
+            | Action::Transfer { .. } => unreachable!("refused first"),
             Action::Recorded { affected, .. } => {
                 // A provider's record: only the signs of its type are checked.
                 let parts = [affected.real.minor(), affected.gift.minor(), affected.pre.minor()];
@@ -342,6 +364,7 @@ impl Model {
                     Kind::Charge | Kind::Undeduct => none_negative && !nothing,
                     Kind::Deduct | Kind::Uncharge => none_positive && !nothing,
                     Kind::Adjust => !nothing,
+                    Kind::Unmodelled => unreachable!("refused first"),
                 };
                 if !fits {
                     return Err(INVALID_AMOUNT);
@@ -418,6 +441,7 @@ impl Model {
                 source = Some(src_outer_order_id.clone());
                 original.moved.negated()
             }
+            _ => unreachable!("spec §8–§10 commands are refused first"),
         };
 
         // (7) the resulting balance: in range, no bucket negative, lifetime in range

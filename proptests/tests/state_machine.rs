@@ -89,7 +89,7 @@ impl Harness {
         let command = self.resolver.command(&self.model, step, now);
         let line = describe(&command);
         let before = self.state.clone();
-        let core = decide(&self.state, &command, &context);
+        let core = decide(&self.state, &command, &context).map(|decision| decision.flow);
         let model = self.model.execute(&command, now.0);
         self.transcript.push(format!("{line}  => {}", show_core(&core)));
         tally(&command, &core);
@@ -367,14 +367,14 @@ fn negative_bucket_with_large_total_is_insufficient_balance() {
     let charge = Command::new("r-1", "o-1", "a", {
         Action::Charge { real: Amount::ZERO, gift: None, pre: Amount::from_minor(1), trigger_gift: false }
     });
-    let flow = decide(&state, &charge, &Context { sequence: 1, now }).expect("charge 0.01 PRE");
+    let flow = decide(&state, &charge, &Context { sequence: 1, now }).expect("charge 0.01 PRE").flow;
     apply(&mut state, &flow).expect("a decided flow applies");
     assert_eq!(model.execute(&charge, now.0), Ok(Parts::new(0, 0, 1)));
     let mut adjust = Command::new("r-2", "o-2", "a", {
         Action::Adjust { real: Amount::from_minor(1), gift: Amount::from_minor(i64::MAX), pre: Amount::from_minor(-2) }
     });
     adjust.remark = Some("correction".to_owned());
-    let core = decide(&state, &adjust, &Context { sequence: 2, now });
+    let core = decide(&state, &adjust, &Context { sequence: 2, now }).map(|decision| decision.flow);
     let model = model.execute(&adjust, now.0);
     assert_eq!(model, Err("INSUFFICIENT_BALANCE"));
     assert_eq!(

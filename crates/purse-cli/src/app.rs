@@ -1,12 +1,12 @@
 //! One invocation: open the ledger, run the command, close the ledger, return the document.
 
-use purse_core::RuleSet;
+use purse_core::{Action, RuleSet};
 use purse_ledger::{Ledger, LedgerConfig};
 
-use crate::args::{Cli, CliCommand, RulesCommand};
-use crate::command::{flow_key, flow_query, ToCommand, Units};
+use crate::args::{Cli, CliCommand, RulesCommand, StatusArgs};
+use crate::command::{flow_key, flow_query, status_command, ToCommand, Units};
 use crate::error::CliError;
-use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, VerifyJson};
+use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, TransferJson, VerifyJson};
 use crate::rules_file;
 
 /// Runs `cli` against its data directory and returns the JSON document to print.
@@ -45,6 +45,16 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         CliCommand::Uncharge(args) => submit(ledger, &args, units).await,
         CliCommand::Import(args) => submit(ledger, &args, units).await,
         CliCommand::Adjust(args) => submit(ledger, &args, units).await,
+        CliCommand::Hold(args) => submit(ledger, &args, units).await,
+        CliCommand::Capture(args) => submit(ledger, &args, units).await,
+        CliCommand::Release(args) => submit(ledger, &args, units).await,
+        CliCommand::Freeze(args) => submit_status(ledger, &args, units, Action::Freeze).await,
+        CliCommand::Unfreeze(args) => submit_status(ledger, &args, units, Action::Unfreeze).await,
+        CliCommand::Close(args) => submit_status(ledger, &args, units, Action::Close).await,
+        CliCommand::Transfer(args) => {
+            let detail = ledger.transfer(args.to_command(units)?).await?;
+            Ok(to_text(&TransferJson::new(&detail)))
+        }
         CliCommand::Flow(args) => {
             let detail = ledger.flow(flow_key(&args)?).await?;
             Ok(to_text(&FlowJson::new(&detail)))
@@ -74,6 +84,11 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         }
         CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
     }
+}
+
+async fn submit_status(ledger: &Ledger, args: &StatusArgs, units: Units, action: Action) -> Result<String, CliError> {
+    let detail = ledger.submit(status_command(args, units, action)?).await?;
+    Ok(to_text(&FlowJson::new(&detail)))
 }
 
 async fn submit(ledger: &Ledger, args: &impl ToCommand, units: Units) -> Result<String, CliError> {

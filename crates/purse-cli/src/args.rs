@@ -43,6 +43,20 @@ pub enum CliCommand {
     Import(ImportArgs),
     /// Operator correction with signed amounts; --remark is required.
     Adjust(AdjustArgs),
+    /// Reserve --value for a purchase not yet final (an authorization).
+    Hold(HoldArgs),
+    /// Close a hold and spend --value of it (default: all of it).
+    Capture(CaptureArgs),
+    /// Close a hold without spending it.
+    Release(ReleaseArgs),
+    /// Block the account (lost card, dispute); --remark is required.
+    Freeze(StatusArgs),
+    /// Unblock a frozen account; --remark is required.
+    Unfreeze(StatusArgs),
+    /// Close the account for good (it must hold nothing); --remark is required.
+    Close(StatusArgs),
+    /// Move --value (default: all that is available) to --to-account-id, bucket for bucket.
+    Transfer(TransferArgs),
     /// Show one flow by its flow id or its outer order id.
     Flow(FlowArgs),
     /// Show one account's balances and lifetime totals.
@@ -193,6 +207,77 @@ pub struct AdjustArgs {
     /// Signed changes of each bucket.
     #[command(flatten)]
     pub values: BucketValues,
+}
+
+/// `hold`
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    /// This hold's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The amount to reserve.
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub value: String,
+    /// When the hold expires, "YYYY-MM-DD HH:MM:SS": a capture at or after it is refused.
+    #[arg(long, value_name = "TIME")]
+    pub expire_time: Option<String>,
+}
+
+/// `capture`
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// This capture's own order id (a consumption order UNDEDUCT can refund).
+    #[arg(long)]
+    pub outer_order_id: String,
+    /// The order id of the HOLD being captured.
+    #[arg(long)]
+    pub src_outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The amount to spend (default: all that is held).
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub value: Option<String>,
+}
+
+/// `release`
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// This release's own order id.
+    #[arg(long)]
+    pub outer_order_id: String,
+    /// The order id of the HOLD being released.
+    #[arg(long)]
+    pub src_outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+}
+
+/// `freeze`, `unfreeze`, `close`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// This change's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+}
+
+/// `transfer`
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// The transfer's order id (its TRANSFER_OUT is found by it).
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// The destination account (opened with the source's brand if new; --card-id is its card).
+    #[arg(long)]
+    pub to_account_id: String,
+    /// The amount to move (default: everything available, a merge).
+    #[arg(long, value_name = "AMOUNT", allow_hyphen_values = true)]
+    pub value: Option<String>,
 }
 
 /// The three bucket amounts of `import` and `adjust`, each 0 when left out.

@@ -8,8 +8,8 @@ use purse_core::{Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
 use purse_ledger::{FlowKey, FlowQuery};
 
 use crate::args::{
-    AdjustArgs, BucketValues, ChargeArgs, DeductArgs, FlowArgs, FlowsArgs, ImportArgs, UnchargeArgs, UndeductArgs,
-    WriteOptions,
+    AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, DeductArgs, FlowArgs, FlowsArgs, HoldArgs, ImportArgs,
+    ReleaseArgs, StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs, WriteOptions,
 };
 use crate::error::CliError;
 use crate::strict_json::{self, JsonError};
@@ -83,6 +83,48 @@ impl ToCommand for AdjustArgs {
         let (real, gift, pre) = bucket_values(&self.values, units)?;
         command(&self.outer_order_id, &self.write, units, Action::Adjust { real, gift, pre })
     }
+}
+
+impl ToCommand for HoldArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Hold {
+            value: amount("--value", &self.value, units)?,
+            expire_time: self.expire_time.as_deref().map(|text| time("--expire-time", text, units.zone)).transpose()?,
+        };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for CaptureArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Capture {
+            src_outer_order_id: self.src_outer_order_id.clone(),
+            value: self.value.as_deref().map(|text| amount("--value", text, units)).transpose()?,
+        };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for ReleaseArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Release { src_outer_order_id: self.src_outer_order_id.clone() };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+impl ToCommand for TransferArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let action = Action::Transfer {
+            to_account_id: self.to_account_id.clone(),
+            value: self.value.as_deref().map(|text| amount("--value", text, units)).transpose()?,
+        };
+        command(&self.outer_order_id, &self.write, units, action)
+    }
+}
+
+/// `freeze`, `unfreeze` and `close` share their options; `action` says which.
+pub fn status_command(args: &StatusArgs, units: Units, action: Action) -> Result<Command, CliError> {
+    command(&args.outer_order_id, &args.write, units, action)
 }
 
 /// `flow`: clap guarantees exactly one of the two options.

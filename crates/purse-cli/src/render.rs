@@ -40,6 +40,9 @@ pub struct FlowJson<'a> {
     after_property_list: Vec<PropertyJson<'a>>,
     remark: Option<&'a str>,
     ext_info: Option<&'a str>,
+    /// spec §8: the flow's signed change to held value, appended after the original fields.
+    held_property_list: Vec<PropertyJson<'a>>,
+    src_outer_order_id: Option<&'a str>,
 }
 
 /// `{"type": "REAL", "value": "100.00"}`
@@ -74,7 +77,23 @@ impl<'a> FlowJson<'a> {
             after_property_list: list(&detail.after_property_list),
             remark: detail.remark.as_deref(),
             ext_info: detail.ext_info.as_deref(),
+            held_property_list: list(&detail.held_property_list),
+            src_outer_order_id: detail.src_outer_order_id.as_deref(),
         }
+    }
+}
+
+/// `transfer`: both flows (spec §7).
+#[derive(Debug, Serialize)]
+pub struct TransferJson<'a> {
+    out: FlowJson<'a>,
+    #[serde(rename = "in")]
+    transfer_in: FlowJson<'a>,
+}
+
+impl<'a> TransferJson<'a> {
+    pub fn new(detail: &'a purse_ledger::TransferDetail) -> TransferJson<'a> {
+        TransferJson { out: FlowJson::new(&detail.out), transfer_in: FlowJson::new(&detail.transfer_in) }
     }
 }
 
@@ -91,6 +110,13 @@ pub struct AccountJson<'a> {
     real_value_total: String,
     gift_value_total: String,
     pre_value_total: String,
+    /// spec §7 and §8–§9, appended after the original fields.
+    status: &'static str,
+    held_real_value: String,
+    held_gift_value: String,
+    held_pre_value: String,
+    held_total_value: String,
+    available_total_value: String,
 }
 
 impl<'a> AccountJson<'a> {
@@ -110,6 +136,16 @@ impl<'a> AccountJson<'a> {
             real_value_total: text(account.lifetime.real),
             gift_value_total: text(account.lifetime.gift),
             pre_value_total: text(account.lifetime.pre),
+            status: account.status.as_str(),
+            held_real_value: text(account.held.real),
+            held_gift_value: text(account.held.gift),
+            held_pre_value: text(account.held.pre),
+            held_total_value: account.held.total().map_or_else(|| "overflow".to_owned(), text),
+            available_total_value: account
+                .balance
+                .checked_sub(&account.held)
+                .and_then(|available| available.total())
+                .map_or_else(|| "overflow".to_owned(), text),
         }
     }
 }

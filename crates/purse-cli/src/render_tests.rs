@@ -24,6 +24,9 @@ fn deduct_detail() -> FlowDetail {
         order_time: Zone::CHINA.parse_local("2026-11-23 12:00:00").unwrap(),
         before: Buckets::from_minor(6667, 3333, 0),
         affected: Buckets::from_minor(-667, -333, 0),
+        held: Buckets::ZERO,
+        expire_time: None,
+        counterparty: None,
         remark: None,
         ext_info: Some("{\"a\": 1.50}".into()),
         source: None,
@@ -99,7 +102,26 @@ const DEDUCT_JSON: &str = r#"{
     }
   ],
   "remark": null,
-  "ext_info": "{\"a\": 1.50}"
+  "ext_info": "{\"a\": 1.50}",
+  "held_property_list": [
+    {
+      "type": "REAL",
+      "value": "0.00"
+    },
+    {
+      "type": "GIFT",
+      "value": "0.00"
+    },
+    {
+      "type": "PRE",
+      "value": "0.00"
+    },
+    {
+      "type": "TOTAL",
+      "value": "0.00"
+    }
+  ],
+  "src_outer_order_id": null
 }
 "#;
 
@@ -132,7 +154,9 @@ fn account_documents() {
         card_id: Some("card".into()),
         brand_id: None,
         balance: Buckets::from_minor(6_000, 3_000, 5),
+        held: Buckets::from_minor(1_000, 0, 5),
         lifetime: Buckets::from_minor(10_000, 5_000, 5),
+        status: purse_core::AccountStatus::Frozen,
     };
     let expect = r#"{
   "account_id": "acct",
@@ -144,7 +168,13 @@ fn account_documents() {
   "total_value": "90.05",
   "real_value_total": "100.00",
   "gift_value_total": "50.00",
-  "pre_value_total": "0.05"
+  "pre_value_total": "0.05",
+  "status": "FROZEN",
+  "held_real_value": "10.00",
+  "held_gift_value": "0.00",
+  "held_pre_value": "0.05",
+  "held_total_value": "10.05",
+  "available_total_value": "80.00"
 }
 "#;
     check("account at scale 2", to_text(&AccountJson::new(&opened, Scale::CNY)), expect);

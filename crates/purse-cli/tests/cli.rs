@@ -3,7 +3,7 @@
 #[path = "support/words.rs"]
 mod support;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
@@ -20,8 +20,9 @@ impl Purse {
         Purse { dir: tempfile::tempdir().expect("temp dir") }
     }
 
-    fn data(&self) -> &Path {
-        self.dir.path()
+    /// The ledger, in a folder of its own: the test's files (rules) sit beside it.
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("ledger")
     }
 
     /// Runs `purse --data DIR` with the words of `line` (see [`words`]).
@@ -100,7 +101,7 @@ fn a_day_at_the_counter() {
 }
 
 fn set_brand_rules(purse: &Purse) {
-    let path = purse.data().join("rules.json");
+    let path = purse.dir.path().join("rules.json");
     std::fs::write(&path, RULES).unwrap();
     let rules = purse.ok(&format!("rules set --brand-id b1 '{}'", path.display()));
     let expect = json!({"deduction_order": "PERCENT_DEDUCT", "gift_type": "CUSTOMIZED",
@@ -159,7 +160,9 @@ fn queries_see_the_same_flows(purse: &Purse, charge_text: &str, refund_text: &st
     let account = purse.ok("account --account-id alice");
     let expect = json!({"account_id": "alice", "card_id": null, "brand_id": "b1", "real_value": "0.00",
         "gift_value": "0.00", "pre_value": "0.00", "total_value": "0.00", "real_value_total": "0.00",
-        "gift_value_total": "0.00", "pre_value_total": "0.00"});
+        "gift_value_total": "0.00", "pre_value_total": "0.00", "status": "ACTIVE", "held_real_value": "0.00",
+        "held_gift_value": "0.00", "held_pre_value": "0.00", "held_total_value": "0.00",
+        "available_total_value": "0.00"});
     assert_eq!(account, expect);
     let page = purse.ok("flows --account-id alice");
     assert_eq!(page["total_count"], 5);
@@ -219,7 +222,7 @@ fn errors_are_json_on_stderr() {
 #[test]
 fn bad_rules_files_are_refused() {
     let purse = Purse::new();
-    let path = purse.data().join("bad-rules.json");
+    let path = purse.dir.path().join("bad-rules.json");
     let table: &[(&str, &str, &str)] = &[
         (r#"{"gift_typ": "CUSTOMIZED"}"#, "INVALID_ARGUMENT", "gift_typ"),
         (

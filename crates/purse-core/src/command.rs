@@ -63,6 +63,22 @@ pub enum Action {
     /// kept as given, never recomputed by a rule. Only the signs of its type are checked:
     /// CHARGE, IMPORT, UNDEDUCT add; DEDUCT, UNCHARGE take; ADJUST may do either.
     Recorded { flow_type: crate::FlowType, affected: crate::Buckets, source: Source },
+    /// Reserve `value` for a purchase not yet final, split like a DEDUCT of it against the
+    /// available buckets; a CAPTURE at or after `expire_time` is refused (spec §8).
+    Hold { value: Amount, expire_time: Option<Timestamp> },
+    /// Close the HOLD `src_outer_order_id` and spend `value` of it (default: all of it).
+    Capture { src_outer_order_id: String, value: Option<Amount> },
+    /// Close the HOLD `src_outer_order_id` without spending it.
+    Release { src_outer_order_id: String },
+    /// Block the account (spec §9); the command's `remark` is required.
+    Freeze,
+    /// Unblock a frozen account; `remark` required.
+    Unfreeze,
+    /// Close the account for good; it must hold nothing and no open hold. `remark` required.
+    Close,
+    /// Move `value` (default: everything available) from this account to `to_account_id`,
+    /// bucket for bucket, as a TRANSFER_OUT and a TRANSFER_IN written together (spec §10).
+    Transfer { to_account_id: String, value: Option<Amount> },
 }
 
 /// Where a provider-authoritative flow came from.
@@ -85,6 +101,13 @@ impl Action {
             Action::Import { .. } => FlowType::Import,
             Action::Adjust { .. } => FlowType::Adjust,
             Action::Recorded { flow_type, .. } => *flow_type,
+            Action::Hold { .. } => FlowType::Hold,
+            Action::Capture { .. } => FlowType::Capture,
+            Action::Release { .. } => FlowType::Release,
+            Action::Freeze => FlowType::Freeze,
+            Action::Unfreeze => FlowType::Unfreeze,
+            Action::Close => FlowType::Close,
+            Action::Transfer { .. } => FlowType::TransferOut,
         }
     }
 }

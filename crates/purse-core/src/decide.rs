@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::flow::{Flow, FlowType, RulesChange};
 use crate::money::{Amount, Scale};
 use crate::rules::{deduction_split, RuleSet};
-use crate::state::{Order, State};
+use crate::state::{AccountStatus, Order, State};
 use crate::time::Timestamp;
 
 /// What comes in from the edge: the sequence the flow will take and the current time.
@@ -23,9 +23,35 @@ pub struct Context {
     pub now: Timestamp,
 }
 
-/// Validates `command` against `state` and returns the flow it produces, or why not.
-/// Never changes anything: the caller appends the flow and folds it with [`crate::apply`].
-pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flow, Error> {
+/// What a command decided: its flow, and for a transfer the TRANSFER_IN that goes with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The command's flow; for a transfer its TRANSFER_OUT.
+    pub flow: Flow,
+    /// A transfer's TRANSFER_IN (sequence `flow`'s + 1): fold it right after `flow`, and write
+    /// both in one atomic write, or neither.
+    pub transfer_in: Option<Box<Flow>>,
+}
+
+impl Decision {
+    /// The flows in log order: one, or a transfer's two.
+    pub fn into_flows(self) -> impl Iterator<Item = Flow> {
+        std::iter::once(self.flow).chain(self.transfer_in.map(|flow| *flow))
+    }
+}
+
+/// The account a command acts on, as `decide` sees it.
+struct Subject {
+    card_id: Option<String>,
+    brand_id: Option<String>,
+    before: Buckets,
+    held: Buckets,
+    available: Buckets,
+}
+
+/// Validates `command` against `state` and returns the flows it produces, or why not.
+/// Never changes anything: the caller appends the flows and folds them with [`crate::apply`].
+pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Decision, Error> {
     debug_assert_eq!(context.sequence, state.next_sequence(), "decide against a stale state");
     let scale = state.config().scale;
     check_common(command)?;
@@ -35,18 +61,34 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
         return Err(Error::DuplicateOrder { outer_order_id: command.outer_order_id.clone(), flow_id: order.flow_id });
     }
     let flow_type = command.action.flow_type();
-    let account = state.account(&command.account_id);
-    let (card_id, brand_id, before) = match account {
+    let subject = match state.account(&command.account_id) {
         Some(account) => {
-            check_same("card_id", &command.card_id, &account.card_id, &account.account_id)?;
+            check_status(account, flow_type)?;
+            if flow_type != FlowType::TransferOut {
+                // A transfer's card_id names the destination's card.
+                check_same("card_id", &command.card_id, &account.card_id, &account.account_id)?;
+            }
             check_same("brand_id", &command.brand_id, &account.brand_id, &account.account_id)?;
-            (account.card_id.clone(), account.brand_id.clone(), account.balance)
+            Subject {
+                card_id: account.card_id.clone(),
+                brand_id: account.brand_id.clone(),
+                before: account.balance,
+                held: account.held,
+                available: account.available(),
+            }
         }
-        None if flow_type.opens_account() => (command.card_id.clone(), command.brand_id.clone(), Buckets::ZERO),
+        None if flow_type.opens_account() => Subject {
+            card_id: command.card_id.clone(),
+            brand_id: command.brand_id.clone(),
+            before: Buckets::ZERO,
+            held: Buckets::ZERO,
+            available: Buckets::ZERO,
+        },
         None => return Err(Error::AccountNotFound { account_id: command.account_id.clone() }),
     };
-    let rules = state.rules_for(brand_id.as_deref());
-    let (affected, source_order_id) = match &command.action {
+    let order_time = command.biz_date.unwrap_or(context.now);
+    let rules = state.rules_for(subject.brand_id.as_deref());
+    let (affected, held, source_order_id) = match &command.action {
         Action::Charge { real, gift, pre, trigger_gift } => {
             let gift = match (trigger_gift, gift) {
                 (true, _) => rules.gift_for(*real).ok_or_else(|| out_of_range("the rule's gift"))?,
@@ -56,40 +98,142 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
             if affected.is_zero() {
                 return Err(Error::invalid_amount("CHARGE must add a positive amount to at least one bucket"));
             }
-            (affected, None)
+            (affected, Buckets::ZERO, None)
         }
         Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
-            (Buckets::new(*real, *gift, *pre), None)
+            (Buckets::new(*real, *gift, *pre), Buckets::ZERO, None)
         }
-        Action::Recorded { affected, .. } => (*affected, None),
+        Action::Recorded { affected, .. } => (*affected, Buckets::ZERO, None),
         Action::Deduct { value } => {
-            let total = before.total().ok_or_else(|| out_of_range("the balance"))?;
-            if *value > total {
-                return Err(Error::InsufficientBalance {
-                    message: format!(
-                        "account {:?} holds {} in all, DEDUCT asks for {}",
-                        command.account_id,
-                        total.format(scale),
-                        value.format(scale)
-                    ),
-                });
-            }
-            let taken = deduction_split(&before, *value, rules.deduction_order);
-            (taken.checked_neg().ok_or_else(|| out_of_range("value"))?, None)
+            let taken = split_available(&subject, *value, command, rules.deduction_order, scale)?;
+            (taken.checked_neg().ok_or_else(|| out_of_range("value"))?, Buckets::ZERO, None)
         }
         Action::Undeduct { original_outer_order_id, value } => {
-            let original = referenced_order(state, original_outer_order_id, FlowType::Deduct, command)?;
-            (undeduct_split(&original, *value, original_outer_order_id, scale)?, Some(original_outer_order_id.clone()))
+            let original =
+                referenced_order(state, original_outer_order_id, &[FlowType::Deduct, FlowType::Capture], command)?;
+            let refund = undeduct_split(&original, *value, original_outer_order_id, scale)?;
+            (refund, Buckets::ZERO, Some(original_outer_order_id.clone()))
         }
         Action::Uncharge { src_outer_order_id } => {
-            let original = referenced_order(state, src_outer_order_id, FlowType::Charge, command)?;
+            let original = referenced_order(state, src_outer_order_id, &[FlowType::Charge], command)?;
             if let Some(flow_id) = original.reversed_by {
                 return Err(Error::AlreadyReversed { outer_order_id: src_outer_order_id.clone(), flow_id });
             }
-            (original.moved.checked_neg().ok_or_else(|| out_of_range("the charge"))?, Some(src_outer_order_id.clone()))
+            let taken = original.moved.checked_neg().ok_or_else(|| out_of_range("the charge"))?;
+            (taken, Buckets::ZERO, Some(src_outer_order_id.clone()))
+        }
+        Action::Hold { value, .. } => {
+            let reserved = split_available(&subject, *value, command, rules.deduction_order, scale)?;
+            (Buckets::ZERO, reserved, None)
+        }
+        Action::Capture { src_outer_order_id, value } => {
+            let (parts, spent) = crate::holds::capture(state, src_outer_order_id, *value, order_time, command, scale)?;
+            let freed = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
+            (spent.checked_neg().ok_or_else(|| out_of_range("the capture"))?, freed, Some(src_outer_order_id.clone()))
+        }
+        Action::Release { src_outer_order_id } => {
+            let parts = crate::holds::release(state, src_outer_order_id, command)?;
+            let freed = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
+            (Buckets::ZERO, freed, Some(src_outer_order_id.clone()))
+        }
+        Action::Freeze | Action::Unfreeze | Action::Close => {
+            crate::holds::check_status_change(state, command)?;
+            (Buckets::ZERO, Buckets::ZERO, None)
+        }
+        Action::Transfer { to_account_id, value } => {
+            crate::holds::check_destination(state, to_account_id, &subject.brand_id, command)?;
+            let value = match value {
+                Some(value) => *value,
+                None => subject.available.total().ok_or_else(|| out_of_range("the balance"))?,
+            };
+            let moved = split_available(&subject, value, command, rules.deduction_order, scale)?;
+            (moved.checked_neg().ok_or_else(|| out_of_range("value"))?, Buckets::ZERO, None)
         }
     };
-    let after = before.checked_add(&affected).ok_or_else(|| out_of_range("the resulting balance"))?;
+    check_result(&subject, &affected, &held, flow_type, command, scale)?;
+    check_lifetime(state, command, flow_type, &affected)?;
+    let flow = Flow {
+        flow_id: context.sequence,
+        flow_type,
+        request_id: command.request_id.clone(),
+        outer_order_id: command.outer_order_id.clone(),
+        account_id: command.account_id.clone(),
+        card_id: subject.card_id,
+        brand_id: subject.brand_id,
+        shop_id: command.shop_id.clone(),
+        operator_id: command.operator_id.clone(),
+        source_order_id,
+        order_time,
+        before: subject.before,
+        affected,
+        held,
+        expire_time: match &command.action {
+            Action::Hold { expire_time, .. } => *expire_time,
+            _ => None,
+        },
+        counterparty: match &command.action {
+            Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
+            _ => None,
+        },
+        remark: command.remark.clone(),
+        ext_info: command.ext_info.clone(),
+        source: match &command.action {
+            Action::Recorded { source, .. } => Some(source.clone()),
+            _ => None,
+        },
+    };
+    let transfer_in = match &command.action {
+        Action::Transfer { .. } => Some(Box::new(crate::holds::transfer_in(state, &flow, command)?)),
+        _ => None,
+    };
+    Ok(Decision { flow, transfer_in })
+}
+
+/// Splits a debit of `value` (DEDUCT, HOLD, TRANSFER) like a DEDUCT, against what is available.
+fn split_available(
+    subject: &Subject,
+    value: Amount,
+    command: &Command,
+    order: crate::rules::DeductionOrder,
+    scale: Scale,
+) -> Result<Buckets, Error> {
+    let total = subject.available.total().ok_or_else(|| out_of_range("the balance"))?;
+    if value > total || total.is_zero() {
+        let flow_type = command.action.flow_type();
+        let held = subject.held.total().unwrap_or(Amount::ZERO);
+        let message = if held.is_zero() {
+            format!(
+                "account {:?} holds {} in all, {flow_type} asks for {}",
+                command.account_id,
+                total.format(scale),
+                value.format(scale)
+            )
+        } else {
+            format!(
+                "account {:?} has {} available ({} held), {flow_type} asks for {}",
+                command.account_id,
+                total.format(scale),
+                held.format(scale),
+                value.format(scale)
+            )
+        };
+        return Err(Error::InsufficientBalance { message });
+    }
+    Ok(deduction_split(&subject.available, value, order))
+}
+
+/// No bucket negative, none holding less than is held in it, TOTAL in range.
+fn check_result(
+    subject: &Subject,
+    affected: &Buckets,
+    held: &Buckets,
+    flow_type: FlowType,
+    command: &Command,
+    scale: Scale,
+) -> Result<(), Error> {
+    let before = subject.before;
+    let after = before.checked_add(affected).ok_or_else(|| out_of_range("the resulting balance"))?;
+    let held_after = subject.held.checked_add(held).ok_or_else(|| out_of_range("the held value"))?;
     // A negative bucket is the real fault even when the other buckets' sum also overflows.
     if let Some(bucket) = after.negative_bucket() {
         return Err(Error::InsufficientBalance {
@@ -102,31 +246,35 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Flo
             ),
         });
     }
+    if let Some(bucket) = Bucket::ALL.into_iter().find(|bucket| after.get(*bucket) < held_after.get(*bucket)) {
+        return Err(Error::InsufficientBalance {
+            message: format!(
+                "account {:?} has {} available in {bucket} ({} of its {} held), {} needs {}",
+                command.account_id,
+                subject.available.get(bucket).format(scale),
+                subject.held.get(bucket).format(scale),
+                before.get(bucket).format(scale),
+                flow_type,
+                affected.get(bucket).checked_neg().unwrap_or(Amount::ZERO).format(scale)
+            ),
+        });
+    }
     if after.total().is_none() {
         return Err(out_of_range("the resulting TOTAL"));
     }
-    check_lifetime(state, command, flow_type, &affected)?;
-    Ok(Flow {
-        flow_id: context.sequence,
-        flow_type,
-        request_id: command.request_id.clone(),
-        outer_order_id: command.outer_order_id.clone(),
-        account_id: command.account_id.clone(),
-        card_id,
-        brand_id,
-        shop_id: command.shop_id.clone(),
-        operator_id: command.operator_id.clone(),
-        source_order_id,
-        order_time: command.biz_date.unwrap_or(context.now),
-        before,
-        affected,
-        remark: command.remark.clone(),
-        ext_info: command.ext_info.clone(),
-        source: match &command.action {
-            Action::Recorded { source, .. } => Some(source.clone()),
-            _ => None,
-        },
-    })
+    Ok(())
+}
+
+/// spec §9: a CLOSED account accepts nothing, a FROZEN one only what may touch a frozen card.
+/// FREEZE passes (FREEZE of a FROZEN account is the argument error of [`crate::holds`]).
+fn check_status(account: &crate::state::Account, flow_type: FlowType) -> Result<(), Error> {
+    match account.status {
+        AccountStatus::Closed => Err(Error::AccountClosed { account_id: account.account_id.clone() }),
+        AccountStatus::Frozen if !flow_type.allowed_while_frozen() && flow_type != FlowType::Freeze => {
+            Err(Error::AccountFrozen { account_id: account.account_id.clone() })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validates a rules change for `brand_id` (`None`: the ledger default) and sequences it.
@@ -199,8 +347,27 @@ fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Er
             }
             _ => Ok(()),
         },
-        Action::Adjust { .. } if command.remark.as_deref().is_none_or(|remark| remark.trim().is_empty()) => {
-            Err(Error::invalid_argument("ADJUST requires a remark saying why"))
+        Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close
+            if command.remark.as_deref().is_none_or(|remark| remark.trim().is_empty()) =>
+        {
+            Err(Error::invalid_argument(format!("{} requires a remark saying why", command.action.flow_type())))
+        }
+        Action::Capture { src_outer_order_id, .. } | Action::Release { src_outer_order_id } => {
+            check_text("src_outer_order_id", src_outer_order_id, ORDER_ID_CHARS_MAX)
+        }
+        Action::Hold { expire_time: Some(expire_time), .. } => {
+            if *expire_time <= command.biz_date.unwrap_or(context.now) {
+                Err(Error::invalid_argument("expire_time must be after the hold's own order_time"))
+            } else {
+                Ok(())
+            }
+        }
+        Action::Transfer { to_account_id, .. } => {
+            check_text("to_account_id", to_account_id, ACCOUNT_ID_CHARS_MAX)?;
+            if *to_account_id == command.account_id {
+                return Err(Error::invalid_argument("a transfer needs two accounts: to_account_id is the source"));
+            }
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -241,7 +408,11 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
                 Ok(())
             }
         }
-        Action::Uncharge { .. } => Ok(()),
+        Action::Hold { value, .. } => positive("value", *value),
+        Action::Capture { value, .. } | Action::Transfer { value, .. } => {
+            value.map_or(Ok(()), |value| positive("value", value))
+        }
+        Action::Uncharge { .. } | Action::Release { .. } | Action::Freeze | Action::Unfreeze | Action::Close => Ok(()),
         Action::Recorded { flow_type, affected, .. } => match flow_type.sign_fault(affected) {
             Some(fault) => Err(Error::invalid_amount(fault)),
             None => Ok(()),
@@ -269,14 +440,21 @@ fn article(flow_type: FlowType) -> &'static str {
     }
 }
 
-fn referenced_order<'a>(state: &'a State, id: &str, expected: FlowType, command: &Command) -> Result<Order<'a>, Error> {
+pub(crate) fn referenced_order<'a>(
+    state: &'a State,
+    id: &str,
+    expected: &[FlowType],
+    command: &Command,
+) -> Result<Order<'a>, Error> {
     let order = state.order(id).ok_or_else(|| Error::OrderNotFound { outer_order_id: id.to_owned() })?;
-    if order.flow_type != expected {
+    if !expected.contains(&order.flow_type) {
+        let names: Vec<&str> = expected.iter().map(|flow_type| flow_type.as_str()).collect();
         return Err(Error::invalid_argument(format!(
-            "order {id:?} is {} {}, {} needs a {expected}",
+            "order {id:?} is {} {}, {} needs a {}",
             article(order.flow_type),
             order.flow_type,
-            command.action.flow_type()
+            command.action.flow_type(),
+            names.join(" or ")
         )));
     }
     if order.account_id != command.account_id {
@@ -296,7 +474,8 @@ fn undeduct_split(original: &Order, value: Option<Amount>, id: &str, scale: Scal
     if rest_total.is_zero() || value > rest_total {
         return Err(Error::RefundExceedsOriginal {
             message: format!(
-                "DEDUCT {id:?} has {} left to refund, asked for {}",
+                "{} {id:?} has {} left to refund, asked for {}",
+                original.flow_type,
                 rest_total.format(scale),
                 value.format(scale)
             ),
@@ -305,8 +484,15 @@ fn undeduct_split(original: &Order, value: Option<Amount>, id: &str, scale: Scal
     if value == rest_total {
         return Ok(rest);
     }
-    let moved = original.moved;
+    partial_split(original.moved, rest, value)
+}
+
+/// A part `value` (0 < value < TOTAL of `rest`) of `rest`, split by the parts of `moved`, the
+/// original it is a rest of (spec §2's partial UNDEDUCT; a partial CAPTURE uses it with the
+/// hold's parts as both).
+pub(crate) fn partial_split(moved: Buckets, rest: Buckets, value: Amount) -> Result<Buckets, Error> {
     let moved_total = moved.total().ok_or_else(|| out_of_range("the original"))?.minor();
+    debug_assert!(value.is_positive() && Some(value) < rest.total(), "a partial split of {value:?} from {rest:?}");
     let share = |part: Amount| value.ratio_half_up(part.minor(), moved_total).ok_or_else(|| out_of_range("the refund"));
     let mut gift = share(moved.gift)?.min(rest.gift).min(value);
     let mut pre = share(moved.pre)?.min(rest.pre).min(Amount::from_minor(value.minor() - gift.minor()));

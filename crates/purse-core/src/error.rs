@@ -16,10 +16,13 @@ pub enum ErrorCode {
     AlreadyReversed,
     Storage,
     Corruption,
+    HoldExpired,
+    AccountFrozen,
+    AccountClosed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidAmount,
         ErrorCode::InsufficientBalance,
@@ -31,6 +34,9 @@ impl ErrorCode {
         ErrorCode::AlreadyReversed,
         ErrorCode::Storage,
         ErrorCode::Corruption,
+        ErrorCode::HoldExpired,
+        ErrorCode::AccountFrozen,
+        ErrorCode::AccountClosed,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -46,6 +52,9 @@ impl ErrorCode {
             ErrorCode::AlreadyReversed => "ALREADY_REVERSED",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::Corruption => "CORRUPTION",
+            ErrorCode::HoldExpired => "HOLD_EXPIRED",
+            ErrorCode::AccountFrozen => "ACCOUNT_FROZEN",
+            ErrorCode::AccountClosed => "ACCOUNT_CLOSED",
         }
     }
 }
@@ -75,8 +84,14 @@ pub enum Error {
     DuplicateOrder { outer_order_id: String, flow_id: u64 },
     #[error("{message}")]
     RefundExceedsOriginal { message: String },
-    #[error("charge {outer_order_id:?} was already reversed by flow {flow_id}")]
+    #[error("order {outer_order_id:?} was already reversed or resolved by flow {flow_id}")]
     AlreadyReversed { outer_order_id: String, flow_id: u64 },
+    #[error("{message}")]
+    HoldExpired { message: String },
+    #[error("account {account_id:?} is frozen: only UNDEDUCT, RELEASE, ADJUST, UNFREEZE and CLOSE are accepted")]
+    AccountFrozen { account_id: String },
+    #[error("account {account_id:?} is closed: it accepts no more writes")]
+    AccountClosed { account_id: String },
 }
 
 impl Error {
@@ -90,6 +105,9 @@ impl Error {
             Error::DuplicateOrder { .. } => ErrorCode::DuplicateOrder,
             Error::RefundExceedsOriginal { .. } => ErrorCode::RefundExceedsOriginal,
             Error::AlreadyReversed { .. } => ErrorCode::AlreadyReversed,
+            Error::HoldExpired { .. } => ErrorCode::HoldExpired,
+            Error::AccountFrozen { .. } => ErrorCode::AccountFrozen,
+            Error::AccountClosed { .. } => ErrorCode::AccountClosed,
         }
     }
 

@@ -16,16 +16,39 @@ pub enum FlowType {
     Uncharge,
     Import,
     Adjust,
+    /// Reserves value for a purchase not yet final (spec §8).
+    Hold,
+    /// Closes a hold and spends part or all of it: a consumption order, refundable by UNDEDUCT.
+    Capture,
+    /// Closes a hold without spending it.
+    Release,
+    /// Blocks an account (lost card, dispute): spec §9.
+    Freeze,
+    Unfreeze,
+    /// Closes an account for good; it must hold nothing.
+    Close,
+    /// The source side of a transfer (spec §10), always followed by its TRANSFER_IN.
+    TransferOut,
+    /// The destination side of a transfer, right after its TRANSFER_OUT.
+    TransferIn,
 }
 
 impl FlowType {
-    pub const ALL: [FlowType; 6] = [
+    pub const ALL: [FlowType; 14] = [
         FlowType::Charge,
         FlowType::Deduct,
         FlowType::Undeduct,
         FlowType::Uncharge,
         FlowType::Import,
         FlowType::Adjust,
+        FlowType::Hold,
+        FlowType::Capture,
+        FlowType::Release,
+        FlowType::Freeze,
+        FlowType::Unfreeze,
+        FlowType::Close,
+        FlowType::TransferOut,
+        FlowType::TransferIn,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -36,6 +59,14 @@ impl FlowType {
             FlowType::Uncharge => "UNCHARGE",
             FlowType::Import => "IMPORT",
             FlowType::Adjust => "ADJUST",
+            FlowType::Hold => "HOLD",
+            FlowType::Capture => "CAPTURE",
+            FlowType::Release => "RELEASE",
+            FlowType::Freeze => "FREEZE",
+            FlowType::Unfreeze => "UNFREEZE",
+            FlowType::Close => "CLOSE",
+            FlowType::TransferOut => "TRANSFER_OUT",
+            FlowType::TransferIn => "TRANSFER_IN",
         }
     }
 
@@ -45,7 +76,26 @@ impl FlowType {
 
     /// Whether a flow of this type may open an account.
     pub const fn opens_account(self) -> bool {
-        matches!(self, FlowType::Charge | FlowType::Import)
+        matches!(self, FlowType::Charge | FlowType::Import | FlowType::TransferIn)
+    }
+
+    /// Whether a FROZEN account accepts a flow of this type (spec §9).
+    pub const fn allowed_while_frozen(self) -> bool {
+        matches!(self, FlowType::Undeduct | FlowType::Release | FlowType::Adjust | FlowType::Unfreeze | FlowType::Close)
+    }
+
+    /// Whether a provider's record may state a flow of this type (ingestion): the original
+    /// six. Holds, status changes and transfers are always decided by purse.
+    pub const fn may_be_recorded(self) -> bool {
+        matches!(
+            self,
+            FlowType::Charge
+                | FlowType::Deduct
+                | FlowType::Undeduct
+                | FlowType::Uncharge
+                | FlowType::Import
+                | FlowType::Adjust
+        )
     }
 
     /// The signs a flow of this type may have when its effect is given rather than computed
@@ -62,6 +112,9 @@ impl FlowType {
                 Some("a DEDUCT or UNCHARGE must take from at least one bucket and add to none")
             }
             FlowType::Adjust if affected.is_zero() => Some("an ADJUST must change at least one bucket"),
+            flow_type if !flow_type.may_be_recorded() => {
+                Some("a provider's record can state only CHARGE, DEDUCT, UNDEDUCT, UNCHARGE, IMPORT or ADJUST")
+            }
             _ => None,
         }
     }
@@ -88,13 +141,21 @@ pub struct Flow {
     pub brand_id: Option<String>,
     pub shop_id: Option<String>,
     pub operator_id: Option<String>,
-    /// For UNDEDUCT the refunded DEDUCT's order id, for UNCHARGE the reversed CHARGE's.
+    /// For UNDEDUCT the refunded DEDUCT's (or CAPTURE's) order id, for UNCHARGE the reversed
+    /// CHARGE's, for CAPTURE and RELEASE the hold's (spec §5 `src_outer_order_id`).
     pub source_order_id: Option<String>,
     pub order_time: Timestamp,
     /// The account's balance just before this flow (zero for the flow that opens it).
     pub before: Buckets,
     /// The signed change of each bucket.
     pub affected: Buckets,
+    /// The signed change of the account's held value in each bucket (spec §8): + the parts a
+    /// HOLD reserves, − the hold's parts when CAPTURE or RELEASE closes it, zero otherwise.
+    pub held: Buckets,
+    /// A HOLD's expiry: a CAPTURE at or after it is refused. `None` for every other flow.
+    pub expire_time: Option<Timestamp>,
+    /// A transfer's other account: the destination on TRANSFER_OUT, the source on TRANSFER_IN.
+    pub counterparty: Option<String>,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
     /// For a provider-authoritative flow, the provider record it came from.
@@ -141,6 +202,8 @@ impl Flow {
             affected_property_list: list(&self.affected)?,
             before_property_list: list(&self.before)?,
             after_property_list: list(&after)?,
+            held_property_list: list(&self.held)?,
+            src_outer_order_id: self.source_order_id.clone(),
             remark: self.remark.clone(),
             ext_info: self.ext_info.clone(),
         })
@@ -165,6 +228,10 @@ pub struct FlowDetail {
     pub affected_property_list: Vec<(&'static str, String)>,
     pub before_property_list: Vec<(&'static str, String)>,
     pub after_property_list: Vec<(&'static str, String)>,
+    /// The flow's signed change to held value (spec §8); all zero for flows that touch no hold.
+    pub held_property_list: Vec<(&'static str, String)>,
+    /// The order a CAPTURE, RELEASE, UNDEDUCT or UNCHARGE refers to.
+    pub src_outer_order_id: Option<String>,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
 }
@@ -226,6 +293,9 @@ mod tests {
             order_time: Zone::CHINA.parse_local("2026-11-23 12:00:00").unwrap(),
             before: Buckets::from_minor(6667, 3333, 0),
             affected: Buckets::from_minor(-667, -333, 0),
+            held: Buckets::ZERO,
+            expire_time: None,
+            counterparty: None,
             remark: None,
             ext_info: Some("{\"a\":1}".into()),
             source: None,

@@ -3,8 +3,8 @@
 //! Money ([`Amount`], [`Scale`]), buckets ([`Buckets`]), rules ([`RuleSet`]), commands
 //! ([`Command`]), flows ([`Flow`]) and the two functions everything else stands on:
 //!
-//! - [`decide`]`(&state, &command, &context) -> Result<Flow, Error>` validates a command and
-//!   computes its flow (gift from the rule, deduction split, refund split);
+//! - [`decide`]`(&state, &command, &context) -> Result<Decision, Error>` validates a command and
+//!   computes its flow (gift from the rule, deduction split, refund split; a transfer's two);
 //! - [`apply`]`(&mut state, &flow)` folds a flow onto the state, re-checking every invariant.
 //!
 //! **Architecture Invariant:** nothing here reads a clock, draws a random number, does I/O, or
@@ -17,7 +17,7 @@
 //! let charge = Command::new("req-1", "order-1", "alice", Action::Charge {
 //!     real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: false,
 //! });
-//! let flow = decide(&state, &charge, &Context { sequence: 1, now: Timestamp(0) }).unwrap();
+//! let flow = decide(&state, &charge, &Context { sequence: 1, now: Timestamp(0) }).unwrap().flow;
 //! apply(&mut state, &flow).unwrap();
 //! assert_eq!(state.account("alice").unwrap().balance.real, Amount::from_minor(10_000));
 //! ```
@@ -27,6 +27,7 @@ mod command;
 mod decide;
 mod error;
 mod flow;
+mod holds;
 mod money;
 mod rules;
 mod state;
@@ -35,13 +36,15 @@ mod time;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_holds;
 
 pub use balance::{Bucket, Buckets, Property};
 pub use command::{
     Action, Command, Source, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
     RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
 };
-pub use decide::{decide, decide_rules, Context};
+pub use decide::{decide, decide_rules, Context, Decision};
 pub use error::{Error, ErrorCode, FoldError};
 pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
 pub use money::{Amount, AmountError, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
@@ -49,6 +52,6 @@ pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
     GIFT_BASIS_POINTS_MAX, TIERS_MAX,
 };
-pub use state::{apply, apply_rules, Account, Config, Order, State};
+pub use state::{apply, apply_rules, Account, AccountStatus, Config, Order, State};
 pub use table::StrTable;
 pub use time::{Timestamp, Zone, TIME_FORMAT};

@@ -16,7 +16,7 @@ use crate::error::FoldError;
 use crate::flow::{Entry, Flow, FlowType, RulesChange};
 use crate::money::Scale;
 use crate::rules::RuleSet;
-use crate::time::Zone;
+use crate::time::{Timestamp, Zone};
 
 /// What a ledger fixes when it is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,17 +25,52 @@ pub struct Config {
     pub zone: Zone,
 }
 
+/// An account's status (spec §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AccountStatus {
+    #[default]
+    Active,
+    /// Lost card or dispute: only UNDEDUCT, RELEASE, ADJUST, UNFREEZE and CLOSE are accepted.
+    Frozen,
+    /// Final: nothing more is accepted.
+    Closed,
+}
+
+impl AccountStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "ACTIVE",
+            AccountStatus::Frozen => "FROZEN",
+            AccountStatus::Closed => "CLOSED",
+        }
+    }
+}
+
 /// One account's projection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub account_id: String,
     pub card_id: Option<String>,
     pub brand_id: Option<String>,
+    /// What the account owns, held value included.
     pub balance: Buckets,
+    /// What open holds reserve, per bucket; never more than `balance` (spec §8).
+    pub held: Buckets,
     /// What CHARGE and IMPORT put into each bucket, less what UNCHARGE took back.
     pub lifetime: Buckets,
+    pub status: AccountStatus,
+    /// Holds not yet captured or released.
+    pub open_holds: u32,
     /// How many flows this account has.
     pub flow_count: u64,
+}
+
+impl Account {
+    /// `balance − held` per bucket: the limit of every debit (spec §8).
+    pub fn available(&self) -> Buckets {
+        // held ≤ balance per bucket is an invariant of apply, so this never goes negative.
+        self.balance.checked_sub(&self.held).unwrap_or(Buckets::ZERO)
+    }
 }
 
 /// What the ledger remembers of every order id: enough to refund, reverse and find it.
@@ -47,12 +82,16 @@ pub struct Order<'a> {
     pub flow_id: u64,
     pub flow_type: FlowType,
     pub account_id: &'a str,
-    /// The positive amount per bucket the order moved: taken by a DEDUCT, added by a CHARGE.
+    /// The positive amount per bucket the order moved: taken by a DEDUCT, CAPTURE or
+    /// TRANSFER_OUT, added by a CHARGE, reserved by a HOLD.
     pub moved: Buckets,
-    /// For a DEDUCT: what UNDEDUCTs gave back so far, per bucket.
+    /// For a DEDUCT or CAPTURE: what UNDEDUCTs gave back so far, per bucket.
     pub refunded: Buckets,
-    /// For a CHARGE: the UNCHARGE flow that reversed it.
+    /// For a CHARGE: the UNCHARGE flow that reversed it. For a HOLD: the CAPTURE or RELEASE
+    /// that closed it.
     pub reversed_by: Option<u64>,
+    /// For a HOLD: when it expires.
+    pub expire_time: Option<Timestamp>,
 }
 
 /// An [`Order`] as the state keeps it: the account by its position in the account table
@@ -71,7 +110,7 @@ struct StoredOrder {
 const _: () = assert!(std::mem::size_of::<StoredOrder>() == 72);
 
 impl Order<'_> {
-    /// For a DEDUCT: what is left to refund in each bucket.
+    /// For a DEDUCT or CAPTURE: what is left to refund in each bucket.
     pub fn refundable(&self) -> Buckets {
         // refunded ≤ moved per bucket is an invariant of apply, so this never goes negative.
         self.moved.checked_sub(&self.refunded).unwrap_or(Buckets::ZERO)
@@ -86,7 +125,22 @@ pub struct State {
     orders: StrTable<StoredOrder>,
     /// `None` is the ledger default, used by accounts whose brand has no rules of its own.
     rules: Map<Option<String>, RuleSet>,
+    /// The expiry of every HOLD that has one, by the hold's flow id.
+    hold_expiry: Map<u64, Timestamp>,
+    /// A TRANSFER_OUT just folded: the next entry must be its TRANSFER_IN.
+    transfer: Option<PendingTransfer>,
     last_sequence: u64,
+}
+
+/// What a TRANSFER_IN must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PendingTransfer {
+    flow_id: u64,
+    request_id: String,
+    outer_order_id: String,
+    from_account_id: String,
+    to_account_id: String,
+    affected: Buckets,
 }
 
 impl State {
@@ -138,7 +192,14 @@ impl State {
             moved: order.moved,
             refunded: order.refunded,
             reversed_by: (order.reversed_by != 0).then_some(order.reversed_by),
+            expire_time: self.hold_expiry.get(&order.flow_id).copied(),
         }
+    }
+
+    /// Whether the last entry folded was a TRANSFER_OUT still waiting for its TRANSFER_IN: a
+    /// log must never end there.
+    pub fn mid_transfer(&self) -> bool {
+        self.transfer.is_some()
     }
 
     /// The rules set for exactly this brand (or the default with `None`), if any were set.
@@ -165,6 +226,13 @@ impl State {
     }
 
     fn check_sequence(&self, sequence: u64) -> Result<(), FoldError> {
+        if let Some(pending) = &self.transfer {
+            if sequence == self.next_sequence() && pending.flow_id + 1 == sequence {
+                // Checked further by the flow's own rules: only its TRANSFER_IN may come here.
+            } else {
+                return Err(FoldError { sequence, reason: "a TRANSFER_OUT is not followed by its TRANSFER_IN".into() });
+            }
+        }
         if sequence != self.next_sequence() {
             return Err(FoldError {
                 sequence,
@@ -182,6 +250,8 @@ impl PartialEq for State {
         self.config == other.config
             && self.last_sequence == other.last_sequence
             && self.rules == other.rules
+            && self.hold_expiry == other.hold_expiry
+            && self.transfer == other.transfer
             && self.accounts == other.accounts
             && self.orders.len() == other.orders.len()
             && self.orders().all(|(id, order)| other.order(id) == Some(order))
@@ -193,6 +263,9 @@ impl Eq for State {}
 /// Folds a rules change.
 pub fn apply_rules(state: &mut State, change: &RulesChange) -> Result<(), FoldError> {
     state.check_sequence(change.sequence)?;
+    if state.transfer.is_some() {
+        return Err(FoldError { sequence: change.sequence, reason: "a rules change inside a transfer".into() });
+    }
     state.rules.insert(change.brand_id.clone(), change.rules.clone());
     state.last_sequence = change.sequence;
     Ok(())
@@ -208,6 +281,7 @@ pub fn apply(state: &mut State, flow: &Flow) -> Result<(), FoldError> {
 /// What [`check`] worked out for [`commit`].
 struct Checked {
     after: Buckets,
+    held: Buckets,
     lifetime: Buckets,
     /// The account's position in the account table; `None` for a flow that opens it.
     account: Option<usize>,
@@ -217,7 +291,9 @@ struct Checked {
 fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
     let fail = |reason: String| FoldError { sequence: flow.flow_id, reason };
     state.check_sequence(flow.flow_id)?;
-    if let Some(order) = state.orders.get(&flow.outer_order_id) {
+    if flow.flow_type == FlowType::TransferIn {
+        // Written under its TRANSFER_OUT's order id: check_transfer_in checks it is that one.
+    } else if let Some(order) = state.orders.get(&flow.outer_order_id) {
         return Err(fail(format!("outer_order_id {:?} already used by flow {}", flow.outer_order_id, order.flow_id)));
     }
     let after = flow.after().ok_or_else(|| fail("after-balance overflows".into()))?;
@@ -237,20 +313,35 @@ fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
             if account.card_id != flow.card_id || account.brand_id != flow.brand_id {
                 return Err(fail("card_id or brand_id differs from the account's".into()));
             }
+            match account.status {
+                AccountStatus::Closed => return Err(fail("the account is closed".into())),
+                AccountStatus::Frozen if !flow.flow_type.allowed_while_frozen() => {
+                    return Err(fail(format!("{} on a frozen account", flow.flow_type)))
+                }
+                _ => {}
+            }
         }
         None if flow.flow_type.opens_account() && flow.before.is_zero() => {}
         None => return Err(fail(format!("account {:?} does not exist", flow.account_id))),
     }
-    let lifetime_change = check_type_rules(state, flow).map_err(fail)?;
+    let held_before = account.map_or(Buckets::ZERO, |account| account.held);
+    let held = held_before.checked_add(&flow.held).ok_or_else(|| fail("held value overflows".into()))?;
+    if let Some(bucket) = held.negative_bucket() {
+        return Err(fail(format!("held value in {bucket} would be negative")));
+    }
+    if let Some(bucket) = Bucket::ALL.into_iter().find(|bucket| held.get(*bucket) > after.get(*bucket)) {
+        return Err(fail(format!("held value in {bucket} would exceed the balance")));
+    }
+    let lifetime_change = check_type_rules(state, flow, account).map_err(fail)?;
     let lifetime_before = account.map_or(Buckets::ZERO, |account| account.lifetime);
     let lifetime =
         lifetime_before.checked_add(&lifetime_change).ok_or_else(|| fail("lifetime total overflows".into()))?;
-    Ok(Checked { after, lifetime, account: account_position })
+    Ok(Checked { after, held, lifetime, account: account_position })
 }
 
 /// Folds a checked flow.
 fn commit(state: &mut State, flow: &Flow, checked: Checked) {
-    let Checked { after, lifetime, account } = checked;
+    let Checked { after, held, lifetime, account } = checked;
     let account_position = match account {
         Some(position) => position,
         None => {
@@ -259,7 +350,10 @@ fn commit(state: &mut State, flow: &Flow, checked: Checked) {
                 card_id: flow.card_id.clone(),
                 brand_id: flow.brand_id.clone(),
                 balance: Buckets::ZERO,
+                held: Buckets::ZERO,
                 lifetime: Buckets::ZERO,
+                status: AccountStatus::Active,
+                open_holds: 0,
                 flow_count: 0,
             };
             state.accounts.insert_new(&flow.account_id, account).expect("the account is new")
@@ -267,20 +361,56 @@ fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     };
     let account = state.accounts.value_at_mut(account_position);
     account.balance = after;
+    account.held = held;
     account.lifetime = lifetime;
     account.flow_count += 1;
+    match flow.flow_type {
+        FlowType::Freeze => account.status = AccountStatus::Frozen,
+        FlowType::Unfreeze => account.status = AccountStatus::Active,
+        FlowType::Close => account.status = AccountStatus::Closed,
+        FlowType::Hold => account.open_holds += 1,
+        FlowType::Capture | FlowType::Release => account.open_holds -= 1,
+        _ => {}
+    }
     match (flow.flow_type, &flow.source_order_id) {
         (FlowType::Undeduct, Some(source)) => {
             let original = state.orders.get_mut(source).expect("checked by check_type_rules");
             original.refunded = original.refunded.checked_add(&flow.affected).expect("checked by check_type_rules");
         }
-        (FlowType::Uncharge, Some(source)) => {
+        (FlowType::Uncharge | FlowType::Capture | FlowType::Release, Some(source)) => {
             state.orders.get_mut(source).expect("checked by check_type_rules").reversed_by = flow.flow_id;
         }
         _ => {}
     }
+    state.last_sequence = flow.flow_id;
+    match flow.flow_type {
+        FlowType::TransferIn => {
+            // Its order is the TRANSFER_OUT's, written under the same outer_order_id.
+            state.transfer = None;
+            return;
+        }
+        FlowType::TransferOut => {
+            state.transfer = Some(PendingTransfer {
+                flow_id: flow.flow_id,
+                request_id: flow.request_id.clone(),
+                outer_order_id: flow.outer_order_id.clone(),
+                from_account_id: flow.account_id.clone(),
+                to_account_id: flow.counterparty.clone().expect("checked by check_type_rules"),
+                affected: flow.affected,
+            });
+        }
+        FlowType::Hold => {
+            if let Some(expire_time) = flow.expire_time {
+                state.hold_expiry.insert(flow.flow_id, expire_time);
+            }
+        }
+        _ => {}
+    }
     let moved = match flow.flow_type {
-        FlowType::Deduct => flow.affected.checked_neg().expect("checked by check_type_rules"),
+        FlowType::Deduct | FlowType::Capture | FlowType::TransferOut => {
+            flow.affected.checked_neg().expect("checked by check_type_rules")
+        }
+        FlowType::Hold => flow.held,
         _ => flow.affected,
     };
     let order = StoredOrder {
@@ -292,12 +422,22 @@ fn commit(state: &mut State, flow: &Flow, checked: Checked) {
         flow_type: flow.flow_type,
     };
     state.orders.insert_new(&flow.outer_order_id, order).expect("check refused a used order id");
-    state.last_sequence = flow.flow_id;
 }
 
 /// The per-type rules a flow must satisfy. Returns the flow's change to the lifetime totals.
-fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
+fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Result<Buckets, String> {
     let affected = flow.affected;
+    let holds = matches!(flow.flow_type, FlowType::Hold | FlowType::Capture | FlowType::Release);
+    if !holds && !flow.held.is_zero() {
+        return Err(format!("{} must not change held value", flow.flow_type));
+    }
+    if flow.flow_type != FlowType::Hold && flow.expire_time.is_some() {
+        return Err(format!("{} has no expiry", flow.flow_type));
+    }
+    let transfer = matches!(flow.flow_type, FlowType::TransferOut | FlowType::TransferIn);
+    if transfer != flow.counterparty.is_some() {
+        return Err("only a transfer names another account".into());
+    }
     if flow.source.is_some() {
         // A provider's record decided this flow: only its signs are ours to check.
         if let Some(fault) = flow.flow_type.sign_fault(&affected) {
@@ -319,8 +459,23 @@ fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
         }
         Ok(order)
     };
+    let no_source = || {
+        if flow.source_order_id.is_some() {
+            Err(format!("{} references no order", flow.flow_type))
+        } else {
+            Ok(())
+        }
+    };
+    let unchanged = || {
+        if affected.is_zero() {
+            Ok(Buckets::ZERO)
+        } else {
+            Err(format!("{} must not change the balance", flow.flow_type))
+        }
+    };
     match flow.flow_type {
         FlowType::Charge | FlowType::Import => {
+            no_source()?;
             if !all_at_least_zero {
                 return Err(format!("{} with a negative part", flow.flow_type));
             }
@@ -330,6 +485,7 @@ fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
             Ok(affected)
         }
         FlowType::Deduct => {
+            no_source()?;
             if !all_at_most_zero || affected.is_zero() {
                 return Err("DEDUCT must take a positive amount and add nothing".into());
             }
@@ -337,8 +493,8 @@ fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
         }
         FlowType::Undeduct => {
             let original = source()?;
-            if original.flow_type != FlowType::Deduct {
-                return Err("UNDEDUCT of an order that is not a DEDUCT".into());
+            if !matches!(original.flow_type, FlowType::Deduct | FlowType::Capture) {
+                return Err("UNDEDUCT of an order that is not a DEDUCT or CAPTURE".into());
             }
             if !all_at_least_zero || affected.is_zero() {
                 return Err("UNDEDUCT must give back a positive amount".into());
@@ -347,7 +503,7 @@ fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
             if let Some(bucket) =
                 Bucket::ALL.into_iter().find(|bucket| refunded.get(*bucket) > original.moved.get(*bucket))
             {
-                return Err(format!("refunds exceed the original DEDUCT in {bucket}"));
+                return Err(format!("refunds exceed the original {} in {bucket}", original.flow_type));
             }
             Ok(Buckets::ZERO)
         }
@@ -365,8 +521,85 @@ fn check_type_rules(state: &State, flow: &Flow) -> Result<Buckets, String> {
             Ok(affected)
         }
         FlowType::Adjust => {
+            no_source()?;
             if affected.is_zero() {
                 return Err("ADJUST of nothing".into());
+            }
+            Ok(Buckets::ZERO)
+        }
+        FlowType::Hold => {
+            no_source()?;
+            if flow.held.negative_bucket().is_some() || flow.held.is_zero() {
+                return Err("HOLD must reserve a positive amount".into());
+            }
+            if flow.expire_time.is_some_and(|expire| expire <= flow.order_time) {
+                return Err("HOLD expires at or before its own order_time".into());
+            }
+            unchanged()
+        }
+        FlowType::Capture | FlowType::Release => {
+            let hold = source()?;
+            if hold.flow_type != FlowType::Hold {
+                return Err(format!("{} of an order that is not a HOLD", flow.flow_type));
+            }
+            if let Some(by) = hold.reversed_by {
+                return Err(format!("HOLD already resolved by flow {by}"));
+            }
+            if hold.moved.checked_neg() != Some(flow.held) {
+                return Err(format!("{} must free exactly what the HOLD reserved", flow.flow_type));
+            }
+            if flow.flow_type == FlowType::Release {
+                return unchanged();
+            }
+            let spent = affected.checked_neg().ok_or("capture overflows")?;
+            if !all_at_most_zero || affected.is_zero() {
+                return Err("CAPTURE must spend a positive amount and add nothing".into());
+            }
+            if Bucket::ALL.into_iter().any(|bucket| spent.get(bucket) > hold.moved.get(bucket)) {
+                return Err("CAPTURE spends more than the HOLD reserved".into());
+            }
+            if hold.expire_time.is_some_and(|expire| flow.order_time >= expire) {
+                return Err("CAPTURE at or after the HOLD's expiry".into());
+            }
+            Ok(Buckets::ZERO)
+        }
+        FlowType::Freeze | FlowType::Unfreeze | FlowType::Close => {
+            no_source()?;
+            let status = account.map(|account| account.status);
+            match (flow.flow_type, status) {
+                (FlowType::Freeze, Some(AccountStatus::Active)) | (FlowType::Unfreeze, Some(AccountStatus::Frozen)) => {
+                }
+                (FlowType::Close, Some(_)) => {
+                    let account = account.expect("matched Some");
+                    if !account.balance.is_zero() || !account.held.is_zero() || account.open_holds > 0 {
+                        return Err("CLOSE of an account that still holds value or an open hold".into());
+                    }
+                }
+                (flow_type, status) => return Err(format!("{flow_type} of an account that is {status:?}")),
+            }
+            unchanged()
+        }
+        FlowType::TransferOut => {
+            no_source()?;
+            if !all_at_most_zero || affected.is_zero() {
+                return Err("TRANSFER_OUT must take a positive amount and add nothing".into());
+            }
+            if flow.counterparty.as_deref() == Some(flow.account_id.as_str()) {
+                return Err("a transfer to the same account".into());
+            }
+            Ok(Buckets::ZERO)
+        }
+        FlowType::TransferIn => {
+            no_source()?;
+            let out = state.transfer.as_ref().ok_or("TRANSFER_IN without its TRANSFER_OUT")?;
+            let matches = out.flow_id + 1 == flow.flow_id
+                && out.request_id == flow.request_id
+                && out.outer_order_id == flow.outer_order_id
+                && out.to_account_id == flow.account_id
+                && flow.counterparty.as_deref() == Some(out.from_account_id.as_str())
+                && out.affected.checked_neg() == Some(affected);
+            if !matches {
+                return Err("TRANSFER_IN does not match its TRANSFER_OUT".into());
             }
             Ok(Buckets::ZERO)
         }

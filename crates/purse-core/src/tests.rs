@@ -5,7 +5,7 @@
 //! table reads as a session: `check(rules, &[(command, expect), …])`.
 //!
 //! Command form: `TYPE account order [key=value]… [trigger]`, keys `real gift pre value src
-//! req card brand remark time`. `src` is the refunded DEDUCT (UNDEDUCT) or reversed CHARGE
+//! req card brand remark time expire to`. `src` is the refunded DEDUCT (UNDEDUCT) or reversed CHARGE
 //! (UNCHARGE); `req` defaults to `r-<order>`.
 
 use crate::{
@@ -13,13 +13,13 @@ use crate::{
     State, Timestamp, Zone,
 };
 
-const NOW: Timestamp = Timestamp(1_800_000_000);
+pub(crate) const NOW: Timestamp = Timestamp(1_800_000_000);
 
-fn money(text: &str) -> Amount {
+pub(crate) fn money(text: &str) -> Amount {
     Amount::parse(text, Scale::CNY).unwrap_or_else(|error| panic!("test amount {text}: {error}"))
 }
 
-fn parse_command(text: &str) -> Command {
+pub(crate) fn parse_command(text: &str) -> Command {
     let mut words = text.split_whitespace();
     let kind = words.next().expect("a flow type");
     let account = words.next().expect("an account");
@@ -47,6 +47,15 @@ fn parse_command(text: &str) -> Command {
         "uncharge" => Action::Uncharge { src_outer_order_id: source() },
         "import" => Action::Import { real: zero("real"), gift: zero("gift"), pre: zero("pre") },
         "adjust" => Action::Adjust { real: zero("real"), gift: zero("gift"), pre: zero("pre") },
+        "hold" => Action::Hold { value: zero("value"), expire_time: fields.get("expire").map(|value| time(value)) },
+        "capture" => Action::Capture { src_outer_order_id: source(), value: amount("value") },
+        "release" => Action::Release { src_outer_order_id: source() },
+        "freeze" => Action::Freeze,
+        "unfreeze" => Action::Unfreeze,
+        "close" => Action::Close,
+        "transfer" => {
+            Action::Transfer { to_account_id: fields.get("to").expect("to=").to_string(), value: amount("value") }
+        }
         other => panic!("unknown command {other:?}"),
     };
     let request = fields.get("req").map_or_else(|| format!("r-{order}"), |req| req.to_string());
@@ -54,13 +63,16 @@ fn parse_command(text: &str) -> Command {
     command.card_id = fields.get("card").map(|value| value.to_string());
     command.brand_id = fields.get("brand").map(|value| value.to_string());
     command.remark = fields.get("remark").map(|value| value.replace('_', " "));
-    command.biz_date = fields
-        .get("time")
-        .map(|value| Zone::CHINA.parse_local(&value.replace('T', " ")).unwrap_or_else(|| panic!("test time {value}")));
+    command.biz_date = fields.get("time").map(|value| time(value));
     command
 }
 
-fn format_affected(buckets: &Buckets) -> String {
+/// `2026-12-01T09:00:00` in the China zone.
+fn time(text: &str) -> Timestamp {
+    Zone::CHINA.parse_local(&text.replace('T', " ")).unwrap_or_else(|| panic!("test time {text}"))
+}
+
+pub(crate) fn format_affected(buckets: &Buckets) -> String {
     let scale = Scale::CNY;
     format!("{} {} {}", buckets.real.format(scale), buckets.gift.format(scale), buckets.pre.format(scale))
 }
@@ -79,7 +91,7 @@ fn check_with(rules: Option<RuleSet>, brand_rules: Option<RuleSet>, rows: &[(&st
         let command = parse_command(text);
         let context = Context { sequence: state.next_sequence(), now: NOW };
         let before = state.clone();
-        match decide(&state, &command, &context) {
+        match decide(&state, &command, &context).map(|decision| decision.flow) {
             Ok(flow) => {
                 assert_eq!(format_affected(&flow.affected), *expect, "{text}");
                 apply(&mut state, &flow).unwrap_or_else(|error| panic!("{text}: decided flow must apply: {error}"));
@@ -338,7 +350,7 @@ fn order_ids_are_unique_and_arguments_checked() {
 fn business_time_defaults_to_now() {
     let mut state = State::default();
     let context = Context { sequence: 1, now: NOW };
-    let flow = decide(&state, &parse_command("charge a o1 real=1"), &context).unwrap();
+    let flow = decide(&state, &parse_command("charge a o1 real=1"), &context).unwrap().flow;
     assert_eq!(flow.order_time, NOW);
     apply(&mut state, &flow).unwrap();
     let flow = decide(
@@ -346,7 +358,8 @@ fn business_time_defaults_to_now() {
         &parse_command("deduct a o2 value=1 time=2019-08-01T15:14:31"),
         &Context { sequence: 2, now: NOW },
     )
-    .unwrap();
+    .unwrap()
+    .flow;
     assert_eq!(Zone::CHINA.format_local(flow.order_time), "2019-08-01 15:14:31");
 }
 
@@ -354,9 +367,10 @@ fn business_time_defaults_to_now() {
 fn apply_rejects_a_contradicting_log() {
     let mut state = State::default();
     let context = Context { sequence: 1, now: NOW };
-    let flow = decide(&state, &parse_command("charge a o1 real=10"), &context).unwrap();
+    let flow = decide(&state, &parse_command("charge a o1 real=10"), &context).unwrap().flow;
     apply(&mut state, &flow).unwrap();
-    let deduct = decide(&state, &parse_command("deduct a o2 value=4"), &Context { sequence: 2, now: NOW }).unwrap();
+    let deduct =
+        decide(&state, &parse_command("deduct a o2 value=4"), &Context { sequence: 2, now: NOW }).unwrap().flow;
     let cases: Vec<(&str, crate::Flow)> = vec![
         ("gap", crate::Flow { flow_id: 3, ..deduct.clone() }),
         ("replayed", crate::Flow { flow_id: 1, ..deduct.clone() }),
@@ -402,7 +416,7 @@ fn recorded_flows_keep_the_providers_change() {
     ];
     for (command, expect) in rows {
         let context = Context { sequence: state.next_sequence(), now: NOW };
-        let got = decide(&state, &command, &context);
+        let got = decide(&state, &command, &context).map(|decision| decision.flow);
         match (&got, expect) {
             (Ok(flow), Ok(affected)) => {
                 assert_eq!(flow.affected, affected, "{command:?}");

@@ -19,6 +19,8 @@
 //! | 9   | `ext_info`         | 19  | `affected` (of `Recorded`)  |
 //! | 10  | `action`           | 20  | `source.provider`           |
 //! |     |                    | 21  | `source.record_id`          |
+//! |     |                    | 22  | `expire_time` (of `Hold`)   |
+//! |     |                    | 23  | `to_account_id`             |
 //!
 //! Values:
 //!
@@ -31,8 +33,10 @@
 //! - a [`Timestamp`]: its seconds as a big-endian `i64`;
 //! - a `bool`: one byte, `0` or `1`;
 //! - the `action`: its variant tag byte (`Charge` 0, `Deduct` 1, `Undeduct` 2, `Uncharge` 3,
-//!   `Import` 4, `Adjust` 5, `Recorded` 6), then that variant's fields, each tagged, in
-//!   declaration order. A `Recorded` flow type is one byte (CHARGE 0, DEDUCT 1, UNDEDUCT 2,
+//!   `Import` 4, `Adjust` 5, `Recorded` 6, and since spec §8–§10 `Hold` 7, `Capture` 8,
+//!   `Release` 9, `Freeze` 10, `Unfreeze` 11, `Close` 12, `Transfer` 13), then that variant's
+//!   fields, each tagged, in declaration order (`Freeze`, `Unfreeze` and `Close` have none).
+//!   Adding those variants changed no byte of the encoding of the first seven. A `Recorded` flow type is one byte (CHARGE 0, DEDUCT 1, UNDEDUCT 2,
 //!   UNCHARGE 3, IMPORT 4, ADJUST 5) and its `affected` three amounts (REAL, GIFT, PRE).
 //!
 //! Every value is fixed-width or length-prefixed and the order is fixed, so the encoding can be
@@ -78,6 +82,8 @@ mod tag {
     pub const AFFECTED: u8 = 19;
     pub const PROVIDER: u8 = 20;
     pub const RECORD_ID: u8 = 21;
+    pub const EXPIRE_TIME: u8 = 22;
+    pub const TO_ACCOUNT_ID: u8 = 23;
 }
 
 /// Action variant tags of the canonical encoding. Frozen.
@@ -89,6 +95,13 @@ mod variant {
     pub const IMPORT: u8 = 4;
     pub const ADJUST: u8 = 5;
     pub const RECORDED: u8 = 6;
+    pub const HOLD: u8 = 7;
+    pub const CAPTURE: u8 = 8;
+    pub const RELEASE: u8 = 9;
+    pub const FREEZE: u8 = 10;
+    pub const UNFREEZE: u8 = 11;
+    pub const CLOSE: u8 = 12;
+    pub const TRANSFER: u8 = 13;
 }
 
 /// The byte of each flow type inside a `Recorded` action. Frozen, like the tags.
@@ -100,6 +113,16 @@ fn flow_type_byte(flow_type: FlowType) -> u8 {
         FlowType::Uncharge => 3,
         FlowType::Import => 4,
         FlowType::Adjust => 5,
+        // A provider's record never states these (`FlowType::may_be_recorded`); `decide`
+        // refuses such a command, but its fingerprint must still be total.
+        FlowType::Hold => 6,
+        FlowType::Capture => 7,
+        FlowType::Release => 8,
+        FlowType::Freeze => 9,
+        FlowType::Unfreeze => 10,
+        FlowType::Close => 11,
+        FlowType::TransferOut => 12,
+        FlowType::TransferIn => 13,
     }
 }
 
@@ -208,6 +231,28 @@ fn encode(command: &Command) -> Vec<u8> {
             out.buckets(affected.real, affected.gift, affected.pre);
             out.string(tag::PROVIDER, &source.provider);
             out.string(tag::RECORD_ID, &source.record_id);
+        }
+        Action::Hold { value, expire_time } => {
+            out.byte(variant::HOLD);
+            out.amount(tag::VALUE, *value);
+            out.optional_timestamp(tag::EXPIRE_TIME, *expire_time);
+        }
+        Action::Capture { src_outer_order_id, value } => {
+            out.byte(variant::CAPTURE);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
+            out.optional_amount(tag::VALUE, *value);
+        }
+        Action::Release { src_outer_order_id } => {
+            out.byte(variant::RELEASE);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
+        }
+        Action::Freeze => out.byte(variant::FREEZE),
+        Action::Unfreeze => out.byte(variant::UNFREEZE),
+        Action::Close => out.byte(variant::CLOSE),
+        Action::Transfer { to_account_id, value } => {
+            out.byte(variant::TRANSFER);
+            out.string(tag::TO_ACCOUNT_ID, to_account_id);
+            out.optional_amount(tag::VALUE, *value);
         }
     }
     out.0

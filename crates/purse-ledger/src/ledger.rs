@@ -69,9 +69,13 @@ pub struct AccountView {
     pub account_id: String,
     pub card_id: Option<String>,
     pub brand_id: Option<String>,
+    /// What the account owns, held value included.
     pub balance: Buckets,
+    /// What open holds reserve (spec §8); available = balance − held.
+    pub held: Buckets,
     /// What CHARGE and IMPORT added to each bucket, less what UNCHARGE took back.
     pub lifetime: Buckets,
+    pub status: purse_core::AccountStatus,
 }
 
 /// A page of one account's flows, oldest first, filtered by type and `[start, end)`.
@@ -107,6 +111,13 @@ pub struct FlowPage {
     pub page_no: u32,
     pub page_size: u32,
     pub flows: Vec<FlowDetail>,
+}
+
+/// Both flows of a transfer (spec §10), in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferDetail {
+    pub out: FlowDetail,
+    pub transfer_in: FlowDetail,
 }
 
 /// What `verify` checked, and what opening the ledger had to repair.
@@ -173,8 +184,31 @@ impl Ledger {
     /// with the same request gets the first answer again; a different request under the same
     /// `request_id` gets `IDEMPOTENCY_CONFLICT`. Answers only once the flow is durable.
     pub async fn submit(&self, command: Command) -> Result<FlowDetail, Error> {
+        let decision = self.submit_decided(command).await?;
+        self.detail(&decision.flow)
+    }
+
+    /// Runs a transfer command (spec §10) like [`Ledger::submit`] and returns both of its
+    /// flows: TRANSFER_OUT on the source, then TRANSFER_IN on the destination. A command that
+    /// is not a transfer is `INVALID_ARGUMENT`, and nothing is written.
+    pub async fn transfer(&self, command: Command) -> Result<TransferDetail, Error> {
+        if !matches!(command.action, purse_core::Action::Transfer { .. }) {
+            return Err(Error::InvalidArgument("Ledger::transfer takes a transfer command".into()));
+        }
+        let decision = self.submit_decided(command).await?;
+        let transfer_in = decision
+            .transfer_in
+            .as_deref()
+            .ok_or_else(|| Error::Corruption(format!("transfer {} has no TRANSFER_IN", decision.flow.flow_id)))?;
+        Ok(TransferDetail { out: self.detail(&decision.flow)?, transfer_in: self.detail(transfer_in)? })
+    }
+
+    async fn submit_decided(&self, command: Command) -> Result<Box<purse_core::Decision>, Error> {
         let fingerprint = purse_idempotency::fingerprint(&command);
-        let flow = self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await?;
+        self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
+    }
+
+    fn detail(&self, flow: &purse_core::Flow) -> Result<FlowDetail, Error> {
         let config = self.inner.config;
         flow.detail(config.scale, config.zone)
             .ok_or_else(|| Error::Corruption(format!("flow {} has amounts out of range", flow.flow_id)))
@@ -240,7 +274,9 @@ impl Ledger {
                 card_id: account.card_id.clone(),
                 brand_id: account.brand_id.clone(),
                 balance: account.balance,
+                held: account.held,
                 lifetime: account.lifetime,
+                status: account.status,
             })
         })
         .await

@@ -47,7 +47,7 @@ mod writer;
 
 pub use error::Error;
 pub use ledger::{
-    AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, VerifyReport,
+    AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, TransferDetail, VerifyReport,
     BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
 };
 pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

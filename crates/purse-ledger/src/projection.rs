@@ -128,16 +128,25 @@ impl Projections {
     /// Folds one flow, the writer's or the log's. On error nothing changed: the core's `apply`
     /// checks before it mutates, and the other projections follow only after it succeeded.
     pub fn fold_flow(&mut self, flow: &Flow, fingerprint: Fingerprint) -> Result<(), String> {
-        if let Some(record) = self.requests.get(&flow.request_id) {
+        // A TRANSFER_IN is written under its TRANSFER_OUT's request: the record names the OUT,
+        // and `apply` checks the IN is that OUT's own.
+        let recorded = flow.flow_type != FlowType::TransferIn;
+        if let Some(record) = self.requests.get(&flow.request_id).filter(|_| recorded) {
             return Err(format!(
                 "flow {}: request_id {:?} already has flow {}",
                 flow.flow_id, flow.request_id, record.flow_id
             ));
         }
+        if !recorded && self.requests.get(&flow.request_id) != Some(&Record { fingerprint, flow_id: flow.flow_id - 1 })
+        {
+            return Err(format!("flow {}: a TRANSFER_IN whose request is not its TRANSFER_OUT's", flow.flow_id));
+        }
         purse_core::apply(&mut self.state, flow).map_err(|error| error.to_string())?;
-        self.requests
-            .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })
-            .expect("checked above: the request_id is new");
+        if recorded {
+            self.requests
+                .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })
+                .expect("checked above: the request_id is new");
+        }
         let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
         match self.account_flows.get_mut(&flow.account_id) {
             Some(flows) => flows.push(reference),
@@ -166,6 +175,9 @@ impl Projections {
         let capacity = usize::try_from(entries_expected).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
         let mut projections = Projections::with_capacity(config, capacity);
         read_log(store, |block| projections.fold_block(block))?;
+        if projections.state.mid_transfer() {
+            return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
+        }
         Ok(projections)
     }
 

@@ -32,8 +32,25 @@ pub(crate) enum Encoding {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum EntryRecord<'a> {
+    /// A flow of record version 1: no held value, no hold expiry, no other account. Every flow
+    /// of the original six types that touches no hold is still written this way, byte for byte
+    /// as before holds existed.
     Flow(FlowRecord<'a>),
     Rules(RulesRecord),
+    /// A flow of record version 2 (spec §8–§10): one that changes held value, has a hold's
+    /// expiry or names a transfer's other account, and every flow of the types added with them.
+    FlowWithHolds(FlowRecord<'a>, HoldsRecord<'a>),
+}
+
+/// What record version 2 adds to a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HoldsRecord<'a> {
+    /// The signed change of held value: REAL, GIFT, PRE in minor units.
+    pub held: [i64; 3],
+    /// A HOLD's expiry, Unix seconds.
+    pub expire_time: Option<i64>,
+    /// A transfer's other account.
+    pub counterparty: Option<Cow<'a, str>>,
 }
 
 /// A flow as stored. Text is `Cow`: the writer encodes straight from the domain flow without
@@ -77,8 +94,24 @@ pub(crate) struct RulesRecord {
 }
 
 /// The stored tag of each flow type is its index here. Append only.
-const FLOW_TYPES: [FlowType; 6] =
-    [FlowType::Charge, FlowType::Deduct, FlowType::Undeduct, FlowType::Uncharge, FlowType::Import, FlowType::Adjust];
+const FLOW_TYPES: [FlowType; 14] = [
+    FlowType::Charge,
+    FlowType::Deduct,
+    FlowType::Undeduct,
+    FlowType::Uncharge,
+    FlowType::Import,
+    FlowType::Adjust,
+    FlowType::Hold,
+    FlowType::Capture,
+    FlowType::Release,
+    FlowType::Freeze,
+    FlowType::Unfreeze,
+    FlowType::Close,
+    FlowType::TransferOut,
+    FlowType::TransferIn,
+];
+/// The flow types record version 1 was made for: the others are always written as version 2.
+const FLOW_TYPES_VERSION_1: usize = 6;
 
 /// The stored tag of each deduction order is its index here. Append only.
 const DEDUCTION_ORDERS: [DeductionOrder; 3] =
@@ -154,6 +187,9 @@ impl<'a> FlowRecord<'a> {
             order_time: Timestamp(self.order_time),
             before: array_to_buckets(self.before),
             affected: array_to_buckets(self.affected),
+            held: Buckets::ZERO,
+            expire_time: None,
+            counterparty: None,
             remark: owned(self.remark),
             ext_info: owned(self.ext_info),
             source: self.source.map(|(provider, record_id)| Source {
@@ -218,10 +254,30 @@ impl RulesRecord {
     }
 }
 
+impl<'a> EntryRecord<'a> {
+    /// The record of `flow`: version 1 when it needs nothing version 2 adds, else version 2.
+    pub fn flow(flow: &'a Flow, fingerprint: &Fingerprint) -> EntryRecord<'a> {
+        let record = FlowRecord::from_flow(flow, fingerprint);
+        let version_1 = usize::from(record.flow_type) < FLOW_TYPES_VERSION_1
+            && flow.held.is_zero()
+            && flow.expire_time.is_none()
+            && flow.counterparty.is_none();
+        if version_1 {
+            return EntryRecord::Flow(record);
+        }
+        let holds = HoldsRecord {
+            held: buckets_to_array(&flow.held),
+            expire_time: flow.expire_time.map(|time| time.0),
+            counterparty: borrowed(&flow.counterparty),
+        };
+        EntryRecord::FlowWithHolds(record, holds)
+    }
+}
+
 impl EntryRecord<'_> {
     pub fn sequence(&self) -> u64 {
         match self {
-            EntryRecord::Flow(flow) => flow.sequence,
+            EntryRecord::Flow(flow) | EntryRecord::FlowWithHolds(flow, _) => flow.sequence,
             EntryRecord::Rules(rules) => rules.sequence,
         }
     }
@@ -232,6 +288,14 @@ impl EntryRecord<'_> {
             EntryRecord::Flow(record) => {
                 let fingerprint = Fingerprint(record.fingerprint);
                 Ok((Entry::Flow(record.into_flow()?), Some(fingerprint)))
+            }
+            EntryRecord::FlowWithHolds(record, holds) => {
+                let fingerprint = Fingerprint(record.fingerprint);
+                let mut flow = record.into_flow()?;
+                flow.held = array_to_buckets(holds.held);
+                flow.expire_time = holds.expire_time.map(Timestamp);
+                flow.counterparty = owned(holds.counterparty);
+                Ok((Entry::Flow(flow), Some(fingerprint)))
             }
             EntryRecord::Rules(record) => Ok((Entry::Rules(record.to_change()?), None)),
         }
@@ -281,6 +345,9 @@ mod tests {
             order_time: Timestamp(1_700_000_000),
             before: Buckets::from_minor(1, 2, 3),
             affected: Buckets::from_minor(4, 5, 6),
+            held: Buckets::ZERO,
+            expire_time: None,
+            counterparty: None,
             remark: Some("why".into()),
             ext_info: Some("{}".into()),
             source: Some(Source { provider: "alsc".into(), record_id: "4324123".into() }),
@@ -303,6 +370,36 @@ mod tests {
         let (entry, fingerprint) = decoded.into_entry().unwrap();
         assert_eq!(entry, Entry::Flow(flow));
         assert_eq!(fingerprint, Some(Fingerprint([7; 32])));
+    }
+
+    #[test]
+    fn flows_that_need_version_2_round_trip_and_the_others_stay_version_1() {
+        let plain = sample_flow();
+        assert!(matches!(EntryRecord::flow(&plain, &Fingerprint([1; 32])), EntryRecord::Flow(_)));
+        let hold = Flow {
+            flow_type: FlowType::Hold,
+            source_order_id: None,
+            affected: Buckets::ZERO,
+            held: Buckets::from_minor(60, 40, 0),
+            expire_time: Some(Timestamp(1_800_000_000)),
+            ..sample_flow()
+        };
+        let transfer = Flow {
+            flow_type: FlowType::TransferIn,
+            source_order_id: None,
+            counterparty: Some("from".into()),
+            ..sample_flow()
+        };
+        let freeze =
+            Flow { flow_type: FlowType::Freeze, source_order_id: None, affected: Buckets::ZERO, ..sample_flow() };
+        for flow in [hold, transfer, freeze] {
+            let record = EntryRecord::flow(&flow, &Fingerprint([2; 32]));
+            assert!(matches!(record, EntryRecord::FlowWithHolds(..)), "{:?}", flow.flow_type);
+            let mut bytes = Vec::new();
+            record.encode(&mut bytes);
+            let (entry, _) = EntryRecord::decode(&bytes, Encoding::Varint).unwrap().into_entry().unwrap();
+            assert_eq!(entry, Entry::Flow(flow));
+        }
     }
 
     #[test]

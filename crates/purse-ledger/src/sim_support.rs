@@ -147,7 +147,7 @@ impl SyncLedger {
 }
 
 enum Waiting {
-    Submit(oneshot::Receiver<Result<Box<Flow>, Error>>),
+    Submit(oneshot::Receiver<Result<Box<purse_core::Decision>, Error>>),
     Group(oneshot::Receiver<Result<GroupOutcome, Error>>),
     Rules(oneshot::Receiver<Result<RuleSet, Error>>),
 }
@@ -156,7 +156,9 @@ impl Waiting {
     fn take(self) -> SimAnswer {
         let unanswered = || Error::Storage("the writer did not answer".into());
         match self {
-            Waiting::Submit(mut answer) => SimAnswer::Submit(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
+            Waiting::Submit(mut answer) => SimAnswer::Submit(
+                answer.try_recv().unwrap_or_else(|_| Err(unanswered())).map(|decision| Box::new(decision.flow)),
+            ),
             Waiting::Group(mut answer) => SimAnswer::Group(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
             Waiting::Rules(mut answer) => SimAnswer::Rules(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
         }

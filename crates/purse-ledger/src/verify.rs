@@ -23,6 +23,7 @@ pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, 
         state: State::with_capacity(live.state.config(), capacity),
         flows_seen_per_account: HashMap::default(),
         flows: 0,
+        requests: 0,
         last_block_checksum: 0,
         blocks: 0,
     };
@@ -37,6 +38,8 @@ struct Checker<'a> {
     /// How many of each account's flows the log has shown so far.
     flows_seen_per_account: HashMap<String, usize, foldhash::quality::RandomState>,
     flows: u64,
+    /// Flows that have their own idempotency record (all but TRANSFER_IN).
+    requests: u64,
     last_block_checksum: u32,
     blocks: u64,
 }
@@ -59,9 +62,14 @@ impl Checker<'_> {
             };
             let sequence = flow.flow_id;
             let fingerprint = fingerprint.ok_or_else(|| corrupt(format!("flow {sequence} has no fingerprint")))?;
-            let expected = Record { fingerprint, flow_id: sequence };
+            // A TRANSFER_IN shares its TRANSFER_OUT's request record.
+            let transfer_in = flow.flow_type == purse_core::FlowType::TransferIn;
+            let expected = Record { fingerprint, flow_id: if transfer_in { sequence - 1 } else { sequence } };
             if self.live.requests.get(&flow.request_id) != Some(&expected) {
                 return Err(differs("idempotency records", sequence));
+            }
+            if !transfer_in {
+                self.requests += 1;
             }
             let seen = match self.flows_seen_per_account.get_mut(&flow.account_id) {
                 Some(seen) => seen,
@@ -87,7 +95,10 @@ impl Checker<'_> {
         if self.state != live.state {
             return Err(Error::Corruption("balances, orders or rules differ from the fold of the log".into()));
         }
-        if live.requests.len() as u64 != self.flows {
+        if self.state.mid_transfer() {
+            return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
+        }
+        if live.requests.len() as u64 != self.requests {
             return Err(differs("idempotency records (their number)", end));
         }
         let index_complete = live.account_flows.len() == self.flows_seen_per_account.len()
@@ -135,7 +146,7 @@ mod tests {
                 Action::Charge { real: Amount::from_minor(100), gift: None, pre: Amount::ZERO, trigger_gift: false }
             });
             let flow =
-                decide(&state, &command, &Context { sequence: state.next_sequence(), now: Timestamp(0) }).unwrap();
+                decide(&state, &command, &Context { sequence: state.next_sequence(), now: Timestamp(0) }).unwrap().flow;
             blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(&flow, &fingerprint(&command))));
             purse_core::apply(&mut state, &flow).unwrap();
         }

@@ -8,7 +8,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use purse_core::{decide, decide_rules, Buckets, Command, Context, Flow, FlowDetail, RuleSet, RulesChange, Timestamp};
+use purse_core::{
+    decide, decide_rules, Buckets, Command, Context, Decision as CoreDecision, Flow, FlowDetail, FlowType, RuleSet,
+    RulesChange, Timestamp,
+};
 use purse_idempotency::{Decision, Fingerprint};
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,7 +19,7 @@ use crate::block::{Block, BlockWriter};
 use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
-use crate::record::{EntryRecord, FlowRecord, RulesRecord};
+use crate::record::{EntryRecord, RulesRecord};
 use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -29,7 +32,7 @@ pub(crate) enum Request {
     Submit {
         command: Box<Command>,
         fingerprint: Fingerprint,
-        reply: Reply<Box<Flow>>,
+        reply: Reply<Box<CoreDecision>>,
     },
     /// A group whose commands arrive in parts on `parts` (see [`crate::GroupSender`]).
     Group {
@@ -111,8 +114,8 @@ struct Decided {
 
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
-    Written(Reply<Box<Flow>>, Box<Flow>),
-    Replayed(Reply<Box<Flow>>, u64),
+    Written(Reply<Box<CoreDecision>>, Box<CoreDecision>),
+    Replayed(Reply<Box<CoreDecision>>, u64),
     Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
@@ -202,9 +205,9 @@ impl Writer {
             match request {
                 Request::Submit { command, fingerprint, reply } => {
                     match self.submit(&command, fingerprint, now, &mut blocks) {
-                        Ok(Some(flow)) => {
-                            entries += 1;
-                            pending.push(Pending::Written(reply, Box::new(flow)));
+                        Ok(Some(decided)) => {
+                            entries += entries_of(&decided);
+                            pending.push(Pending::Written(reply, Box::new(decided)));
                         }
                         Ok(None) => {
                             let flow_id = self
@@ -254,21 +257,26 @@ impl Writer {
         fingerprint: Fingerprint,
         now: Timestamp,
         blocks: &mut BlockWriter,
-    ) -> Result<Option<Flow>, Error> {
-        let flow = self.decide_and_fold(command, fingerprint, now)?;
-        if let Some(flow) = &flow {
-            blocks.push(&EntryRecord::Flow(FlowRecord::from_flow(flow, &fingerprint)));
+    ) -> Result<Option<CoreDecision>, Error> {
+        let decided = self.decide_and_fold(command, fingerprint, now)?;
+        if let Some(decided) = &decided {
+            blocks.push(&EntryRecord::flow(&decided.flow, &fingerprint));
+            if let Some(flow_in) = &decided.transfer_in {
+                // In the same batch as its TRANSFER_OUT, so in the same atomic commit.
+                blocks.push(&EntryRecord::flow(flow_in, &fingerprint));
+            }
         }
-        Ok(flow)
+        Ok(decided)
     }
 
-    /// Decides one command against the projections and folds it in. `Ok(None)` is a replay.
+    /// Decides one command against the projections and folds it in (both flows of a transfer).
+    /// `Ok(None)` is a replay.
     fn decide_and_fold(
         &mut self,
         command: &Command,
         fingerprint: Fingerprint,
         now: Timestamp,
-    ) -> Result<Option<Flow>, Error> {
+    ) -> Result<Option<CoreDecision>, Error> {
         self.check_not_poisoned()?;
         match self.projections.requests.check(&command.request_id, &fingerprint) {
             Decision::Fresh => {}
@@ -280,11 +288,22 @@ impl Writer {
             }
         }
         let context = Context { sequence: self.projections.state.next_sequence(), now };
-        let flow = decide(&self.projections.state, command, &context)?;
-        self.projections
-            .fold_flow(&flow, fingerprint)
-            .map_err(|reason| Error::Corruption(format!("a decided flow did not fold (a bug): {reason}")))?;
-        Ok(Some(flow))
+        let decided = decide(&self.projections.state, command, &context)?;
+        let fold = |projections: &mut Projections, flow: &Flow| {
+            projections
+                .fold_flow(flow, fingerprint)
+                .map_err(|reason| Error::Corruption(format!("a decided flow did not fold (a bug): {reason}")))
+        };
+        fold(&mut self.projections, &decided.flow)?;
+        if let Some(flow_in) = &decided.transfer_in {
+            if let Err(error) = fold(&mut self.projections, flow_in) {
+                // The TRANSFER_OUT is folded but not its pair: the state is not one the log can
+                // reach. Nothing more may be answered from it.
+                self.poisoned = Some(error.to_string());
+                return Err(error);
+            }
+        }
+        Ok(Some(decided))
     }
 
     /// Decides a group in order. Returns what became of each command, whether the group's new
@@ -338,8 +357,10 @@ impl Writer {
             }
             match self.submit(&command, fingerprint, now, blocks) {
                 Ok(Some(flow)) => {
-                    written += 1;
-                    decided.items.push(FlowSummary::of(&flow).map_or_else(GroupItem::Rejected, GroupItem::Written));
+                    written += entries_of(&flow);
+                    decided
+                        .items
+                        .push(FlowSummary::of(&flow.flow).map_or_else(GroupItem::Rejected, GroupItem::Written));
                 }
                 Ok(None) => {
                     let flow_id =
@@ -434,7 +455,7 @@ impl Writer {
                     let _ = reply.send(commit.clone().map(|()| flow));
                 }
                 Pending::Replayed(reply, flow_id) => {
-                    let _ = reply.send(commit.clone().and_then(|()| self.read_flow(flow_id)).map(Box::new));
+                    let _ = reply.send(commit.clone().and_then(|()| self.read_decided(flow_id)).map(Box::new));
                 }
                 Pending::Group(reply, decided, committed) => {
                     let _ = reply.send(self.group_outcome(decided, committed, &commit));
@@ -515,15 +536,33 @@ impl Writer {
         if sequence > block.last_sequence() {
             return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
         }
-        match block.entry(sequence).map_err(Error::Corruption)? {
-            EntryRecord::Flow(record) => record.into_flow().map_err(Error::Corruption),
-            EntryRecord::Rules(_) => Err(Error::NotFound(format!("{sequence} is a rules change, not a flow"))),
+        match block.entry(sequence).and_then(EntryRecord::into_entry).map_err(Error::Corruption)? {
+            (purse_core::Entry::Flow(flow), _) => Ok(flow),
+            (purse_core::Entry::Rules(_), _) => {
+                Err(Error::NotFound(format!("{sequence} is a rules change, not a flow")))
+            }
         }
+    }
+
+    /// What the command whose first flow is `flow_id` wrote: that flow, and a transfer's
+    /// TRANSFER_IN right after it.
+    pub fn read_decided(&self, flow_id: u64) -> Result<CoreDecision, Error> {
+        let flow = self.read_flow(flow_id)?;
+        let transfer_in = match flow.flow_type {
+            FlowType::TransferOut => Some(Box::new(self.read_flow(flow_id + 1)?)),
+            _ => None,
+        };
+        Ok(CoreDecision { flow, transfer_in })
     }
 
     pub fn flow_detail(&self, sequence: u64) -> Result<FlowDetail, Error> {
         self.render(&self.read_flow(sequence)?)
     }
+}
+
+/// Log entries a decided command takes: two for a transfer.
+fn entries_of(decided: &CoreDecision) -> u64 {
+    1 + u64::from(decided.transfer_in.is_some())
 }
 
 /// The wall clock, read once per batch: the only place purse reads it (unless a simulator

@@ -321,6 +321,23 @@ pub fn describe(command: &Command) -> String {
         Action::Adjust { real, gift, pre } => {
             format!("ADJUST real={} gift={} pre={}", minor(*real), minor(*gift), minor(*pre))
         }
+        Action::Hold { value, expire_time } => {
+            format!(
+                "HOLD value={} expire={}",
+                minor(*value),
+                expire_time.map_or("-".to_owned(), |time| time.0.to_string())
+            )
+        }
+        Action::Capture { src_outer_order_id, value } => {
+            format!("CAPTURE of={} value={}", short(src_outer_order_id), value.map_or("-".to_owned(), minor))
+        }
+        Action::Release { src_outer_order_id } => format!("RELEASE of={}", short(src_outer_order_id)),
+        Action::Freeze => "FREEZE".to_owned(),
+        Action::Unfreeze => "UNFREEZE".to_owned(),
+        Action::Close => "CLOSE".to_owned(),
+        Action::Transfer { to_account_id, value } => {
+            format!("TRANSFER to={} value={}", short(to_account_id), value.map_or("-".to_owned(), minor))
+        }
     };
     let mut text = format!(
         "{action} account={} order={} req={}",

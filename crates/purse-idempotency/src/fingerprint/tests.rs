@@ -46,6 +46,13 @@ fn bases() -> Vec<(&'static str, Command)> {
                 source: Source { provider: "zenlayer".into(), record_id: "tx-1".into() },
             }),
         ),
+        ("hold", full(Action::Hold { value: amount(300), expire_time: Some(Timestamp(1_700_000_600)) })),
+        ("capture", full(Action::Capture { src_outer_order_id: "order-0".into(), value: Some(amount(100)) })),
+        ("release", full(Action::Release { src_outer_order_id: "order-0".into() })),
+        ("freeze", full(Action::Freeze)),
+        ("unfreeze", full(Action::Unfreeze)),
+        ("close", full(Action::Close)),
+        ("transfer", full(Action::Transfer { to_account_id: "bob".into(), value: Some(amount(100)) })),
     ]
 }
 
@@ -260,6 +267,76 @@ const ACTION_MUTATIONS: &[Mutation] = &[
             }
         })
     }),
+    ("hold value", |c| {
+        set(c, |a| {
+            if let Action::Hold { value, .. } = a {
+                *value = amount(301)
+            }
+        })
+    }),
+    ("hold expire_time none", |c| {
+        set(c, |a| {
+            if let Action::Hold { expire_time, .. } = a {
+                *expire_time = None
+            }
+        })
+    }),
+    ("hold expire_time other", |c| {
+        set(c, |a| {
+            if let Action::Hold { expire_time, .. } = a {
+                *expire_time = Some(Timestamp(1_700_000_601))
+            }
+        })
+    }),
+    ("capture src", |c| {
+        set(c, |a| {
+            if let Action::Capture { src_outer_order_id, .. } = a {
+                *src_outer_order_id = "order-9".into()
+            }
+        })
+    }),
+    ("release src", |c| {
+        set(c, |a| {
+            if let Action::Release { src_outer_order_id } = a {
+                *src_outer_order_id = "order-9".into()
+            }
+        })
+    }),
+    ("transfer value none", |c| {
+        set(c, |a| {
+            if let Action::Transfer { value, .. } = a {
+                *value = None
+            }
+        })
+    }),
+    ("transfer value other", |c| {
+        set(c, |a| {
+            if let Action::Transfer { value, .. } = a {
+                *value = Some(amount(99))
+            }
+        })
+    }),
+    ("capture value none", |c| {
+        set(c, |a| {
+            if let Action::Capture { value, .. } = a {
+                *value = None
+            }
+        })
+    }),
+    ("capture value other", |c| {
+        set(c, |a| {
+            if let Action::Capture { value, .. } = a {
+                *value = Some(amount(99))
+            }
+        })
+    }),
+    ("transfer to_account_id", |c| {
+        set(c, |a| {
+            if let Action::Transfer { to_account_id, .. } = a {
+                *to_account_id = "carol".into()
+            }
+        })
+    }),
 ];
 
 fn set(command: &mut Command, change: impl FnOnce(&mut Action)) {
@@ -430,6 +507,29 @@ fn fingerprints_are_pinned() {
         "5b3997a078c705f3a77b29c2b172d494326ccd4798c221924ad0136f03faa6e7",
     ];
     for (command, expected) in golden().iter().zip(expected) {
+        assert_eq!(fingerprint(command).to_string(), expected, "{command:?}");
+    }
+}
+
+/// The commands of spec §8–§10, pinned the same way from the day they were added.
+fn golden_holds() -> [Command; 4] {
+    [
+        Command::new("req-4", "hold-1", "alice", Action::Hold { value: amount(10_000), expire_time: None }),
+        Command::new("req-5", "cap-1", "alice", Action::Capture { src_outer_order_id: "hold-1".into(), value: None }),
+        Command { remark: Some("lost".into()), ..Command::new("req-6", "frz-1", "alice", Action::Freeze) },
+        Command::new("req-7", "mv-1", "alice", Action::Transfer { to_account_id: "bob".into(), value: None }),
+    ]
+}
+
+#[test]
+fn fingerprints_of_the_hold_commands_are_pinned() {
+    let expected = [
+        "cc4eb9feaa887b7986965cb9de53787b287bdf7d71bb185f625a681ccc0a1cfc",
+        "48bc086816437814aded9d2d5e362db70f041fa7598a354e21061451cd190d8c",
+        "934588a06f12353064e01482924f54469fccd7b5f6642a3840f8b8a0452d0255",
+        "8177c8b2db840aacfe7e89400b84981a71f7a2c0525ca224035b2f39c2576722",
+    ];
+    for (command, expected) in golden_holds().iter().zip(expected) {
         assert_eq!(fingerprint(command).to_string(), expected, "{command:?}");
     }
 }
