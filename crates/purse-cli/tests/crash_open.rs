@@ -13,17 +13,20 @@
 //!
 //! - `PURSE_CRASH_OPEN_ROUNDS` (default 300): rounds in all.
 //! - `PURSE_CRASH_OPEN_WINDOWS` (default `0-30,0-300`): kill windows in milliseconds after the
-//!   process started, `from-to`, comma-separated; rounds take them in turn.
+//!   process started, `from-to`, comma-separated; rounds take them in turn. `run` is a window
+//!   from 0 to the current length of an unkilled run (the median of the last `verify` runs):
+//!   sled's risky step, writing and renaming its snapshot file, comes at a moment that depends
+//!   on the build and the machine's load, and past 30 ms in a loaded debug build.
 //! - `PURSE_CRASH_SEED` (default: from the clock, printed).
 //! - `PURSE_CRASH_OPEN_KEEP_GOING=1`: after a ledger that does not open, count it, keep the
 //!   first such directory, go on with a fresh ledger, and fail at the end with the count. For
 //!   measuring how often it happens; the default stops at the first.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use purse_ledger::bench_support::Rng;
 use serde_json::Value;
@@ -36,12 +39,16 @@ const CHECK_EVERY: u64 = 25;
 /// Acknowledged charges retried at the end: each must replay its first flow.
 const RETRIES: usize = 8;
 const SIGKILL: i32 = 9;
+/// `verify` runs whose median is the length of a run, for the `run` window.
+const RUNS_KEPT: usize = 9;
 
 /// One kill window and what its rounds did.
 #[derive(Debug)]
 struct Window {
-    from_ms: u64,
-    to_ms: u64,
+    /// `from-to` milliseconds; `None` for `run`: from 0 to how long an unkilled run of the
+    /// binary on this ledger takes now (the median of the last `verify` runs), so the kills
+    /// spread over the whole open whatever the build and the machine's load.
+    millis: Option<(u64, u64)>,
     rounds: u64,
     /// Kills that found the process still running (it died of SIGKILL).
     landed: u64,
@@ -52,13 +59,30 @@ struct Window {
 
 impl Window {
     fn parse(text: &str) -> Option<Window> {
-        let (from, to) = text.trim().split_once('-')?;
-        let (from_ms, to_ms) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
-        (from_ms < to_ms).then_some(Window { from_ms, to_ms, rounds: 0, landed: 0, acknowledged: 0, unopenable: 0 })
+        let millis = if text.trim() == "run" {
+            None
+        } else {
+            let (from, to) = text.trim().split_once('-')?;
+            let (from, to): (u64, u64) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
+            Some((from < to).then_some((from, to))?)
+        };
+        Some(Window { millis, rounds: 0, landed: 0, acknowledged: 0, unopenable: 0 })
     }
 
     fn name(&self) -> String {
-        format!("{}-{} ms", self.from_ms, self.to_ms)
+        match self.millis {
+            Some((from, to)) => format!("{from}-{to} ms"),
+            None => "run".to_owned(),
+        }
+    }
+
+    /// A kill delay drawn uniformly over the window; `run` is the current length of a run.
+    fn draw(&self, random: &mut Rng, run: Duration) -> Duration {
+        let (from, span) = match self.millis {
+            Some((from, to)) => (from * 1000, (to - from) * 1000),
+            None => (0, u64::try_from(run.as_micros()).expect("a run shorter than ages").max(1)),
+        };
+        Duration::from_micros(from + random.below(span))
     }
 }
 
@@ -215,6 +239,13 @@ fn check_retries(data: &Path, acknowledged: &BTreeMap<u64, u64>) -> Result<(), S
     Ok(())
 }
 
+fn median(runs: &VecDeque<Duration>) -> Duration {
+    let mut sorted: Vec<Duration> = runs.iter().copied().collect();
+    sorted.sort();
+    // Before the first `verify`: a guess; the first round's kill lands somewhere in the open.
+    sorted.get(sorted.len() / 2).copied().unwrap_or(Duration::from_millis(50))
+}
+
 /// A fresh, empty ledger directory (the parent directory is removed at the end).
 fn fresh_ledger(parent: &Path, number: u64) -> PathBuf {
     parent.join(format!("ledger-{number}"))
@@ -237,10 +268,12 @@ fn main() {
     let mut acknowledged = BTreeMap::new();
     let mut acknowledged_total = 0;
     let mut unopenable = 0;
+    // How long the last unkilled runs (the `verify` after each round) took, for `run`.
+    let mut runs = VecDeque::new();
     for round in 0..rounds {
         let window_index = usize::try_from(round % windows.len() as u64).expect("a window index");
         let window = &mut windows[window_index];
-        let delay = Duration::from_micros(window.from_ms * 1000 + random.below((window.to_ms - window.from_ms) * 1000));
+        let delay = window.draw(&mut random, median(&runs));
         let args = charge_args(round);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process = purse(&data, &args).spawn().expect("start purse");
@@ -263,7 +296,12 @@ fn main() {
             }
             _ => fail(&format!("{}: the charge failed on its own before the kill: {output:?}", at())),
         }
+        let started = Instant::now();
         let verify = run(&data, &["verify"]);
+        runs.push_back(started.elapsed());
+        if runs.len() > RUNS_KEPT {
+            runs.pop_front();
+        }
         let opened = json(&verify).and_then(|report| {
             let flows = number(&report, "flows");
             if flows < acknowledged.len() as u64 {
