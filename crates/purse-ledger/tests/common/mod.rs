@@ -48,11 +48,15 @@ pub async fn dump(ledger: &Ledger, accounts: &[&str]) -> String {
 /// `PURSE_CRASH_SEED` (default: from the clock).
 pub fn crash_settings(default_rounds: u64) -> (u64, u64) {
     let rounds = std::env::var("PURSE_CRASH_ROUNDS").ok().and_then(|text| text.parse().ok()).unwrap_or(default_rounds);
-    let seed = std::env::var("PURSE_CRASH_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
+    (rounds, seed("PURSE_CRASH_SEED"))
+}
+
+/// A random test's seed: the environment variable `name`, or from the clock.
+pub fn seed(name: &str) -> u64 {
+    std::env::var(name).ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_secs() ^ u64::from(elapsed.subsec_nanos()) << 20)
             | 1
-    });
-    (rounds, seed)
+    })
 }
