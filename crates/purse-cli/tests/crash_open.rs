@@ -16,7 +16,8 @@
 //!   process started, `from-to`, comma-separated; rounds take them in turn. `run` is a window
 //!   from 0 to the current length of an unkilled run (the median of the last `verify` runs):
 //!   sled's risky step, writing and renaming its snapshot file, comes at a moment that depends
-//!   on the build and the machine's load, and past 30 ms in a loaded debug build.
+//!   on the build and the machine's load, and past 30 ms in a loaded debug build. `snapshot`
+//!   kills within 300 µs of that file appearing in the directory.
 //! - `PURSE_CRASH_SEED` (default: from the clock, printed).
 //! - `PURSE_CRASH_OPEN_KEEP_GOING=1`: after a ledger that does not open, count it, keep the
 //!   first such directory, go on with a fresh ledger, and fail at the end with the count. For
@@ -25,7 +26,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use purse_ledger::bench_support::Rng;
@@ -41,14 +42,28 @@ const RETRIES: usize = 8;
 const SIGKILL: i32 = 9;
 /// `verify` runs whose median is the length of a run, for the `run` window.
 const RUNS_KEPT: usize = 9;
+/// The `snapshot` window: up to this long after sled's snapshot file in progress appears.
+const SNAPSHOT_JITTER_MICROS: u64 = 300;
+
+/// Where in a run a window's kills fall.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    /// `from-to`: milliseconds after the process started.
+    Millis(u64, u64),
+    /// `run`: from 0 to how long an unkilled run of the binary on this ledger takes now (the
+    /// median of the last `verify` runs), so the kills spread over the whole run whatever the
+    /// build and the machine's load.
+    Run,
+    /// `snapshot`: the moment the parent sees sled's snapshot file in progress
+    /// (`snap.*.generating`) in the data directory, plus 0 to `SNAPSHOT_JITTER_MICROS`: aimed at
+    /// the step of the open that writes and renames it, a fraction of a millisecond long.
+    Snapshot,
+}
 
 /// One kill window and what its rounds did.
 #[derive(Debug)]
 struct Window {
-    /// `from-to` milliseconds; `None` for `run`: from 0 to how long an unkilled run of the
-    /// binary on this ledger takes now (the median of the last `verify` runs), so the kills
-    /// spread over the whole open whatever the build and the machine's load.
-    millis: Option<(u64, u64)>,
+    span: Span,
     rounds: u64,
     /// Kills that found the process still running (it died of SIGKILL).
     landed: u64,
@@ -59,31 +74,53 @@ struct Window {
 
 impl Window {
     fn parse(text: &str) -> Option<Window> {
-        let millis = if text.trim() == "run" {
-            None
-        } else {
-            let (from, to) = text.trim().split_once('-')?;
-            let (from, to): (u64, u64) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
-            Some((from < to).then_some((from, to))?)
+        let span = match text.trim() {
+            "run" => Span::Run,
+            "snapshot" => Span::Snapshot,
+            millis => {
+                let (from, to) = millis.split_once('-')?;
+                let (from, to): (u64, u64) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
+                (from < to).then_some(Span::Millis(from, to))?
+            }
         };
-        Some(Window { millis, rounds: 0, landed: 0, acknowledged: 0, unopenable: 0 })
+        Some(Window { span, rounds: 0, landed: 0, acknowledged: 0, unopenable: 0 })
     }
 
     fn name(&self) -> String {
-        match self.millis {
-            Some((from, to)) => format!("{from}-{to} ms"),
-            None => "run".to_owned(),
+        match self.span {
+            Span::Millis(from, to) => format!("{from}-{to} ms"),
+            Span::Run => "run".to_owned(),
+            Span::Snapshot => "snapshot".to_owned(),
         }
     }
 
-    /// A kill delay drawn uniformly over the window; `run` is the current length of a run.
-    fn draw(&self, random: &mut Rng, run: Duration) -> Duration {
-        let (from, span) = match self.millis {
-            Some((from, to)) => (from * 1000, (to - from) * 1000),
-            None => (0, u64::try_from(run.as_micros()).expect("a run shorter than ages").max(1)),
-        };
-        Duration::from_micros(from + random.below(span))
+    /// Waits for the kill moment drawn from the window (`run` is the current length of a run);
+    /// returns whether the process is still to be killed (`false`: it exited first).
+    fn wait(&self, random: &mut Rng, run: Duration, data: &Path, process: &mut Child) -> bool {
+        let mut micros = |from: u64, span: u64| Duration::from_micros(from + random.below(span.max(1)));
+        match self.span {
+            Span::Millis(from, to) => std::thread::sleep(micros(from * 1000, (to - from) * 1000)),
+            Span::Run => std::thread::sleep(micros(0, u64::try_from(run.as_micros()).expect("a short run"))),
+            Span::Snapshot => {
+                let jitter = micros(0, SNAPSHOT_JITTER_MICROS);
+                while !generating(data) {
+                    if process.try_wait().expect("poll purse").is_some() {
+                        return false;
+                    }
+                    std::thread::yield_now();
+                }
+                std::thread::sleep(jitter);
+            }
+        }
+        true
     }
+}
+
+/// Whether sled's snapshot file in progress is in `data`.
+fn generating(data: &Path) -> bool {
+    std::fs::read_dir(data).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| entry.file_name().to_string_lossy().ends_with(".generating"))
+    })
 }
 
 struct Settings {
@@ -273,15 +310,17 @@ fn main() {
     for round in 0..rounds {
         let window_index = usize::try_from(round % windows.len() as u64).expect("a window index");
         let window = &mut windows[window_index];
-        let delay = window.draw(&mut random, median(&runs));
         let args = charge_args(round);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process = purse(&data, &args).spawn().expect("start purse");
-        std::thread::sleep(delay);
-        // A process that already exited stays a zombie until reaped, so this cannot hit another.
-        process.kill().expect("SIGKILL purse");
+        let started = Instant::now();
+        if window.wait(&mut random, median(&runs), &data, &mut process) {
+            // Not reaped yet, so even a process that already exited is still there, a zombie:
+            // this cannot hit another.
+            process.kill().expect("SIGKILL purse");
+        }
+        let micros = started.elapsed().as_micros();
         let output = process.wait_with_output().expect("reap purse");
-        let micros = delay.as_micros();
         let at = || {
             format!("round {round} (window {}, kill after {micros} µs, PURSE_CRASH_SEED={seed})", names[window_index])
         };
@@ -296,9 +335,9 @@ fn main() {
             }
             _ => fail(&format!("{}: the charge failed on its own before the kill: {output:?}", at())),
         }
-        let started = Instant::now();
+        let verify_started = Instant::now();
         let verify = run(&data, &["verify"]);
-        runs.push_back(started.elapsed());
+        runs.push_back(verify_started.elapsed());
         if runs.len() > RUNS_KEPT {
             runs.pop_front();
         }

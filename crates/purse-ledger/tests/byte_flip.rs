@@ -100,7 +100,7 @@ async fn build(path: &Path) {
     let (first, rest) = commands.split_at(10);
     let (second, third) = rest.split_at(20);
     for (session, commands) in [first, second, third].into_iter().enumerate() {
-        let ledger = Ledger::open(LedgerConfig::new(path)).await.expect("open");
+        let ledger = common::reopen(path).await.unwrap_or_else(|error| panic!("session {session}: {error}"));
         if session == 1 {
             ledger.set_rules(Some("b1".into()), rules()).await.expect("rules");
         }

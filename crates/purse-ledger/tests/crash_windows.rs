@@ -27,7 +27,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use purse_core::{Action, Amount, Command};
-use purse_ledger::{FlowKey, GroupItem, GroupMode, Ledger, LedgerConfig};
+use purse_ledger::{FlowKey, GroupItem, GroupMode};
 
 const ROUNDS_DEFAULT: u64 = 48;
 /// Single commits per child, each its own fdatasync.
@@ -75,7 +75,7 @@ fn report(line: &str) {
 fn child(dir: &str, round: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let ledger = Ledger::open(LedgerConfig::new(dir)).await.expect("child opens the ledger");
+        let ledger = common::reopen(dir.as_ref()).await.expect("child opens the ledger");
         report("phase open");
         for index in 0..COMMITS {
             let command = single(round, index);
@@ -260,7 +260,7 @@ fn millis(duration: Duration) -> String {
 }
 
 async fn check_round(path: &str, round: u64, at: &str, acknowledged: &[(String, u64)]) {
-    let ledger = Ledger::open(LedgerConfig::new(path))
+    let ledger = common::reopen(path.as_ref())
         .await
         .unwrap_or_else(|error| panic!("{at}: reopening after SIGKILL failed: {error}"));
     let report = ledger.verify().await.unwrap_or_else(|error| panic!("{at}: verify: {error}"));
