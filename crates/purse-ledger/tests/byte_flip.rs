@@ -296,7 +296,8 @@ fn main() {
     let panics = count_panics();
     let mut counts: BTreeMap<String, BTreeMap<Outcome, u64>> = BTreeMap::new();
     let mut wrong = Vec::new();
-    let mut refusals: BTreeMap<String, String> = BTreeMap::new();
+    // Per file: why copies were refused (the message without its numbers), how often.
+    let mut refusals: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (index, (file, at)) in plan(pristine.path(), &listing, sample, &mut random).into_iter().enumerate() {
         let name = &listing[file].0;
         let mask = if index % 2 == 0 { 0xff } else { u8::try_from(1 + random.below(255)).expect("a byte") };
@@ -318,7 +319,8 @@ fn main() {
         match outcome {
             Outcome::Wrong => wrong.push(format!("{file_name} byte {at} ^ {mask:#04x}: {why}")),
             Outcome::Refused => {
-                refusals.entry(file_name).or_insert(format!("e.g. byte {at} ^ {mask:#04x}: {why}"));
+                let reason: String = why.chars().filter(|character| !character.is_ascii_digit()).take(120).collect();
+                *refusals.entry(file_name).or_default().entry(reason).or_default() += 1;
             }
             Outcome::Repaired | Outcome::Harmless => {}
         }
@@ -336,8 +338,10 @@ fn main() {
             })
             .collect();
         println!("byte_flip: {file}: {}", line.join(", "));
-        if let Some(example) = refusals.get(file) {
-            println!("byte_flip:   refused {example}");
+        let mut reasons: Vec<(&String, &u64)> = refusals.get(file).into_iter().flatten().collect();
+        reasons.sort_by(|left, right| right.1.cmp(left.1));
+        for (reason, count) in reasons {
+            println!("byte_flip:   {count} refused: {reason}");
         }
     }
     let line: Vec<String> = OUTCOMES
