@@ -16,8 +16,7 @@
 //!   process started, `from-to`, comma-separated; rounds take them in turn. `run` is a window
 //!   from 0 to the current length of an unkilled run (the median of the last `verify` runs):
 //!   sled's risky step, writing and renaming its snapshot file, comes at a moment that depends
-//!   on the build and the machine's load, and past 30 ms in a loaded debug build. `snapshot`
-//!   kills within 300 µs of that file appearing in the directory.
+//!   on the build and the machine's load, and past 30 ms in a loaded debug build.
 //! - `PURSE_CRASH_SEED` (default: from the clock, printed).
 //! - `PURSE_CRASH_OPEN_KEEP_GOING=1`: after a ledger that does not open, count it, keep the
 //!   first such directory, go on with a fresh ledger, and fail at the end with the count. For
@@ -26,7 +25,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use purse_ledger::bench_support::Rng;
@@ -40,10 +39,8 @@ const CHECK_EVERY: u64 = 25;
 /// Acknowledged charges retried at the end: each must replay its first flow.
 const RETRIES: usize = 8;
 const SIGKILL: i32 = 9;
-/// `verify` runs whose median is the length of a run, for the `run` window.
-const RUNS_KEPT: usize = 9;
-/// The `snapshot` window: up to this long after sled's snapshot file in progress appears.
-const SNAPSHOT_JITTER_MICROS: u64 = 300;
+/// Measurements whose median the `run` window uses.
+const TIMES_KEPT: usize = 9;
 
 /// Where in a run a window's kills fall.
 #[derive(Debug, Clone, Copy)]
@@ -54,10 +51,6 @@ enum Span {
     /// median of the last `verify` runs), so the kills spread over the whole run whatever the
     /// build and the machine's load.
     Run,
-    /// `snapshot`: the moment the parent sees sled's snapshot file in progress
-    /// (`snap.*.generating`) in the data directory, plus 0 to `SNAPSHOT_JITTER_MICROS`: aimed at
-    /// the step of the open that writes and renames it, a fraction of a millisecond long.
-    Snapshot,
 }
 
 /// One kill window and what its rounds did.
@@ -69,6 +62,10 @@ struct Window {
     landed: u64,
     /// Charges that exited 0 before their kill.
     acknowledged: u64,
+    /// Kills that left sled's snapshot file in progress behind, and of those how many left it
+    /// empty or cut short (shorter than the last complete one), which the next open may not read.
+    left_snapshot: u64,
+    left_short: u64,
     unopenable: u64,
 }
 
@@ -76,51 +73,43 @@ impl Window {
     fn parse(text: &str) -> Option<Window> {
         let span = match text.trim() {
             "run" => Span::Run,
-            "snapshot" => Span::Snapshot,
             millis => {
                 let (from, to) = millis.split_once('-')?;
                 let (from, to): (u64, u64) = (from.trim().parse().ok()?, to.trim().parse().ok()?);
                 (from < to).then_some(Span::Millis(from, to))?
             }
         };
-        Some(Window { span, rounds: 0, landed: 0, acknowledged: 0, unopenable: 0 })
+        Some(Window { span, rounds: 0, landed: 0, acknowledged: 0, left_snapshot: 0, left_short: 0, unopenable: 0 })
     }
 
     fn name(&self) -> String {
         match self.span {
             Span::Millis(from, to) => format!("{from}-{to} ms"),
             Span::Run => "run".to_owned(),
-            Span::Snapshot => "snapshot".to_owned(),
         }
     }
 
-    /// Waits for the kill moment drawn from the window (`run` is the current length of a run);
-    /// returns whether the process is still to be killed (`false`: it exited first).
-    fn wait(&self, random: &mut Rng, run: Duration, data: &Path, process: &mut Child) -> bool {
+    /// Waits until the kill moment drawn from the window.
+    fn wait(&self, random: &mut Rng, timing: &Timing) {
         let mut micros = |from: u64, span: u64| Duration::from_micros(from + random.below(span.max(1)));
         match self.span {
             Span::Millis(from, to) => std::thread::sleep(micros(from * 1000, (to - from) * 1000)),
-            Span::Run => std::thread::sleep(micros(0, u64::try_from(run.as_micros()).expect("a short run"))),
-            Span::Snapshot => {
-                let jitter = micros(0, SNAPSHOT_JITTER_MICROS);
-                while !generating(data) {
-                    if process.try_wait().expect("poll purse").is_some() {
-                        return false;
-                    }
-                    std::thread::yield_now();
-                }
-                std::thread::sleep(jitter);
+            Span::Run => {
+                let run = median(&timing.runs).unwrap_or(Duration::from_millis(50));
+                std::thread::sleep(micros(0, u64::try_from(run.as_micros()).expect("a short run")));
             }
         }
-        true
     }
 }
 
-/// Whether sled's snapshot file in progress is in `data`.
-fn generating(data: &Path) -> bool {
-    std::fs::read_dir(data).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|entry| entry.file_name().to_string_lossy().ends_with(".generating"))
-    })
+/// sled's snapshot files in `data`, with their lengths.
+fn snapshots(data: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(data) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.metadata().map_or(0, |meta| meta.len())))
+        .filter(|(name, _)| name.starts_with("snap."))
+        .collect()
 }
 
 struct Settings {
@@ -276,11 +265,25 @@ fn check_retries(data: &Path, acknowledged: &BTreeMap<u64, u64>) -> Result<(), S
     Ok(())
 }
 
-fn median(runs: &VecDeque<Duration>) -> Duration {
-    let mut sorted: Vec<Duration> = runs.iter().copied().collect();
+/// What the `run` window adapts to.
+#[derive(Debug, Default)]
+struct Timing {
+    /// How long the last unkilled runs (the `verify` after each round) took.
+    runs: VecDeque<Duration>,
+}
+
+/// Adds a measurement, keeping the last `TIMES_KEPT`.
+fn keep(times: &mut VecDeque<Duration>, time: Duration) {
+    times.push_back(time);
+    if times.len() > TIMES_KEPT {
+        times.pop_front();
+    }
+}
+
+fn median(times: &VecDeque<Duration>) -> Option<Duration> {
+    let mut sorted: Vec<Duration> = times.iter().copied().collect();
     sorted.sort();
-    // Before the first `verify`: a guess; the first round's kill lands somewhere in the open.
-    sorted.get(sorted.len() / 2).copied().unwrap_or(Duration::from_millis(50))
+    sorted.get(sorted.len() / 2).copied()
 }
 
 /// A fresh, empty ledger directory (the parent directory is removed at the end).
@@ -305,8 +308,7 @@ fn main() {
     let mut acknowledged = BTreeMap::new();
     let mut acknowledged_total = 0;
     let mut unopenable = 0;
-    // How long the last unkilled runs (the `verify` after each round) took, for `run`.
-    let mut runs = VecDeque::new();
+    let mut timing = Timing::default();
     for round in 0..rounds {
         let window_index = usize::try_from(round % windows.len() as u64).expect("a window index");
         let window = &mut windows[window_index];
@@ -314,17 +316,24 @@ fn main() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut process = purse(&data, &args).spawn().expect("start purse");
         let started = Instant::now();
-        if window.wait(&mut random, median(&runs), &data, &mut process) {
-            // Not reaped yet, so even a process that already exited is still there, a zombie:
-            // this cannot hit another.
-            process.kill().expect("SIGKILL purse");
-        }
+        window.wait(&mut random, &timing);
+        // Not reaped yet, so even a process that already exited is still there, a zombie: this
+        // cannot hit another.
+        process.kill().expect("SIGKILL purse");
         let micros = started.elapsed().as_micros();
         let output = process.wait_with_output().expect("reap purse");
         let at = || {
             format!("round {round} (window {}, kill after {micros} µs, PURSE_CRASH_SEED={seed})", names[window_index])
         };
         window.rounds += 1;
+        let files = snapshots(&data);
+        if let Some((_, length)) = files.iter().find(|(name, _)| name.ends_with(".generating")) {
+            window.left_snapshot += 1;
+            let complete = files.iter().filter(|(name, _)| !name.ends_with(".generating")).map(|(_, length)| *length);
+            if complete.max().is_none_or(|complete| *length < complete) {
+                window.left_short += 1;
+            }
+        }
         match output.status.signal() {
             Some(SIGKILL) => window.landed += 1,
             _ if output.status.success() => {
@@ -337,10 +346,7 @@ fn main() {
         }
         let verify_started = Instant::now();
         let verify = run(&data, &["verify"]);
-        runs.push_back(verify_started.elapsed());
-        if runs.len() > RUNS_KEPT {
-            runs.pop_front();
-        }
+        keep(&mut timing.runs, verify_started.elapsed());
         let opened = json(&verify).and_then(|report| {
             let flows = number(&report, "flows");
             if flows < acknowledged.len() as u64 {
@@ -387,11 +393,13 @@ fn main() {
         .iter()
         .map(|window| {
             format!(
-                "{}: {} rounds, {} landed, {} acknowledged, {} unopenable",
+                "{}: {} rounds, {} landed, {} acknowledged, {} left a snapshot in progress ({} short), {} unopenable",
                 window.name(),
                 window.rounds,
                 window.landed,
                 window.acknowledged,
+                window.left_snapshot,
+                window.left_short,
                 window.unopenable
             )
         })
