@@ -25,6 +25,23 @@ pub async fn open(path: &std::path::Path) -> Ledger {
     Ledger::open(LedgerConfig::new(path)).await.expect("open ledger")
 }
 
+/// Opens a ledger that another handle or process just closed. `close` returns once purse's
+/// writer stopped, but sled's own threads may hold its file lock a moment longer on a loaded
+/// machine (seen as STORAGE "another process has the ledger open"): that refusal is retried
+/// for up to ten seconds; any other error is returned.
+pub async fn reopen(path: &std::path::Path) -> Result<Ledger, purse_ledger::Error> {
+    let mut tries = 0;
+    loop {
+        match Ledger::open(LedgerConfig::new(path)).await {
+            Err(error) if tries < 200 && error.to_string().contains("another process has the ledger") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// A logical dump of everything a ledger holds: every log entry, account and rule, as text.
 /// sled rewrites its files freely, so "byte-identical" is checked on this instead.
 pub async fn dump(ledger: &Ledger, accounts: &[&str]) -> String {
@@ -48,11 +65,15 @@ pub async fn dump(ledger: &Ledger, accounts: &[&str]) -> String {
 /// `PURSE_CRASH_SEED` (default: from the clock).
 pub fn crash_settings(default_rounds: u64) -> (u64, u64) {
     let rounds = std::env::var("PURSE_CRASH_ROUNDS").ok().and_then(|text| text.parse().ok()).unwrap_or(default_rounds);
-    let seed = std::env::var("PURSE_CRASH_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
+    (rounds, seed("PURSE_CRASH_SEED"))
+}
+
+/// A random test's seed: the environment variable `name`, or from the clock.
+pub fn seed(name: &str) -> u64 {
+    std::env::var(name).ok().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_secs() ^ u64::from(elapsed.subsec_nanos()) << 20)
             | 1
-    });
-    (rounds, seed)
+    })
 }
