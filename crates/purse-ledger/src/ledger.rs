@@ -144,6 +144,8 @@ pub struct Ledger {
 struct Inner {
     sender: mpsc::Sender<Request>,
     config: Config,
+    /// The sled ledger's directory, to wait on its lock at close; `None` on other media.
+    path: Option<PathBuf>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -157,7 +159,11 @@ impl Ledger {
         let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
             .await
             .map_err(|error| Error::Storage(format!("opening the ledger: {error}")))??;
-        Ledger::start(writer, &config)
+        let mut ledger = Ledger::start(writer, &config)?;
+        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
+            inner.path = Some(config.path.clone());
+        }
+        Ok(ledger)
     }
 
     /// Starts the writer thread of an opened writer.
@@ -169,7 +175,9 @@ impl Ledger {
             .name("purse-writer".into())
             .spawn(move || writer.run(receiver, batch_commands_max))
             .map_err(|error| Error::Storage(format!("starting the writer thread: {error}")))?;
-        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, thread: Mutex::new(Some(thread)) }) })
+        Ok(Ledger {
+            inner: Arc::new(Inner { sender, config: ledger_config, path: None, thread: Mutex::new(Some(thread)) }),
+        })
     }
 
     pub fn scale(&self) -> Scale {
@@ -326,6 +334,11 @@ impl Ledger {
                 .await
                 .map_err(|error| Error::Storage(format!("joining the writer: {error}")))?
                 .map_err(|_| Error::Storage("the writer thread panicked".into()))?;
+        }
+        if let Some(path) = self.inner.path.clone() {
+            tokio::task::spawn_blocking(move || crate::sled_storage::wait_until_released(&path))
+                .await
+                .map_err(|error| Error::Storage(format!("waiting for sled to let go: {error}")))??;
         }
         Ok(())
     }

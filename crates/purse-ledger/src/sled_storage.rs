@@ -46,6 +46,36 @@ const REPAIRS_LINES_MAX: usize = 1000;
 /// The repairs log is not read past this size.
 const REPAIRS_FILE_BYTES_MAX: u64 = 1 << 20;
 
+/// How long [`wait_until_released`] waits for sled's threads to let go of the ledger at most.
+const RELEASE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Waits until no one holds the lock on the ledger at `path`. After a `sled::Db` is dropped,
+/// sled's own background threads keep its data file (and so its lock) open for a moment, and a
+/// reopen right after a close was refused as "in use". A clean close waits here, so that when
+/// it returns the ledger can be opened again at once.
+pub(crate) fn wait_until_released(path: &Path) -> Result<(), Error> {
+    use fs2::FileExt;
+    let file = match File::open(path.join("db")) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error("opening sled's data file", &error)),
+    };
+    let started = std::time::Instant::now();
+    loop {
+        match FileExt::try_lock_exclusive(&file) {
+            Ok(()) => return FileExt::unlock(&file).map_err(|error| io_error("unlocking sled's data file", &error)),
+            Err(_) if started.elapsed() < RELEASE_WAIT_MAX => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(error) => {
+                return Err(Error::Storage(format!(
+                    "the ledger was closed, but something still holds the lock on {} after {} s: {error}",
+                    path.join("db").display(),
+                    RELEASE_WAIT_MAX.as_secs()
+                )))
+            }
+        }
+    }
+}
+
 /// Runs a sled call, turning its errors and its panics into purse errors that name `what`.
 fn guard<T>(what: &str, call: impl FnOnce() -> sled::Result<T>) -> Result<T, Error> {
     match catch_unwind(AssertUnwindSafe(call)) {

@@ -25,21 +25,10 @@ pub async fn open(path: &std::path::Path) -> Ledger {
     Ledger::open(LedgerConfig::new(path)).await.expect("open ledger")
 }
 
-/// Opens a ledger that another handle or process just closed. `close` returns once purse's
-/// writer stopped, but sled's own threads may hold its file lock a moment longer on a loaded
-/// machine (seen as STORAGE "another process has the ledger open"): that refusal is retried
-/// for up to ten seconds; any other error is returned.
+/// Opens the ledger again. A clean close waits until sled has let go of its lock, so this needs
+/// no retry: a refusal here is a bug.
 pub async fn reopen(path: &std::path::Path) -> Result<Ledger, purse_ledger::Error> {
-    let mut tries = 0;
-    loop {
-        match Ledger::open(LedgerConfig::new(path)).await {
-            Err(error) if tries < 200 && error.to_string().contains("another process has the ledger") => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            result => return result,
-        }
-    }
+    Ledger::open(LedgerConfig::new(path)).await
 }
 
 /// A logical dump of everything a ledger holds: every log entry, account and rule, as text.
