@@ -48,9 +48,22 @@ const SETUP: &[&str] = &[
     "import --request-id s-11 --outer-order-id i-1 --account-id carol --real-value 20 --pre-value 5 \
      --order-time '2019-08-01 15:14:31'",
     "adjust --request-id s-12 --outer-order-id a-1 --account-id carol --real-value -5 --remark 'till short'",
+    // dave: 50.00, h-1 holds 20.00 until February, h-2 held 5.00 and was captured for 2.00:
+    // balance 48.00, held 20.00, available 28.00.
+    "charge --request-id s-13 --outer-order-id c-5 --account-id dave --real-value 50",
+    "hold --request-id s-14 --outer-order-id h-1 --account-id dave --value 20 --biz-date '2026-01-01 00:00:00' \
+     --expire-time '2026-02-01 00:00:00'",
+    "hold --request-id s-15 --outer-order-id h-2 --account-id dave --value 5",
+    "capture --request-id s-16 --outer-order-id k-1 --src-outer-order-id h-2 --account-id dave --value 2",
+    // erin is frozen, frank closed.
+    "charge --request-id s-17 --outer-order-id c-6 --account-id erin --real-value 10",
+    "freeze --request-id s-18 --outer-order-id f-1 --account-id erin --remark 'lost card'",
+    "charge --request-id s-19 --outer-order-id c-7 --account-id frank --real-value 1",
+    "deduct --request-id s-20 --outer-order-id d-4 --account-id frank --value 1",
+    "close --request-id s-21 --outer-order-id z-1 --account-id frank --remark 'moved away'",
 ];
 
-const ACCOUNTS: &[&str] = &["alice", "bob", "carol", "nobody"];
+const ACCOUNTS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "nobody"];
 
 /// `(code, exit status, command line)`. In the line `{new}` is a fresh request and order id,
 /// `{refund}` the same for UNDEDUCT, `{dir}` the test's directory (outside the ledger, holding
@@ -58,6 +71,56 @@ const ACCOUNTS: &[&str] = &["alice", "bob", "carol", "nobody"];
 /// so only the nesting is wrong).
 const CASES: &[(&str, i32, &str)] = &[
     // Malformed command lines: clap refuses them, same JSON document, exit 2.
+    // Holds, status and transfers (spec §8–§10).
+    ("HOLD_EXPIRED", 1, "capture {new} --src-outer-order-id h-1 --account-id dave --biz-date '2026-02-01 00:00:00'"),
+    (
+        "HOLD_EXPIRED",
+        1,
+        "capture {new} --src-outer-order-id h-1 --account-id dave --value 1 --biz-date '2026-03-01 00:00:00'",
+    ),
+    (
+        "INVALID_AMOUNT",
+        1,
+        "capture {new} --src-outer-order-id h-1 --account-id dave --value 20.01 --biz-date '2026-01-15 00:00:00'",
+    ),
+    ("INVALID_AMOUNT", 1, "hold {new} --account-id dave --value 0"),
+    ("INVALID_AMOUNT", 1, "hold {new} --account-id dave --value 1.001"),
+    ("INSUFFICIENT_BALANCE", 1, "hold {new} --account-id dave --value 28.01"),
+    ("INSUFFICIENT_BALANCE", 1, "deduct {new} --account-id dave --value 28.01"),
+    ("INSUFFICIENT_BALANCE", 1, "transfer {new} --account-id dave --to-account-id bob --value 28.01"),
+    ("INSUFFICIENT_BALANCE", 1, "uncharge {new} --src-outer-order-id c-5 --account-id dave"),
+    ("ALREADY_REVERSED", 1, "capture {new} --src-outer-order-id h-2 --account-id dave"),
+    ("ALREADY_REVERSED", 1, "release {new} --src-outer-order-id h-2 --account-id dave"),
+    ("ORDER_NOT_FOUND", 1, "release {new} --src-outer-order-id h-9 --account-id dave"),
+    ("INVALID_ARGUMENT", 1, "release {new} --src-outer-order-id c-5 --account-id dave"),
+    ("INVALID_ARGUMENT", 1, "release {new} --src-outer-order-id h-1 --account-id alice"),
+    (
+        "INVALID_ARGUMENT",
+        1,
+        "hold {new} --account-id dave --value 1 --biz-date '2026-01-01 00:00:00' --expire-time '2025-12-31 00:00:00'",
+    ),
+    ("INVALID_ARGUMENT", 1, "hold {new} --account-id dave --value 1 --expire-time 'next week'"),
+    ("INVALID_ARGUMENT", 1, "close {new} --account-id dave --remark 'not yet'"),
+    ("INVALID_ARGUMENT", 1, "close {new} --account-id dave"),
+    ("INVALID_ARGUMENT", 1, "freeze {new} --account-id erin --remark again"),
+    ("INVALID_ARGUMENT", 1, "unfreeze {new} --account-id dave --remark 'not frozen'"),
+    ("INVALID_ARGUMENT", 1, "freeze {new} --account-id dave --remark ''"),
+    ("INVALID_ARGUMENT", 1, "transfer {new} --account-id dave --to-account-id dave --value 1"),
+    ("INVALID_ARGUMENT", 1, "transfer {new} --account-id dave --to-account-id alice --value 1"),
+    ("ACCOUNT_FROZEN", 1, "deduct {new} --account-id erin --value 1"),
+    ("ACCOUNT_FROZEN", 1, "hold {new} --account-id erin --value 1"),
+    ("ACCOUNT_FROZEN", 1, "charge {new} --account-id erin --real-value 1"),
+    ("ACCOUNT_FROZEN", 1, "transfer {new} --account-id erin --to-account-id dave --value 1"),
+    ("ACCOUNT_FROZEN", 1, "transfer {new} --account-id dave --to-account-id erin --value 1"),
+    ("ACCOUNT_CLOSED", 1, "charge {new} --account-id frank --real-value 1"),
+    ("ACCOUNT_CLOSED", 1, "unfreeze {new} --account-id frank --remark x"),
+    ("ACCOUNT_CLOSED", 1, "undeduct {refund} --outer-order-id d-4 --account-id frank"),
+    ("ACCOUNT_CLOSED", 1, "transfer {new} --account-id dave --to-account-id frank --value 1"),
+    ("ACCOUNT_NOT_FOUND", 1, "hold {new} --account-id nobody --value 1"),
+    ("ACCOUNT_NOT_FOUND", 1, "freeze {new} --account-id nobody --remark x"),
+    ("INVALID_ARGUMENT", 2, "hold {new} --account-id dave"),
+    ("INVALID_ARGUMENT", 2, "capture {new} --account-id dave"),
+    ("INVALID_ARGUMENT", 2, "transfer {new} --account-id dave --value 1"),
     ("INVALID_ARGUMENT", 2, "deduct {new} --account-id alice --value 1 --bogus"),
     ("INVALID_ARGUMENT", 2, "deduct {new} --account-id alice"),
     ("INVALID_ARGUMENT", 2, "charge --request-id r --account-id alice --real-value 1"),
@@ -333,6 +396,9 @@ fn every_refusal_is_one_json_error_and_changes_nothing() {
         "IDEMPOTENCY_CONFLICT",
         "REFUND_EXCEEDS_ORIGINAL",
         "ALREADY_REVERSED",
+        "HOLD_EXPIRED",
+        "ACCOUNT_FROZEN",
+        "ACCOUNT_CLOSED",
     ];
     assert_eq!(seen, codes.into_iter().collect(), "the table no longer covers every code");
 }

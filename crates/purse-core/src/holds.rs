@@ -111,15 +111,18 @@ pub(crate) fn check_destination(
         AccountStatus::Active => {}
     }
     if destination.brand_id != *brand_id {
+        let name =
+            |brand: &Option<String>| brand.as_ref().map_or("no brand".to_owned(), |brand| format!("brand {brand:?}"));
         return Err(Error::invalid_argument(format!(
-            "account {to_account_id:?} is of brand {:?}, the source of brand {brand_id:?}: a transfer stays inside one brand",
-            destination.brand_id
+            "account {to_account_id:?} has {}, the source {}: a transfer stays inside one brand",
+            name(&destination.brand_id),
+            name(brand_id)
         )));
     }
     if let Some(card_id) = command.card_id.as_ref().filter(|card_id| destination.card_id.as_ref() != Some(card_id)) {
         return Err(Error::invalid_argument(format!(
-            "card_id {card_id:?} is not account {to_account_id:?}'s ({:?})",
-            destination.card_id
+            "card_id {card_id:?} is not account {to_account_id:?}'s ({})",
+            destination.card_id.as_deref().map_or("none".to_owned(), |card| format!("{card:?}"))
         )));
     }
     Ok(())
