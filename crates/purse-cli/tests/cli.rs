@@ -20,8 +20,14 @@ impl Purse {
         Purse { dir: tempfile::tempdir().expect("temp dir") }
     }
 
-    fn data(&self) -> &Path {
+    /// A directory for the test's own files (rules files), beside the data directory: a
+    /// directory holding other files is no ledger, and `purse` refuses to make it one.
+    fn files(&self) -> &Path {
         self.dir.path()
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("ledger")
     }
 
     /// Runs `purse --data DIR` with the words of `line` (see [`words`]).
@@ -100,7 +106,7 @@ fn a_day_at_the_counter() {
 }
 
 fn set_brand_rules(purse: &Purse) {
-    let path = purse.data().join("rules.json");
+    let path = purse.files().join("rules.json");
     std::fs::write(&path, RULES).unwrap();
     let rules = purse.ok(&format!("rules set --brand-id b1 '{}'", path.display()));
     let expect = json!({"deduction_order": "PERCENT_DEDUCT", "gift_type": "CUSTOMIZED",
@@ -219,7 +225,7 @@ fn errors_are_json_on_stderr() {
 #[test]
 fn bad_rules_files_are_refused() {
     let purse = Purse::new();
-    let path = purse.data().join("bad-rules.json");
+    let path = purse.files().join("bad-rules.json");
     let table: &[(&str, &str, &str)] = &[
         (r#"{"gift_typ": "CUSTOMIZED"}"#, "INVALID_ARGUMENT", "gift_typ"),
         (
