@@ -33,6 +33,8 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use purse_core::{ErrorCode, RuleSet, RuleSetText, Scale, Zone};
 use purse_ledger::{Ledger, LedgerConfig, WriterStats};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::CliError;
@@ -110,7 +112,7 @@ pub async fn run(
     config.scale = scale;
     config.zone = zone;
     let (report, failure) = bench(&args, config, is_temporary).await?;
-    let document = to_text(&report);
+    let document = to_text(&Exact(&report));
     match failure {
         None => Ok(document),
         Some(error) => {
@@ -325,7 +327,14 @@ fn group_commit(before: &WriterStats, after: &WriterStats, batches: u64, request
     })
 }
 
-/// `numerator / denominator` as a JSON number with `decimals` decimals, truncated.
+/// Marks a string of the report that stands for a decimal number ([`decimal`]). No other string
+/// of the report starts with a NUL.
+const DECIMAL_MARK: char = '\0';
+
+/// `numerator / denominator` as a JSON number with `decimals` decimals, truncated. A `Value`
+/// holds a fraction only as a float (purse leaves serde_json's `arbitrary_precision` off, see
+/// the workspace manifest), so the decimal is kept as marked text and [`Exact`] prints it as
+/// the number it spells.
 fn decimal(numerator: u64, denominator: u64, decimals: u32) -> Value {
     let factor = 10u128.pow(decimals);
     let scaled = u128::from(numerator) * factor / u128::from(denominator.max(1));
@@ -334,7 +343,26 @@ fn decimal(numerator: u64, denominator: u64, decimals: u32) -> Value {
     } else {
         format!("{}.{:0width$}", scaled / factor, scaled % factor, width = decimals as usize)
     };
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    Value::String(format!("{DECIMAL_MARK}{text}"))
+}
+
+/// The report as it is printed: every [`decimal`] as the JSON number it spells, digit for digit.
+struct Exact<'a>(&'a Value);
+
+impl Serialize for Exact<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::String(text) => match text.strip_prefix(DECIMAL_MARK) {
+                Some(number) => {
+                    RawValue::from_string(number.to_owned()).map_err(serde::ser::Error::custom)?.serialize(serializer)
+                }
+                None => serializer.serialize_str(text),
+            },
+            Value::Array(items) => serializer.collect_seq(items.iter().map(Exact)),
+            Value::Object(members) => serializer.collect_map(members.iter().map(|(key, value)| (key, Exact(value)))),
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 fn micros(started: Instant) -> u64 {
@@ -550,9 +578,12 @@ mod tests {
 
     #[test]
     fn decimals_and_percentiles() {
-        assert_eq!(decimal(7, 2, 2).to_string(), "3.50");
-        assert_eq!(decimal(1, 3, 2).to_string(), "0.33");
-        assert_eq!(decimal(50_000, 1_000_000, 6).to_string(), "0.050000");
+        let shown = |value: Value| serde_json::to_string(&Exact(&value)).unwrap();
+        assert_eq!(shown(decimal(7, 2, 2)), "3.50");
+        assert_eq!(shown(decimal(1, 3, 2)), "0.33");
+        assert_eq!(shown(decimal(50_000, 1_000_000, 6)), "0.050000");
+        assert_eq!(shown(decimal(5, 1, 0)), "5");
+        assert_eq!(shown(json!({"a": [decimal(1, 4, 2), "text", 1]})), r#"{"a":[0.25,"text",1]}"#);
         let samples = Percentiles::new((1..=1000).rev().collect());
         assert_eq!((samples.at(500), samples.at(990), samples.at(1000)), (500, 990, 1000));
         assert_eq!(Percentiles::new(vec![9]).at(500), 9);

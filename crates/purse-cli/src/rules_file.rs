@@ -1,20 +1,48 @@
 //! The rules JSON of spec §4, read from a file or stdin into the core's [`RuleSetText`].
 //!
-//! Amounts may be JSON strings or JSON numbers. serde_json is built with
-//! `arbitrary_precision`, so a number keeps the exact text it was written with (`20.10` stays
+//! Amounts may be JSON strings or JSON numbers. Every value is read as its exact source text
+//! (serde_json's `RawValue`), so a number keeps the text it was written with (`20.10` stays
 //! `20.10`, never a float), and the core parses that text at the ledger's scale like any other.
 //! Unknown keys are refused rather than ignored: a misspelt `full_gift_swich` must not silently
 //! mean "no full gift"; so are duplicate keys, lone surrogate escapes and nesting deeper than
 //! [`strict_json::JSON_DEPTH_MAX`].
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use purse_core::RuleSetText;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use crate::error::CliError;
 use crate::strict_json::{self, JsonError};
+
+/// An object's members, each value as its exact text. Keys are unique (the strict check saw to
+/// that) and in sorted order, so the first unknown key named is the same on every run.
+type Object<'a> = BTreeMap<String, &'a RawValue>;
+
+/// What a JSON value is, by the first byte of its text (serde_json has checked the syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool(bool),
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+fn kind(value: &RawValue) -> Kind {
+    match value.get().as_bytes().first() {
+        Some(b'n') => Kind::Null,
+        Some(b't') => Kind::Bool(true),
+        Some(b'f') => Kind::Bool(false),
+        Some(b'"') => Kind::String,
+        Some(b'[') => Kind::Array,
+        Some(b'{') => Kind::Object,
+        _ => Kind::Number,
+    }
+}
 
 /// A rules file larger than this is refused before parsing: 64 tiers fit in a few KiB.
 pub const RULES_FILE_BYTES_MAX: u64 = 1 << 20;
@@ -54,60 +82,77 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
         JsonError::Syntax(error) => not_json(error),
         JsonError::Refused(message) => CliError::invalid_argument(format!("rules: {message}")),
     })?;
-    let value: Value = serde_json::from_str(text).map_err(not_json)?;
-    let Value::Object(object) = value else {
+    let root: &RawValue = serde_json::from_str(text).map_err(not_json)?;
+    if kind(root) != Kind::Object {
         return Err(CliError::invalid_argument("rules: the document must be a JSON object"));
-    };
+    }
+    let object: Object<'_> = serde_json::from_str(root.get()).map_err(not_json)?;
     check_keys("rules", &object, &RULE_KEYS)?;
     let tiers = match object.get("tiers") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tiers)) => {
-            tiers.iter().enumerate().map(|(index, tier)| parse_tier(index, tier)).collect::<Result<_, _>>()?
-        }
-        Some(_) => return Err(CliError::invalid_argument("rules: tiers must be an array")),
+        None => Vec::new(),
+        Some(tiers) => match kind(tiers) {
+            Kind::Null => Vec::new(),
+            Kind::Array => serde_json::from_str::<Vec<&RawValue>>(tiers.get())
+                .map_err(not_json)?
+                .into_iter()
+                .enumerate()
+                .map(|(index, tier)| parse_tier(index, tier))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(CliError::invalid_argument("rules: tiers must be an array")),
+        },
     };
     Ok(RuleSetText {
         deduction_order: string(&object, "deduction_order")?,
         gift_type: string(&object, "gift_type")?,
-        full_gift_switch: match object.get("full_gift_switch") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(switch)) => Some(*switch),
+        full_gift_switch: match object.get("full_gift_switch").map(|value| kind(value)) {
+            None | Some(Kind::Null) => None,
+            Some(Kind::Bool(switch)) => Some(switch),
             Some(_) => return Err(CliError::invalid_argument("rules: full_gift_switch must be true or false")),
         },
         tiers,
     })
 }
 
-fn parse_tier(index: usize, tier: &Value) -> Result<(String, String), CliError> {
-    let Value::Object(object) = tier else {
+fn parse_tier(index: usize, tier: &RawValue) -> Result<(String, String), CliError> {
+    if kind(tier) != Kind::Object {
         return Err(CliError::invalid_argument(format!(
             "rules: tiers[{index}] must be an object with real_value and gift_value"
         )));
-    };
+    }
+    let object: Object<'_> = serde_json::from_str(tier.get())
+        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))?;
     let place = format!("tiers[{index}]");
-    check_keys(&place, object, &TIER_KEYS)?;
-    Ok((amount_text(&place, object, "real_value")?, amount_text(&place, object, "gift_value")?))
+    check_keys(&place, &object, &TIER_KEYS)?;
+    Ok((amount_text(&place, &object, "real_value")?, amount_text(&place, &object, "gift_value")?))
 }
 
-/// A tier amount as exact text: a JSON string as is, a JSON number as written.
-fn amount_text(place: &str, object: &Map<String, Value>, key: &str) -> Result<String, CliError> {
-    match object.get(key) {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Number(number)) => Ok(number.to_string()),
-        None | Some(Value::Null) => Err(CliError::invalid_argument(format!("rules: {place}.{key} is required"))),
+/// A tier amount as exact text: a JSON string decoded, a JSON number as written.
+fn amount_text(place: &str, object: &Object<'_>, key: &str) -> Result<String, CliError> {
+    let value = object.get(key).copied();
+    match value.map(kind) {
+        Some(Kind::String) => decoded(value),
+        Some(Kind::Number) => Ok(value.map(|value| value.get().to_owned()).unwrap_or_default()),
+        None | Some(Kind::Null) => Err(CliError::invalid_argument(format!("rules: {place}.{key} is required"))),
         Some(_) => Err(CliError::invalid_argument(format!("rules: {place}.{key} must be a number or a string"))),
     }
 }
 
-fn string(object: &Map<String, Value>, key: &str) -> Result<Option<String>, CliError> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
+fn string(object: &Object<'_>, key: &str) -> Result<Option<String>, CliError> {
+    let value = object.get(key).copied();
+    match value.map(kind) {
+        None | Some(Kind::Null) => Ok(None),
+        Some(Kind::String) => decoded(value).map(Some),
         Some(_) => Err(CliError::invalid_argument(format!("rules: {key} must be a string"))),
     }
 }
 
-fn check_keys(place: &str, object: &Map<String, Value>, known: &[&str]) -> Result<(), CliError> {
+/// A JSON string's text, its escapes decoded.
+fn decoded(value: Option<&RawValue>) -> Result<String, CliError> {
+    serde_json::from_str(value.map_or("null", RawValue::get))
+        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))
+}
+
+fn check_keys(place: &str, object: &Object<'_>, known: &[&str]) -> Result<(), CliError> {
     match object.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => {
             Err(CliError::invalid_argument(format!("{place}: unknown field {key:?} (known: {})", known.join(", "))))
@@ -164,11 +209,14 @@ mod tests {
                     &[("100.00", "20.00"), ("500.00", "150.00")],
                 )),
             ),
-            // Numbers keep their exact decimal text: no float ever sees them. (serde_json only
-            // spells an exponent's sign out, which changes no value.)
+            // Numbers keep their exact decimal text, exponents as written: no float ever sees them.
             (
                 r#"{"gift_type": "CUSTOMIZED", "tiers": [{"real_value": 100.10, "gift_value": 0.1}, {"real_value": 1.5e2, "gift_value": 12345678901234567.89}]}"#,
-                Ok(text(None, Some("CUSTOMIZED"), None, &[("100.10", "0.1"), ("1.5e+2", "12345678901234567.89")])),
+                Ok(text(None, Some("CUSTOMIZED"), None, &[("100.10", "0.1"), ("1.5e2", "12345678901234567.89")])),
+            ),
+            (
+                r#"{"tiers": [{"real_value": 1E+2, "gift_value": -0}, {"real_value": 1e400, "gift_value": "2\u0030.10"}]}"#,
+                Ok(text(None, None, None, &[("1E+2", "-0"), ("1e400", "20.10")])),
             ),
             (
                 r#"{"gift_type": "PROPORTIONAL", "tiers": [{"real_value": 100, "gift_value": 5500}]}"#,

@@ -14,22 +14,23 @@
 //!   would mean different things to different readers. purse refuses it.
 //!
 //! The text is only checked, never rewritten: callers keep it as written.
+//!
+//! serde_json reads the whole text once, checking its syntax, and hands each value on as its
+//! exact text (`RawValue`, from serde_json's additive `raw_value` feature); each array and
+//! object is then read again from its own text, one level at a time. So no number is ever read
+//! as one (a float, or out of range like `1e400`): numbers are any caller's business.
 
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// The deepest nesting of arrays and objects accepted (the top-level array or object is level
 /// 1). A rules file needs 3 levels and `ext_info` is at most 4 KiB of caller metadata: 64 is
 /// far above any real document, half of serde_json's own recursion limit, and within what
 /// common readers of stored JSON handle, so `ext_info` stays readable wherever it is sent.
 pub const JSON_DEPTH_MAX: usize = 64;
-
-/// With `arbitrary_precision` (on in this workspace) serde_json hands a number that is not a
-/// 64-bit integer to a visitor as a one-entry map under this key, its exact text as the value.
-/// Such a map is no nesting.
-const NUMBER_KEY: &str = "$serde_json::private::Number";
 
 /// Why a text was refused.
 #[derive(Debug)]
@@ -51,22 +52,73 @@ impl fmt::Display for JsonError {
 }
 
 /// Checks that `text` is one JSON value without lone surrogates, deeper nesting than
-/// [`JSON_DEPTH_MAX`] or duplicate keys.
+/// [`JSON_DEPTH_MAX`] or duplicate keys. Text that is not JSON at all is reported as such first.
 pub fn check(text: &str) -> Result<(), JsonError> {
     if let Some(message) = lone_surrogate(text) {
         return Err(JsonError::Refused(message));
     }
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let walked =
-        Walk { depth: 0, place: &Place::Root }.deserialize(&mut deserializer).and_then(|()| deserializer.end());
-    walked.map_err(|error| {
-        // The visitor's own refusals are serde_json's "data" errors; everything else is syntax.
-        if error.is_data() {
-            JsonError::Refused(error.to_string())
-        } else {
-            JsonError::Syntax(error)
+    let root: &RawValue = serde_json::from_str(text).map_err(JsonError::Syntax)?;
+    walk(text, root, 0, &Place::Root)
+}
+
+/// Checks one value of `text` (its array or object at `depth` levels inside the document).
+fn walk(text: &str, value: &RawValue, depth: usize, place: &Place<'_>) -> Result<(), JsonError> {
+    let raw = value.get();
+    let too_deep = || {
+        let at = position(text, offset(text, raw) + 1);
+        JsonError::Refused(format!("nesting deeper than the maximum of {JSON_DEPTH_MAX} levels at {at}"))
+    };
+    match raw.as_bytes().first() {
+        Some(b'[') => {
+            if depth + 1 > JSON_DEPTH_MAX {
+                return Err(too_deep());
+            }
+            let elements: Vec<&RawValue> = serde_json::from_str(raw).map_err(JsonError::Syntax)?;
+            for (index, element) in elements.into_iter().enumerate() {
+                walk(text, element, depth + 1, &Place::Index(place, index))?;
+            }
         }
-    })
+        Some(b'{') => {
+            if depth + 1 > JSON_DEPTH_MAX {
+                return Err(too_deep());
+            }
+            let members: Members<'_> = serde_json::from_str(raw).map_err(JsonError::Syntax)?;
+            let mut keys = HashSet::new();
+            for (key, value) in &members.0 {
+                if !keys.insert(key.as_str()) {
+                    return Err(duplicate(text, place, key, value));
+                }
+                walk(text, value, depth + 1, &Place::Key(place, key))?;
+            }
+        }
+        // A string, number, `true`, `false` or `null`: serde_json has checked it.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An object's members in order, duplicates included, each value as its exact text.
+#[derive(Debug)]
+pub struct Members<'a>(pub Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Entries<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
+    }
 }
 
 /// The first `\uXXXX` escape of a surrogate not paired as UTF-16 wants it (a leading one
@@ -118,6 +170,18 @@ fn line_column(text: &str, at: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Where `part`, a value serde_json handed on as text, begins in `text` (it lies inside it).
+fn offset(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len())
+}
+
+/// serde_json's words for the place just before byte `at`: "line 2 column 5", the column
+/// counting the bytes of the line before `at`.
+fn position(text: &str, at: usize) -> String {
+    let (line, column) = line_column(text, at);
+    format!("line {line} column {}", column - 1)
+}
+
 /// Where a value stands in the document, for messages: `tiers[0]`, `a.b`.
 #[derive(Debug)]
 enum Place<'a> {
@@ -137,106 +201,15 @@ impl fmt::Display for Place<'_> {
     }
 }
 
-/// One value to check, at `depth` levels of arrays and objects inside the document.
-#[derive(Debug)]
-struct Walk<'a> {
-    depth: usize,
-    place: &'a Place<'a>,
-}
-
-impl Walk<'_> {
-    fn enter<E: serde::de::Error>(&self, depth: usize) -> Result<(), E> {
-        if depth > JSON_DEPTH_MAX {
-            return Err(E::custom(format_args!("nesting deeper than the maximum of {JSON_DEPTH_MAX} levels")));
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    /// An integer that fits in 64 bits; any other number arrives as a map (see [`NUMBER_KEY`]),
-    /// never as a float.
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    /// serde_json has already decoded the string, refusing a lone surrogate in it.
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let depth = self.depth + 1;
-        self.enter(depth)?;
-        let mut index = 0;
-        loop {
-            let place = Place::Index(self.place, index);
-            if seq.next_element_seed(Walk { depth, place: &place })?.is_none() {
-                return Ok(());
-            }
-            index += 1;
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut key = map.next_key::<String>()?;
-        let mut keys = HashSet::new();
-        if key.as_deref() == Some(NUMBER_KEY) {
-            // A number is this key and its text, nothing more. Anything else under the key is
-            // an object of the caller's, checked like any other.
-            let _text: String = map.next_value()?;
-            key = map.next_key()?;
-            if key.is_none() {
-                return Ok(());
-            }
-            keys.insert(NUMBER_KEY.to_owned());
-        }
-        let depth = self.depth + 1;
-        self.enter(depth)?;
-        while let Some(name) = key {
-            if keys.contains(&name) {
-                return Err(duplicate(self.place, &name));
-            }
-            let place = Place::Key(self.place, &name);
-            map.next_value_seed(Walk { depth, place: &place })?;
-            keys.insert(name);
-            key = map.next_key()?;
-        }
-        Ok(())
-    }
-}
-
-fn duplicate<E: serde::de::Error>(object: &Place<'_>, key: &str) -> E {
-    match object {
-        Place::Root => E::custom(format_args!("duplicate key {key:?}")),
-        object => E::custom(format_args!("duplicate key {key:?} in {object}")),
-    }
+/// A key met twice, placed at the colon after its second occurrence (where serde_json stands
+/// once it has read the key).
+fn duplicate(text: &str, object: &Place<'_>, key: &str, value: &RawValue) -> JsonError {
+    let before = text[..offset(text, value.get())].trim_end_matches([' ', '\t', '\n', '\r']);
+    let at = position(text, before.len().saturating_sub(1));
+    JsonError::Refused(match object {
+        Place::Root => format!("duplicate key {key:?} at {at}"),
+        object => format!("duplicate key {key:?} in {object} at {at}"),
+    })
 }
 
 #[cfg(test)]
@@ -302,14 +275,18 @@ mod tests {
             ("{bad".into(), Syntax("key must be a string")),
             ("{} {}".into(), Syntax("trailing characters")),
             (r#"["\x"]"#.into(), Syntax("invalid escape")),
-            // serde_json's key for numbers, written by a caller: a one-string object is taken for the
-            // number it stands for, anything more is an object and checked as one.
+            // Numbers are never read as numbers: none is too large, too precise or a float.
+            (r#"[1e400, -1e-400, 0.1e1, 1E+3, 123456789012345678901234567890.123456789]"#.into(), Accepted),
+            // The key serde_json's `arbitrary_precision` gives numbers is only a key here, like any
+            // other: purse does not turn that feature on.
             (r#"{"$serde_json::private::Number": "1"}"#.into(), Accepted),
             (
                 r#"{"$serde_json::private::Number": "1", "$serde_json::private::Number": "2"}"#.into(),
                 Refused("duplicate key"),
             ),
-            (r#"{"$serde_json::private::Number": [1]}"#.into(), Refused("invalid type")),
+            (r#"{"$serde_json::private::Number": [1]}"#.into(), Accepted),
+            // Syntax is checked over the whole text before anything else.
+            (r#"{"a": 1, "a": 2, "b": [1,}"#.into(), Syntax("expected value at line 1 column 26")),
         ];
         for (text, expect) in table {
             check_text(&text, &expect);

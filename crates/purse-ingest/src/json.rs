@@ -4,21 +4,23 @@
 //! one after another (JSON lines). Each object is read into an [`Object`] holding only the
 //! provider's fields and handed to [`Schema::finish`]; nested values under other keys are
 //! walked the same way. Memory is the current path of objects plus the items found so far.
+//!
+//! The values a provider reads (its fields and property lists) are taken as their exact source
+//! text ([`TextSeed`], [`ListSeed`]), so a number reaches a provider as the digits it was
+//! written with. Everything else is only walked past: serde_json reads a number there as it
+//! would for any caller and [`Walk`] drops it unseen.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::{BufRead, Read};
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::record::{Item, Rejection, Text};
 use crate::schema::{List, Object, Property, Schema};
-
-/// serde_json's name for a number kept as text (`arbitrary_precision`): such a number reaches a
-/// visitor as a one-entry map under this key.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// The longest line read whole for the fast path (a Zenlayer page of 5000 records is ~1 MiB).
 /// A longer line is streamed like any other input.
@@ -180,8 +182,6 @@ impl<'de, S: Schema> Visitor<'de> for Walk<'_, S> {
             match key {
                 Key::Field(slot) => object.fields[slot] = Some(map.next_value_seed(TextSeed)?),
                 Key::List(slot) => object.lists[slot] = map.next_value_seed(ListSeed)?,
-                // A number outside any field the provider reads: nothing to keep.
-                Key::Number => return map.next_value::<IgnoredAny>().map(|_| ()),
                 Key::Other => {
                     map.next_value_seed(Walk { schema: self.schema, out: &mut *self.out, flags: self.flags })?
                 }
@@ -217,6 +217,8 @@ impl<'de, S: Schema> Visitor<'de> for Walk<'_, S> {
         Ok(())
     }
 
+    /// A number that is no 64-bit integer, in a place no provider reads: serde_json's own
+    /// reading of it, dropped unseen. Amounts never come this way ([`TextSeed`]).
     fn visit_f64<E>(self, _: f64) -> Result<(), E> {
         self.flags.started.set(true);
         Ok(())
@@ -232,7 +234,6 @@ impl<'de, S: Schema> Visitor<'de> for Walk<'_, S> {
 enum Key {
     Field(usize),
     List(usize),
-    Number,
     Other,
 }
 
@@ -258,9 +259,6 @@ impl<'de, S: Schema> Visitor<'de> for KeySeed<'_, S> {
     }
 
     fn visit_str<E>(self, key: &str) -> Result<Key, E> {
-        if key == NUMBER_TOKEN {
-            return Ok(Key::Number);
-        }
         if self.schema.marker(key) {
             self.flags.marker.set(true);
         }
@@ -272,157 +270,141 @@ impl<'de, S: Schema> Visitor<'de> for KeySeed<'_, S> {
     }
 }
 
-/// Reads a scalar field as [`Text`]; anything else is consumed and described.
+/// Reads a field as [`Text`], from the value's exact source text: a number keeps the digits the
+/// provider wrote (`20.10` stays `20.10`), so an amount never passes through a float.
+///
+/// The text comes from serde_json's `raw_value` feature (`RawValue`), which only adds that
+/// type. (Not `arbitrary_precision`: Cargo unifies features, so that one would change how
+/// numbers deserialize in every application that embeds purse.) A field is one scalar, or
+/// rarely a short array (KYBIO `messages`), so holding its text costs no more than the string
+/// it is anyway.
 struct TextSeed;
 
 impl<'de> DeserializeSeed<'de> for TextSeed {
     type Value = Text;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Text, D::Error> {
-        deserializer.deserialize_any(self)
+        let raw = String::from(Box::<str>::from(Box::<RawValue>::deserialize(deserializer)?));
+        text_owned(raw).map_err(relocate)
     }
 }
 
-impl<'de> Visitor<'de> for TextSeed {
-    type Value = Text;
+/// Arrays nested deeper than this inside one field are not read (each level reads its own text
+/// again): no provider nests arrays in a field at all.
+const FIELD_ARRAYS_DEPTH_MAX: usize = 16;
 
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a scalar")
-    }
-
-    fn visit_str<E>(self, text: &str) -> Result<Text, E> {
-        Ok(Text::Str(text.to_owned()))
-    }
-
-    fn visit_string<E>(self, text: String) -> Result<Text, E> {
-        Ok(Text::Str(text))
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Text, E> {
-        Ok(Text::Bool(value))
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Text, E> {
-        Ok(Text::Num(value.to_string()))
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<Text, E> {
-        Ok(Text::Num(value.to_string()))
-    }
-
-    // Unreachable with `arbitrary_precision` (numbers come as text); kept so a float can never
-    // be mistaken for anything but what it is. Its text is still parsed exactly, or refused.
-    fn visit_f64<E>(self, value: f64) -> Result<Text, E> {
-        Ok(Text::Num(value.to_string()))
-    }
-
-    fn visit_unit<E>(self) -> Result<Text, E> {
-        Ok(Text::Null)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
-        let mut first = true;
-        let mut number = None;
-        while let Some(key) = map.next_key::<KeyText>()? {
-            if first && key.0 == NUMBER_TOKEN {
-                number = Some(map.next_value::<String>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-            first = false;
+/// [`text`] of a field's whole text, reusing its allocation for the common cases.
+fn text_owned(mut raw: String) -> Result<Text, serde_json::Error> {
+    match raw.as_bytes().first() {
+        // serde_json checked the string when it read the value: with no escape, its text between
+        // the quotes is the string.
+        Some(b'"') if !raw.contains('\\') => {
+            raw.pop();
+            raw.remove(0);
+            Ok(Text::Str(raw))
         }
-        Ok(number.map_or(Text::Other("an object"), Text::Num))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
-        let mut parts = Vec::new();
-        let mut scalars = true;
-        while let Some(element) = seq.next_element_seed(TextSeed)? {
-            match element.as_str() {
-                Some(text) => parts.push(text.to_owned()),
-                None => scalars &= matches!(element, Text::Null | Text::Bool(_)),
-            }
-        }
-        Ok(if scalars { Text::Array(parts.join("; ")) } else { Text::Other("an array of objects") })
+        Some(b'-' | b'0'..=b'9') => Ok(Text::Num(raw)),
+        _ => text(&raw, 0),
     }
 }
 
-/// A key kept as text (only for the rare objects where a number might hide).
-struct KeyText(String);
+/// What a value's text is, by its first byte (serde_json has checked the syntax and trimmed
+/// the whitespace): a number as written, a string decoded, the scalars of an array joined.
+fn text(raw: &str, depth: usize) -> Result<Text, serde_json::Error> {
+    Ok(match raw.as_bytes().first() {
+        Some(b'"') => Text::Str(serde_json::from_str(raw)?),
+        Some(b'-' | b'0'..=b'9') => Text::Num(raw.to_owned()),
+        Some(b't') => Text::Bool(true),
+        Some(b'f') => Text::Bool(false),
+        Some(b'n') => Text::Null,
+        Some(b'[') if depth >= FIELD_ARRAYS_DEPTH_MAX => Text::Other("an array nested too deep"),
+        Some(b'[') => {
+            let mut parts = Vec::new();
+            let mut other = None;
+            for element in serde_json::from_str::<Vec<&RawValue>>(raw)? {
+                match text(element.get(), depth + 1)? {
+                    Text::Str(part) | Text::Num(part) | Text::Array(part) => parts.push(part),
+                    Text::Null | Text::Bool(_) => {}
+                    Text::Other(kind) => other = other.or(Some(kind)),
+                }
+            }
+            match other {
+                None => Text::Array(parts.join("; ")),
+                Some(deep @ "an array nested too deep") => Text::Other(deep),
+                Some(_) => Text::Other("an array of objects"),
+            }
+        }
+        _ => Text::Other("an object"),
+    })
+}
 
-impl<'de> serde::Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<KeyText, D::Error> {
-        String::deserialize(deserializer).map(KeyText)
+/// An error in a value's own text (a lone surrogate escape in a string), handed back to the
+/// deserializer of the whole input without the place serde_json counted from the value's
+/// start, so that it is placed in the input (just after the value) like any other.
+fn relocate<E: serde::de::Error>(error: serde_json::Error) -> E {
+    let message = error.to_string();
+    E::custom(message.split(" at line ").next().unwrap_or(&message))
+}
+
+/// An object's members in order, each value as its text.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Entries<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
     }
 }
 
 /// A property list in any of TOP's shapes: a plain array (`simplify=true`), or an object
 /// holding the array under the item type's name (`{"recharge_account_property_open_info": […]}`).
-/// `null` counts as absent.
+/// `null` counts as absent. Read from its text like a field (a list is a few entries), so its
+/// numbers keep their digits too.
 struct ListSeed;
 
 impl<'de> DeserializeSeed<'de> for ListSeed {
     type Value = Option<List>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<List>, D::Error> {
-        deserializer.deserialize_any(self)
+        list(Box::<RawValue>::deserialize(deserializer)?.get()).map_err(relocate)
     }
 }
 
-impl<'de> Visitor<'de> for ListSeed {
-    type Value = Option<List>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a property list")
-    }
-
-    fn visit_unit<E>(self) -> Result<Option<List>, E> {
-        Ok(None)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<List>, A::Error> {
-        let mut list: List = Ok(Vec::new());
-        while let Some(entry) = seq.next_element_seed(PropertySeed)? {
-            push(&mut list, entry);
-        }
-        Ok(Some(list))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<List>, A::Error> {
-        let mut list: List = Ok(Vec::new());
-        while let Some(key) = map.next_key::<KeyText>()? {
-            if key.0 == NUMBER_TOKEN {
-                map.next_value::<IgnoredAny>()?;
-                list = Err("a number, not a list");
-                continue;
-            }
-            // The wrapper's one key names the item type; its value is the array (or one item).
-            for entry in map.next_value::<WrappedEntries>()?.0 {
-                push(&mut list, entry);
+fn list(raw: &str) -> Result<Option<List>, serde_json::Error> {
+    let mut list: List = Ok(Vec::new());
+    match raw.as_bytes().first() {
+        Some(b'n') => return Ok(None),
+        Some(b'[') => {
+            for entry in serde_json::from_str::<Vec<&RawValue>>(raw)? {
+                push(&mut list, property(entry.get())?);
             }
         }
-        Ok(Some(list))
+        // The wrapper's one key names the item type; its value is the array (or one item).
+        Some(b'{') => {
+            for (_, entries) in serde_json::from_str::<Members<'_>>(raw)?.0 {
+                for entry in wrapped(entries.get())? {
+                    push(&mut list, entry);
+                }
+            }
+        }
+        Some(b'"') => list = Err("a string, not a list"),
+        Some(b't' | b'f') => list = Err("a boolean, not a list"),
+        _ => list = Err("a number, not a list"),
     }
-
-    fn visit_str<E>(self, _: &str) -> Result<Option<List>, E> {
-        Ok(Some(Err("a string, not a list")))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Option<List>, E> {
-        Ok(Some(Err("a boolean, not a list")))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Option<List>, E> {
-        Ok(Some(Err("a number, not a list")))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Option<List>, E> {
-        Ok(Some(Err("a number, not a list")))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Option<List>, E> {
-        Ok(Some(Err("a number, not a list")))
-    }
+    Ok(Some(list))
 }
 
 fn push(list: &mut List, entry: Result<Property, &'static str>) {
@@ -434,115 +416,41 @@ fn push(list: &mut List, entry: Result<Property, &'static str>) {
 }
 
 /// The value under a list wrapper's key: an array of entries, or a single entry.
-struct WrappedEntries(Vec<Result<Property, &'static str>>);
-
-impl<'de> Deserialize<'de> for WrappedEntries {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WrappedEntries, D::Error> {
-        struct Entries;
-        impl<'de> Visitor<'de> for Entries {
-            type Value = WrappedEntries;
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("property entries")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WrappedEntries, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = seq.next_element_seed(PropertySeed)? {
-                    entries.push(entry);
-                }
-                Ok(WrappedEntries(entries))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WrappedEntries, A::Error> {
-                Ok(WrappedEntries(vec![PropertySeed.visit_map(map)?]))
-            }
-            fn visit_unit<E>(self) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(Vec::new()))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(vec![Err("a string where property entries belong")]))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(vec![Err("a boolean where property entries belong")]))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(vec![Err("a number where property entries belong")]))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(vec![Err("a number where property entries belong")]))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<WrappedEntries, E> {
-                Ok(WrappedEntries(vec![Err("a number where property entries belong")]))
-            }
-        }
-        deserializer.deserialize_any(Entries)
-    }
+fn wrapped(raw: &str) -> Result<Vec<Result<Property, &'static str>>, serde_json::Error> {
+    Ok(match raw.as_bytes().first() {
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(raw)?
+            .iter()
+            .map(|entry| property(entry.get()))
+            .collect::<Result<_, _>>()?,
+        Some(b'{') => vec![property(raw)?],
+        Some(b'n') => Vec::new(),
+        Some(b'"') => vec![Err("a string where property entries belong")],
+        Some(b't' | b'f') => vec![Err("a boolean where property entries belong")],
+        _ => vec![Err("a number where property entries belong")],
+    })
 }
 
 /// One `{"type": "REAL", "value": 200}` entry.
-struct PropertySeed;
-
-impl<'de> DeserializeSeed<'de> for PropertySeed {
-    type Value = Result<Property, &'static str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PropertySeed {
-    type Value = Result<Property, &'static str>;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("a property entry")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut kind, mut value, mut number) = (None, None, false);
-        while let Some(key) = map.next_key::<KeyText>()? {
-            match key.0.as_str() {
-                "type" => kind = Some(map.next_value_seed(TextSeed)?),
-                "value" => value = Some(map.next_value_seed(TextSeed)?),
-                NUMBER_TOKEN => {
-                    number = true;
-                    map.next_value::<IgnoredAny>()?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
+fn property(raw: &str) -> Result<Result<Property, &'static str>, serde_json::Error> {
+    Ok(match raw.as_bytes().first() {
+        Some(b'{') => {
+            let (mut kind, mut value) = (None, None);
+            for (key, member) in serde_json::from_str::<Members<'_>>(raw)?.0 {
+                match key.as_str() {
+                    "type" => kind = Some(text(member.get(), 0)?),
+                    "value" => value = Some(text(member.get(), 0)?),
+                    _ => {}
                 }
             }
+            match (kind, value) {
+                (Some(kind), Some(value)) => Ok((kind, value)),
+                _ => Err("a property entry without both type and value"),
+            }
         }
-        Ok(match (kind, value) {
-            _ if number => Err("a number where a property entry belongs"),
-            (Some(kind), Some(value)) => Ok((kind, value)),
-            _ => Err("a property entry without both type and value"),
-        })
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Err("an array where a property entry belongs"))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err("a string where a property entry belongs"))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err("a boolean where a property entry belongs"))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err("a number where a property entry belongs"))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err("a number where a property entry belongs"))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err("a number where a property entry belongs"))
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err("null where a property entry belongs"))
-    }
+        Some(b'[') => Err("an array where a property entry belongs"),
+        Some(b'"') => Err("a string where a property entry belongs"),
+        Some(b't' | b'f') => Err("a boolean where a property entry belongs"),
+        Some(b'n') => Err("null where a property entry belongs"),
+        _ => Err("a number where a property entry belongs"),
+    })
 }

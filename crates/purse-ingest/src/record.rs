@@ -98,8 +98,8 @@ impl Stated {
     }
 }
 
-/// One scalar field as the provider wrote it. Numbers keep their exact text (serde_json's
-/// `arbitrary_precision`), so an amount never passes through a float.
+/// One scalar field as the provider wrote it. Numbers keep their exact text (JSON fields are
+/// read as their source text, see `json.rs`), so an amount never passes through a float.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text {
     Str(String),
