@@ -220,6 +220,11 @@ impl SimDisk {
     pub fn heal(&self, flip: &Flip) -> bool {
         self.medium().toggle(flip)
     }
+
+    /// Flips one chosen bit at rest (for regression tests of one exact damage).
+    pub fn flip_at(&self, flip: &Flip) -> bool {
+        self.medium().toggle(flip)
+    }
 }
 
 impl Medium {
