@@ -1,11 +1,7 @@
-//! The checker can fail: a disk that loses a synced write must be caught, and a damaged meta
-//! value must never open as another ledger.
+//! The checker can fail: a disk that loses a synced write (an acknowledged flow) must be caught.
+//! A checker that cannot fail proves nothing.
 
-use purse_core::ErrorCode;
-use purse_ledger::sim_support::{SimRequest, SyncLedger};
-use purse_sim::disk::{Flip, FlipTarget};
-use purse_sim::rng::Rng;
-use purse_sim::{Breakage, CrashKind, Faults, Options, SimDisk};
+use purse_sim::{Breakage, Options};
 
 #[test]
 fn a_disk_that_loses_synced_writes_is_caught() {
