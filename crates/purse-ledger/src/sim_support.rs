@@ -126,6 +126,11 @@ impl SyncLedger {
         self.writer.read_flow(flow_id)
     }
 
+    /// The scale and zone the ledger opened with (read from its meta).
+    pub fn config(&self) -> purse_core::Config {
+        self.writer.projections.state.config()
+    }
+
     pub fn last_sequence(&self) -> u64 {
         self.writer.projections.state.last_sequence()
     }

@@ -18,6 +18,20 @@ const META_VERSION: u8 = 1;
 const META_KEY_VERSION: &[u8] = b"version";
 const META_KEY_SCALE: &[u8] = b"scale";
 const META_KEY_ZONE: &[u8] = b"zone_offset_seconds";
+/// CRC-32 (big-endian) of the version, scale and zone values, concatenated. Without it a
+/// flipped bit in the scale or zone opens the ledger as another one: every amount and time
+/// rendered differently, and nothing refused. Ledgers created before it have none (unchecked).
+const META_KEY_CHECKSUM: &[u8] = b"checksum";
+
+/// The checksum kept under [`META_KEY_CHECKSUM`]. The values have fixed lengths (1, 1, 4), so
+/// their concatenation is unambiguous.
+fn meta_checksum(version: &[u8], scale: &[u8], zone: &[u8]) -> [u8; 4] {
+    let mut hasher = crc32fast::Hasher::new();
+    for value in [version, scale, zone] {
+        hasher.update(value);
+    }
+    hasher.finalize().to_be_bytes()
+}
 
 #[derive(Debug)]
 pub(crate) struct Store {
@@ -59,15 +73,20 @@ impl Store {
         if version.as_ref() != [META_VERSION] {
             return Err(Error::Corruption(format!("meta version {:?} is not {META_VERSION}", version.as_ref())));
         }
-        let scale = self
-            .storage
-            .meta_get(META_KEY_SCALE)?
+        let scale_bytes = self.storage.meta_get(META_KEY_SCALE)?;
+        let zone_bytes = self.storage.meta_get(META_KEY_ZONE)?;
+        if let Some(stored) = self.storage.meta_get(META_KEY_CHECKSUM)? {
+            let computed =
+                meta_checksum(&version, scale_bytes.as_deref().unwrap_or(&[]), zone_bytes.as_deref().unwrap_or(&[]));
+            if stored.as_ref() != computed {
+                return Err(Error::Corruption("the ledger's meta (scale, zone) fails its checksum".into()));
+            }
+        }
+        let scale = scale_bytes
             .and_then(|bytes| bytes.first().copied())
             .and_then(|decimals| Scale::new(u32::from(decimals)))
             .ok_or_else(|| Error::Corruption("meta scale is missing or invalid".into()))?;
-        let zone = self
-            .storage
-            .meta_get(META_KEY_ZONE)?
+        let zone = zone_bytes
             .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
             .and_then(|bytes| Zone::east_seconds(i32::from_be_bytes(bytes)))
             .ok_or_else(|| Error::Corruption("meta zone is missing or invalid".into()))?;
@@ -78,8 +97,13 @@ impl Store {
     pub fn write_config(&mut self, scale: Scale, zone: Zone) -> Result<(), Error> {
         let decimals = u8::try_from(scale.decimals()).expect("SCALE_MAX fits u8");
         let zone = zone.offset_seconds().to_be_bytes();
-        let entries: [(&[u8], &[u8]); 3] =
-            [(META_KEY_SCALE, &[decimals]), (META_KEY_ZONE, &zone), (META_KEY_VERSION, &[META_VERSION])];
+        let checksum = meta_checksum(&[META_VERSION], &[decimals], &zone);
+        let entries: [(&[u8], &[u8]); 4] = [
+            (META_KEY_SCALE, &[decimals]),
+            (META_KEY_ZONE, &zone),
+            (META_KEY_CHECKSUM, &checksum),
+            (META_KEY_VERSION, &[META_VERSION]),
+        ];
         self.storage.meta_put(&entries)?;
         self.make_durable()
     }
