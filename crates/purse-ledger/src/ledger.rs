@@ -508,73 +508,11 @@ pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
     use super::*;
     use crate::sled_storage::SledStorage;
-    use crate::storage::{Bytes, Storage, HEAD_SLOT_BYTES};
+    use crate::test_storage::FailingSync;
     use purse_core::{Action, Amount, Command, ErrorCode};
-
-    /// sled, except that `sync` fails (EIO) once `failing` is set.
-    #[derive(Debug)]
-    struct FailingSync {
-        inner: SledStorage,
-        failing: Arc<AtomicBool>,
-    }
-
-    impl Storage for FailingSync {
-        fn meta_get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
-            self.inner.meta_get(key)
-        }
-        fn meta_put(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), Error> {
-            self.inner.meta_put(entries)
-        }
-        fn log_put(&mut self, blocks: Vec<(u64, Vec<u8>)>) -> Result<(), Error> {
-            self.inner.log_put(blocks)
-        }
-        fn log_remove(&mut self, firsts: &[u64]) -> Result<(), Error> {
-            self.inner.log_remove(firsts)
-        }
-        fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
-            self.inner.log_at_or_before(sequence)
-        }
-        fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a> {
-            self.inner.log_from(first)
-        }
-        fn sync(&mut self) -> Result<(), Error> {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(crate::sled_storage::io_error("fdatasync", &std::io::Error::from_raw_os_error(5)));
-            }
-            self.inner.sync()
-        }
-        fn head_exists(&self) -> Result<bool, Error> {
-            self.inner.head_exists()
-        }
-        fn head_create(&mut self) -> Result<(), Error> {
-            self.inner.head_create()
-        }
-        fn head_read(&self, slot: usize) -> Result<Option<[u8; HEAD_SLOT_BYTES]>, Error> {
-            self.inner.head_read(slot)
-        }
-        fn head_write(&mut self, slot: usize, bytes: &[u8; HEAD_SLOT_BYTES]) -> Result<(), Error> {
-            self.inner.head_write(slot, bytes)
-        }
-        fn head_sync(&mut self) -> Result<(), Error> {
-            self.inner.head_sync()
-        }
-        fn repairs_append(&mut self, line: &str) -> Result<(), Error> {
-            self.inner.repairs_append(line)
-        }
-        fn repairs_read(&self) -> Result<Vec<String>, Error> {
-            self.inner.repairs_read()
-        }
-        fn check_medium(&self) -> Result<(), Error> {
-            self.inner.check_medium()
-        }
-        fn size_on_disk(&self) -> Result<u64, Error> {
-            self.inner.size_on_disk()
-        }
-    }
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn charge(id: &str, real: i64) -> Command {
         Command::new(

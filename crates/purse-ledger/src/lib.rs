@@ -42,6 +42,8 @@ pub mod sim_support;
 mod sled_storage;
 pub mod storage;
 mod store;
+#[cfg(test)]
+mod test_storage;
 mod verify;
 mod writer;
 

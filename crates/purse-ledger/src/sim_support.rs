@@ -190,3 +190,37 @@ fn group_request(commands: Vec<Command>, mode: GroupMode) -> (Request, Waiting) 
     let (reply, answer) = oneshot::channel();
     (Request::Group { parts: receiver, mode, reply }, Waiting::Group(answer))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sled_storage::SledStorage;
+    use crate::test_storage::FailingSync;
+    use purse_core::{Action, Amount, ErrorCode};
+
+    #[test]
+    fn a_refusal_resting_on_a_flow_whose_commit_failed_is_answered_with_that_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let failing = Arc::new(AtomicBool::new(false));
+        let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
+        let storage = FailingSync { inner, failing: Arc::clone(&failing) };
+        let mut ledger =
+            SyncLedger::open(Box::new(storage), None, None, Box::new(|| Timestamp(1_800_000_000))).unwrap();
+        let charge = |request: &str| {
+            let action =
+                Action::Charge { real: Amount::from_minor(100), gift: None, pre: Amount::ZERO, trigger_gift: false };
+            SimRequest::Submit(Box::new(Command::new(request, "o-1", "alice", action)))
+        };
+        failing.store(true, Ordering::SeqCst);
+        // The second charge reuses the first one's order id: DUPLICATE_ORDER against a flow of
+        // the same batch. The commit fails, so that flow never existed: both get the failure.
+        let answers = ledger.batch(vec![charge("r-1"), charge("r-2")]);
+        for answer in answers {
+            let SimAnswer::Submit(Err(error)) = answer else { panic!("expected a failure, got {answer:?}") };
+            assert_eq!(error.code(), ErrorCode::Storage, "{error}");
+        }
+    }
+}

@@ -115,6 +115,8 @@ struct Decided {
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
     Written(Reply<Box<CoreDecision>>, Box<CoreDecision>),
+    /// A refusal, answered as the commit's failure if the commit fails.
+    Refused(Reply<Box<CoreDecision>>, Error),
     Replayed(Reply<Box<CoreDecision>>, u64),
     Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
@@ -218,9 +220,10 @@ impl Writer {
                                 .flow_id;
                             pending.push(Pending::Replayed(reply, flow_id));
                         }
-                        Err(error) => {
-                            let _ = reply.send(Err(error));
-                        }
+                        // Answered after the commit: the refusal may rest on a flow of this batch
+                        // (a DUPLICATE_ORDER of an order written just before it), and if the commit
+                        // fails that flow never existed.
+                        Err(error) => pending.push(Pending::Refused(reply, error)),
                     }
                 }
                 Request::Group { parts, mode, reply } => match self.submit_group(parts, mode, now, &mut blocks) {
@@ -453,6 +456,9 @@ impl Writer {
             match item {
                 Pending::Written(reply, flow) => {
                     let _ = reply.send(commit.clone().map(|()| flow));
+                }
+                Pending::Refused(reply, error) => {
+                    let _ = reply.send(Err(commit.clone().err().unwrap_or(error)));
                 }
                 Pending::Replayed(reply, flow_id) => {
                     let _ = reply.send(commit.clone().and_then(|()| self.read_decided(flow_id)).map(Box::new));
