@@ -26,13 +26,28 @@ const ROUNDS_DEFAULT: u64 = 30;
 
 /// The command a child sends as its `index`-th request of `task` in `round`: a pure function,
 /// so the parent can retry exactly what was acknowledged.
+/// Every kind of write that moves value or reserves it: charges, deductions, holds resolved by
+/// a capture or a release, and transfers between the accounts (two flows that must survive
+/// together or not at all).
 fn command_for(round: u64, task: u64, index: u64) -> Command {
     let id = format!("r{round}-t{task}-{index}");
     let account = format!("acct-{}", task % ACCOUNTS);
-    let action = if index % 3 == 2 {
-        Action::Deduct { value: Amount::from_minor(100) }
-    } else {
-        Action::Charge { real: Amount::from_minor(200), gift: None, pre: Amount::from_minor(1), trigger_gift: false }
+    let hold = format!("r{round}-t{task}-{}", index.saturating_sub(1));
+    let action = match index % 8 {
+        2 => Action::Deduct { value: Amount::from_minor(100) },
+        3 | 5 => Action::Hold { value: Amount::from_minor(50), expire_time: None },
+        4 => Action::Capture { src_outer_order_id: hold, value: Some(Amount::from_minor(20)) },
+        6 => Action::Release { src_outer_order_id: hold },
+        7 => Action::Transfer {
+            to_account_id: format!("acct-{}", (task + 1) % ACCOUNTS),
+            value: Some(Amount::from_minor(30)),
+        },
+        _ => Action::Charge {
+            real: Amount::from_minor(200),
+            gift: None,
+            pre: Amount::from_minor(1),
+            trigger_gift: false,
+        },
     };
     Command::new(&id, &id, &account, action)
 }
@@ -135,12 +150,31 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)]) {
             .await
             .unwrap_or_else(|error| panic!("round {round}: acknowledged flow {flow_id} ({request_id}) lost: {error}"));
         assert_eq!(&flow.request_id, request_id, "round {round}: flow {flow_id}");
+        if flow.flow_type == "TRANSFER_OUT" {
+            let flow_in = ledger.flow(FlowKey::Id(flow_id + 1)).await.unwrap_or_else(|error| {
+                panic!("round {round}: transfer {flow_id} ({request_id}) lost its TRANSFER_IN: {error}")
+            });
+            assert_eq!((flow_in.flow_type, &flow_in.request_id), ("TRANSFER_IN", request_id), "round {round}");
+        }
         let (id_round, task, index) = parse_id(request_id);
         let retry = ledger.submit(command_for(id_round, task, index)).await.expect("a retry replays");
         assert_eq!(retry.flow_id, flow_id.to_string(), "round {round}: retry of {request_id}");
     }
     let after = ledger.verify().await.unwrap();
     assert_eq!(after, report, "round {round}: retries wrote nothing");
-    println!("round {round}: {} acknowledged, log holds {} flows, verify ok", acknowledged.len(), report.flows);
+    // verify refuses a log that ends between a TRANSFER_OUT and its TRANSFER_IN, or where an IN
+    // does not match its OUT; count what the log holds of each kind to show they were written.
+    let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
+    for sequence in 1..=report.entries {
+        if let Ok(flow) = ledger.flow(FlowKey::Id(sequence)).await {
+            *kinds.entry(flow.flow_type).or_default() += 1;
+        }
+    }
+    assert_eq!(kinds.get("TRANSFER_OUT"), kinds.get("TRANSFER_IN"), "round {round}: transfers are whole");
+    println!(
+        "round {round}: {} acknowledged, log holds {} flows ({kinds:?}), verify ok",
+        acknowledged.len(),
+        report.flows
+    );
     ledger.close().await.unwrap();
 }
