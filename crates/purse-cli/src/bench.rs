@@ -211,8 +211,9 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
     drop(plan);
 
     let expected = add(setup.effect, tally.effect);
+    let expected_held = add(setup.held, tally.held);
     let balances = balance_sum(&ledger, args.accounts).await;
-    check.balances("after the run", expected, &balances);
+    check.balances("after the run", expected, expected_held, &balances);
     let accepted = setup.accepted_total() + tally.accepted_total();
     let verify_started = Instant::now();
     let verified = ledger.verify().await;
@@ -240,7 +241,7 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
     let reopen_micros = micros(reopen_started).max(1);
     let foreign_reopen = MachineCpu::now().foreign_since(&machine_before);
     let balances_reopened = balance_sum(&ledger, args.accounts).await;
-    check.balances("after reopening", expected, &balances_reopened);
+    check.balances("after reopening", expected, expected_held, &balances_reopened);
     ledger.close().await.map_err(|error| check.then("closing the reopened ledger", error))?;
 
     let latencies = Percentiles::new(std::mem::take(&mut tally.latencies_us));
@@ -373,16 +374,20 @@ fn add(a: [i128; 3], b: [i128; 3]) -> [i128; 3] {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
 
-/// The sum of every account's REAL, GIFT, PRE in minor units, or why it could not be read.
-async fn balance_sum(ledger: &Ledger, accounts: u32) -> Result<[i128; 3], String> {
-    let mut sum = [0i128; 3];
+/// The sums of every account's REAL, GIFT, PRE, and of its held value, in minor units, or why
+/// they could not be read.
+async fn balance_sum(ledger: &Ledger, accounts: u32) -> Result<([i128; 3], [i128; 3]), String> {
+    let wide = |buckets: purse_core::Buckets| {
+        [buckets.real.minor().into(), buckets.gift.minor().into(), buckets.pre.minor().into()]
+    };
+    let (mut sum, mut held) = ([0i128; 3], [0i128; 3]);
     for index in 0..accounts as usize {
         let id = account_id(index);
         let account = ledger.account(&id).await.map_err(|error| format!("reading account {id}: {error}"))?;
-        let balance = account.balance;
-        sum = add(sum, [balance.real.minor().into(), balance.gift.minor().into(), balance.pre.minor().into()]);
+        sum = add(sum, wide(account.balance));
+        held = add(held, wide(account.held));
     }
-    Ok(sum)
+    Ok((sum, held))
 }
 
 #[derive(Debug, Default)]
@@ -438,14 +443,26 @@ impl Check {
         }))
     }
 
-    fn balances(&mut self, when: &str, expected: [i128; 3], found: &Result<[i128; 3], String>) {
+    /// The accounts' balances and held value against what the accepted flows add up to.
+    fn balances(
+        &mut self,
+        when: &str,
+        expected: [i128; 3],
+        expected_held: [i128; 3],
+        found: &Result<([i128; 3], [i128; 3]), String>,
+    ) {
         self.expected = Some(expected);
         match found {
-            Ok(found) => {
+            Ok((found, held)) => {
                 self.found = Some(*found);
                 if *found != expected {
                     self.fail(format!(
                         "{when}: the accounts hold {found:?} (REAL, GIFT, PRE minor units), the accepted flows add up to {expected:?}"
+                    ));
+                }
+                if *held != expected_held {
+                    self.fail(format!(
+                        "{when}: the accounts hold {held:?} on hold (REAL, GIFT, PRE minor units), the accepted flows' held changes add up to {expected_held:?}"
                     ));
                 }
             }
@@ -511,6 +528,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_check_compares_balances_and_held_value() {
+        let table: [(&str, [i128; 3], [i128; 3], bool); 3] = [
+            ("both match", [5, 6, 7], [1, 0, 2], true),
+            ("a balance differs", [5, 6, 8], [1, 0, 2], false),
+            ("held value differs", [5, 6, 7], [1, 1, 2], false),
+        ];
+        for (name, balances, held, passes) in table {
+            let mut check = Check::default();
+            check.balances("after the run", [5, 6, 7], [1, 0, 2], &Ok((balances, held)));
+            assert_eq!(check.passed(), passes, "{name}: {:?}", check.failures);
+        }
+    }
+
+    #[test]
     fn ratios_parse_exactly() {
         assert_eq!(parse_ratio("0"), Ok(0));
         assert_eq!(parse_ratio("0.05"), Ok(50_000));
@@ -524,13 +555,13 @@ mod tests {
     #[test]
     fn the_check_fails_on_any_difference() {
         let mut check = Check::default();
-        check.balances("after the run", [100, 20, 0], &Ok([100, 20, 0]));
+        check.balances("after the run", [100, 20, 0], [0; 3], &Ok(([100, 20, 0], [0; 3])));
         assert!(check.passed());
-        check.balances("after reopening", [100, 20, 0], &Ok([100, 21, 0]));
+        check.balances("after reopening", [100, 20, 0], [0; 3], &Ok(([100, 21, 0], [0; 3])));
         assert!(!check.passed());
         assert!(check.failures[0].contains("after reopening"), "{:?}", check.failures);
         let mut unreadable = Check::default();
-        unreadable.balances("after the run", [0; 3], &Err("reading account acct-000001: gone".into()));
+        unreadable.balances("after the run", [0; 3], [0; 3], &Err("reading account acct-000001: gone".into()));
         assert!(!unreadable.passed());
         assert_eq!(unreadable.report()["passed"], json!(false));
     }
@@ -572,7 +603,7 @@ mod tests {
         }
         assert!(check(true).failure().is_none());
         let mut wrong = Check::default();
-        wrong.balances("after the run", [1, 0, 0], &Ok([2, 0, 0]));
+        wrong.balances("after the run", [1, 0, 0], [0; 3], &Ok(([2, 0, 0], [0; 3])));
         assert_eq!(wrong.failure().expect("a failure").code().as_str(), "CORRUPTION");
     }
 

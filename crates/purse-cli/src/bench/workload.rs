@@ -12,7 +12,7 @@ use purse_core::{Action, Amount, Command, ErrorCode, FlowDetail, Scale};
 use purse_ledger::bench_support::Rng;
 use purse_ledger::Ledger;
 
-/// The four command kinds the workload sends, in report order.
+/// The command kinds the workload sends, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// CHARGE with `trigger_gift`: the gift comes from the ledger's rule.
@@ -22,10 +22,21 @@ pub enum Kind {
     Undeduct,
     /// UNCHARGE of the caller's most recent accepted, not yet reversed CHARGE.
     Uncharge,
+    /// HOLD of an amount like a DEDUCT's (an authorization).
+    Hold,
+    /// CAPTURE of half (rounded down, at least 1 minor unit) of one of the caller's open holds;
+    /// an UNDEDUCT may later refund it like a DEDUCT.
+    Capture,
+    /// RELEASE of one of the caller's open holds.
+    Release,
 }
 
+/// How many kinds there are: the length of every per-kind array.
+pub const KINDS: usize = 7;
+
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Charge, Kind::Deduct, Kind::Undeduct, Kind::Uncharge];
+    pub const ALL: [Kind; KINDS] =
+        [Kind::Charge, Kind::Deduct, Kind::Undeduct, Kind::Uncharge, Kind::Hold, Kind::Capture, Kind::Release];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +44,9 @@ impl Kind {
             Kind::Deduct => "deduct",
             Kind::Undeduct => "undeduct",
             Kind::Uncharge => "uncharge",
+            Kind::Hold => "hold",
+            Kind::Capture => "capture",
+            Kind::Release => "release",
         }
     }
 
@@ -43,19 +57,20 @@ impl Kind {
 
 /// Percent of each kind, adding up to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mix(pub [u32; 4]);
+pub struct Mix(pub [u32; KINDS]);
 
 impl Mix {
-    /// `charge=40,deduct=45,undeduct=10,uncharge=5`; a kind left out is 0; the shares add up to 100.
+    /// `charge=40,deduct=45,undeduct=10,uncharge=5`, with `hold`, `capture`, `release` too; a
+    /// kind left out is 0; the shares add up to 100.
     pub fn parse(text: &str) -> Result<Mix, String> {
-        let mut shares = [0u32; 4];
-        let mut seen = [false; 4];
+        let mut shares = [0u32; KINDS];
+        let mut seen = [false; KINDS];
         for part in text.split(',').map(str::trim).filter(|part| !part.is_empty()) {
             let (name, share) = part.split_once('=').ok_or_else(|| format!("{part:?} is not KIND=PERCENT"))?;
-            let kind = Kind::ALL
-                .into_iter()
-                .find(|kind| kind.name().eq_ignore_ascii_case(name.trim()))
-                .ok_or_else(|| format!("{name:?} is not one of charge, deduct, undeduct, uncharge"))?;
+            let kind =
+                Kind::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(name.trim())).ok_or_else(|| {
+                    format!("{name:?} is not one of charge, deduct, undeduct, uncharge, hold, capture, release")
+                })?;
             if std::mem::replace(&mut seen[kind.index()], true) {
                 return Err(format!("{} is given twice", kind.name()));
             }
@@ -157,15 +172,17 @@ pub struct Tally {
     /// Microseconds from send to answer, one per request.
     pub latencies_us: Vec<u64>,
     /// Fresh requests sent, by [`Kind`].
-    pub sent: [u64; 4],
+    pub sent: [u64; KINDS],
     /// Of those, accepted (a new durable flow), by [`Kind`].
-    pub accepted: [u64; 4],
+    pub accepted: [u64; KINDS],
     /// Retries answered with the first answer's flow.
     pub replayed: u64,
     /// Rejected requests (fresh or retries) by error code.
     pub rejected: BTreeMap<&'static str, u64>,
     /// The sum of `affected` (REAL, GIFT, PRE, minor units) over the accepted flows.
     pub effect: [i128; 3],
+    /// The sum of `held` (the change of held value) over the accepted flows.
+    pub held: [i128; 3],
     /// Anything that breaks the self-check: a retry answered with another flow, an answer
     /// whose amounts do not parse. At most a few are kept, with the count.
     pub faults: Vec<String>,
@@ -179,7 +196,7 @@ impl Tally {
 
     pub fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
-        for index in 0..4 {
+        for index in 0..KINDS {
             self.sent[index] += other.sent[index];
             self.accepted[index] += other.accepted[index];
         }
@@ -188,6 +205,9 @@ impl Tally {
             *self.rejected.entry(code).or_default() += count;
         }
         for (sum, part) in self.effect.iter_mut().zip(other.effect) {
+            *sum += part;
+        }
+        for (sum, part) in self.held.iter_mut().zip(other.held) {
             *sum += part;
         }
         self.fault_count += other.fault_count;
@@ -206,23 +226,40 @@ impl Tally {
         *self.rejected.entry(code.as_str()).or_default() += 1;
     }
 
-    /// Adds an accepted flow's `affected` to the effect; returns its REAL+GIFT+PRE sum.
+    /// Adds an accepted flow's `affected` to the effect and its `held` to the held sum; returns
+    /// its affected REAL+GIFT+PRE sum.
     fn add_effect(&mut self, detail: &FlowDetail, scale: Scale) -> Option<i64> {
+        let held = self.parts(detail, "held", &detail.held_property_list, scale)?;
+        let parts = self.parts(detail, "affected", &detail.affected_property_list, scale)?;
+        for (sum, part) in self.effect.iter_mut().zip(parts) {
+            *sum += i128::from(part);
+        }
+        for (sum, part) in self.held.iter_mut().zip(held) {
+            *sum += i128::from(part);
+        }
+        parts.iter().try_fold(0i64, |sum, part| sum.checked_add(*part))
+    }
+
+    /// REAL, GIFT, PRE of one property list, in minor units.
+    fn parts(
+        &mut self,
+        detail: &FlowDetail,
+        what: &str,
+        list: &[(&'static str, String)],
+        scale: Scale,
+    ) -> Option<[i64; 3]> {
         let mut parts = [0i64; 3];
         for (bucket, name) in ["REAL", "GIFT", "PRE"].into_iter().enumerate() {
-            let text = detail.affected_property_list.iter().find(|(property, _)| *property == name).map(|(_, v)| v);
+            let text = list.iter().find(|(property, _)| *property == name).map(|(_, v)| v);
             match text.map(|text| Amount::parse(text, scale)) {
                 Some(Ok(amount)) => parts[bucket] = amount.minor(),
                 _ => {
-                    self.fault(format!("flow {}: affected {name} is missing or does not parse", detail.flow_id));
+                    self.fault(format!("flow {}: {what} {name} is missing or does not parse", detail.flow_id));
                     return None;
                 }
             }
         }
-        for (sum, part) in self.effect.iter_mut().zip(parts) {
-            *sum += i128::from(part);
-        }
-        parts.iter().try_fold(0i64, |sum, part| sum.checked_add(*part))
+        Some(parts)
     }
 }
 
@@ -246,6 +283,8 @@ pub struct Caller {
     next_id: u64,
     deducts: Vec<Refundable>,
     charges: Vec<(String, usize)>,
+    /// Open holds: order id, account, minor units held.
+    holds: Vec<(String, usize, i64)>,
     recent: Vec<(Command, String)>,
     tally: Tally,
 }
@@ -268,6 +307,7 @@ impl Caller {
             next_id: 0,
             deducts: Vec::new(),
             charges: Vec::new(),
+            holds: Vec::new(),
             recent: Vec::new(),
             tally: Tally { latencies_us: Vec::with_capacity(capacity), ..Tally::default() },
         }
@@ -314,6 +354,9 @@ impl Caller {
         if kind == Kind::Uncharge && self.charges.is_empty() {
             kind = Kind::Charge;
         }
+        if matches!(kind, Kind::Capture | Kind::Release) && self.holds.is_empty() {
+            kind = Kind::Hold;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let request_id = format!("r{}.{id}", self.number);
@@ -349,6 +392,22 @@ impl Caller {
                 let (src, account) = self.charges.pop().expect("checked non-empty");
                 (account, Action::Uncharge { src_outer_order_id: src })
             }
+            Kind::Hold => {
+                let value = DEDUCT_MINOR_MIN + i64::try_from(self.rng.below(DEDUCT_MINOR_SPAN)).expect("small");
+                let action = Action::Hold { value: Amount::from_minor(value), expire_time: None };
+                (self.plan.accounts.pick(&mut self.rng), action)
+            }
+            Kind::Capture | Kind::Release => {
+                // Resolved once whatever the answer: a refused capture is not retried as another.
+                let index = self.rng.index(self.holds.len());
+                let (src, account, held) = self.holds.swap_remove(index);
+                let action = if kind == Kind::Capture {
+                    Action::Capture { src_outer_order_id: src, value: Some(Amount::from_minor((held / 2).max(1))) }
+                } else {
+                    Action::Release { src_outer_order_id: src }
+                };
+                (account, action)
+            }
         };
         let command = Command::new(&request_id, &order_id, &self.plan.account_ids[account], action);
         let kept = (self.plan.replay_ppm > 0).then(|| command.clone());
@@ -379,7 +438,12 @@ impl Caller {
                     self.deducts.swap_remove(index);
                 }
             }
-            Kind::Uncharge => {}
+            Kind::Hold => {
+                let held = self.tally.parts(&detail, "held", &detail.held_property_list, self.plan.scale);
+                self.holds.push((order_id, account, held.map_or(0, |parts| parts.iter().sum())));
+            }
+            Kind::Capture => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
+            Kind::Uncharge | Kind::Release => {}
         }
         if let Some(command) = kept {
             if self.recent.len() < REPLAY_CANDIDATES {
@@ -427,14 +491,17 @@ mod tests {
     #[test]
     fn mix_parses_and_picks_by_percent() {
         let mix = Mix::parse("charge=40,deduct=45,undeduct=10,uncharge=5").unwrap();
-        assert_eq!(mix.0, [40, 45, 10, 5]);
+        assert_eq!(mix.0, [40, 45, 10, 5, 0, 0, 0]);
         assert_eq!(mix.pick(0), Kind::Charge);
         assert_eq!(mix.pick(39), Kind::Charge);
         assert_eq!(mix.pick(40), Kind::Deduct);
         assert_eq!(mix.pick(85), Kind::Undeduct);
         assert_eq!(mix.pick(99), Kind::Uncharge);
-        assert_eq!(Mix::parse("charge=100").unwrap().0, [100, 0, 0, 0]);
-        assert_eq!(Mix::parse("Deduct=50%, charge=50%").unwrap().0, [50, 50, 0, 0]);
+        assert_eq!(Mix::parse("charge=100").unwrap().0, [100, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(Mix::parse("Deduct=50%, charge=50%").unwrap().0, [50, 50, 0, 0, 0, 0, 0]);
+        let holds = Mix::parse("charge=40,deduct=30,hold=15,capture=10,release=5").unwrap();
+        assert_eq!(holds.0, [40, 30, 0, 0, 15, 10, 5]);
+        assert_eq!((holds.pick(70), holds.pick(85), holds.pick(95)), (Kind::Hold, Kind::Capture, Kind::Release));
         for bad in ["charge=40", "charge=50,charge=50", "refund=100", "charge", "charge=x"] {
             assert!(Mix::parse(bad).is_err(), "{bad}");
         }
