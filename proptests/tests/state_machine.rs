@@ -19,7 +19,7 @@ use support::{describe, Resolver, Step};
 /// The business time of step 0; each step is a minute later.
 const START: i64 = 1_800_000_000;
 /// How often (in steps) the whole log is folded again and compared with the live state.
-const REPLAY_EVERY: usize = 16;
+const REPLAY_EVERY: usize = 4;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(1000)
