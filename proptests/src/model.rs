@@ -349,7 +349,7 @@ fn optional_text_ok(text: &Option<String>, chars_max: usize) -> Result<(), &'sta
     }
 }
 
-/// A remark that is absent or only white space does not say why.
+/// A remark that is absent or only white space does not say why (spec is silent on blank ones).
 fn remark_missing(command: &Command) -> bool {
     command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace))
 }
@@ -468,6 +468,7 @@ impl Model {
             }
             // spec §10, §13: the destination is an account id; a transfer needs two accounts.
             Action::Transfer { to_account_id, .. } => {
+                // spec is silent on its form: the account_id rule of spec §2.
                 text_ok(to_account_id, ACCOUNT_ID_CHARS)?;
                 if *to_account_id == command.account_id {
                     return Err(INVALID_ARGUMENT);
@@ -549,6 +550,7 @@ impl Model {
             None if matches!(kind, Kind::Charge | Kind::Import) => None,
             None => return Err(ACCOUNT_NOT_FOUND),
         };
+        // A provider's record is held to the status rules of the type it states (spec is silent).
         let statuses = [account.map(|account| account.status), destination.and_then(|(_, to)| to.map(|to| to.status))];
         // spec §13: ACCOUNT_CLOSED, then ACCOUNT_FROZEN, over every account the write touches.
         if statuses.contains(&Some(Status::Closed)) {
@@ -560,7 +562,8 @@ impl Model {
         }
         let (card_id, brand_id, before, held, lifetime) = match account {
             Some(account) => {
-                // A transfer's card_id names the destination's card (spec §10), checked below.
+                // Card and brand after status (spec is silent: §13 names neither). A transfer's
+                // card_id names the destination's card (spec §10), checked below.
                 if let (Some(card), false) = (&command.card_id, kind == Kind::TransferOut) {
                     if account.card_id.as_ref() != Some(card) {
                         return Err(INVALID_ARGUMENT);
@@ -612,6 +615,7 @@ impl Model {
                 if i128::from(value.minor()) > available.total() {
                     return Err(INSUFFICIENT_BALANCE);
                 }
+                // spec §8, §13: every debit splits and is limited by what is available.
                 deduct_split(available, value.minor(), rules.order).negated()
             }
             Action::Undeduct { original_outer_order_id, value } => {
@@ -638,6 +642,8 @@ impl Model {
             }
             Action::Capture { src_outer_order_id, value } => {
                 let hold = self.open_hold(src_outer_order_id, &command.account_id)?;
+                // The CAPTURE's order_time is its biz_date, else now; one before the hold's own
+                // is not refused (spec is silent).
                 if hold.expire_time.is_some_and(|expire_time| order_time >= expire_time) {
                     return Err(HOLD_EXPIRED);
                 }
