@@ -1,7 +1,8 @@
 //! Model-based property tests of purse.
 //!
-//! [`model`] is a plain, independent reference model of spec §2–§4. The property tests in
-//! `tests/` run random command sequences against purse-core and the model and compare every
-//! result, balance and invariant. Failure seeds are kept in `proptest-regressions/`.
+//! [`model`] is a plain, independent reference model of spec §2–§4 and §8–§10 (holds, account
+//! status, transfers). The property tests in `tests/` run random command sequences against
+//! purse-core and the model and compare every result, balance and invariant. Failure seeds are
+//! kept in `proptest-regressions/`.
 
 pub mod model;

@@ -1,16 +1,23 @@
-//! A deliberately plain reference model of spec §2–§4, written from docs/spec.md alone.
+//! A deliberately plain reference model of spec §2–§4 and §8–§10 (holds, account status,
+//! transfers) with the precise points of §13, written from docs/spec.md alone.
 //!
 //! It takes purse-core's [`Command`] as input (the data type only) and computes its own result:
-//! `Ok(affected)` per bucket or `Err(code)`. It never calls purse-core's `decide`, `apply`,
-//! rules or ratio functions; amounts are plain `i64` minor units, sums are `i128`.
+//! `Ok(`[`Outcome`]`)` (the change per bucket and of held value, and a transfer's destination
+//! side) or `Err(code)`. It never calls purse-core's `decide`, `apply`, rules or split
+//! functions; amounts are plain `i64` minor units, sums are `i128`.
 //!
-//! Checks run in purse-core's documented order, so both sides name the same code for a command
-//! that is wrong in several ways: (1) string arguments, (2) action arguments, (3) amounts,
-//! (4) order-id uniqueness, (5) account (existence, card/brand), (6) per type, (7) the resulting
-//! balance: a bucket outside `i64` is `INVALID_AMOUNT`, then a negative bucket is
-//! `INSUFFICIENT_BALANCE`, then a (true, unbounded) TOTAL or lifetime totals outside `i64` are
-//! `INVALID_AMOUNT`. The range rule is spec §1's "a value outside the range"; the limits on
-//! order ids, reference ids, remark and ext_info are purse-core's choices (docs/spec.md is silent).
+//! Checks run in spec §13's order, so both sides name the same code for a command that is wrong
+//! in several ways: (1) string arguments, (2) action arguments (a remark where one is required,
+//! a hold's expiry, a transfer to itself), (3) amounts, (4) order-id uniqueness, (5) the account:
+//! existence, then status (`ACCOUNT_CLOSED` before `ACCOUNT_FROZEN`, over both accounts of a
+//! transfer), then card and brand, (6) per type: the referenced order (`ORDER_NOT_FOUND`,
+//! `INVALID_ARGUMENT`, `ALREADY_REVERSED`, `HOLD_EXPIRED`), a status change's precondition, a
+//! transfer's destination, then amounts against what is available, (7) the resulting balance:
+//! a bucket outside `i64` is `INVALID_AMOUNT`, then a bucket negative or below what is held in
+//! it is `INSUFFICIENT_BALANCE`, then a (true, unbounded) TOTAL or lifetime totals outside `i64`
+//! are `INVALID_AMOUNT`. The range rule is spec §1's "a value outside the range"; the limits on
+//! order ids, reference ids, remark and ext_info are purse-core's choices (docs/spec.md is
+//! silent). Every point where docs/spec.md leaves a choice is marked "spec is silent" below.
 
 mod arith;
 
@@ -28,8 +35,9 @@ pub const ORDER_NOT_FOUND: &str = "ORDER_NOT_FOUND";
 pub const DUPLICATE_ORDER: &str = "DUPLICATE_ORDER";
 pub const REFUND_EXCEEDS_ORIGINAL: &str = "REFUND_EXCEEDS_ORIGINAL";
 pub const ALREADY_REVERSED: &str = "ALREADY_REVERSED";
-/// What the model answers for a command of spec §8–§10, which it does not model yet.
-pub const UNMODELLED: &str = "UNMODELLED";
+pub const HOLD_EXPIRED: &str = "HOLD_EXPIRED";
+pub const ACCOUNT_FROZEN: &str = "ACCOUNT_FROZEN";
+pub const ACCOUNT_CLOSED: &str = "ACCOUNT_CLOSED";
 
 /// spec §3: `request_id` is 1–128 characters.
 pub const REQUEST_ID_CHARS: usize = 128;
@@ -82,7 +90,7 @@ impl Parts {
     }
 }
 
-/// The flow types of spec §2.
+/// The flow types of spec §2, §8, §9 and §10.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Charge,
@@ -91,11 +99,38 @@ pub enum Kind {
     Uncharge,
     Import,
     Adjust,
-    /// spec §8–§10 (holds, status, transfers): not in this model yet, and never generated for it.
-    Unmodelled,
+    Hold,
+    Capture,
+    Release,
+    Freeze,
+    Unfreeze,
+    Close,
+    /// A transfer's source side; the order a transfer writes is of this kind.
+    TransferOut,
+    /// A transfer's destination side: a flow, never a command of its own.
+    TransferIn,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 14] = [
+        Kind::Charge,
+        Kind::Deduct,
+        Kind::Undeduct,
+        Kind::Uncharge,
+        Kind::Import,
+        Kind::Adjust,
+        Kind::Hold,
+        Kind::Capture,
+        Kind::Release,
+        Kind::Freeze,
+        Kind::Unfreeze,
+        Kind::Close,
+        Kind::TransferOut,
+        Kind::TransferIn,
+    ];
+
+    /// The kind of the (first) flow a command writes; a provider's record is of the type it
+    /// names (only the six of spec §2 pass `decide`).
     pub fn of(action: &Action) -> Kind {
         match action {
             Action::Charge { .. } => Kind::Charge,
@@ -104,22 +139,21 @@ impl Kind {
             Action::Uncharge { .. } => Kind::Uncharge,
             Action::Import { .. } => Kind::Import,
             Action::Adjust { .. } => Kind::Adjust,
-            Action::Recorded { flow_type, .. } => match flow_type.as_str() {
-                "CHARGE" => Kind::Charge,
-                "DEDUCT" => Kind::Deduct,
-                "UNDEDUCT" => Kind::Undeduct,
-                "UNCHARGE" => Kind::Uncharge,
-                "IMPORT" => Kind::Import,
-                _ => Kind::Adjust,
-            },
-            Action::Hold { .. }
-            | Action::Capture { .. }
-            | Action::Release { .. }
-            | Action::Freeze
-            | Action::Unfreeze
-            | Action::Close
-            | Action::Transfer { .. } => Kind::Unmodelled,
+            Action::Recorded { flow_type, .. } => {
+                Kind::named(flow_type.as_str()).expect("every purse-core flow type has a kind here")
+            }
+            Action::Hold { .. } => Kind::Hold,
+            Action::Capture { .. } => Kind::Capture,
+            Action::Release { .. } => Kind::Release,
+            Action::Freeze => Kind::Freeze,
+            Action::Unfreeze => Kind::Unfreeze,
+            Action::Close => Kind::Close,
+            Action::Transfer { .. } => Kind::TransferOut,
         }
+    }
+
+    pub fn named(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
     pub fn name(self) -> &'static str {
@@ -130,7 +164,44 @@ impl Kind {
             Kind::Uncharge => "UNCHARGE",
             Kind::Import => "IMPORT",
             Kind::Adjust => "ADJUST",
-            Kind::Unmodelled => "UNMODELLED",
+            Kind::Hold => "HOLD",
+            Kind::Capture => "CAPTURE",
+            Kind::Release => "RELEASE",
+            Kind::Freeze => "FREEZE",
+            Kind::Unfreeze => "UNFREEZE",
+            Kind::Close => "CLOSE",
+            Kind::TransferOut => "TRANSFER_OUT",
+            Kind::TransferIn => "TRANSFER_IN",
+        }
+    }
+
+    /// spec §9: what a FROZEN account accepts. FREEZE passes too (§13), to be refused as an
+    /// argument error.
+    fn passes_frozen(self) -> bool {
+        matches!(self, Kind::Undeduct | Kind::Release | Kind::Adjust | Kind::Unfreeze | Kind::Close | Kind::Freeze)
+    }
+
+    /// Whether a flow of this kind counts in the lifetime totals (spec §2; §10: transfers do not).
+    fn counts_in_lifetime(self) -> bool {
+        matches!(self, Kind::Charge | Kind::Import | Kind::Uncharge)
+    }
+}
+
+/// spec §9 account status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    Active,
+    Frozen,
+    Closed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Active => "ACTIVE",
+            Status::Frozen => "FROZEN",
+            Status::Closed => "CLOSED",
         }
     }
 }
@@ -170,21 +241,69 @@ pub struct Rules {
 pub struct ModelAccount {
     pub card_id: Option<String>,
     pub brand_id: Option<String>,
+    /// What the account owns, held value included.
     pub balance: Parts,
+    /// What its open holds reserve, per bucket (spec §8).
+    pub held: Parts,
     /// What CHARGE and IMPORT put in, less what UNCHARGE took back.
     pub lifetime: Parts,
+    pub status: Status,
+    /// How many of its holds are neither captured nor released.
+    pub open_holds: u32,
+}
+
+impl ModelAccount {
+    fn opened(card_id: Option<String>, brand_id: Option<String>) -> ModelAccount {
+        ModelAccount {
+            card_id,
+            brand_id,
+            balance: Parts::default(),
+            held: Parts::default(),
+            lifetime: Parts::default(),
+            status: Status::Active,
+            open_holds: 0,
+        }
+    }
+
+    /// spec §8: available = balance − held, per bucket.
+    pub fn available(&self) -> Parts {
+        sub(self.balance, self.held)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelOrder {
     pub kind: Kind,
+    /// The account it was written on (a transfer's: the source).
     pub account_id: String,
-    /// For a CHARGE what it added, for a DEDUCT what it took (positive); else its `affected`.
+    /// Positive per bucket: what a CHARGE added; what a DEDUCT, CAPTURE or TRANSFER_OUT took;
+    /// what a HOLD reserved. Else the flow's `affected`.
     pub moved: Parts,
-    /// For a DEDUCT: what UNDEDUCTs gave back so far.
+    /// For a DEDUCT or CAPTURE: what UNDEDUCTs gave back so far.
     pub refunded: Parts,
-    /// For a CHARGE: whether an UNCHARGE reversed it.
+    /// For a CHARGE: whether an UNCHARGE reversed it. For a HOLD: whether a CAPTURE or RELEASE
+    /// resolved it.
     pub reversed: bool,
+    /// For a HOLD: its `expire_time` (seconds).
+    pub expire_time: Option<i64>,
+}
+
+/// What an accepted command did: the change of each bucket and of held value on its account,
+/// and for a transfer what the TRANSFER_IN did on the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub affected: Parts,
+    pub held: Parts,
+    pub transfer_in: Option<TransferIn>,
+}
+
+/// The destination side of a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIn {
+    pub account_id: String,
+    pub affected: Parts,
+    /// Whether the transfer opened the destination.
+    pub opened: bool,
 }
 
 /// The whole model: accounts, every order id ever written, and the rules.
@@ -202,9 +321,13 @@ pub struct Model {
 struct Decision {
     kind: Kind,
     affected: Parts,
+    held: Parts,
     card_id: Option<String>,
     brand_id: Option<String>,
     source: Option<String>,
+    expire_time: Option<i64>,
+    /// A transfer's destination: its id, and the card and brand it opens with if new.
+    destination: Option<(String, Option<String>, Option<String>)>,
 }
 
 fn text_ok(text: &str, chars_max: usize) -> Result<(), &'static str> {
@@ -224,6 +347,11 @@ fn optional_text_ok(text: &Option<String>, chars_max: usize) -> Result<(), &'sta
         Some(text) => text_ok(text, chars_max),
         None => Ok(()),
     }
+}
+
+/// A remark that is absent or only white space does not say why (spec is silent on blank ones).
+fn remark_missing(command: &Command) -> bool {
+    command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace))
 }
 
 fn fits(value: i128) -> bool {
@@ -252,6 +380,17 @@ impl Model {
         &self.order_ids
     }
 
+    /// Per bucket, the parts of every hold not yet resolved, summed over the ledger.
+    pub fn open_hold_parts(&self) -> [i128; 3] {
+        let mut sum = [0i128; 3];
+        for order in self.orders.values().filter(|order| order.kind == Kind::Hold && !order.reversed) {
+            for (slot, part) in sum.iter_mut().zip(order.moved.wide()) {
+                *slot += part;
+            }
+        }
+        sum
+    }
+
     /// Sets the rules of `brand_id` (`None`: the ledger default).
     pub fn set_rules(&mut self, brand_id: Option<&str>, rules: Rules) {
         self.rules.insert(brand_id.map(str::to_owned), rules);
@@ -269,19 +408,27 @@ impl Model {
     }
 
     /// Runs one command at time `now` (seconds, as purse-core's `Timestamp`). On success the
-    /// model changes and the signed change of each bucket is returned; on failure nothing
-    /// changes and the error code is returned.
-    pub fn execute(&mut self, command: &Command, now: i64) -> Result<Parts, &'static str> {
+    /// model changes and what the command did is returned; on failure nothing changes and the
+    /// error code is returned.
+    pub fn execute(&mut self, command: &Command, now: i64) -> Result<Outcome, &'static str> {
         let decision = self.decide(command, now)?;
-        let affected = decision.affected;
+        let outcome = Outcome {
+            affected: decision.affected,
+            held: decision.held,
+            transfer_in: decision.destination.as_ref().map(|(to, _, _)| TransferIn {
+                account_id: to.clone(),
+                affected: decision.affected.negated(),
+                opened: !self.accounts.contains_key(to),
+            }),
+        };
         self.commit(command, decision);
-        Ok(affected)
+        Ok(outcome)
     }
 
     fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
-        if Kind::of(&command.action) == Kind::Unmodelled {
-            return Err(UNMODELLED);
-        }
+        let kind = Kind::of(&command.action);
+        let order_time = command.biz_date.map_or(now, |time| time.0);
+
         // (1) string arguments
         text_ok(&command.request_id, REQUEST_ID_CHARS)?;
         text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
@@ -300,8 +447,10 @@ impl Model {
         // (2) action arguments
         match &command.action {
             Action::Charge { gift: Some(_), trigger_gift: true, .. } => return Err(INVALID_ARGUMENT),
-            Action::Undeduct { original_outer_order_id, .. } => text_ok(original_outer_order_id, ORDER_ID_CHARS)?,
-            Action::Uncharge { src_outer_order_id } => text_ok(src_outer_order_id, ORDER_ID_CHARS)?,
+            Action::Undeduct { original_outer_order_id: id, .. }
+            | Action::Uncharge { src_outer_order_id: id }
+            | Action::Capture { src_outer_order_id: id, .. }
+            | Action::Release { src_outer_order_id: id } => text_ok(id, ORDER_ID_CHARS)?,
             Action::Recorded { source, .. } => {
                 text_ok(&source.provider, PROVIDER_CHARS)?;
                 text_ok(&source.record_id, RECORD_ID_CHARS)?;
@@ -309,10 +458,21 @@ impl Model {
             Action::Import { .. } if command.biz_date.is_some_and(|time| time.0 > now) => {
                 return Err(INVALID_ARGUMENT);
             }
-            Action::Adjust { .. }
-                if command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace)) =>
-            {
+            // spec §2 (ADJUST) and §9 (FREEZE, UNFREEZE, CLOSE): a remark is required.
+            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close if remark_missing(command) => {
                 return Err(INVALID_ARGUMENT);
+            }
+            // spec §13: an expiry at or before the hold's own order_time.
+            Action::Hold { expire_time: Some(expire_time), .. } if expire_time.0 <= order_time => {
+                return Err(INVALID_ARGUMENT);
+            }
+            // spec §10, §13: the destination is an account id; a transfer needs two accounts.
+            Action::Transfer { to_account_id, .. } => {
+                // spec is silent on its form: the account_id rule of spec §2.
+                text_ok(to_account_id, ACCOUNT_ID_CHARS)?;
+                if *to_account_id == command.account_id {
+                    return Err(INVALID_ARGUMENT);
+                }
             }
             _ => {}
         }
@@ -330,12 +490,14 @@ impl Model {
                     return Err(INVALID_AMOUNT);
                 }
             }
-            Action::Deduct { value } => {
+            Action::Deduct { value } | Action::Hold { value, .. } => {
                 if value.minor() <= 0 {
                     return Err(INVALID_AMOUNT);
                 }
             }
-            Action::Undeduct { value: Some(value), .. } => {
+            Action::Undeduct { value: Some(value), .. }
+            | Action::Capture { value: Some(value), .. }
+            | Action::Transfer { value: Some(value), .. } => {
                 if value.minor() <= 0 {
                     return Err(INVALID_AMOUNT);
                 }
@@ -345,26 +507,27 @@ impl Model {
                     return Err(INVALID_AMOUNT);
                 }
             }
-            Action::Undeduct { value: None, .. } | Action::Uncharge { .. } => {}
-            Action::Hold { .. }
-            | Action::Capture { .. }
+            Action::Undeduct { value: None, .. }
+            | Action::Capture { value: None, .. }
+            | Action::Transfer { value: None, .. }
+            | Action::Uncharge { .. }
             | Action::Release { .. }
             | Action::Freeze
             | Action::Unfreeze
-            | Action::Close
-            | Action::Transfer { .. } => unreachable!("refused first"),
+            | Action::Close => {}
             Action::Recorded { affected, .. } => {
-                // A provider's record: only the signs of its type are checked.
+                // A provider's record: only the signs of its type are checked, and it can state
+                // only the six types of spec §2 (purse-core's choice, ingest.md).
                 let parts = [affected.real.minor(), affected.gift.minor(), affected.pre.minor()];
                 let none_negative = parts.iter().all(|part| *part >= 0);
                 let none_positive = parts.iter().all(|part| *part <= 0);
                 let nothing = parts.iter().all(|part| *part == 0);
-                let fits = match Kind::of(&command.action) {
+                let fits = match kind {
                     Kind::Import => none_negative,
                     Kind::Charge | Kind::Undeduct => none_negative && !nothing,
                     Kind::Deduct | Kind::Uncharge => none_positive && !nothing,
                     Kind::Adjust => !nothing,
-                    Kind::Unmodelled => unreachable!("refused first"),
+                    _ => false,
                 };
                 if !fits {
                     return Err(INVALID_AMOUNT);
@@ -377,11 +540,31 @@ impl Model {
             return Err(DUPLICATE_ORDER);
         }
 
-        // (5) the account
-        let kind = Kind::of(&command.action);
-        let (card_id, brand_id, before, lifetime) = match self.accounts.get(&command.account_id) {
+        // (5) the account: existence, status (both sides of a transfer), card and brand
+        let destination = match &command.action {
+            Action::Transfer { to_account_id, .. } => Some((to_account_id, self.accounts.get(to_account_id))),
+            _ => None,
+        };
+        let account = match self.accounts.get(&command.account_id) {
+            Some(account) => Some(account),
+            None if matches!(kind, Kind::Charge | Kind::Import) => None,
+            None => return Err(ACCOUNT_NOT_FOUND),
+        };
+        // A provider's record is held to the status rules of the type it states (spec is silent).
+        let statuses = [account.map(|account| account.status), destination.and_then(|(_, to)| to.map(|to| to.status))];
+        // spec §13: ACCOUNT_CLOSED, then ACCOUNT_FROZEN, over every account the write touches.
+        if statuses.contains(&Some(Status::Closed)) {
+            return Err(ACCOUNT_CLOSED);
+        }
+        let frozen_source = statuses[0] == Some(Status::Frozen) && !kind.passes_frozen();
+        if frozen_source || statuses[1] == Some(Status::Frozen) {
+            return Err(ACCOUNT_FROZEN);
+        }
+        let (card_id, brand_id, before, held, lifetime) = match account {
             Some(account) => {
-                if let Some(card) = &command.card_id {
+                // Card and brand after status (spec is silent: §13 names neither). A transfer's
+                // card_id names the destination's card (spec §10), checked below.
+                if let (Some(card), false) = (&command.card_id, kind == Kind::TransferOut) {
                     if account.card_id.as_ref() != Some(card) {
                         return Err(INVALID_ARGUMENT);
                     }
@@ -391,17 +574,23 @@ impl Model {
                         return Err(INVALID_ARGUMENT);
                     }
                 }
-                (account.card_id.clone(), account.brand_id.clone(), account.balance, account.lifetime)
+                (account.card_id.clone(), account.brand_id.clone(), account.balance, account.held, account.lifetime)
             }
-            None if kind == Kind::Charge || kind == Kind::Import => {
-                (command.card_id.clone(), command.brand_id.clone(), Parts::default(), Parts::default())
-            }
-            None => return Err(ACCOUNT_NOT_FOUND),
+            None => (
+                command.card_id.clone(),
+                command.brand_id.clone(),
+                Parts::default(),
+                Parts::default(),
+                Parts::default(),
+            ),
         };
+        let available = sub(before, held);
         let rules = self.rules_for(brand_id.as_deref());
 
-        // (6) per type
+        // (6) per type: the referenced order, then amounts against balances
         let mut source = None;
+        let mut held_change = Parts::default();
+        let mut transfer_to = None;
         let affected = match &command.action {
             Action::Charge { real, gift, pre, trigger_gift } => {
                 let gift = if *trigger_gift {
@@ -423,42 +612,119 @@ impl Model {
                 Parts::new(affected.real.minor(), affected.gift.minor(), affected.pre.minor())
             }
             Action::Deduct { value } => {
-                if i128::from(value.minor()) > before.total() {
+                if i128::from(value.minor()) > available.total() {
                     return Err(INSUFFICIENT_BALANCE);
                 }
-                deduct_split(before, value.minor(), rules.order).negated()
+                // spec §8, §13: every debit splits and is limited by what is available.
+                deduct_split(available, value.minor(), rules.order).negated()
             }
             Action::Undeduct { original_outer_order_id, value } => {
-                let original = self.referenced(original_outer_order_id, Kind::Deduct, &command.account_id)?;
+                let original =
+                    self.referenced(original_outer_order_id, &[Kind::Deduct, Kind::Capture], &command.account_id)?;
                 source = Some(original_outer_order_id.clone());
                 undeduct_split(original.moved, original.refunded, value.map(|value| value.minor()))?
             }
             Action::Uncharge { src_outer_order_id } => {
-                let original = self.referenced(src_outer_order_id, Kind::Charge, &command.account_id)?;
+                let original = self.referenced(src_outer_order_id, &[Kind::Charge], &command.account_id)?;
                 if original.reversed {
                     return Err(ALREADY_REVERSED);
                 }
                 source = Some(src_outer_order_id.clone());
                 original.moved.negated()
             }
-            _ => unreachable!("spec §8–§10 commands are refused first"),
+            Action::Hold { value, .. } => {
+                // spec §8: reserved exactly as a DEDUCT of it would take, from what is available.
+                if i128::from(value.minor()) > available.total() {
+                    return Err(INSUFFICIENT_BALANCE);
+                }
+                held_change = deduct_split(available, value.minor(), rules.order);
+                Parts::default()
+            }
+            Action::Capture { src_outer_order_id, value } => {
+                let hold = self.open_hold(src_outer_order_id, &command.account_id)?;
+                // The CAPTURE's order_time is its biz_date, else now; one before the hold's own
+                // is not refused (spec is silent).
+                if hold.expire_time.is_some_and(|expire_time| order_time >= expire_time) {
+                    return Err(HOLD_EXPIRED);
+                }
+                let parts = hold.moved;
+                let value = value.map_or(parts.total(), |value| i128::from(value.minor()));
+                if value > parts.total() {
+                    return Err(INVALID_AMOUNT);
+                }
+                // The whole hold: its parts; less: a partial UNDEDUCT split with the hold's parts
+                // as the original and as the rest (nothing refunded yet).
+                let value = i64::try_from(value).map_err(|_| INVALID_AMOUNT)?;
+                let spent = undeduct_split(parts, Parts::default(), Some(value))?;
+                source = Some(src_outer_order_id.clone());
+                held_change = parts.negated();
+                spent.negated()
+            }
+            Action::Release { src_outer_order_id } => {
+                let hold = self.open_hold(src_outer_order_id, &command.account_id)?;
+                source = Some(src_outer_order_id.clone());
+                held_change = hold.moved.negated();
+                Parts::default()
+            }
+            Action::Freeze | Action::Unfreeze | Action::Close => {
+                let account = account.expect("only CHARGE and IMPORT get here without an account");
+                let refused = match command.action {
+                    Action::Freeze => account.status == Status::Frozen,
+                    Action::Unfreeze => account.status == Status::Active,
+                    _ => !account.balance.is_zero() || account.open_holds > 0,
+                };
+                if refused {
+                    return Err(INVALID_ARGUMENT);
+                }
+                Parts::default()
+            }
+            Action::Transfer { to_account_id, value } => {
+                // spec §10: an existing destination must be of the source's brand; a card_id
+                // given names the destination's card (spec is silent on a mismatch: refused).
+                if let Some((_, Some(to))) = destination {
+                    if to.brand_id != brand_id {
+                        return Err(INVALID_ARGUMENT);
+                    }
+                    if command.card_id.as_ref().is_some_and(|card| to.card_id.as_ref() != Some(card)) {
+                        return Err(INVALID_ARGUMENT);
+                    }
+                }
+                let value = value.map_or(available.total(), |value| i128::from(value.minor()));
+                if available.total() == 0 || value > available.total() {
+                    return Err(INSUFFICIENT_BALANCE);
+                }
+                let value = i64::try_from(value).map_err(|_| INVALID_AMOUNT)?;
+                let moved = deduct_split(available, value, rules.order);
+                if let Some(to) = self.accounts.get(to_account_id) {
+                    let after: Vec<i128> =
+                        to.balance.wide().iter().zip(moved.wide()).map(|(before, change)| before + change).collect();
+                    if !after.iter().all(|bucket| fits(*bucket)) || !fits(after.iter().sum()) {
+                        return Err(INVALID_AMOUNT);
+                    }
+                }
+                transfer_to = Some((to_account_id.clone(), command.card_id.clone(), brand_id.clone()));
+                moved.negated()
+            }
         };
 
-        // (7) the resulting balance: in range, no bucket negative, lifetime in range
+        // (7) the resulting balance: in range, no bucket negative or below what is held in it,
+        // lifetime in range
         let after: Vec<i128> =
             before.wide().iter().zip(affected.wide()).map(|(before, change)| before + change).collect();
+        let held_after: Vec<i128> =
+            held.wide().iter().zip(held_change.wide()).map(|(before, change)| before + change).collect();
         let after_total: i128 = after.iter().sum();
         if !after.iter().all(|bucket| fits(*bucket)) {
             return Err(INVALID_AMOUNT);
         }
         // A negative bucket is the fault to name even when the TOTAL is also out of range.
-        if after.iter().any(|bucket| *bucket < 0) {
+        if after.iter().zip(&held_after).any(|(bucket, held)| *bucket < 0 || bucket < held) {
             return Err(INSUFFICIENT_BALANCE);
         }
         if !fits(after_total) {
             return Err(INVALID_AMOUNT);
         }
-        if matches!(kind, Kind::Charge | Kind::Import | Kind::Uncharge) {
+        if kind.counts_in_lifetime() {
             let lifetime: Vec<i128> =
                 lifetime.wide().iter().zip(affected.wide()).map(|(before, change)| before + change).collect();
             let lifetime_total: i128 = lifetime.iter().sum();
@@ -466,46 +732,82 @@ impl Model {
                 return Err(INVALID_AMOUNT);
             }
         }
-        Ok(Decision { kind, affected, card_id, brand_id, source })
+        let expire_time = match &command.action {
+            Action::Hold { expire_time, .. } => expire_time.map(|time| time.0),
+            _ => None,
+        };
+        Ok(Decision {
+            kind,
+            affected,
+            held: held_change,
+            card_id,
+            brand_id,
+            source,
+            expire_time,
+            destination: transfer_to,
+        })
     }
 
     /// spec §2: an unknown order is `ORDER_NOT_FOUND`; one of the wrong type or of another
     /// account is `INVALID_ARGUMENT`.
-    fn referenced(&self, id: &str, kind: Kind, account_id: &str) -> Result<&ModelOrder, &'static str> {
+    fn referenced(&self, id: &str, kinds: &[Kind], account_id: &str) -> Result<&ModelOrder, &'static str> {
         let order = self.orders.get(id).ok_or(ORDER_NOT_FOUND)?;
-        if order.kind != kind || order.account_id != account_id {
+        if !kinds.contains(&order.kind) || order.account_id != account_id {
             return Err(INVALID_ARGUMENT);
         }
         Ok(order)
     }
 
+    /// spec §8: the HOLD a CAPTURE or RELEASE names; resolved once (`ALREADY_REVERSED` after).
+    fn open_hold(&self, id: &str, account_id: &str) -> Result<&ModelOrder, &'static str> {
+        let hold = self.referenced(id, &[Kind::Hold], account_id)?;
+        if hold.reversed {
+            return Err(ALREADY_REVERSED);
+        }
+        Ok(hold)
+    }
+
     fn commit(&mut self, command: &Command, decision: Decision) {
-        let Decision { kind, affected, card_id, brand_id, source } = decision;
-        let account = self.accounts.entry(command.account_id.clone()).or_insert_with(|| ModelAccount {
-            card_id,
-            brand_id,
-            balance: Parts::default(),
-            lifetime: Parts::default(),
-        });
+        let Decision { kind, affected, held, card_id, brand_id, source, expire_time, destination } = decision;
+        let account =
+            self.accounts.entry(command.account_id.clone()).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
         account.balance = add(account.balance, affected);
-        if matches!(kind, Kind::Charge | Kind::Import | Kind::Uncharge) {
+        account.held = add(account.held, held);
+        if kind.counts_in_lifetime() {
             account.lifetime = add(account.lifetime, affected);
+        }
+        match kind {
+            Kind::Freeze => account.status = Status::Frozen,
+            Kind::Unfreeze => account.status = Status::Active,
+            Kind::Close => account.status = Status::Closed,
+            Kind::Hold => account.open_holds += 1,
+            Kind::Capture | Kind::Release => account.open_holds -= 1,
+            _ => {}
+        }
+        if let Some((to, card_id, brand_id)) = destination {
+            let account = self.accounts.entry(to).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
+            account.balance = add(account.balance, affected.negated());
         }
         if let Some(source) = source {
             let original = self.orders.get_mut(&source).expect("the referenced order was found when deciding");
             match kind {
                 Kind::Undeduct => original.refunded = add(original.refunded, affected),
-                Kind::Uncharge => original.reversed = true,
-                _ => unreachable!("only UNDEDUCT and UNCHARGE reference an order"),
+                Kind::Uncharge | Kind::Capture | Kind::Release => original.reversed = true,
+                _ => unreachable!("only UNDEDUCT, UNCHARGE, CAPTURE and RELEASE reference an order"),
             }
         }
-        let moved = if kind == Kind::Deduct { affected.negated() } else { affected };
+        let moved = match kind {
+            Kind::Deduct | Kind::Capture | Kind::TransferOut => affected.negated(),
+            Kind::Hold => held,
+            _ => affected,
+        };
         let order = ModelOrder {
             kind,
             account_id: command.account_id.clone(),
             moved,
             refunded: Parts::default(),
             reversed: false,
+            expire_time,
         };
         self.orders.insert(command.outer_order_id.clone(), order);
         self.order_ids.push(command.outer_order_id.clone());
@@ -515,4 +817,9 @@ impl Model {
 /// Bucket-wise sum; the caller has checked the range.
 fn add(a: Parts, b: Parts) -> Parts {
     Parts::new(a.real + b.real, a.gift + b.gift, a.pre + b.pre)
+}
+
+/// Bucket-wise difference of two non-negative parts.
+fn sub(a: Parts, b: Parts) -> Parts {
+    Parts::new(a.real - b.real, a.gift - b.gift, a.pre - b.pre)
 }

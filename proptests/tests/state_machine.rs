@@ -10,15 +10,16 @@ mod support;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
 use purse_core::{
-    apply, apply_rules, decide, decide_rules, Buckets, Config, Context, Entry, Error, Flow, FlowType, State, Timestamp,
+    apply, apply_rules, decide, decide_rules, Account, Action, Buckets, Config, Context, Decision, Entry, Error, Flow,
+    FlowType, State, Timestamp,
 };
-use purse_proptests::model::{Kind, Model, Parts};
+use purse_proptests::model::{Kind, Model, Outcome, Parts};
 use support::{describe, Resolver, Step};
 
 /// The business time of step 0; each step is a minute later.
 const START: i64 = 1_800_000_000;
 /// How often (in steps) the whole log is folded again and compared with the live state.
-const REPLAY_EVERY: usize = 16;
+const REPLAY_EVERY: usize = 4;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(1000)
@@ -28,16 +29,29 @@ fn parts(buckets: &Buckets) -> Parts {
     Parts::new(buckets.real.minor(), buckets.gift.minor(), buckets.pre.minor())
 }
 
-fn show_core(result: &Result<Flow, Error>) -> String {
+fn show_core(result: &Result<Decision, Error>) -> String {
     match result {
-        Ok(flow) => format!("Ok(affected {:?})", parts(&flow.affected).to_array()),
+        Ok(Decision { flow, transfer_in }) => {
+            let mut text =
+                format!("Ok(affected {:?} held {:?}", parts(&flow.affected).to_array(), parts(&flow.held).to_array());
+            if let Some(flow_in) = transfer_in {
+                text.push_str(&format!(" -> {} {:?}", flow_in.account_id, parts(&flow_in.affected).to_array()));
+            }
+            text + ")"
+        }
         Err(error) => format!("Err({}: {error})", error.code().as_str()),
     }
 }
 
-fn show_model(result: &Result<Parts, &str>) -> String {
+fn show_model(result: &Result<Outcome, &str>) -> String {
     match result {
-        Ok(affected) => format!("Ok(affected {:?})", affected.to_array()),
+        Ok(outcome) => {
+            let mut text = format!("Ok(affected {:?} held {:?}", outcome.affected.to_array(), outcome.held.to_array());
+            if let Some(flow_in) = &outcome.transfer_in {
+                text.push_str(&format!(" -> {} {:?}", flow_in.account_id, flow_in.affected.to_array()));
+            }
+            text + ")"
+        }
         Err(code) => format!("Err({code})"),
     }
 }
@@ -52,6 +66,8 @@ struct Harness {
     flowed: [i128; 3],
     /// Every step so far, resolved, with its outcome: the reproduction of a failure.
     transcript: Vec<String>,
+    /// Every account purse-core has closed, as it stood when it closed: it must never change.
+    closed: std::collections::BTreeMap<String, Account>,
 }
 
 impl Harness {
@@ -63,6 +79,7 @@ impl Harness {
             resolver: Resolver::default(),
             flowed: [0; 3],
             transcript: Vec::new(),
+            closed: std::collections::BTreeMap::new(),
         }
     }
 
@@ -89,7 +106,7 @@ impl Harness {
         let command = self.resolver.command(&self.model, step, now);
         let line = describe(&command);
         let before = self.state.clone();
-        let core = decide(&self.state, &command, &context).map(|decision| decision.flow);
+        let core = decide(&self.state, &command, &context);
         let model = self.model.execute(&command, now.0);
         self.transcript.push(format!("{line}  => {}", show_core(&core)));
         tally(&command, &core);
@@ -104,21 +121,48 @@ impl Harness {
             )
         };
         match (&core, &model) {
-            (Ok(flow), Ok(affected)) => {
-                if parts(&flow.affected) != *affected {
-                    return Err(mismatch(self, "purse-core and the model affect the buckets differently"));
+            (Ok(decision), Ok(outcome)) => {
+                let flow = &decision.flow;
+                if (parts(&flow.affected), parts(&flow.held)) != (outcome.affected, outcome.held) {
+                    return Err(mismatch(
+                        self,
+                        "purse-core and the model change the buckets or held value differently",
+                    ));
+                }
+                match (&decision.transfer_in, &outcome.transfer_in) {
+                    (None, None) => {}
+                    (Some(flow_in), Some(model_in)) => {
+                        if flow_in.account_id != model_in.account_id || parts(&flow_in.affected) != model_in.affected {
+                            return Err(mismatch(self, "purse-core and the model credit the destination differently"));
+                        }
+                        let opened = self.state.account(&flow_in.account_id).is_none();
+                        if opened != model_in.opened {
+                            return Err(mismatch(self, "purse-core and the model differ on opening the destination"));
+                        }
+                    }
+                    _ => return Err(mismatch(self, "one side writes a TRANSFER_IN, the other not")),
                 }
                 self.check_flow(flow, &command, now).map_err(|why| mismatch(self, &why))?;
-                apply(&mut self.state, flow)
-                    .map_err(|error| mismatch(self, &format!("a decided flow must apply: {error}")))?;
-                let after = self.state.account(&command.account_id).map(|account| account.balance);
-                if after != flow.after() {
-                    return Err(mismatch(self, &format!("balance after apply {after:?} is not flow.after()")));
+                let flows: Vec<Flow> = decision.clone().into_flows().collect();
+                for (position, flow) in flows.iter().enumerate() {
+                    if position == 1 {
+                        self.check_transfer_in(&flows[0], flow, &command, &before)
+                            .map_err(|why| mismatch(self, &why))?;
+                    }
+                    apply(&mut self.state, flow)
+                        .map_err(|error| mismatch(self, &format!("a decided flow must apply: {error}")))?;
+                    let after = self.state.account(&flow.account_id).map(|account| account.balance);
+                    if after != flow.after() {
+                        return Err(mismatch(self, &format!("balance after apply {after:?} is not flow.after()")));
+                    }
+                    for (sum, change) in self.flowed.iter_mut().zip(parts(&flow.affected).to_array()) {
+                        *sum += i128::from(change);
+                    }
+                    self.log.push(Entry::Flow(flow.clone()));
                 }
-                for (sum, change) in self.flowed.iter_mut().zip(parts(&flow.affected).to_array()) {
-                    *sum += i128::from(change);
+                if self.state.mid_transfer() {
+                    return Err(mismatch(self, "the state is left inside a transfer"));
                 }
-                self.log.push(Entry::Flow(flow.clone()));
             }
             (Err(error), Err(code)) => {
                 if error.code().as_str() != *code {
@@ -144,8 +188,18 @@ impl Harness {
         let before = account.map_or(Buckets::ZERO, |account| account.balance);
         let model_account = self.model.account(&command.account_id).ok_or("the model has no account after a write")?;
         let source = match &command.action {
-            purse_core::Action::Undeduct { original_outer_order_id, .. } => Some(original_outer_order_id.clone()),
-            purse_core::Action::Uncharge { src_outer_order_id } => Some(src_outer_order_id.clone()),
+            Action::Undeduct { original_outer_order_id: id, .. }
+            | Action::Uncharge { src_outer_order_id: id }
+            | Action::Capture { src_outer_order_id: id, .. }
+            | Action::Release { src_outer_order_id: id } => Some(id.clone()),
+            _ => None,
+        };
+        let expire_time = match &command.action {
+            Action::Hold { expire_time, .. } => *expire_time,
+            _ => None,
+        };
+        let counterparty = match &command.action {
+            Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
             _ => None,
         };
         let checks = [
@@ -157,6 +211,8 @@ impl Harness {
             (flow.card_id == model_account.card_id, "card_id is the account's (fixed when it opened)"),
             (flow.brand_id == model_account.brand_id, "brand_id is the account's (fixed when it opened)"),
             (flow.source_order_id == source, "source_order_id is the referenced order"),
+            (flow.expire_time == expire_time, "expire_time is the HOLD's, none for any other flow"),
+            (flow.counterparty == counterparty, "counterparty is a transfer's destination"),
             (flow.order_time == command.biz_date.unwrap_or(now), "order_time is biz_date, else now"),
             (flow.before == before, "flow.before is the account's balance before"),
             (flow.remark == command.remark && flow.ext_info == command.ext_info, "remark and ext_info kept"),
@@ -177,42 +233,116 @@ impl Harness {
         Ok(())
     }
 
-    fn check_invariants(&self) -> Result<(), String> {
-        let mut held = [0i128; 3];
+    /// spec §10: a TRANSFER_IN right after its TRANSFER_OUT, under the command's ids, crediting
+    /// the destination bucket for bucket; `before` is the state before the command.
+    fn check_transfer_in(
+        &self,
+        out: &Flow,
+        flow: &Flow,
+        command: &purse_core::Command,
+        before: &State,
+    ) -> Result<(), String> {
+        let destination = before.account(&flow.account_id);
+        let model_account =
+            self.model.account(&flow.account_id).ok_or("the model has no destination after a transfer")?;
+        let checks = [
+            (flow.flow_id == out.flow_id + 1, "TRANSFER_IN's flow_id follows the TRANSFER_OUT's"),
+            (flow.flow_type == FlowType::TransferIn, "the second flow is a TRANSFER_IN"),
+            (flow.request_id == command.request_id, "TRANSFER_IN under the command's request_id"),
+            (flow.outer_order_id == command.outer_order_id, "TRANSFER_IN under the command's outer_order_id"),
+            (out.affected.checked_neg() == Some(flow.affected), "TRANSFER_IN adds what TRANSFER_OUT took"),
+            (flow.held.is_zero(), "TRANSFER_IN holds nothing"),
+            (flow.source_order_id.is_none() && out.source_order_id.is_none(), "transfer flows have no src order"),
+            (flow.counterparty.as_deref() == Some(out.account_id.as_str()), "TRANSFER_IN names its source"),
+            (flow.order_time == out.order_time, "both flows at one order_time"),
+            (
+                flow.before == destination.map_or(Buckets::ZERO, |account| account.balance),
+                "before is the destination's",
+            ),
+            (flow.card_id == model_account.card_id, "card_id is the destination's (or the command's, new)"),
+            (flow.brand_id == model_account.brand_id, "brand_id is the destination's (or the source's, new)"),
+        ];
+        if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(format!("transfer check failed: {what}; flow = {flow:?}"));
+        }
+        Ok(())
+    }
+
+    /// After every step: no bucket negative or below what is held in it, TOTAL the sum, each
+    /// account as the model has it (balance, held, lifetime, card, brand, status, open holds),
+    /// value neither made nor lost, held value exactly the open holds' parts, every order as the
+    /// model has it, and no closed account changed since it closed.
+    fn check_invariants(&mut self) -> Result<(), String> {
+        let mut balances = [0i128; 3];
+        let mut held_sum = [0i128; 3];
         let mut count = 0;
         for account in self.state.accounts() {
             count += 1;
-            let balance = account.balance;
+            let id = &account.account_id;
+            let (balance, held) = (account.balance, account.held);
             if let Some(bucket) = balance.negative_bucket() {
-                return Err(format!("account {:?} has a negative {bucket}: {balance:?}", account.account_id));
+                return Err(format!("account {id:?} has a negative {bucket}: {balance:?}"));
+            }
+            if let Some(bucket) = held.negative_bucket() {
+                return Err(format!("account {id:?} has negative held value in {bucket}: {held:?}"));
+            }
+            let available = balance.checked_sub(&held).ok_or_else(|| format!("account {id:?}: available overflows"))?;
+            if available.negative_bucket().is_some() || account.available() != available {
+                return Err(format!("account {id:?} holds more than it owns: balance {balance:?}, held {held:?}"));
             }
             let sum = parts(&balance).total();
             let total = balance.properties().map(|list| i128::from(list[3].1.minor()));
             if total != Some(sum) || balance.total().map(|total| i128::from(total.minor())) != Some(sum) {
-                return Err(format!("account {:?}: TOTAL is not REAL+GIFT+PRE", account.account_id));
+                return Err(format!("account {id:?}: TOTAL is not REAL+GIFT+PRE"));
             }
-            for (slot, value) in held.iter_mut().zip(parts(&balance).to_array()) {
+            for (slot, value) in balances.iter_mut().zip(parts(&balance).to_array()) {
                 *slot += i128::from(value);
             }
-            let model = self
-                .model
-                .account(&account.account_id)
-                .ok_or_else(|| format!("account {:?} is unknown to the model", account.account_id))?;
-            let core = (parts(&account.balance), parts(&account.lifetime), &account.card_id, &account.brand_id);
-            let expected = (model.balance, model.lifetime, &model.card_id, &model.brand_id);
+            for (slot, value) in held_sum.iter_mut().zip(parts(&held).to_array()) {
+                *slot += i128::from(value);
+            }
+            let model = self.model.account(id).ok_or_else(|| format!("account {id:?} is unknown to the model"))?;
+            let core = (
+                parts(&account.balance),
+                parts(&account.held),
+                parts(&account.lifetime),
+                &account.card_id,
+                &account.brand_id,
+                account.status.as_str(),
+                account.open_holds,
+            );
+            let expected = (
+                model.balance,
+                model.held,
+                model.lifetime,
+                &model.card_id,
+                &model.brand_id,
+                model.status.name(),
+                model.open_holds,
+            );
             if core != expected {
                 return Err(format!(
-                    "account {:?}: purse-core (balance, lifetime, card, brand) {core:?}, model {expected:?}",
-                    account.account_id
+                    "account {id:?}: purse-core (balance, held, lifetime, card, brand, status, open holds) {core:?}, \
+                     model {expected:?}"
                 ));
+            }
+            match self.closed.get(id) {
+                Some(closed) if closed != account => {
+                    return Err(format!("closed account {id:?} changed: was {closed:?}, is {account:?}"));
+                }
+                None if account.status == purse_core::AccountStatus::Closed => {
+                    self.closed.insert(id.clone(), account.clone());
+                }
+                _ => {}
             }
         }
         if count != self.model.accounts().count() {
             return Err(format!("purse-core has {count} accounts, the model {}", self.model.accounts().count()));
         }
-        if held != self.flowed {
-            return Err(format!("sum of balances {held:?} is not the sum of accepted flows {:?}", self.flowed));
+        if balances != self.flowed {
+            return Err(format!("sum of balances {balances:?} is not the sum of accepted flows {:?}", self.flowed));
         }
+        let mut open_holds = [0i128; 3];
         let mut orders = 0;
         for (id, order) in self.state.orders() {
             orders += 1;
@@ -220,31 +350,58 @@ impl Harness {
             if order.flow_type.as_str() != model.kind.name() || order.account_id != model.account_id {
                 return Err(format!("order {id:?}: purse-core {order:?}, model {model:?}"));
             }
-            match order.flow_type {
-                FlowType::Deduct => {
-                    let (moved, refunded) = (parts(&order.moved), parts(&order.refunded));
+            let (moved, refunded) = (parts(&order.moved), parts(&order.refunded));
+            let same = match order.flow_type {
+                FlowType::Deduct | FlowType::Capture => {
                     let within = moved
                         .to_array()
                         .iter()
                         .zip(refunded.to_array())
                         .all(|(moved, refunded)| (0..=*moved).contains(&refunded));
                     if !within {
-                        return Err(format!("DEDUCT {id:?}: refunds {refunded:?} exceed what it took {moved:?}"));
+                        return Err(format!(
+                            "{} {id:?}: refunds {refunded:?} exceed what it took {moved:?}",
+                            order.flow_type
+                        ));
                     }
-                    if (moved, refunded) != (model.moved, model.refunded) {
-                        return Err(format!("DEDUCT {id:?}: purse-core {order:?}, model {model:?}"));
+                    (moved, refunded) == (model.moved, model.refunded)
+                }
+                FlowType::Charge => moved == model.moved && order.reversed_by.is_some() == model.reversed,
+                FlowType::Hold => {
+                    if order.reversed_by.is_none() {
+                        for (slot, part) in open_holds.iter_mut().zip(moved.to_array()) {
+                            *slot += i128::from(part);
+                        }
                     }
+                    moved == model.moved
+                        && order.reversed_by.is_some() == model.reversed
+                        && order.expire_time.map(|time| time.0) == model.expire_time
                 }
-                FlowType::Charge
-                    if parts(&order.moved) != model.moved || order.reversed_by.is_some() != model.reversed =>
-                {
-                    return Err(format!("CHARGE {id:?}: purse-core {order:?}, model {model:?}"));
-                }
-                _ => {}
+                FlowType::TransferOut => moved == model.moved,
+                _ => true,
+            };
+            if !same {
+                return Err(format!("{} {id:?}: purse-core {order:?}, model {model:?}", order.flow_type));
             }
         }
         if orders != self.model.order_ids().len() {
             return Err(format!("purse-core has {orders} orders, the model {}", self.model.order_ids().len()));
+        }
+        let model_open = self.model.open_hold_parts();
+        if held_sum != open_holds || open_holds != model_open {
+            return Err(format!(
+                "held value {held_sum:?} over all accounts, open holds' parts {open_holds:?} in purse-core, \
+                 {model_open:?} in the model: all three must agree"
+            ));
+        }
+        let model_held = self.model.accounts().fold([0i128; 3], |mut sum, (_, account)| {
+            for (slot, part) in sum.iter_mut().zip(account.held.to_array()) {
+                *slot += i128::from(part);
+            }
+            sum
+        });
+        if model_held != model_open {
+            return Err(format!("the model holds {model_held:?} over its accounts, its open holds {model_open:?}"));
         }
         Ok(())
     }
@@ -270,15 +427,18 @@ impl Harness {
 static TALLY: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
-fn tally(command: &purse_core::Command, core: &Result<Flow, Error>) {
+fn tally(command: &purse_core::Command, core: &Result<Decision, Error>) {
     let outcome = core.as_ref().map_or_else(|error| error.code().as_str(), |_| "ok");
-    let key = format!("{:<9} {outcome}", Kind::of(&command.action).name());
-    *TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key).or_default() += 1;
+    let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *tally.entry(format!("{:<12} {outcome}", Kind::of(&command.action).name())).or_default() += 1;
+    if let Ok(Decision { transfer_in: Some(flow_in), .. }) = core {
+        *tally.entry(format!("{:<12} ok", flow_in.flow_type.as_str())).or_default() += 1;
+    }
 }
 
 /// The error codes a run of at least [`COVERAGE_CASES_MIN`] cases must reach (and every
 /// command type must succeed at least once).
-const CODES_EXPECTED: [&str; 8] = [
+const CODES_EXPECTED: [&str; 11] = [
     "INVALID_ARGUMENT",
     "INVALID_AMOUNT",
     "INSUFFICIENT_BALANCE",
@@ -287,8 +447,12 @@ const CODES_EXPECTED: [&str; 8] = [
     "DUPLICATE_ORDER",
     "REFUND_EXCEEDS_ORIGINAL",
     "ALREADY_REVERSED",
+    "HOLD_EXPIRED",
+    "ACCOUNT_FROZEN",
+    "ACCOUNT_CLOSED",
 ];
-const KINDS_EXPECTED: [&str; 6] = ["CHARGE", "DEDUCT", "UNDEDUCT", "UNCHARGE", "IMPORT", "ADJUST"];
+/// Every flow type (`Kind::ALL` is purse-core's `FlowType::ALL` by name, checked below).
+const KINDS_EXPECTED: [Kind; 14] = Kind::ALL;
 const COVERAGE_CASES_MIN: u32 = 200;
 
 fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
@@ -322,7 +486,7 @@ fn purse_core_agrees_with_the_model() {
 
 fn run_state_machine() {
     let mut runner = TestRunner::new(config("proptest-regressions/state_machine.txt"));
-    let result = runner.run(&prop::collection::vec(support::step(), 1..60), |steps| run_case(&steps));
+    let result = runner.run(&support::steps(), |steps| run_case(&steps));
     if let Err(failure) = result {
         panic!("{failure}");
     }
@@ -337,7 +501,10 @@ fn run_state_machine() {
             let reached = tally.keys().any(|key| key.ends_with(&format!(" {code}")));
             assert!(reached, "no command in {} cases was refused with {code}: the generator misses a path", cases());
         }
-        for kind in KINDS_EXPECTED {
+        let names: Vec<&str> = KINDS_EXPECTED.iter().map(|kind| kind.name()).collect();
+        let core_names: Vec<&str> = FlowType::ALL.iter().map(|flow_type| flow_type.as_str()).collect();
+        assert_eq!(names, core_names, "the model's flow types are purse-core's");
+        for kind in names {
             let reached = tally.keys().any(|key| key.split_whitespace().collect::<Vec<_>>() == [kind, "ok"]);
             assert!(reached, "no {kind} succeeded in {} cases: the generator misses a path", cases());
         }
@@ -360,7 +527,7 @@ proptest! {
 /// fixed by checking for a negative bucket before the TOTAL's range.
 #[test]
 fn negative_bucket_with_large_total_is_insufficient_balance() {
-    use purse_core::{Action, Amount, Command};
+    use purse_core::{Amount, Command};
     let mut state = State::new(Config::default());
     let mut model = Model::new();
     let now = Timestamp(START);
@@ -369,14 +536,14 @@ fn negative_bucket_with_large_total_is_insufficient_balance() {
     });
     let flow = decide(&state, &charge, &Context { sequence: 1, now }).expect("charge 0.01 PRE").flow;
     apply(&mut state, &flow).expect("a decided flow applies");
-    assert_eq!(model.execute(&charge, now.0), Ok(Parts::new(0, 0, 1)));
+    assert_eq!(model.execute(&charge, now.0).map(|outcome| outcome.affected), Ok(Parts::new(0, 0, 1)));
     let mut adjust = Command::new("r-2", "o-2", "a", {
         Action::Adjust { real: Amount::from_minor(1), gift: Amount::from_minor(i64::MAX), pre: Amount::from_minor(-2) }
     });
     adjust.remark = Some("correction".to_owned());
-    let core = decide(&state, &adjust, &Context { sequence: 2, now }).map(|decision| decision.flow);
+    let core = decide(&state, &adjust, &Context { sequence: 2, now });
     let model = model.execute(&adjust, now.0);
-    assert_eq!(model, Err("INSUFFICIENT_BALANCE"));
+    assert_eq!(model.as_ref().err(), Some(&"INSUFFICIENT_BALANCE"));
     assert_eq!(
         core.as_ref().map_err(|error| error.code().as_str()).err(),
         Some("INSUFFICIENT_BALANCE"),
@@ -384,5 +551,82 @@ fn negative_bucket_with_large_total_is_insufficient_balance() {
         describe(&adjust),
         show_core(&core),
         show_model(&model)
+    );
+}
+
+/// Runs `commands` one a minute against purse-core and the model, asserting that both give the
+/// same answer (`ok` or the code) to each, and that the answers are `expected`.
+fn agree(commands: &[purse_core::Command], expected: &[&str]) {
+    let mut state = State::new(Config::default());
+    let mut model = Model::new();
+    for (index, (command, expected)) in commands.iter().zip(expected).enumerate() {
+        let now = Timestamp(START + 60 * i64::try_from(index).unwrap_or(0));
+        let core = decide(&state, command, &Context { sequence: state.next_sequence(), now });
+        let model_result = model.execute(command, now.0);
+        let core_code = core.as_ref().map_or_else(|error| error.code().as_str(), |_| "ok");
+        let model_code = model_result.as_ref().map_or_else(|code| *code, |_| "ok");
+        let context = format!(
+            "step {index}: {}\n  purse-core: {}\n  model:      {}",
+            describe(command),
+            show_core(&core),
+            show_model(&model_result)
+        );
+        assert_eq!((core_code, model_code), (*expected, *expected), "{context}");
+        if let Ok(decision) = core {
+            for flow in decision.into_flows() {
+                apply(&mut state, &flow).unwrap_or_else(|error| panic!("{context}: {error}"));
+            }
+        }
+    }
+}
+
+/// Disagreements the random test found, pinned as plain tests (spec §10 "either side", §13
+/// "status (ACCOUNT_CLOSED, then ACCOUNT_FROZEN)" right after the account's existence):
+/// purse-core checked a transfer's destination status only after the source's FROZEN and its
+/// card and brand, so a frozen source sending to a closed account answered ACCOUNT_FROZEN, and a
+/// brand_id mismatch hid a frozen destination.
+#[test]
+fn a_transfer_checks_both_sides_status_closed_first() {
+    use purse_core::{Amount, Command};
+    let charge = |order: &str, account: &str, brand: Option<&str>| {
+        let mut command = Command::new(&format!("r-{order}"), order, account, {
+            Action::Charge { real: Amount::ZERO, gift: None, pre: Amount::from_minor(1), trigger_gift: false }
+        });
+        command.brand_id = brand.map(str::to_owned);
+        command
+    };
+    let status = |order: &str, account: &str, action: Action| {
+        let mut command = Command::new(&format!("r-{order}"), order, account, action);
+        command.remark = Some("correction".to_owned());
+        command
+    };
+    let transfer = |order: &str, from: &str, to: &str, brand: Option<&str>| {
+        let mut command = Command::new(
+            &format!("r-{order}"),
+            order,
+            from,
+            Action::Transfer { to_account_id: to.to_owned(), value: None },
+        );
+        command.brand_id = brand.map(str::to_owned);
+        command
+    };
+    agree(
+        &[
+            charge("o1", "a", None),
+            transfer("o2", "a", "n2", None),
+            status("o3", "a", Action::Close),
+            status("o4", "n2", Action::Freeze),
+            transfer("o5", "n2", "a", None),
+        ],
+        &["ok", "ok", "ok", "ok", "ACCOUNT_CLOSED"],
+    );
+    agree(
+        &[
+            charge("o1", "f", Some("B1")),
+            charge("o2", "g", Some("B1")),
+            status("o3", "g", Action::Freeze),
+            transfer("o4", "f", "g", Some("B2")),
+        ],
+        &["ok", "ok", "ok", "ACCOUNT_FROZEN"],
     );
 }

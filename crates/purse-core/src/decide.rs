@@ -63,7 +63,11 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
     let flow_type = command.action.flow_type();
     let subject = match state.account(&command.account_id) {
         Some(account) => {
-            check_status(account, flow_type)?;
+            let destination = match &command.action {
+                Action::Transfer { to_account_id, .. } => state.account(to_account_id),
+                _ => None,
+            };
+            check_status(account, destination, flow_type)?;
             if flow_type != FlowType::TransferOut {
                 // A transfer's card_id names the destination's card.
                 check_same("card_id", &command.card_id, &account.card_id, &account.account_id)?;
@@ -266,15 +270,26 @@ fn check_result(
 }
 
 /// spec §9: a CLOSED account accepts nothing, a FROZEN one only what may touch a frozen card.
-/// FREEZE passes (FREEZE of a FROZEN account is the argument error of [`crate::holds`]).
-fn check_status(account: &crate::state::Account, flow_type: FlowType) -> Result<(), Error> {
-    match account.status {
-        AccountStatus::Closed => Err(Error::AccountClosed { account_id: account.account_id.clone() }),
-        AccountStatus::Frozen if !flow_type.allowed_while_frozen() && flow_type != FlowType::Freeze => {
-            Err(Error::AccountFrozen { account_id: account.account_id.clone() })
-        }
-        _ => Ok(()),
+/// FREEZE passes (FREEZE of a FROZEN account is the argument error of [`crate::holds`]). A
+/// transfer's destination is checked here too (spec §10 "either side"), and over both sides
+/// `ACCOUNT_CLOSED` comes before `ACCOUNT_FROZEN` (spec §13), all before card and brand.
+fn check_status(
+    account: &crate::state::Account,
+    destination: Option<&crate::state::Account>,
+    flow_type: FlowType,
+) -> Result<(), Error> {
+    let sides = || std::iter::once(account).chain(destination);
+    if let Some(closed) = sides().find(|side| side.status == AccountStatus::Closed) {
+        return Err(Error::AccountClosed { account_id: closed.account_id.clone() });
     }
+    let source_refuses = !flow_type.allowed_while_frozen() && flow_type != FlowType::Freeze;
+    if account.status == AccountStatus::Frozen && source_refuses {
+        return Err(Error::AccountFrozen { account_id: account.account_id.clone() });
+    }
+    if let Some(frozen) = destination.filter(|destination| destination.status == AccountStatus::Frozen) {
+        return Err(Error::AccountFrozen { account_id: frozen.account_id.clone() });
+    }
+    Ok(())
 }
 
 /// Validates a rules change for `brand_id` (`None`: the ledger default) and sequences it.

@@ -96,8 +96,8 @@ pub(crate) fn check_status_change(state: &State, command: &Command) -> Result<()
     }
 }
 
-/// A transfer's destination: FROZEN or CLOSED refuse it; an existing one must be of the
-/// source's brand, and a card_id given must be its own.
+/// A transfer's destination: an existing one must be of the source's brand, and a card_id
+/// given must be its own. (Its status was checked with the source's, in `decide`.)
 pub(crate) fn check_destination(
     state: &State,
     to_account_id: &str,
@@ -105,11 +105,6 @@ pub(crate) fn check_destination(
     command: &Command,
 ) -> Result<(), Error> {
     let Some(destination) = state.account(to_account_id) else { return Ok(()) };
-    match destination.status {
-        AccountStatus::Closed => return Err(Error::AccountClosed { account_id: to_account_id.to_owned() }),
-        AccountStatus::Frozen => return Err(Error::AccountFrozen { account_id: to_account_id.to_owned() }),
-        AccountStatus::Active => {}
-    }
     if destination.brand_id != *brand_id {
         let name =
             |brand: &Option<String>| brand.as_ref().map_or("no brand".to_owned(), |brand| format!("brand {brand:?}"));

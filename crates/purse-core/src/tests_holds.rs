@@ -235,3 +235,23 @@ fn apply_refuses_flows_that_break_the_new_invariants() {
     apply(&mut folded, &transfer.transfer_in.unwrap()).unwrap();
     assert!(!folded.mid_transfer());
 }
+
+#[test]
+fn a_transfer_checks_the_status_of_both_sides_closed_first_and_before_card_and_brand() {
+    check(&[
+        ("charge f c1 real=10 brand=B", "10.00 0.00 0.00 | 0.00 0.00 0.00"),
+        ("charge g c2 real=10 brand=B", "10.00 0.00 0.00 | 0.00 0.00 0.00"),
+        ("charge h c3 real=1 brand=B", "1.00 0.00 0.00 | 0.00 0.00 0.00"),
+        ("transfer h t1 to=g", "-1.00 0.00 0.00 -> 1.00 0.00 0.00"),
+        ("close h z1 remark=merged", &format!("{ZERO} | {ZERO}")),
+        ("freeze g f1 remark=dispute", &format!("{ZERO} | {ZERO}")),
+        // A frozen destination is a status fault: it comes before the source's brand mismatch.
+        ("transfer f t2 to=g value=1 brand=other", "ACCOUNT_FROZEN"),
+        ("transfer f t2 to=h value=1 brand=other", "ACCOUNT_CLOSED"),
+        ("freeze f f2 remark=dispute", &format!("{ZERO} | {ZERO}")),
+        // Source FROZEN, destination CLOSED: ACCOUNT_CLOSED comes first, whichever side.
+        ("transfer f t2 to=h value=1", "ACCOUNT_CLOSED"),
+        ("transfer f t2 to=g value=1", "ACCOUNT_FROZEN"),
+        ("transfer h t2 to=f value=1", "ACCOUNT_CLOSED"),
+    ]);
+}

@@ -47,12 +47,16 @@ pub enum Mangle {
     LongRemark,
     MaxRemark,
     LongExtInfo,
+    /// The referenced order (UNDEDUCT, UNCHARGE, CAPTURE, RELEASE) or a transfer's destination
+    /// left empty.
     EmptySource,
+    /// A transfer's destination one character too long.
+    LongDestination,
 }
 
 impl Mangle {
     /// Every variant but `None`: a variant missing here is never generated, so keep it whole.
-    pub const DEFECTS: [Mangle; 15] = {
+    pub const DEFECTS: [Mangle; 16] = {
         use Mangle::*;
         [
             EmptyRequest,
@@ -70,6 +74,7 @@ impl Mangle {
             MaxRemark,
             LongExtInfo,
             EmptySource,
+            LongDestination,
         ]
     };
 }
@@ -81,13 +86,55 @@ pub struct Tags {
     pub mangle: Mangle,
 }
 
-/// The account of a DEDUCT or ADJUST.
+/// The account of a DEDUCT, ADJUST, HOLD, status change or transfer.
 #[derive(Debug, Clone, Copy)]
 pub enum AccountPick {
     /// The n-th open account (or account `a` while none is open).
     Open(u8),
     /// Any of [`ACCOUNTS`], open or not.
     Named(u8),
+    /// The account of the step before (so that a scene's steps act on one account).
+    Last,
+    /// The n-th FROZEN account (else as `Open`): what an UNFREEZE is for.
+    Frozen(u8),
+}
+
+/// A transfer's destination.
+#[derive(Debug, Clone, Copy)]
+pub enum ToPick {
+    Account(AccountPick),
+    /// The n-th other open account of the source's brand (else a fresh one): a transfer that
+    /// can succeed.
+    SameBrand(u8),
+    /// An account never seen: the transfer opens it.
+    Fresh,
+    /// The source itself.
+    Same,
+}
+
+/// A HOLD's `expire_time`, in seconds after its own order_time (≤ 0: refused).
+#[derive(Debug, Clone, Copy)]
+pub enum Expire {
+    Absent,
+    After(i32),
+}
+
+/// A CAPTURE's business time.
+#[derive(Debug, Clone, Copy)]
+pub enum CaptureWhen {
+    /// Now (steps are a minute apart, so a hold expiring in a few minutes runs out by itself).
+    Now,
+    /// The hold's `expire_time` plus `-1..=1` seconds (now for a hold without one).
+    AtExpiry(i8),
+    PastBy(u32),
+}
+
+/// FREEZE, UNFREEZE or CLOSE.
+#[derive(Debug, Clone, Copy)]
+pub enum StatusChange {
+    Freeze,
+    Unfreeze,
+    Close,
 }
 
 /// A new order id: fresh, or one tried before (accepted or rejected).
@@ -119,7 +166,8 @@ pub enum RefAccount {
     Pick(u8),
 }
 
-/// An amount given relative to something: a balance (DEDUCT) or a refundable rest (UNDEDUCT).
+/// An amount given relative to something: what is available (DEDUCT, HOLD, TRANSFER), a
+/// refundable rest (UNDEDUCT) or a hold (CAPTURE).
 #[derive(Debug, Clone, Copy)]
 pub enum Relative {
     Lit(i64),
@@ -133,7 +181,7 @@ pub enum Relative {
 #[derive(Debug, Clone, Copy)]
 pub enum AdjustPart {
     Lit(i64),
-    /// Minus the bucket's balance, plus `-1`, `0` or `1`.
+    /// Minus what is available in the bucket, plus `-1`, `0` or `1`.
     Drain(i8),
 }
 
@@ -207,6 +255,42 @@ pub enum Step {
         remark: RemarkPick,
         tags: Tags,
     },
+    Hold {
+        account: AccountPick,
+        order: OrderPick,
+        value: Relative,
+        expire: Expire,
+        when: When,
+        tags: Tags,
+    },
+    Capture {
+        account: RefAccount,
+        order: OrderPick,
+        source: RefPick,
+        value: Option<Relative>,
+        when: CaptureWhen,
+        tags: Tags,
+    },
+    Release {
+        account: RefAccount,
+        order: OrderPick,
+        source: RefPick,
+        tags: Tags,
+    },
+    Status {
+        account: AccountPick,
+        order: OrderPick,
+        change: StatusChange,
+        remark: RemarkPick,
+        tags: Tags,
+    },
+    Transfer {
+        account: AccountPick,
+        order: OrderPick,
+        to: ToPick,
+        value: Option<Relative>,
+        tags: Tags,
+    },
     /// A provider-authoritative flow (ingestion): the given change, any of the six types.
     Recorded {
         account: AccountPick,
@@ -240,7 +324,49 @@ fn mostly_zero() -> impl Strategy<Value = i64> {
 }
 
 fn account_pick() -> impl Strategy<Value = AccountPick> {
-    prop_oneof![4 => any::<u8>().prop_map(AccountPick::Open), 1 => account().prop_map(AccountPick::Named)]
+    prop_oneof![
+        8 => any::<u8>().prop_map(AccountPick::Open),
+        2 => account().prop_map(AccountPick::Named),
+        1 => Just(AccountPick::Last),
+    ]
+}
+
+fn to_pick() -> impl Strategy<Value = ToPick> {
+    prop_oneof![
+        4 => account_pick().prop_map(ToPick::Account),
+        4 => any::<u8>().prop_map(ToPick::SameBrand),
+        2 => Just(ToPick::Fresh),
+        1 => Just(ToPick::Same),
+    ]
+}
+
+fn expire() -> impl Strategy<Value = Expire> {
+    prop_oneof![
+        3 => Just(Expire::Absent),
+        1 => (-120i32..=0).prop_map(Expire::After),
+        6 => (1i32..=600).prop_map(Expire::After),
+        1 => (1i32..=86_400).prop_map(Expire::After),
+    ]
+}
+
+fn capture_when() -> impl Strategy<Value = CaptureWhen> {
+    prop_oneof![
+        6 => Just(CaptureWhen::Now),
+        3 => (-1i8..=1).prop_map(CaptureWhen::AtExpiry),
+        1 => (1u32..=3_600).prop_map(CaptureWhen::PastBy),
+    ]
+}
+
+fn status_change() -> impl Strategy<Value = StatusChange> {
+    prop_oneof![
+        3 => Just(StatusChange::Freeze),
+        4 => Just(StatusChange::Unfreeze),
+        2 => Just(StatusChange::Close),
+    ]
+}
+
+fn hold_when() -> impl Strategy<Value = When> {
+    prop_oneof![8 => Just(When::Absent), 1 => (1u32..=600).prop_map(When::PastBy), 1 => Just(When::Now)]
 }
 
 fn order_pick() -> impl Strategy<Value = OrderPick> {
@@ -352,12 +478,75 @@ pub fn step() -> impl Strategy<Value = Step> {
             |(account, order, flow_type, parts, tags)| Step::Recorded { account, order, flow_type, parts, tags }
         ),
         1 => rules_step().prop_map(Step::Rules),
+        5 => (account_pick(), order_pick(), relative(), expire(), hold_when(), tags()).prop_map(
+            |(account, order, value, expire, when, tags)| Step::Hold { account, order, value, expire, when, tags }
+        ),
+        5 => (ref_account(), order_pick(), ref_pick(), prop::option::weighted(0.6, relative()), capture_when(), tags())
+            .prop_map(|(account, order, source, value, when, tags)| {
+                Step::Capture { account, order, source, value, when, tags }
+            }),
+        3 => (ref_account(), order_pick(), ref_pick(), tags())
+            .prop_map(|(account, order, source, tags)| Step::Release { account, order, source, tags }),
+        3 => (account_pick(), order_pick(), status_change(), remark(), tags()).prop_map(
+            |(account, order, change, remark, tags)| Step::Status { account, order, change, remark, tags }
+        ),
+        2 => (any::<u8>(), order_pick(), remark(), tags()).prop_map(|(frozen, order, remark, tags)| Step::Status {
+            account: AccountPick::Frozen(frozen),
+            order,
+            change: StatusChange::Unfreeze,
+            remark,
+            tags
+        }),
+        4 => (account_pick(), order_pick(), to_pick(), prop::option::weighted(0.6, relative()), tags())
+            .prop_map(|(account, order, to, value, tags)| Step::Transfer { account, order, to, value, tags }),
     ]
 }
 
-/// Small multi-bucket DEDUCTs, each followed by a run of partial refunds: the steps that reach
-/// the rounding corners of the spec §2 refund split (REAL's rest running out first, the excess
-/// moving to GIFT, then PRE), which random sequences rarely do.
+/// Short scenes that random steps rarely line up: an account emptied by a merge and closed
+/// (then written to, or transferred to), and a freeze followed by a transfer from the frozen
+/// account.
+pub fn scene() -> impl Strategy<Value = Vec<Step>> {
+    let plain = Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None };
+    let status = move |change| Step::Status {
+        account: AccountPick::Last,
+        order: OrderPick::Fresh,
+        change,
+        remark: RemarkPick::Text,
+        tags: plain,
+    };
+    prop_oneof![
+        (any::<u8>(), to_pick()).prop_map(move |(source, to)| vec![
+            Step::Transfer {
+                account: AccountPick::Open(source),
+                order: OrderPick::Fresh,
+                to,
+                value: None,
+                tags: plain
+            },
+            status(StatusChange::Close),
+        ]),
+        (any::<u8>(), to_pick()).prop_map(move |(source, to)| vec![
+            Step::Status {
+                account: AccountPick::Open(source),
+                order: OrderPick::Fresh,
+                change: StatusChange::Freeze,
+                remark: RemarkPick::Text,
+                tags: plain,
+            },
+            Step::Transfer { account: AccountPick::Last, order: OrderPick::Fresh, to, value: None, tags: plain },
+        ]),
+    ]
+}
+
+/// A sequence of steps for the state machine: mostly single steps, now and then a scene.
+pub fn steps() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(prop_oneof![24 => step().prop_map(|step| vec![step]), 1 => scene()], 1..56)
+        .prop_map(|groups| groups.into_iter().flatten().collect())
+}
+
+/// Small multi-bucket DEDUCTs (or HOLDs and partial CAPTUREs), each followed by a run of partial
+/// refunds: the steps that reach the rounding corners of the spec §2 refund split (REAL's rest
+/// running out first, the excess moving to GIFT, then PRE), which random sequences rarely do.
 pub fn refund_series() -> impl Strategy<Value = Vec<Step>> {
     let plain = Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None };
     let refund_value = prop_oneof![
@@ -366,25 +555,36 @@ pub fn refund_series() -> impl Strategy<Value = Vec<Step>> {
         2 => (-3i8..=-1).prop_map(Relative::Plus),
     ];
     let refunds = prop::collection::vec(prop::option::weighted(0.9, refund_value), 1..8);
-    let round = (0u8..3, 1i64..=30, 0i64..=30, 0i64..=30, 300u16..=1000, refunds).prop_map(
-        move |(account, real, gift, pre, share, refunds)| {
-            let mut steps = vec![
-                Step::Charge {
-                    account,
+    // A round consumes by a DEDUCT, or by a HOLD and a CAPTURE of part (or all) of it, whose
+    // partial split is the refund split with the hold as the original (spec §8).
+    let capture_share = prop::option::weighted(0.8, (1u16..=999).prop_map(Relative::Fraction));
+    let round = (0u8..3, 1i64..=30, 0i64..=30, 0i64..=30, 300u16..=1000, capture_share, any::<bool>(), refunds)
+        .prop_map(move |(account, real, gift, pre, share, capture, via_hold, refunds)| {
+            let mut steps = vec![Step::Charge {
+                account,
+                order: OrderPick::Fresh,
+                real,
+                gift: Some(gift),
+                pre,
+                trigger: false,
+                tags: plain,
+            }];
+            let account = AccountPick::Named(account);
+            let value = Relative::Fraction(share);
+            if via_hold {
+                let (expire, when) = (Expire::Absent, When::Absent);
+                steps.push(Step::Hold { account, order: OrderPick::Fresh, value, expire, when, tags: plain });
+                steps.push(Step::Capture {
+                    account: RefAccount::Owner,
                     order: OrderPick::Fresh,
-                    real,
-                    gift: Some(gift),
-                    pre,
-                    trigger: false,
+                    source: RefPick::Recent(0),
+                    value: capture,
+                    when: CaptureWhen::Now,
                     tags: plain,
-                },
-                Step::Deduct {
-                    account: AccountPick::Named(account),
-                    order: OrderPick::Fresh,
-                    value: Relative::Fraction(share),
-                    tags: plain,
-                },
-            ];
+                });
+            } else {
+                steps.push(Step::Deduct { account, order: OrderPick::Fresh, value, tags: plain });
+            }
             steps.extend(refunds.into_iter().map(|value| Step::Undeduct {
                 account: RefAccount::Owner,
                 order: OrderPick::Fresh,
@@ -393,8 +593,7 @@ pub fn refund_series() -> impl Strategy<Value = Vec<Step>> {
                 tags: plain,
             }));
             steps
-        },
-    );
+        });
     let rules = prop::option::of(rules_step().prop_map(Step::Rules));
     (rules, prop::collection::vec(round, 1..4))
         .prop_map(|(rules, rounds)| rules.into_iter().chain(rounds.into_iter().flatten()).collect::<Vec<_>>())

@@ -2,18 +2,20 @@
 //! step in purse-core's text form, and a one-line description of a command.
 
 use purse_core::{Action, Amount, Command, RuleSet, RuleSetText, Scale, Timestamp};
-use purse_proptests::model::{DeductOrder, GiftRule, Kind, Model, Parts, Rules};
+use purse_proptests::model::{DeductOrder, GiftRule, Kind, Model, Parts, Rules, Status};
 
 use super::{
-    AccountPick, AdjustPart, Mangle, OrderPick, RefAccount, RefPick, Relative, RemarkPick, RulesStep, Step, Tag, When,
-    ACCOUNTS, BRANDS,
+    AccountPick, AdjustPart, CaptureWhen, Expire, Mangle, OrderPick, RefAccount, RefPick, Relative, RemarkPick,
+    RulesStep, StatusChange, Step, Tag, ToPick, When, ACCOUNTS, BRANDS,
 };
 
-/// Resolves abstract steps into commands; remembers every order id tried.
+/// Resolves abstract steps into commands; remembers every order id tried and the account of
+/// the last command.
 #[derive(Debug, Default)]
 pub struct Resolver {
     tried: Vec<String>,
     fresh: u64,
+    last_account: Option<String>,
 }
 
 fn clamp_amount(value: i128) -> Amount {
@@ -47,11 +49,13 @@ impl Resolver {
         id
     }
 
-    fn reference(&mut self, model: &Model, pick: RefPick, kind: Kind) -> String {
+    /// An order id for a reference: of one of `kinds` (UNDEDUCT: a DEDUCT or CAPTURE), any, or
+    /// unknown.
+    fn reference(&mut self, model: &Model, pick: RefPick, kinds: &[Kind]) -> String {
         let written = model.order_ids();
         let candidates: Vec<&String> = match pick {
             RefPick::OfKind(_) | RefPick::Recent(_) => {
-                written.iter().filter(|id| model.order(id).is_some_and(|order| order.kind == kind)).collect()
+                written.iter().filter(|id| model.order(id).is_some_and(|order| kinds.contains(&order.kind))).collect()
             }
             RefPick::Any(_) => written.iter().collect(),
             RefPick::Unknown => Vec::new(),
@@ -70,7 +74,9 @@ impl Resolver {
     /// The command for `step` (not a rules change), given the model as it is now.
     pub fn command(&mut self, model: &Model, step: &Step, now: Timestamp) -> Command {
         let account_name = |index: u8| ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned();
-        let balance = |account: &str| model.account(account).map_or(Parts::default(), |account| account.balance);
+        let available = |account: &str| model.account(account).map_or(Parts::default(), |account| account.available());
+        // A transfer's card_id names its destination's card (spec §10): tags resolve against it.
+        let mut card_account = None;
         let (account, order, action, tags, biz_date, remark) = match step {
             Step::Charge { account, order, real, gift, pre, trigger, tags } => {
                 let action = Action::Charge {
@@ -82,12 +88,12 @@ impl Resolver {
                 (account_name(*account), self.order_id(*order), action, tags, None, None)
             }
             Step::Deduct { account, order, value, tags } => {
-                let account = pick_account(model, *account);
-                let value = relative_to(*value, balance(&account).total());
+                let account = self.pick_account(model, *account);
+                let value = relative_to(*value, available(&account).total());
                 (account, self.order_id(*order), Action::Deduct { value }, tags, None, None)
             }
             Step::Undeduct { account, order, source, value, tags } => {
-                let source = self.reference(model, *source, Kind::Deduct);
+                let source = self.reference(model, *source, &[Kind::Deduct, Kind::Capture]);
                 let rest = model.order(&source).map_or(0, |order| order.moved.total() - order.refunded.total());
                 let account = self.ref_account(model, *account, &source);
                 let order = self.order_id(*order);
@@ -95,31 +101,25 @@ impl Resolver {
                 (account, order, Action::Undeduct { original_outer_order_id: source, value }, tags, None, None)
             }
             Step::Uncharge { account, order, source, tags } => {
-                let source = self.reference(model, *source, Kind::Charge);
+                let source = self.reference(model, *source, &[Kind::Charge]);
                 let account = self.ref_account(model, *account, &source);
                 let order = self.order_id(*order);
                 (account, order, Action::Uncharge { src_outer_order_id: source }, tags, None, None)
             }
             Step::Import { account, order, parts, when, tags } => {
                 let [real, gift, pre] = parts.map(Amount::from_minor);
-                let biz_date = match when {
-                    When::Absent => None,
-                    When::PastBy(seconds) => Some(Timestamp(now.0 - i64::from(*seconds))),
-                    When::Now => Some(now),
-                    When::FutureBy(seconds) => Some(Timestamp(now.0 + i64::from(*seconds))),
-                };
                 (
                     account_name(*account),
                     self.order_id(*order),
                     Action::Import { real, gift, pre },
                     tags,
-                    biz_date,
+                    at(*when, now),
                     None,
                 )
             }
             Step::Adjust { account, order, parts, remark, tags } => {
-                let account = pick_account(model, *account);
-                let held = balance(&account).to_array();
+                let account = self.pick_account(model, *account);
+                let held = available(&account).to_array();
                 let mut signed = [Amount::ZERO; 3];
                 for (slot, (part, held)) in signed.iter_mut().zip(parts.iter().zip(held)) {
                     *slot = match part {
@@ -128,16 +128,11 @@ impl Resolver {
                     };
                 }
                 let [real, gift, pre] = signed;
-                let remark = match remark {
-                    RemarkPick::Absent => None,
-                    RemarkPick::Blank => Some(" \t ".to_owned()),
-                    RemarkPick::Text => Some("correction".to_owned()),
-                };
-                (account, self.order_id(*order), Action::Adjust { real, gift, pre }, tags, None, remark)
+                (account, self.order_id(*order), Action::Adjust { real, gift, pre }, tags, None, remark_text(*remark))
             }
             Step::Recorded { account, order, flow_type, parts, tags } => {
-                let account = pick_account(model, *account);
-                let held = balance(&account).to_array();
+                let account = self.pick_account(model, *account);
+                let held = available(&account).to_array();
                 let mut signed = [0i64; 3];
                 for (slot, (part, held)) in signed.iter_mut().zip(parts.iter().zip(held)) {
                     *slot = match part {
@@ -159,14 +154,84 @@ impl Resolver {
                 let action = Action::Recorded { flow_type, affected, source };
                 (account, self.order_id(*order), action, tags, None, None)
             }
+            Step::Hold { account, order, value, expire, when, tags } => {
+                let account = self.pick_account(model, *account);
+                let value = relative_to(*value, available(&account).total());
+                let biz_date = at(*when, now);
+                let order_time = biz_date.unwrap_or(now).0;
+                let expire_time = match expire {
+                    Expire::Absent => None,
+                    Expire::After(seconds) => Some(Timestamp(order_time + i64::from(*seconds))),
+                };
+                (account, self.order_id(*order), Action::Hold { value, expire_time }, tags, biz_date, None)
+            }
+            Step::Capture { account, order, source, value, when, tags } => {
+                let source = self.reference(model, *source, &[Kind::Hold]);
+                let hold = model.order(&source);
+                let account = self.ref_account(model, *account, &source);
+                let order = self.order_id(*order);
+                let value = value.map(|value| relative_to(value, hold.map_or(0, |hold| hold.moved.total())));
+                let biz_date = match when {
+                    CaptureWhen::Now => None,
+                    CaptureWhen::AtExpiry(delta) => {
+                        hold.and_then(|hold| hold.expire_time).map(|time| Timestamp(time + i64::from(*delta)))
+                    }
+                    CaptureWhen::PastBy(seconds) => Some(Timestamp(now.0 - i64::from(*seconds))),
+                };
+                (account, order, Action::Capture { src_outer_order_id: source, value }, tags, biz_date, None)
+            }
+            Step::Release { account, order, source, tags } => {
+                let source = self.reference(model, *source, &[Kind::Hold]);
+                let account = self.ref_account(model, *account, &source);
+                let order = self.order_id(*order);
+                (account, order, Action::Release { src_outer_order_id: source }, tags, None, None)
+            }
+            Step::Status { account, order, change, remark, tags } => {
+                let account = self.pick_account(model, *account);
+                let action = match change {
+                    StatusChange::Freeze => Action::Freeze,
+                    StatusChange::Unfreeze => Action::Unfreeze,
+                    StatusChange::Close => Action::Close,
+                };
+                (account, self.order_id(*order), action, tags, None, remark_text(*remark))
+            }
+            Step::Transfer { account, order, to, value, tags } => {
+                let account = self.pick_account(model, *account);
+                let to_account_id = match to {
+                    ToPick::Account(pick) => self.pick_account(model, *pick),
+                    ToPick::SameBrand(index) => {
+                        let brand = model.account(&account).map(|source| source.brand_id.clone());
+                        let peers: Vec<&String> = model
+                            .accounts()
+                            .filter(|(name, peer)| **name != account && Some(peer.brand_id.clone()) == brand)
+                            .map(|(name, _)| name)
+                            .collect();
+                        match peers.is_empty() {
+                            true => self.fresh_id("n"),
+                            false => peers[usize::from(*index) % peers.len()].clone(),
+                        }
+                    }
+                    ToPick::Fresh => self.fresh_id("n"),
+                    ToPick::Same => account.clone(),
+                };
+                let value = value.map(|value| relative_to(value, available(&account).total()));
+                card_account = Some(to_account_id.clone());
+                (account, self.order_id(*order), Action::Transfer { to_account_id, value }, tags, None, None)
+            }
             Step::Rules(_) => unreachable!("rules changes are not commands"),
         };
+        self.last_account = Some(account.clone());
         // Home: the account's own card and brand once it is open (so only `Other` mismatches),
         // the usual ones for an account not open yet.
         let usual_brand = ACCOUNTS.iter().find(|(name, _)| *name == account).and_then(|(_, brand)| *brand);
-        let (card, brand) = match model.account(&account) {
-            Some(open) => (open.card_id.clone(), open.brand_id.clone()),
-            None => (Some(format!("card-{account}")), usual_brand.map(str::to_owned)),
+        let card_account = card_account.unwrap_or_else(|| account.clone());
+        let card = match model.account(&card_account) {
+            Some(open) => open.card_id.clone(),
+            None => Some(format!("card-{card_account}")),
+        };
+        let brand = match model.account(&account) {
+            Some(open) => open.brand_id.clone(),
+            None => usual_brand.map(str::to_owned),
         };
         let mut command = Command::new(&format!("r-{order}"), &order, &account, action);
         command.card_id = match tags.card {
@@ -188,22 +253,51 @@ impl Resolver {
     fn ref_account(&self, model: &Model, pick: RefAccount, source: &str) -> String {
         match (pick, model.order(source)) {
             (RefAccount::Owner, Some(order)) => order.account_id.clone(),
-            (RefAccount::Owner, None) => pick_account(model, AccountPick::Open(0)),
+            (RefAccount::Owner, None) => self.pick_account(model, AccountPick::Open(0)),
             (RefAccount::Pick(index), _) => ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned(),
+        }
+    }
+
+    fn pick_account(&self, model: &Model, pick: AccountPick) -> String {
+        match pick {
+            AccountPick::Open(index) => {
+                let open: Vec<&String> = model.accounts().map(|(name, _)| name).collect();
+                match open.is_empty() {
+                    true => ACCOUNTS[0].0.to_owned(),
+                    false => open[usize::from(index) % open.len()].clone(),
+                }
+            }
+            AccountPick::Named(index) => ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned(),
+            AccountPick::Last => self.last_account.clone().unwrap_or_else(|| ACCOUNTS[0].0.to_owned()),
+            AccountPick::Frozen(index) => {
+                let frozen: Vec<&String> = model
+                    .accounts()
+                    .filter(|(_, account)| account.status == Status::Frozen)
+                    .map(|(name, _)| name)
+                    .collect();
+                match frozen.is_empty() {
+                    true => self.pick_account(model, AccountPick::Open(index)),
+                    false => frozen[usize::from(index) % frozen.len()].clone(),
+                }
+            }
         }
     }
 }
 
-fn pick_account(model: &Model, pick: AccountPick) -> String {
-    match pick {
-        AccountPick::Open(index) => {
-            let open: Vec<&String> = model.accounts().map(|(name, _)| name).collect();
-            match open.is_empty() {
-                true => ACCOUNTS[0].0.to_owned(),
-                false => open[usize::from(index) % open.len()].clone(),
-            }
-        }
-        AccountPick::Named(index) => ACCOUNTS[usize::from(index) % ACCOUNTS.len()].0.to_owned(),
+fn at(when: When, now: Timestamp) -> Option<Timestamp> {
+    match when {
+        When::Absent => None,
+        When::PastBy(seconds) => Some(Timestamp(now.0 - i64::from(seconds))),
+        When::Now => Some(now),
+        When::FutureBy(seconds) => Some(Timestamp(now.0 + i64::from(seconds))),
+    }
+}
+
+fn remark_text(remark: RemarkPick) -> Option<String> {
+    match remark {
+        RemarkPick::Absent => None,
+        RemarkPick::Blank => Some(" \t ".to_owned()),
+        RemarkPick::Text => Some("correction".to_owned()),
     }
 }
 
@@ -226,11 +320,18 @@ fn mangle_command(command: &mut Command, mangle: Mangle) {
         Mangle::MaxRemark => command.remark = Some("m".repeat(512)),
         Mangle::LongExtInfo => command.ext_info = Some(format!("\"{}\"", "e".repeat(4095))),
         Mangle::EmptySource => match &mut command.action {
-            Action::Undeduct { original_outer_order_id: id, .. } | Action::Uncharge { src_outer_order_id: id } => {
-                id.clear();
-            }
+            Action::Undeduct { original_outer_order_id: id, .. }
+            | Action::Uncharge { src_outer_order_id: id }
+            | Action::Capture { src_outer_order_id: id, .. }
+            | Action::Release { src_outer_order_id: id }
+            | Action::Transfer { to_account_id: id, .. } => id.clear(),
             _ => {}
         },
+        Mangle::LongDestination => {
+            if let Action::Transfer { to_account_id, .. } = &mut command.action {
+                *to_account_id = "t".repeat(65);
+            }
+        }
     }
 }
 
