@@ -376,7 +376,7 @@ impl Mirror {
         let now = i64::MAX; // Imports dated in the future are refused at any time the sim uses.
         match &entry.decision {
             Decision::Flow { command, affected, .. } => {
-                let again = self.known.model.execute(command, now);
+                let again = self.known.model.execute(command, now).map(|outcome| outcome.affected);
                 if again != Ok(*affected) {
                     return Err(format!("adopting entry {}: the model now says {again:?}", entry.sequence));
                 }
@@ -452,7 +452,10 @@ fn decide(
     }
     let before = work.model.account(&command.account_id).map_or_else(Parts::default, |account| account.balance);
     match work.model.execute(command, now) {
-        Ok(affected) => {
+        Ok(outcome) => {
+            // The workload sends no transfers (their second flow has no place here yet).
+            debug_assert!(outcome.transfer_in.is_none(), "the simulator's workload sends no transfers");
+            let affected = outcome.affected;
             let sequence = work.next_sequence;
             work.next_sequence += 1;
             work.requests.insert(command.request_id.clone(), (command.clone(), sequence));
