@@ -202,7 +202,11 @@ impl Mirror {
         failed: bool,
     ) -> Result<bool, String> {
         match (expected, got) {
-            (Expected::Written { .. } | Expected::Replayed(_), Err(error)) if failed && code(error) == STORAGE => {
+            // A refusal, too, is answered after its batch's commit, as the commit's failure when it
+            // fails (it may rest on a flow of that batch): the request is retried like a write.
+            (Expected::Written { .. } | Expected::Replayed(_) | Expected::Rejected(_), Err(error))
+                if failed && code(error) == STORAGE =>
+            {
                 self.tally.indeterminate += 1;
                 Ok(true)
             }
