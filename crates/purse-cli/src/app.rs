@@ -52,12 +52,13 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         CliCommand::Unfreeze(args) => submit_status(ledger, &args, units, Action::Unfreeze).await,
         CliCommand::Close(args) => submit_status(ledger, &args, units, Action::Close).await,
         CliCommand::Transfer(args) => {
-            let detail = ledger.transfer(args.to_command(units)?).await?;
-            Ok(to_text(&TransferJson::new(&detail)))
+            let transfer = ledger.transfer(args.to_command(units)?).await?;
+            let (out, transfer_in) = (ledger.detail(&transfer.out)?, ledger.detail(&transfer.transfer_in)?);
+            Ok(to_text(&TransferJson::new(&out, &transfer_in)))
         }
         CliCommand::Flow(args) => {
-            let detail = ledger.flow(flow_key(&args)?).await?;
-            Ok(to_text(&FlowJson::new(&detail)))
+            let flow = ledger.flow(flow_key(&args)?).await?;
+            Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
         }
         CliCommand::Account(args) => {
             let account = ledger.account(&args.account_id).await?;
@@ -65,7 +66,8 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         }
         CliCommand::Flows(args) => {
             let page = ledger.flows(flow_query(&args, units.zone)?).await?;
-            Ok(to_text(&FlowPageJson::new(&page)))
+            let details = page.flows.iter().map(|flow| ledger.detail(flow)).collect::<Result<Vec<_>, _>>()?;
+            Ok(to_text(&FlowPageJson::new(&page, &details)))
         }
         CliCommand::Rules(RulesCommand::Set(args)) => {
             let text = rules_file::parse(&rules_file::read(&args.file)?)?;
@@ -87,11 +89,11 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
 }
 
 async fn submit_status(ledger: &Ledger, args: &StatusArgs, units: Units, action: Action) -> Result<String, CliError> {
-    let detail = ledger.submit(status_command(args, units, action)?).await?;
-    Ok(to_text(&FlowJson::new(&detail)))
+    let flow = ledger.submit(status_command(args, units, action)?).await?;
+    Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
 }
 
 async fn submit(ledger: &Ledger, args: &impl ToCommand, units: Units) -> Result<String, CliError> {
-    let detail = ledger.submit(args.to_command(units)?).await?;
-    Ok(to_text(&FlowJson::new(&detail)))
+    let flow = ledger.submit(args.to_command(units)?).await?;
+    Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
 }

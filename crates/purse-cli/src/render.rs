@@ -92,8 +92,9 @@ pub struct TransferJson<'a> {
 }
 
 impl<'a> TransferJson<'a> {
-    pub fn new(detail: &'a purse_ledger::TransferDetail) -> TransferJson<'a> {
-        TransferJson { out: FlowJson::new(&detail.out), transfer_in: FlowJson::new(&detail.transfer_in) }
+    /// The views of a transfer's TRANSFER_OUT and TRANSFER_IN.
+    pub fn new(out: &'a FlowDetail, transfer_in: &'a FlowDetail) -> TransferJson<'a> {
+        TransferJson { out: FlowJson::new(out), transfer_in: FlowJson::new(transfer_in) }
     }
 }
 
@@ -160,12 +161,13 @@ pub struct FlowPageJson<'a> {
 }
 
 impl<'a> FlowPageJson<'a> {
-    pub fn new(page: &'a FlowPage) -> FlowPageJson<'a> {
+    /// `page` with the views of its flows, `details`, in the same order.
+    pub fn new(page: &FlowPage, details: &'a [FlowDetail]) -> FlowPageJson<'a> {
         FlowPageJson {
             total_count: page.total_count,
             page_no: page.page_no,
             page_size: page.page_size,
-            flows: page.flows.iter().map(FlowJson::new).collect(),
+            flows: details.iter().map(FlowJson::new).collect(),
         }
     }
 }

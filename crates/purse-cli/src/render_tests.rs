@@ -133,9 +133,9 @@ fn flow_detail_golden() {
 
 #[test]
 fn flow_page_wraps_details() {
-    let detail = deduct_detail();
-    let page = FlowPage { total_count: 41, page_no: 3, page_size: 20, flows: vec![detail] };
-    let got = to_text(&FlowPageJson::new(&page));
+    let details = [deduct_detail()];
+    let page = FlowPage { total_count: 41, page_no: 3, page_size: 20, flows: vec![] };
+    let got = to_text(&FlowPageJson::new(&page, &details));
     let indented: String = DEDUCT_JSON.trim_end().lines().map(|line| format!("    {line}\n")).collect();
     let expect = format!(
         "{{\n  \"total_count\": 41,\n  \"page_no\": 3,\n  \"page_size\": 20,\n  \"flows\": [\n{}  ]\n}}\n",
@@ -144,7 +144,7 @@ fn flow_page_wraps_details() {
     check("flow page", got, &expect);
     let empty = FlowPage { total_count: 0, page_no: 1, page_size: 20, flows: vec![] };
     let expect = "{\n  \"total_count\": 0,\n  \"page_no\": 1,\n  \"page_size\": 20,\n  \"flows\": []\n}\n";
-    check("empty page", to_text(&FlowPageJson::new(&empty)), expect);
+    check("empty page", to_text(&FlowPageJson::new(&empty, &[])), expect);
 }
 
 #[test]

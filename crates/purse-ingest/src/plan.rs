@@ -161,9 +161,9 @@ pub(crate) async fn resolve_unsplit(
             continue;
         }
         match ledger.flow(FlowKey::OuterOrderId(order_id(provider, &record.record_id))).await {
-            Ok(detail) => {
+            Ok(flow) => {
                 report.duplicates += 1;
-                crate::reconcile::row(index, record, &detail, ledger.scale(), report);
+                crate::reconcile::row(index, record, &flow, ledger.scale(), report);
             }
             Err(purse_ledger::Error::NotFound(_)) => report.reject(
                 index,

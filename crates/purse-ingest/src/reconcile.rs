@@ -1,7 +1,7 @@
 //! Reconciliation: every balance a record states, compared with the ledger's balance at that
 //! point (the flow's before and after, as the ledger decided or had written it).
 
-use purse_core::{Amount, Buckets, FlowDetail, Property, Scale};
+use purse_core::{Amount, Buckets, Flow, Property, Scale};
 use purse_ledger::GroupItem;
 
 use crate::plan::Slot;
@@ -43,8 +43,8 @@ pub(crate) fn outcome(items: &[Item], slots: &[Slot], outcome: &[GroupItem], sca
 }
 
 /// A listing row whose flow the ledger already holds: its `current_value` against that flow's.
-pub(crate) fn row(index: usize, record: &Record, detail: &FlowDetail, scale: Scale, report: &mut Report) {
-    let (Some(stated), Ok(ledger)) = (record.after.total, Amount::parse(&detail.current_value, scale)) else {
+pub(crate) fn row(index: usize, record: &Record, flow: &Flow, scale: Scale, report: &mut Report) {
+    let (Some(stated), Some(ledger)) = (record.after.total, flow.after().and_then(|after| after.total())) else {
         return;
     };
     if stated != ledger {

@@ -39,7 +39,12 @@ impl Fixture {
         let mut query = FlowQuery::new(account);
         query.page_size = 100;
         let page = self.ledger.flows(query).await.expect("flows");
-        page.flows.iter().map(|flow| format!("{} {}", flow.flow_type, flow.order_value)).collect()
+        let detail = |flow| self.ledger.detail(flow).expect("a flow of the log renders");
+        page.flows
+            .iter()
+            .map(detail)
+            .map(|flow| format!("{} {}", flow.flow_type, flow.order_value))
+            .collect()
     }
 }
 
@@ -115,6 +120,7 @@ async fn zenlayer_every_mapping_row_through_the_ledger() {
     assert!(reasons[0].starts_with("ORDER_FROZEN places a hold"), "{reasons:?}");
     assert!(reasons[4].starts_with("state PAY_FAILED"), "{reasons:?}");
     let flow = fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId("zenlayer:5".into())).await.unwrap();
+    let flow = fixture.ledger.detail(&flow).unwrap();
     assert_eq!(flow.request_id, "zenlayer:5");
     assert_eq!(flow.order_time, "2023-08-05 08:00:00");
     assert_eq!(flow.ext_info.as_deref(), Some(r#"{"payment_method":"BALANCE"}"#));

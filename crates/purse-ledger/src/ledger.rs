@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use purse_core::{Buckets, Command, Config, FlowDetail, FlowType, RuleSet, Scale, Timestamp, Zone};
+use purse_core::{Buckets, Command, Config, Flow, FlowDetail, FlowType, RuleSet, Scale, Timestamp, Zone};
 use purse_idempotency::Fingerprint;
 use tokio::sync::{mpsc, oneshot};
 
@@ -110,14 +110,14 @@ pub struct FlowPage {
     pub total_count: u64,
     pub page_no: u32,
     pub page_size: u32,
-    pub flows: Vec<FlowDetail>,
+    pub flows: Vec<Flow>,
 }
 
 /// Both flows of a transfer (spec §10), in log order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferDetail {
-    pub out: FlowDetail,
-    pub transfer_in: FlowDetail,
+pub struct Transfer {
+    pub out: Flow,
+    pub transfer_in: Flow,
 }
 
 /// What `verify` checked, and what opening the ledger had to repair.
@@ -191,24 +191,25 @@ impl Ledger {
     /// Runs any write command (all six flow types), exactly once per `request_id`: a retry
     /// with the same request gets the first answer again; a different request under the same
     /// `request_id` gets `IDEMPOTENCY_CONFLICT`. Answers only once the flow is durable.
-    pub async fn submit(&self, command: Command) -> Result<FlowDetail, Error> {
-        let decision = self.submit_decided(command).await?;
-        self.detail(&decision.flow)
+    ///
+    /// The answer is the typed flow; [`Ledger::detail`] gives its spec §5 view (the ALSC-shaped
+    /// text every query of the CLI prints).
+    pub async fn submit(&self, command: Command) -> Result<Flow, Error> {
+        Ok(self.submit_decided(command).await?.flow)
     }
 
     /// Runs a transfer command (spec §10) like [`Ledger::submit`] and returns both of its
     /// flows: TRANSFER_OUT on the source, then TRANSFER_IN on the destination. A command that
     /// is not a transfer is `INVALID_ARGUMENT`, and nothing is written.
-    pub async fn transfer(&self, command: Command) -> Result<TransferDetail, Error> {
+    pub async fn transfer(&self, command: Command) -> Result<Transfer, Error> {
         if !matches!(command.action, purse_core::Action::Transfer { .. }) {
             return Err(Error::InvalidArgument("Ledger::transfer takes a transfer command".into()));
         }
         let decision = self.submit_decided(command).await?;
-        let transfer_in = decision
-            .transfer_in
-            .as_deref()
-            .ok_or_else(|| Error::Corruption(format!("transfer {} has no TRANSFER_IN", decision.flow.flow_id)))?;
-        Ok(TransferDetail { out: self.detail(&decision.flow)?, transfer_in: self.detail(transfer_in)? })
+        let purse_core::Decision { flow, transfer_in } = *decision;
+        let transfer_in =
+            transfer_in.ok_or_else(|| Error::Corruption(format!("transfer {} has no TRANSFER_IN", flow.flow_id)))?;
+        Ok(Transfer { out: flow, transfer_in: *transfer_in })
     }
 
     async fn submit_decided(&self, command: Command) -> Result<Box<purse_core::Decision>, Error> {
@@ -216,7 +217,10 @@ impl Ledger {
         self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
     }
 
-    fn detail(&self, flow: &purse_core::Flow) -> Result<FlowDetail, Error> {
+    /// The spec §5 view of `flow` at this ledger's scale and time zone: amounts and times as
+    /// text, in the ALSC field names. `CORRUPTION` only for a flow whose sums leave `i64`,
+    /// which no flow of the log can be.
+    pub fn detail(&self, flow: &Flow) -> Result<FlowDetail, Error> {
         let config = self.inner.config;
         flow.detail(config.scale, config.zone)
             .ok_or_else(|| Error::Corruption(format!("flow {} has amounts out of range", flow.flow_id)))
@@ -253,7 +257,7 @@ impl Ledger {
         self.query(move |writer| Ok(writer.projections.state.rules_for(brand_id.as_deref()))).await
     }
 
-    pub async fn flow(&self, key: FlowKey) -> Result<FlowDetail, Error> {
+    pub async fn flow(&self, key: FlowKey) -> Result<Flow, Error> {
         self.query(move |writer| {
             let sequence = match &key {
                 FlowKey::Id(sequence) => *sequence,
@@ -264,7 +268,7 @@ impl Ledger {
                     .map(|order| order.flow_id)
                     .ok_or_else(|| Error::NotFound(format!("no flow has outer_order_id {id:?}")))?,
             };
-            writer.flow_detail(sequence)
+            writer.read_flow(sequence)
         })
         .await
     }

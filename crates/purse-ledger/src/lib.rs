@@ -18,7 +18,8 @@
 //!     real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: false,
 //! });
 //! let flow = ledger.submit(charge).await?;
-//! assert_eq!(flow.current_value, "100.00");
+//! assert_eq!(flow.after().and_then(|after| after.total()), Some(Amount::from_minor(10_000)));
+//! assert_eq!(ledger.detail(&flow)?.current_value, "100.00"); // the spec §5 view
 //! ledger.close().await?;
 //! # Ok(()) }
 //! ```
@@ -49,7 +50,7 @@ mod writer;
 
 pub use error::Error;
 pub use ledger::{
-    AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, TransferDetail, VerifyReport,
+    AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
     BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
 };
 pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

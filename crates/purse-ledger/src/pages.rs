@@ -25,7 +25,7 @@ pub(crate) fn page(writer: &Writer, query: &FlowQuery) -> Result<FlowPage, Error
         .filter(matches)
         .skip(skip)
         .take(query.page_size as usize)
-        .map(|flow| writer.flow_detail(flow.sequence))
+        .map(|flow| writer.read_flow(flow.sequence))
         .collect::<Result<Vec<_>, Error>>()?;
     Ok(FlowPage { total_count, page_no: query.page_no, page_size: query.page_size, flows: page })
 }

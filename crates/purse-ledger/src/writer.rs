@@ -9,8 +9,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use purse_core::{
-    decide, decide_rules, Buckets, Command, Context, Decision as CoreDecision, Flow, FlowDetail, FlowType, RuleSet,
-    RulesChange, Timestamp,
+    decide, decide_rules, Buckets, Command, Context, Decision as CoreDecision, Flow, FlowType, RuleSet, RulesChange,
+    Timestamp,
 };
 use purse_idempotency::{Decision, Fingerprint};
 use tokio::sync::{mpsc, oneshot};
@@ -524,12 +524,6 @@ impl Writer {
         }
     }
 
-    pub fn render(&self, flow: &Flow) -> Result<FlowDetail, Error> {
-        let config = self.projections.state.config();
-        flow.detail(config.scale, config.zone)
-            .ok_or_else(|| Error::Corruption(format!("flow {} has amounts out of range", flow.flow_id)))
-    }
-
     /// Reads the flow with `sequence` back from the log.
     pub fn read_flow(&self, sequence: u64) -> Result<Flow, Error> {
         let not_found = || Error::NotFound(format!("no flow has flow_id {sequence}"));
@@ -559,10 +553,6 @@ impl Writer {
             _ => None,
         };
         Ok(CoreDecision { flow, transfer_in })
-    }
-
-    pub fn flow_detail(&self, sequence: u64) -> Result<FlowDetail, Error> {
-        self.render(&self.read_flow(sequence)?)
     }
 }
 

@@ -121,7 +121,9 @@ async fn answers(ledger: &Ledger) -> Result<String, Error> {
         out += &show(ledger.flow(FlowKey::Id(sequence)).await.map(|flow| format!("{flow:?}\n")));
     }
     for command in commands() {
-        out += &show(ledger.flow(FlowKey::OuterOrderId(command.outer_order_id)).await.map(|flow| flow.flow_id + "\n"));
+        out += &show(
+            ledger.flow(FlowKey::OuterOrderId(command.outer_order_id)).await.map(|flow| format!("{}\n", flow.flow_id)),
+        );
     }
     for account in ACCOUNTS {
         out += &show(ledger.account(account).await.map(|view| format!("{view:?}\n")));

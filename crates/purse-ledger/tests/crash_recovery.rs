@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
-use purse_core::{Action, Amount, Command};
+use purse_core::{Action, Amount, Command, FlowType};
 use purse_ledger::{FlowKey, Ledger, LedgerConfig};
 
 const TASKS: u64 = 32;
@@ -150,15 +150,15 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)]) {
             .await
             .unwrap_or_else(|error| panic!("round {round}: acknowledged flow {flow_id} ({request_id}) lost: {error}"));
         assert_eq!(&flow.request_id, request_id, "round {round}: flow {flow_id}");
-        if flow.flow_type == "TRANSFER_OUT" {
+        if flow.flow_type == FlowType::TransferOut {
             let flow_in = ledger.flow(FlowKey::Id(flow_id + 1)).await.unwrap_or_else(|error| {
                 panic!("round {round}: transfer {flow_id} ({request_id}) lost its TRANSFER_IN: {error}")
             });
-            assert_eq!((flow_in.flow_type, &flow_in.request_id), ("TRANSFER_IN", request_id), "round {round}");
+            assert_eq!((flow_in.flow_type, &flow_in.request_id), (FlowType::TransferIn, request_id), "round {round}");
         }
         let (id_round, task, index) = parse_id(request_id);
         let retry = ledger.submit(command_for(id_round, task, index)).await.expect("a retry replays");
-        assert_eq!(retry.flow_id, flow_id.to_string(), "round {round}: retry of {request_id}");
+        assert_eq!(retry.flow_id, *flow_id, "round {round}: retry of {request_id}");
     }
     let after = ledger.verify().await.unwrap();
     assert_eq!(after, report, "round {round}: retries wrote nothing");
@@ -167,7 +167,7 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)]) {
     let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
     for sequence in 1..=report.entries {
         if let Ok(flow) = ledger.flow(FlowKey::Id(sequence)).await {
-            *kinds.entry(flow.flow_type).or_default() += 1;
+            *kinds.entry(flow.flow_type.as_str()).or_default() += 1;
         }
     }
     assert_eq!(kinds.get("TRANSFER_OUT"), kinds.get("TRANSFER_IN"), "round {round}: transfers are whole");

@@ -276,7 +276,7 @@ async fn check_round(path: &str, round: u64, at: &str, acknowledged: &[(String, 
         } else {
             let index = request_id.rsplit('-').next().and_then(|index| index.parse().ok()).expect("index");
             let retry = ledger.submit(single(round, index)).await.expect("a retry replays");
-            assert_eq!(retry.flow_id, flow_id.to_string(), "{at}: retry of {request_id}");
+            assert_eq!(retry.flow_id, *flow_id, "{at}: retry of {request_id}");
         }
     }
     let first = ledger.flow(FlowKey::OuterOrderId(format!("g{round}-0"))).await.is_ok();

@@ -331,7 +331,9 @@ impl Caller {
         let index = self.rng.index(self.recent.len());
         let (command, flow_id) = self.recent[index].clone();
         let started = Instant::now();
-        let answer = self.plan.ledger.submit(command).await;
+        // Rendered as a caller that answers in JSON would, inside the timed span, as always.
+        let ledger = &self.plan.ledger;
+        let answer = ledger.submit(command).await.and_then(|flow| ledger.detail(&flow));
         self.record_latency(started);
         match answer {
             Ok(detail) if detail.flow_id == *flow_id => self.tally.replayed += 1,
@@ -413,7 +415,9 @@ impl Caller {
         let kept = (self.plan.replay_ppm > 0).then(|| command.clone());
         self.tally.sent[kind.index()] += 1;
         let started = Instant::now();
-        let answer = self.plan.ledger.submit(command).await;
+        // Rendered as a caller that answers in JSON would, inside the timed span, as always.
+        let ledger = &self.plan.ledger;
+        let answer = ledger.submit(command).await.and_then(|flow| ledger.detail(&flow));
         self.record_latency(started);
         let detail = match answer {
             Ok(detail) => detail,
@@ -470,7 +474,7 @@ pub async fn open_accounts(plan: Arc<Plan>, range: std::ops::Range<usize>) -> Ta
             Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
         let command = Command::new(&id, &id, &plan.account_ids[index], action);
         tally.sent[Kind::Charge.index()] += 1;
-        match plan.ledger.submit(command).await {
+        match plan.ledger.submit(command).await.and_then(|flow| plan.ledger.detail(&flow)) {
             Ok(detail) => {
                 tally.accepted[Kind::Charge.index()] += 1;
                 tally.add_effect(&detail, plan.scale);
