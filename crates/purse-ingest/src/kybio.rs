@@ -134,6 +134,7 @@ impl Kybio<'_> {
             ]),
         };
         Ok(Record {
+            order_id: None,
             ext_info: ext_info(&[
                 ("pay_method", optional("payMethod", &fields[PAY_METHOD])?),
                 ("store_account", optional("rechargeStoreAccount", &fields[STORE_ACCOUNT])?),
@@ -152,7 +153,7 @@ impl Kybio<'_> {
 
 /// `sha256:` and the first 128 bits, in hex, of SHA-256 over the fields, each length-prefixed
 /// so that no two different field lists hash the same text.
-fn content_id(parts: &[&str]) -> String {
+pub(crate) fn content_id(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());

@@ -40,7 +40,11 @@ pub struct Record {
     pub opening: Option<Buckets>,
     /// Card, brand, shop, operator and remark, where the provider has them (ALSC).
     pub references: Option<Box<References>>,
-    /// `{"provider_order_id": …}` and the like, kept on the flow as its `ext_info`.
+    /// The business order id the provider states for the record (ALSC `outer_order_id`): the
+    /// flow's own `outer_order_id` in the ledger. `None`: the flow is written under
+    /// `"<provider>:<record id>"`.
+    pub order_id: Option<String>,
+    /// `{"payment_method": …}` and the like, kept on the flow as its `ext_info`.
     pub ext_info: Option<String>,
 }
 
@@ -53,6 +57,18 @@ pub enum Effect {
     Skip { reason: String },
     /// A listing row (ALSC `accountflows.get`) that gives only the signed total, not the split.
     Unsplit { order_value: Option<Amount> },
+    /// A hold placed (Zenlayer `ORDER_FROZEN`): a HOLD of `value`, split by purse like a DEDUCT.
+    Hold { value: Amount },
+    /// A hold released (Zenlayer `ORDER_UNFROZEN`): a RELEASE of the HOLD whose order id planning
+    /// finds for it (`hold`: `None` until then), matched by account and `value`.
+    Release { value: Amount, hold: Option<String> },
+}
+
+impl Effect {
+    /// Whether the record becomes a command of the ledger group.
+    pub fn is_command(&self) -> bool {
+        matches!(self, Effect::Flow { .. } | Effect::Hold { .. } | Effect::Release { .. })
+    }
 }
 
 /// The optional reference fields of a record.

@@ -656,7 +656,8 @@ mod tests {
             Command::new(id, id, account, Action::Open { real: balance, gift: Amount::ZERO, pre: Amount::ZERO })
         };
         // planned while alice was unknown; then a plain charge opens her before the group runs
-        let group = vec![open("open-alice", "alice", 5_000), open("open-bob", "bob", 700), open("open-bob-2", "bob", 1)];
+        let group =
+            vec![open("open-alice", "alice", 5_000), open("open-bob", "bob", 700), open("open-bob-2", "bob", 1)];
         ledger.submit(charge("c-1", 100)).await.unwrap();
         let outcome = ledger.submit_group(group.clone(), GroupMode::AllOrNothing).await.unwrap();
         assert!(outcome.committed, "a skip does not fail the group");
