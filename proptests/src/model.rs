@@ -112,7 +112,9 @@ impl Kind {
                 "IMPORT" => Kind::Import,
                 _ => Kind::Adjust,
             },
-            Action::Hold { .. }
+            // An opening balance is ingestion's; the generator never makes one.
+            Action::Open { .. }
+            | Action::Hold { .. }
             | Action::Capture { .. }
             | Action::Release { .. }
             | Action::Freeze
@@ -325,7 +327,7 @@ impl Model {
                     return Err(INVALID_AMOUNT);
                 }
             }
-            Action::Import { real, gift, pre } => {
+            Action::Import { real, gift, pre } | Action::Open { real, gift, pre } => {
                 if real.minor() < 0 || gift.minor() < 0 || pre.minor() < 0 {
                     return Err(INVALID_AMOUNT);
                 }

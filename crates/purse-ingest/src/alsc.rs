@@ -156,11 +156,11 @@ impl Alsc<'_> {
             shop_id: optional_owned("shop_id", &fields[SHOP_ID])?,
             operator_id: optional_owned("operator", &fields[OPERATOR])?,
             remark: optional_owned("remark", &fields[REMARK])?,
-        };
-        Ok(Record {
             // The merchant's order id stays the flow's: `flow --outer-order-id` finds it, and a
             // later UNDEDUCT or UNCHARGE refers to it.
             order_id: optional_owned("outer_order_id", &fields[OUTER_ORDER_ID])?,
+        };
+        Ok(Record {
             ext_info: None,
             record_id,
             account_id,

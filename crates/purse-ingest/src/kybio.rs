@@ -134,7 +134,6 @@ impl Kybio<'_> {
             ]),
         };
         Ok(Record {
-            order_id: None,
             ext_info: ext_info(&[
                 ("pay_method", optional("payMethod", &fields[PAY_METHOD])?),
                 ("store_account", optional("rechargeStoreAccount", &fields[STORE_ACCOUNT])?),

@@ -84,7 +84,7 @@ pub(crate) fn command(provider: Provider, items: &mut [Item], slot: Slot) -> Opt
                     Action::Recorded { flow_type: *flow_type, affected: *affected, source }
                 }
                 Effect::Hold { value } => Action::Hold { value: *value, expire_time: None },
-                Effect::Release { hold: Some(hold), .. } => Action::Release { src_outer_order_id: hold.clone() },
+                Effect::Release { hold: Some(hold), .. } => Action::Release { src_outer_order_id: hold.to_string() },
                 Effect::Release { hold: None, .. } | Effect::Skip { .. } | Effect::Unsplit { .. } => return None,
             };
             Some(record_command(provider, record, action))
@@ -106,11 +106,10 @@ pub(crate) fn order_id(provider: Provider, record_id: &str) -> String {
 
 fn record_command(provider: Provider, record: &mut Record, action: Action) -> Command {
     let request_id = order_id(provider, &record.record_id);
-    let outer_order_id = record.order_id.take().unwrap_or_else(|| request_id.clone());
     let references = record.references.take().map(|references| *references).unwrap_or_default();
     Command {
+        outer_order_id: references.order_id.unwrap_or_else(|| request_id.clone()),
         request_id,
-        outer_order_id,
         account_id: record.account_id.clone(),
         card_id: references.card_id,
         brand_id: references.brand_id,
@@ -205,7 +204,8 @@ async fn written(
     record: &Record,
 ) -> Result<Option<purse_core::FlowDetail>, Error> {
     let own = order_id(provider, &record.record_id);
-    for key in record.order_id.iter().chain(std::iter::once(&own)) {
+    let stated = record.references.as_ref().and_then(|references| references.order_id.as_ref());
+    for key in stated.into_iter().chain(std::iter::once(&own)) {
         match ledger.flow(FlowKey::OuterOrderId(key.clone())).await {
             Ok(detail) if detail.request_id == own => return Ok(Some(detail)),
             Ok(_) | Err(purse_ledger::Error::NotFound(_)) => {}
@@ -241,7 +241,10 @@ pub(crate) async fn match_releases(
                 .or_default()
                 .push_back(order_id(provider, &record.record_id)),
             Effect::Release { value, hold } => {
-                *hold = open.get_mut(&(record.account_id.clone(), *value)).and_then(VecDeque::pop_front);
+                *hold = open
+                    .get_mut(&(record.account_id.clone(), *value))
+                    .and_then(VecDeque::pop_front)
+                    .map(String::into_boxed_str);
                 if hold.is_none() {
                     unmatched.push(index);
                 }
@@ -270,7 +273,7 @@ pub(crate) async fn match_releases(
                 if let Some(Item::Record(Record { effect: Effect::Release { hold: slot, .. }, .. })) =
                     items.get_mut(index)
                 {
-                    *slot = Some(hold);
+                    *slot = Some(hold.into_boxed_str());
                 }
             }
             None => {

@@ -38,12 +38,8 @@ pub struct Record {
     /// The account's balance just before this record as the provider knows it, per bucket:
     /// what an opening IMPORT brings in when the account is new to the ledger.
     pub opening: Option<Buckets>,
-    /// Card, brand, shop, operator and remark, where the provider has them (ALSC).
+    /// Card, brand, shop, operator, remark and order id, where the provider has them (ALSC).
     pub references: Option<Box<References>>,
-    /// The business order id the provider states for the record (ALSC `outer_order_id`): the
-    /// flow's own `outer_order_id` in the ledger. `None`: the flow is written under
-    /// `"<provider>:<record id>"`.
-    pub order_id: Option<String>,
     /// `{"payment_method": …}` and the like, kept on the flow as its `ext_info`.
     pub ext_info: Option<String>,
 }
@@ -61,7 +57,7 @@ pub enum Effect {
     Hold { value: Amount },
     /// A hold released (Zenlayer `ORDER_UNFROZEN`): a RELEASE of the HOLD whose order id planning
     /// finds for it (`hold`: `None` until then), matched by account and `value`.
-    Release { value: Amount, hold: Option<String> },
+    Release { value: Amount, hold: Option<Box<str>> },
 }
 
 impl Effect {
@@ -79,6 +75,10 @@ pub struct References {
     pub shop_id: Option<String>,
     pub operator_id: Option<String>,
     pub remark: Option<String>,
+    /// The business order id the provider states for the record (ALSC `outer_order_id`): the
+    /// flow's own `outer_order_id` in the ledger. `None`: the flow is written under
+    /// `"<provider>:<record id>"`.
+    pub order_id: Option<String>,
 }
 
 /// A balance as a record states it: any of the three buckets and TOTAL, each possibly absent.

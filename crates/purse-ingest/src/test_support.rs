@@ -13,7 +13,7 @@ pub(crate) fn items(options: &Options, text: &str) -> Vec<Item> {
 }
 
 /// One line per item. Records: `id account time effect [before …] [after …] [opening …]
-/// [card= … remark=] [order …] [ext …]`;
+/// [card= … remark= order=] [ext …]`;
 /// rejections: `rejected CODE: message`.
 pub(crate) fn describe(item: &Item) -> String {
     let scale = Scale::CNY;
@@ -67,15 +67,13 @@ pub(crate) fn describe(item: &Item) -> String {
                     ("shop", &references.shop_id),
                     ("operator", &references.operator_id),
                     ("remark", &references.remark),
+                    ("order", &references.order_id),
                 ];
                 for (name, value) in parts {
                     if let Some(value) = value {
                         line += &format!(" {name}={value}");
                     }
                 }
-            }
-            if let Some(order_id) = &record.order_id {
-                line += &format!(" order={order_id}");
             }
             if let Some(ext_info) = &record.ext_info {
                 line += &format!(" ext={ext_info}");

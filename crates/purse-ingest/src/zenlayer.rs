@@ -151,7 +151,6 @@ impl Zenlayer<'_> {
             before: Stated::default(),
             after: Stated::default(),
             opening: None,
-            order_id: None,
             references,
         })
     }
