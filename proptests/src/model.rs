@@ -149,6 +149,8 @@ impl Kind {
             Action::Unfreeze => Kind::Unfreeze,
             Action::Close => Kind::Close,
             Action::Transfer { .. } => Kind::TransferOut,
+            // An opening balance writes an IMPORT flow (for a new account only).
+            Action::Open { .. } => Kind::Import,
         }
     }
 
@@ -485,7 +487,7 @@ impl Model {
                     return Err(INVALID_AMOUNT);
                 }
             }
-            Action::Import { real, gift, pre } => {
+            Action::Import { real, gift, pre } | Action::Open { real, gift, pre } => {
                 if real.minor() < 0 || gift.minor() < 0 || pre.minor() < 0 {
                     return Err(INVALID_AMOUNT);
                 }
@@ -546,6 +548,9 @@ impl Model {
             _ => None,
         };
         let account = match self.accounts.get(&command.account_id) {
+            // An opening balance is for a new account only: on any other it does nothing, which
+            // a command of its own answers as INVALID_ARGUMENT (a group reports it as skipped).
+            Some(_) if matches!(command.action, Action::Open { .. }) => return Err(INVALID_ARGUMENT),
             Some(account) => Some(account),
             None if matches!(kind, Kind::Charge | Kind::Import) => None,
             None => return Err(ACCOUNT_NOT_FOUND),
@@ -605,9 +610,9 @@ impl Model {
                 }
                 affected
             }
-            Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
-                Parts::new(real.minor(), gift.minor(), pre.minor())
-            }
+            Action::Import { real, gift, pre }
+            | Action::Open { real, gift, pre }
+            | Action::Adjust { real, gift, pre } => Parts::new(real.minor(), gift.minor(), pre.minor()),
             Action::Recorded { affected, .. } => {
                 Parts::new(affected.real.minor(), affected.gift.minor(), affected.pre.minor())
             }

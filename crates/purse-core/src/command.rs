@@ -79,6 +79,11 @@ pub enum Action {
     /// Move `value` (default: everything available) from this account to `to_account_id`,
     /// bucket for bucket, as a TRANSFER_OUT and a TRANSFER_IN written together (spec §10).
     Transfer { to_account_id: String, value: Option<Amount> },
+    /// An opening balance for an account new to the ledger: an IMPORT flow if the account does
+    /// not exist yet, and nothing at all if it does (`decide` answers [`crate::Error::AlreadyOpen`],
+    /// which a group reports as skipped). Decided against the writer's state, so an account
+    /// opened by anything else first never gets a second opening balance.
+    Open { real: Amount, gift: Amount, pre: Amount },
 }
 
 /// Where a provider-authoritative flow came from.
@@ -98,7 +103,7 @@ impl Action {
             Action::Deduct { .. } => FlowType::Deduct,
             Action::Undeduct { .. } => FlowType::Undeduct,
             Action::Uncharge { .. } => FlowType::Uncharge,
-            Action::Import { .. } => FlowType::Import,
+            Action::Import { .. } | Action::Open { .. } => FlowType::Import,
             Action::Adjust { .. } => FlowType::Adjust,
             Action::Recorded { flow_type, .. } => *flow_type,
             Action::Hold { .. } => FlowType::Hold,

@@ -62,6 +62,10 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
     }
     let flow_type = command.action.flow_type();
     let subject = match state.account(&command.account_id) {
+        // An opening balance is for a new account only; on any other it has nothing to do.
+        Some(account) if matches!(command.action, Action::Open { .. }) => {
+            return Err(Error::AlreadyOpen { account_id: account.account_id.clone() })
+        }
         Some(account) => {
             let destination = match &command.action {
                 Action::Transfer { to_account_id, .. } => state.account(to_account_id),
@@ -104,7 +108,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             }
             (affected, Buckets::ZERO, None)
         }
-        Action::Import { real, gift, pre } | Action::Adjust { real, gift, pre } => {
+        Action::Import { real, gift, pre } | Action::Open { real, gift, pre } | Action::Adjust { real, gift, pre } => {
             (Buckets::new(*real, *gift, *pre), Buckets::ZERO, None)
         }
         Action::Recorded { affected, .. } => (*affected, Buckets::ZERO, None),
@@ -356,7 +360,7 @@ fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Er
             check_text("provider", &source.provider, PROVIDER_CHARS_MAX)?;
             check_text("provider record id", &source.record_id, RECORD_ID_CHARS_MAX)
         }
-        Action::Import { .. } => match command.biz_date {
+        Action::Import { .. } | Action::Open { .. } => match command.biz_date {
             Some(time) if time > context.now => {
                 Err(Error::invalid_argument("IMPORT order_time must not be in the future"))
             }
@@ -409,7 +413,7 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
             at_least_zero("gift_value", gift.unwrap_or(Amount::ZERO))?;
             at_least_zero("pre_value", *pre)
         }
-        Action::Import { real, gift, pre } => {
+        Action::Import { real, gift, pre } | Action::Open { real, gift, pre } => {
             at_least_zero("real_value", *real)?;
             at_least_zero("gift_value", *gift)?;
             at_least_zero("pre_value", *pre)

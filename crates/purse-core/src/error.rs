@@ -92,6 +92,11 @@ pub enum Error {
     AccountFrozen { account_id: String },
     #[error("account {account_id:?} is closed: it accepts no more writes")]
     AccountClosed { account_id: String },
+    /// An opening balance ([`crate::Action::Open`]) for an account that exists: there is nothing
+    /// to do. Alone it is refused like an argument error; in a ledger group it is skipped, and
+    /// does not fail an all-or-nothing group ([`Error::is_skip`]).
+    #[error("account {account_id:?} already exists: an opening balance applies only to an account new to the ledger, so none was written")]
+    AlreadyOpen { account_id: String },
 }
 
 impl Error {
@@ -108,7 +113,14 @@ impl Error {
             Error::HoldExpired { .. } => ErrorCode::HoldExpired,
             Error::AccountFrozen { .. } => ErrorCode::AccountFrozen,
             Error::AccountClosed { .. } => ErrorCode::AccountClosed,
+            Error::AlreadyOpen { .. } => ErrorCode::InvalidArgument,
         }
+    }
+
+    /// Whether the command had nothing to do rather than being wrong: a group reports it as
+    /// skipped and goes on as if it had not been sent.
+    pub fn is_skip(&self) -> bool {
+        matches!(self, Error::AlreadyOpen { .. })
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Error {

@@ -46,6 +46,7 @@ pub(crate) fn parse_command(text: &str) -> Command {
         "undeduct" => Action::Undeduct { original_outer_order_id: source(), value: amount("value") },
         "uncharge" => Action::Uncharge { src_outer_order_id: source() },
         "import" => Action::Import { real: zero("real"), gift: zero("gift"), pre: zero("pre") },
+        "open" => Action::Open { real: zero("real"), gift: zero("gift"), pre: zero("pre") },
         "adjust" => Action::Adjust { real: zero("real"), gift: zero("gift"), pre: zero("pre") },
         "hold" => Action::Hold { value: zero("value"), expire_time: fields.get("expire").map(|value| time(value)) },
         "capture" => Action::Capture { src_outer_order_id: source(), value: amount("value") },
@@ -95,6 +96,10 @@ fn check_with(rules: Option<RuleSet>, brand_rules: Option<RuleSet>, rows: &[(&st
             Ok(flow) => {
                 assert_eq!(format_affected(&flow.affected), *expect, "{text}");
                 apply(&mut state, &flow).unwrap_or_else(|error| panic!("{text}: decided flow must apply: {error}"));
+            }
+            Err(error) if error.is_skip() => {
+                assert_eq!("SKIP", *expect, "{text}: {error}");
+                assert_eq!(state, before, "{text}: a skip must change nothing");
             }
             Err(error) => {
                 assert_eq!(error.code().as_str(), *expect, "{text}: {error}");
@@ -326,6 +331,31 @@ fn import_and_adjust() {
 }
 
 #[test]
+fn an_opening_balance_only_opens_a_new_account() {
+    let state = check(
+        None,
+        &[
+            ("open a o1 real=50 gift=5 pre=1 time=2020-01-01T00:00:00", "50.00 5.00 1.00"),
+            // the account exists now: a second opening balance has nothing to do, whatever its ids
+            ("open a o2 real=50", "SKIP"),
+            ("charge b c1 real=1", "1.00 0.00 0.00"),
+            ("open b o3 real=9", "SKIP"),
+            // checked like an IMPORT before the account is looked at
+            ("open c o4 real=-1", "INVALID_AMOUNT"),
+            ("open c o4 real=1 time=2099-01-01T00:00:00", "INVALID_ARGUMENT"),
+            ("open c o1 real=1", "DUPLICATE_ORDER"),
+            ("open c o4", "0.00 0.00 0.00"),
+        ],
+    );
+    let account = state.account("a").unwrap();
+    assert_eq!(account.balance, Buckets::new(money("50"), money("5"), money("1")));
+    assert_eq!(account.lifetime, account.balance, "an opening balance counts in the lifetime totals like an IMPORT");
+    assert_eq!(state.order("o1").unwrap().flow_type, crate::FlowType::Import, "an opening balance is an IMPORT flow");
+    assert!(state.order("o2").is_none() && state.order("o3").is_none(), "a skipped opening balance leaves no order");
+    assert_eq!(state.account("b").unwrap().balance, Buckets::new(money("1"), Amount::ZERO, Amount::ZERO));
+}
+
+#[test]
 fn order_ids_are_unique_and_arguments_checked() {
     let long_account = "x".repeat(65);
     let long_request = "r".repeat(129);
@@ -412,6 +442,12 @@ fn recorded_flows_keep_the_providers_change() {
         (
             Command::new("r-u1", "u1", "a", Action::Undeduct { original_outer_order_id: "d1".into(), value: None }),
             Ok(Buckets::from_minor(500, 500, 0)),
+        ),
+        // and its recharge refund of the provider's CHARGE takes back exactly what it added
+        (recorded("c2", FlowType::Charge, Buckets::from_minor(100, 0, 0)), Ok(Buckets::from_minor(100, 0, 0))),
+        (
+            Command::new("r-x1", "x1", "a", Action::Uncharge { src_outer_order_id: "c2".into() }),
+            Ok(Buckets::from_minor(-100, 0, 0)),
         ),
     ];
     for (command, expect) in rows {

@@ -34,9 +34,11 @@
 //! - a `bool`: one byte, `0` or `1`;
 //! - the `action`: its variant tag byte (`Charge` 0, `Deduct` 1, `Undeduct` 2, `Uncharge` 3,
 //!   `Import` 4, `Adjust` 5, `Recorded` 6, and since spec §8–§10 `Hold` 7, `Capture` 8,
-//!   `Release` 9, `Freeze` 10, `Unfreeze` 11, `Close` 12, `Transfer` 13), then that variant's
-//!   fields, each tagged, in declaration order (`Freeze`, `Unfreeze` and `Close` have none).
-//!   Adding those variants changed no byte of the encoding of the first seven. A `Recorded` flow type is one byte (CHARGE 0, DEDUCT 1, UNDEDUCT 2,
+//!   `Release` 9, `Freeze` 10, `Unfreeze` 11, `Close` 12, `Transfer` 13, and then `Open` 14),
+//!   then that variant's fields, each tagged, in declaration order (`Freeze`, `Unfreeze` and
+//!   `Close` have none). Adding those variants changed no byte of the encoding of the earlier
+//!   ones: `Open` (an opening balance) is not an `Import` with a flag but a variant of its own,
+//!   so every `Import` keeps its fingerprint. A `Recorded` flow type is one byte (CHARGE 0, DEDUCT 1, UNDEDUCT 2,
 //!   UNCHARGE 3, IMPORT 4, ADJUST 5) and its `affected` three amounts (REAL, GIFT, PRE).
 //!
 //! Every value is fixed-width or length-prefixed and the order is fixed, so the encoding can be
@@ -102,6 +104,7 @@ mod variant {
     pub const UNFREEZE: u8 = 11;
     pub const CLOSE: u8 = 12;
     pub const TRANSFER: u8 = 13;
+    pub const OPEN: u8 = 14;
 }
 
 /// The byte of each flow type inside a `Recorded` action. Frozen, like the tags.
@@ -253,6 +256,10 @@ fn encode(command: &Command) -> Vec<u8> {
             out.byte(variant::TRANSFER);
             out.string(tag::TO_ACCOUNT_ID, to_account_id);
             out.optional_amount(tag::VALUE, *value);
+        }
+        Action::Open { real, gift, pre } => {
+            out.byte(variant::OPEN);
+            out.buckets(*real, *gift, *pre);
         }
     }
     out.0

@@ -14,8 +14,8 @@ use purse_core::{Amount, Bucket, Buckets, FlowType, Property};
 use crate::error::Error;
 use crate::options::{AlscUnits, Context, FlowTarget};
 use crate::record::{
-    clip, ext_info, hundredths_amount, local_time, major_amount, optional, optional_owned, required, Effect, Item,
-    Record, References, Rejection, Stated, Text,
+    clip, hundredths_amount, local_time, major_amount, optional, optional_owned, required, Effect, Item, Record,
+    References, Rejection, Stated, Text,
 };
 use crate::schema::{List, Object, Schema};
 
@@ -156,9 +156,12 @@ impl Alsc<'_> {
             shop_id: optional_owned("shop_id", &fields[SHOP_ID])?,
             operator_id: optional_owned("operator", &fields[OPERATOR])?,
             remark: optional_owned("remark", &fields[REMARK])?,
+            // The merchant's order id stays the flow's: `flow --outer-order-id` finds it, and a
+            // later UNDEDUCT or UNCHARGE refers to it.
+            order_id: optional_owned("outer_order_id", &fields[OUTER_ORDER_ID])?,
         };
         Ok(Record {
-            ext_info: ext_info(&[("provider_order_id", optional("outer_order_id", &fields[OUTER_ORDER_ID])?)]),
+            ext_info: None,
             record_id,
             account_id,
             time,

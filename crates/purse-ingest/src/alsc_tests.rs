@@ -106,7 +106,7 @@ fn seed_examples_parse_alike_and_are_refused_for_their_numbers() {
         lines[0],
         ["4324123 1232423 2019-08-01 15:14:31 IMPORT(2.00/0.00/0.00) before[TOTAL=2.00] after[GIFT=2.00,TOTAL=4.00] \
           opening[2.00/0.00/0.00] card=243 brand=1231 shop=142342 operator=3424124 remark=不能方不能比 \
-          ext={\"provider_order_id\":\"12351234321234\"}"]
+          order=12351234321234"]
     );
     assert_eq!(lines[0], lines[1]);
     assert_eq!(lines[0], lines[2]);
@@ -133,7 +133,7 @@ fn a_flow_in_every_shape() {
     let line =
         "9001 A-1 2024-05-01 12:30:00 DEDUCT(-10.00/-5.00/0.00) before[REAL=60.00,GIFT=40.00,PRE=0.00,TOTAL=100.00] \
                 after[REAL=50.00,GIFT=35.00,PRE=0.00,TOTAL=85.00] opening[60.00/40.00/0.00] card=C-1 \
-                ext={\"provider_order_id\":\"pos-77\"}";
+                order=pos-77";
     all_shapes(FLOW, full, &[line]);
     // Only the balances: the change is after − before.
     all_shapes(FLOW, &full[1..], &[line]);
@@ -141,14 +141,10 @@ fn a_flow_in_every_shape() {
     all_shapes(
         FLOW,
         &[("affected_property_list", &[("REAL", "-1000"), ("GIFT", "-500")])],
-        &["9001 A-1 2024-05-01 12:30:00 DEDUCT(-10.00/-5.00/0.00) after[TOTAL=85.00] card=C-1 ext={\"provider_order_id\":\"pos-77\"}"],
+        &["9001 A-1 2024-05-01 12:30:00 DEDUCT(-10.00/-5.00/0.00) after[TOTAL=85.00] card=C-1 order=pos-77"],
     );
     // An accountflows.get row: no lists, only the signed total.
-    all_shapes(
-        FLOW,
-        &[],
-        &["9001 A-1 2024-05-01 12:30:00 UNSPLIT(-15.00) after[TOTAL=85.00] card=C-1 ext={\"provider_order_id\":\"pos-77\"}"],
-    );
+    all_shapes(FLOW, &[], &["9001 A-1 2024-05-01 12:30:00 UNSPLIT(-15.00) after[TOTAL=85.00] card=C-1 order=pos-77"]);
 }
 
 #[test]

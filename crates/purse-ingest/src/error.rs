@@ -39,6 +39,10 @@ pub enum Error {
     /// The record's own amounts disagree (order_value is not the sum of the changes, …).
     #[error("the record contradicts itself: {message}")]
     Inconsistent { message: String },
+    /// A record refers to an order nothing known holds: a Zenlayer `ORDER_UNFROZEN` with no open
+    /// hold it could release.
+    #[error("{message}")]
+    Unmatched { message: String },
     /// The ledger refused or failed; its code passes through.
     #[error(transparent)]
     Ledger(#[from] purse_ledger::Error),
@@ -50,6 +54,7 @@ impl Error {
         match self {
             Error::Amount { .. } | Error::Inconsistent { .. } => ErrorCode::InvalidAmount,
             Error::Ledger(error) => error.code(),
+            Error::Unmatched { .. } => ErrorCode::OrderNotFound,
             Error::Read { .. }
             | Error::Option { .. }
             | Error::Syntax { .. }
@@ -88,6 +93,7 @@ mod tests {
             (Error::inconsistent("x"), ErrorCode::InvalidAmount),
             (Error::UnknownType { field: "flow_type", name: "X".into(), hint: "" }, ErrorCode::InvalidArgument),
             (Error::Ledger(purse_ledger::Error::AccountNotFound("a".into())), ErrorCode::AccountNotFound),
+            (Error::Unmatched { message: "x".into() }, ErrorCode::OrderNotFound),
         ];
         for (error, code) in table {
             assert_eq!(error.code(), *code, "{error}");

@@ -152,7 +152,7 @@ impl Kybio<'_> {
 
 /// `sha256:` and the first 128 bits, in hex, of SHA-256 over the fields, each length-prefixed
 /// so that no two different field lists hash the same text.
-fn content_id(parts: &[&str]) -> String {
+pub(crate) fn content_id(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());

@@ -6,8 +6,10 @@
 //! 1. **read** (`json.rs`, `xml.rs`): each input streams through serde visitors or quick-xml
 //!    events; every object is flattened to the provider's fields and handed to the provider
 //!    (`kybio.rs`, `alsc.rs`, `zenlayer.rs`), which turns it into a [`Record`] or a rejection.
-//! 2. **plan** (`plan.rs`): records are put in the providers' time order, an opening IMPORT goes
-//!    before the first record of an account new to the ledger, and each becomes a command.
+//! 2. **plan** (`plan.rs`): records are put in the providers' time order, each release is matched
+//!    to the hold it closes, an opening balance (`Action::Open`, applied by the writer only to an
+//!    account that does not exist yet) goes before each account's first record, and each record
+//!    becomes a command.
 //! 3. **apply**: the whole run is one ledger group ([`Ledger::open_group`]), all-or-nothing by
 //!    default; its commands are built and sent a part at a time while the ledger decides.
 //! 4. **reconcile** (`reconcile.rs`): each balance a record states is compared with the ledger's
@@ -46,7 +48,6 @@ pub mod testing;
 mod xml;
 mod zenlayer;
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -128,22 +129,13 @@ pub async fn run(
     let mut report = Report::new(provider, items.len() as u64);
     report.add_parsed(&items);
     plan::resolve_unsplit(ledger, &items, provider, &mut report).await?;
+    plan::match_releases(ledger, &mut items, provider, &mut report).await?;
     let refused_before_ledger = !report.rejected.is_empty();
 
+    // Whether an account is new is the writer's to decide (`Action::Open`): asking here, before
+    // the group, would race with anything that opens the account in between.
     let order = plan::order(&items);
-    let mut opening = HashSet::new();
-    if opening_balances {
-        for account in plan::opening_candidates(&items, &order) {
-            match ledger.account(&account).await {
-                Ok(_) => {}
-                Err(purse_ledger::Error::AccountNotFound(_)) => {
-                    opening.insert(account);
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-    let slots = plan::slots(&items, &order, &opening);
+    let slots = plan::slots(&items, &order, opening_balances);
     progress.applying(items.len() as u64, slots.len() as u64);
     // Records that never reach the ledger still stop an all-or-nothing run; the rest are
     // then decided as a dry run, so the report says everything that is wrong at once.

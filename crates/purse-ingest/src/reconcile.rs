@@ -27,7 +27,14 @@ pub(crate) fn outcome(items: &[Item], slots: &[Slot], outcome: &[GroupItem], sca
             (GroupItem::Rejected(error), false) => {
                 report.reject_error(index, Some(&record.record_id), &error.clone().into(), "");
             }
-            (GroupItem::Written(_) | GroupItem::Replayed(_), true) => report.opening_balances += 1,
+            (GroupItem::Written(_), true) => report.opening_balances += 1,
+            // Brought in by an earlier run: counted then.
+            (GroupItem::Replayed(_), true) => {}
+            // The writer found the account already there: its balance is the ledger's own.
+            (GroupItem::Skipped(why), true) => {
+                report.skip(index, Some(&record.record_id), &format!("opening balance: {why}"))
+            }
+            (GroupItem::Skipped(why), false) => report.skip(index, Some(&record.record_id), &why.to_string()),
             (GroupItem::Written(summary), false) => {
                 report.applied += 1;
                 compare(index, record, "before", &record.before, &summary.before, scale, report);

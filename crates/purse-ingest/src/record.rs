@@ -38,9 +38,9 @@ pub struct Record {
     /// The account's balance just before this record as the provider knows it, per bucket:
     /// what an opening IMPORT brings in when the account is new to the ledger.
     pub opening: Option<Buckets>,
-    /// Card, brand, shop, operator and remark, where the provider has them (ALSC).
+    /// Card, brand, shop, operator, remark and order id, where the provider has them (ALSC).
     pub references: Option<Box<References>>,
-    /// `{"provider_order_id": …}` and the like, kept on the flow as its `ext_info`.
+    /// `{"payment_method": …}` and the like, kept on the flow as its `ext_info`.
     pub ext_info: Option<String>,
 }
 
@@ -53,6 +53,18 @@ pub enum Effect {
     Skip { reason: String },
     /// A listing row (ALSC `accountflows.get`) that gives only the signed total, not the split.
     Unsplit { order_value: Option<Amount> },
+    /// A hold placed (Zenlayer `ORDER_FROZEN`): a HOLD of `value`, split by purse like a DEDUCT.
+    Hold { value: Amount },
+    /// A hold released (Zenlayer `ORDER_UNFROZEN`): a RELEASE of the HOLD whose order id planning
+    /// finds for it (`hold`: `None` until then), matched by account and `value`.
+    Release { value: Amount, hold: Option<Box<str>> },
+}
+
+impl Effect {
+    /// Whether the record becomes a command of the ledger group.
+    pub fn is_command(&self) -> bool {
+        matches!(self, Effect::Flow { .. } | Effect::Hold { .. } | Effect::Release { .. })
+    }
 }
 
 /// The optional reference fields of a record.
@@ -63,6 +75,10 @@ pub struct References {
     pub shop_id: Option<String>,
     pub operator_id: Option<String>,
     pub remark: Option<String>,
+    /// The business order id the provider states for the record (ALSC `outer_order_id`): the
+    /// flow's own `outer_order_id` in the ledger. `None`: the flow is written under
+    /// `"<provider>:<record id>"`.
+    pub order_id: Option<String>,
 }
 
 /// A balance as a record states it: any of the three buckets and TOTAL, each possibly absent.

@@ -20,7 +20,8 @@ pub struct Report {
     pub applied: u64,
     /// Records the ledger already held (from an earlier run, or twice in this one).
     pub duplicates: u64,
-    /// Opening IMPORTs the ledger accepted (in the ledger only if `committed`).
+    /// Opening balances (IMPORT flows) the ledger accepted in this run (in the ledger only if
+    /// `committed`). One the writer skipped because the account already existed is in `skipped`.
     pub opening_balances: u64,
     pub skipped: Vec<Skipped>,
     pub rejected: Vec<Rejected>,

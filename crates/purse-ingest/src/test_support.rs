@@ -12,7 +12,8 @@ pub(crate) fn items(options: &Options, text: &str) -> Vec<Item> {
     crate::read_items(options.clone(), Scale::CNY, vec![input]).expect("an in-memory input is always readable")
 }
 
-/// One line per item. Records: `id account time effect [before …] [after …] [opening …] [ext …]`;
+/// One line per item. Records: `id account time effect [before …] [after …] [opening …]
+/// [card= … remark= order=] [ext …]`;
 /// rejections: `rejected CODE: message`.
 pub(crate) fn describe(item: &Item) -> String {
     let scale = Scale::CNY;
@@ -40,6 +41,10 @@ pub(crate) fn describe(item: &Item) -> String {
             let effect = match &record.effect {
                 Effect::Flow { flow_type, affected } => format!("{flow_type}({})", buckets(affected)),
                 Effect::Skip { reason } => format!("SKIP({reason})"),
+                Effect::Hold { value } => format!("HOLD({})", value.format(scale)),
+                Effect::Release { value, hold } => {
+                    format!("RELEASE({} of {})", value.format(scale), hold.as_deref().unwrap_or("?"))
+                }
                 Effect::Unsplit { order_value } => {
                     format!("UNSPLIT({})", order_value.map_or_else(|| "-".to_owned(), |value| value.format(scale)))
                 }
@@ -62,6 +67,7 @@ pub(crate) fn describe(item: &Item) -> String {
                     ("shop", &references.shop_id),
                     ("operator", &references.operator_id),
                     ("remark", &references.remark),
+                    ("order", &references.order_id),
                 ];
                 for (name, value) in parts {
                     if let Some(value) = value {

@@ -7,12 +7,14 @@ use std::io::{self, Write};
 /// `DescribeRechargeRefundHistory` pages of at most `page_size` records, one page per line.
 ///
 /// Deterministic. Every account starts with a RECHARGE; after that the types vary, amounts
-/// never take an account below zero, and about one record in fifty is a non-money record
-/// (PAYING, PAY_FAILED, ORDER_FROZEN, ORDER_UNFROZEN) that ingestion skips.
+/// never take an account below zero, about one record in a hundred is a PAYING record that
+/// ingestion skips, and about one in a hundred an ORDER_FROZEN hold, which the account's next
+/// record (an ORDER_UNFROZEN of the same amount) releases.
 pub fn zenlayer_history(records: u64, accounts: u64, page_size: u64, out: &mut impl Write) -> io::Result<()> {
     assert!(accounts > 0 && page_size > 0, "accounts and page_size must be positive");
     let accounts_usize = usize::try_from(accounts).map_err(|_| io::Error::other("too many accounts"))?;
     let mut balances = vec![0i64; accounts_usize];
+    let mut holds: Vec<Option<i64>> = vec![None; accounts_usize];
     let mut random = 0x2545_f491_4f6c_dd1d_u64;
     let start = 1_672_531_200i64; // 2023-01-01T00:00:00Z
     let mut written = 0;
@@ -31,7 +33,13 @@ pub fn zenlayer_history(records: u64, accounts: u64, page_size: u64, out: &mut i
             random ^= random << 17;
             let account = usize::try_from(index % accounts).unwrap_or(0);
             let balance = &mut balances[account];
-            let (kind, state, cents) = next(*balance, random);
+            let (kind, state, cents) = match holds[account].take() {
+                Some(held) => ("ORDER_UNFROZEN", "PAY_SUCCESS", held),
+                None => next(*balance, random),
+            };
+            if kind == "ORDER_FROZEN" {
+                holds[account] = Some(cents);
+            }
             if state == "PAY_SUCCESS" {
                 match kind {
                     "RECHARGE" | "ORDER_REFUND" | "DERATE" => *balance += cents,

@@ -1,9 +1,10 @@
 //! Zenlayer `DescribeRechargeRefundHistory`: `{"requestId", "response": {"totalCount",
 //! "dataSet": [record…]}}`, one page per document, as many pages as given.
 //!
-//! Only `PAY_SUCCESS` moves money. The five money types map onto REAL; holds and syncs are
-//! skipped with the reason until the ledger has holds. Amounts are positive major units; the
-//! sign comes from the type.
+//! Only `PAY_SUCCESS` moves money. The five money types map onto REAL; `ORDER_FROZEN` is a HOLD
+//! and `ORDER_UNFROZEN` the RELEASE of one (planning matches the two, `plan::match_releases`);
+//! `NS_SYNC` is skipped with the reason. Amounts are positive major units; the sign comes from
+//! the type.
 
 use purse_core::{Amount, Buckets, FlowType, Timestamp};
 
@@ -29,7 +30,12 @@ const REQUEST_ID: usize = 9;
 enum Kind {
     /// A flow of this type on REAL; `true` when it adds.
     Flow(FlowType, bool),
-    Hold(&'static str),
+    /// `ORDER_FROZEN`: a hold placed.
+    Freeze,
+    /// `ORDER_UNFROZEN`: a hold released.
+    Unfreeze,
+    /// Moves no money in purse, for this reason.
+    Skip(&'static str),
 }
 
 fn kind(name: &str) -> Option<Kind> {
@@ -39,11 +45,9 @@ fn kind(name: &str) -> Option<Kind> {
         "DEDUCTION" => Kind::Flow(FlowType::Deduct, false),
         "ORDER_REFUND" => Kind::Flow(FlowType::Undeduct, true),
         "DERATE" => Kind::Flow(FlowType::Adjust, true),
-        "ORDER_FROZEN" => Kind::Hold("ORDER_FROZEN places a hold, and the ledger has no holds yet"),
-        "ORDER_UNFROZEN" => Kind::Hold("ORDER_UNFROZEN releases a hold, and the ledger has no holds yet"),
-        "NS_SYNC" => {
-            Kind::Hold("NS_SYNC is an external sync that this adapter does not apply until the ledger has holds")
-        }
+        "ORDER_FROZEN" => Kind::Freeze,
+        "ORDER_UNFROZEN" => Kind::Unfreeze,
+        "NS_SYNC" => Kind::Skip("NS_SYNC is an external sync whose effect on the balance Zenlayer does not document"),
         _ => return None,
     })
 }
@@ -118,15 +122,14 @@ impl Zenlayer<'_> {
             ("PAYING" | "PAY_FAILED", _) => {
                 Effect::Skip { reason: format!("state {state}: only PAY_SUCCESS moves money") }
             }
-            ("PAY_SUCCESS", Kind::Hold(reason)) => Effect::Skip { reason: reason.to_owned() },
+            ("PAY_SUCCESS", Kind::Skip(reason)) => Effect::Skip { reason: reason.to_owned() },
             ("PAY_SUCCESS", Kind::Flow(flow_type, adds)) => {
-                let amount = major_amount("amount", required("amount", &fields[AMOUNT])?, self.context.scale)?;
-                if !amount.is_positive() {
-                    return Err(Error::invalid("amount", "must be positive: the sign comes from transactionType"));
-                }
+                let amount = self.amount(object)?;
                 let real = if adds { amount } else { amount.checked_neg().unwrap_or(Amount::ZERO) };
                 Effect::Flow { flow_type, affected: Buckets::new(real, Amount::ZERO, Amount::ZERO) }
             }
+            ("PAY_SUCCESS", Kind::Freeze) => Effect::Hold { value: self.amount(object)? },
+            ("PAY_SUCCESS", Kind::Unfreeze) => Effect::Release { value: self.amount(object)?, hold: None },
             (other, _) => {
                 return Err(Error::UnknownType {
                     field: "state",
@@ -150,6 +153,17 @@ impl Zenlayer<'_> {
             opening: None,
             references,
         })
+    }
+}
+
+impl Zenlayer<'_> {
+    /// The record's `amount`, which must be positive: the sign comes from the type.
+    fn amount(&self, object: &Object) -> Result<Amount, Error> {
+        let amount = major_amount("amount", required("amount", &object.fields[AMOUNT])?, self.context.scale)?;
+        if !amount.is_positive() {
+            return Err(Error::invalid("amount", "must be positive: the sign comes from transactionType"));
+        }
+        Ok(amount)
     }
 }
 

@@ -40,19 +40,50 @@ fn every_mapping_row() {
         ("REFUND", "39.05", "PAY_SUCCESS", format!("{at} UNCHARGE(-39.05/0.00/0.00) {EXT}")),
         ("DEDUCTION", "\"12\"", "PAY_SUCCESS", format!("{at} DEDUCT(-12.00/0.00/0.00) {EXT}")),
         ("ORDER_REFUND", "1e1", "PAY_SUCCESS", format!("{at} UNDEDUCT(10.00/0.00/0.00) {EXT}")),
-        ("DERATE", "5", "PAY_SUCCESS", format!("{at} ADJUST(5.00/0.00/0.00) remark=Zenlayer DERATE: a credit granted {EXT}")),
-        ("ORDER_FROZEN", "5", "PAY_SUCCESS", format!("{at} SKIP(ORDER_FROZEN places a hold, and the ledger has no holds yet) {EXT}")),
-        ("ORDER_UNFROZEN", "5", "PAY_SUCCESS", format!("{at} SKIP(ORDER_UNFROZEN releases a hold, and the ledger has no holds yet) {EXT}")),
-        ("NS_SYNC", "5", "PAY_SUCCESS", format!("{at} SKIP(NS_SYNC is an external sync that this adapter does not apply until the ledger has holds) {EXT}")),
+        (
+            "DERATE",
+            "5",
+            "PAY_SUCCESS",
+            format!("{at} ADJUST(5.00/0.00/0.00) remark=Zenlayer DERATE: a credit granted {EXT}"),
+        ),
+        ("ORDER_FROZEN", "5", "PAY_SUCCESS", format!("{at} HOLD(5.00) {EXT}")),
+        // the hold it releases is found when the run is planned, not while reading
+        ("ORDER_UNFROZEN", "5", "PAY_SUCCESS", format!("{at} RELEASE(5.00 of ?) {EXT}")),
+        ("ORDER_FROZEN", "0", "PAY_SUCCESS", "rejected INVALID_ARGUMENT (100): field amount: must be positive".into()),
+        (
+            "ORDER_UNFROZEN",
+            "-5",
+            "PAY_SUCCESS",
+            "rejected INVALID_ARGUMENT (100): field amount: must be positive".into(),
+        ),
+        ("ORDER_FROZEN", "5", "PAYING", format!("{at} SKIP(state PAYING: only PAY_SUCCESS moves money) {EXT}")),
+        (
+            "NS_SYNC",
+            "5",
+            "PAY_SUCCESS",
+            format!(
+                "{at} SKIP(NS_SYNC is an external sync whose effect on the balance Zenlayer does not document) {EXT}"
+            ),
+        ),
         ("RECHARGE", "5", "PAYING", format!("{at} SKIP(state PAYING: only PAY_SUCCESS moves money) {EXT}")),
         ("DEDUCTION", "5", "PAY_FAILED", format!("{at} SKIP(state PAY_FAILED: only PAY_SUCCESS moves money) {EXT}")),
         // A record that moves no money is not held to the money rules.
         ("RECHARGE", "-5", "PAY_FAILED", format!("{at} SKIP(state PAY_FAILED: only PAY_SUCCESS moves money) {EXT}")),
-        ("RECHARGE", "39.055", "PAY_SUCCESS", "rejected INVALID_AMOUNT (100): field amount: \"39.055\" has more than 2 decimals".into()),
+        (
+            "RECHARGE",
+            "39.055",
+            "PAY_SUCCESS",
+            "rejected INVALID_AMOUNT (100): field amount: \"39.055\" has more than 2 decimals".into(),
+        ),
         ("RECHARGE", "0", "PAY_SUCCESS", "rejected INVALID_ARGUMENT (100): field amount: must be positive".into()),
         ("REFUND", "-1", "PAY_SUCCESS", "rejected INVALID_ARGUMENT (100): field amount: must be positive".into()),
         ("RECHARGE", "null", "PAY_SUCCESS", "rejected INVALID_ARGUMENT (100): missing field amount".into()),
-        ("TRANSFER", "5", "PAY_SUCCESS", "rejected INVALID_ARGUMENT (100): unknown transactionType \"TRANSFER\"".into()),
+        (
+            "TRANSFER",
+            "5",
+            "PAY_SUCCESS",
+            "rejected INVALID_ARGUMENT (100): unknown transactionType \"TRANSFER\"".into(),
+        ),
         ("RECHARGE", "5", "PAY_REFUNDED", "rejected INVALID_ARGUMENT (100): unknown state \"PAY_REFUNDED\"".into()),
     ];
     for (kind, amount, state, expect) in table {

@@ -1,7 +1,7 @@
 //! Whole runs against a real ledger in a temporary directory: every mapping row through the
 //! ledger, opening balances, reconciliation, the three modes, and re-ingestion.
 
-use purse_core::{Buckets, Scale};
+use purse_core::{Action, Buckets, Command, FlowType, Scale};
 use purse_ingest::{Input, Mode, Options, Provider, Report, Silent};
 use purse_ledger::{FlowQuery, Ledger, LedgerConfig};
 use tempfile::TempDir;
@@ -40,11 +40,7 @@ impl Fixture {
         query.page_size = 100;
         let page = self.ledger.flows(query).await.expect("flows");
         let detail = |flow| self.ledger.detail(flow).expect("a flow of the log renders");
-        page.flows
-            .iter()
-            .map(detail)
-            .map(|flow| format!("{} {}", flow.flow_type, flow.order_value))
-            .collect()
+        page.flows.iter().map(detail).map(|flow| format!("{} {}", flow.flow_type, flow.order_value)).collect()
     }
 }
 
@@ -110,15 +106,25 @@ async fn zenlayer_every_mapping_row_through_the_ledger() {
     let fixture = Fixture::new().await;
     let page = zenlayer_page(ZENLAYER_ALL_TYPES);
     let report = fixture.ingest(&options(Provider::Zenlayer), &[&page]).await;
-    assert_eq!(counts(&report), (5, 0, 0, 5, 0, 0, true), "{report:#?}");
+    assert_eq!(counts(&report), (7, 0, 0, 3, 0, 0, true), "{report:#?}");
     assert_eq!(fixture.balance("z-1").await, "65.50/0.00/0.00");
     assert_eq!(
         fixture.flow_types("z-1").await,
-        ["CHARGE 100.00", "DEDUCT -30.00", "UNDEDUCT 10.00", "UNCHARGE -20.00", "ADJUST 5.50"]
+        [
+            "CHARGE 100.00",
+            "DEDUCT -30.00",
+            "UNDEDUCT 10.00",
+            "UNCHARGE -20.00",
+            "ADJUST 5.50",
+            "HOLD 0.00",
+            "RELEASE 0.00"
+        ]
     );
+    let release = fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId("zenlayer:7".into())).await.unwrap();
+    assert_eq!(release.source_order_id.as_deref(), Some("zenlayer:6"));
     let reasons: Vec<&str> = report.skipped.iter().map(|skipped| skipped.reason.as_str()).collect();
-    assert!(reasons[0].starts_with("ORDER_FROZEN places a hold"), "{reasons:?}");
-    assert!(reasons[4].starts_with("state PAY_FAILED"), "{reasons:?}");
+    assert!(reasons[0].starts_with("NS_SYNC is an external sync"), "{reasons:?}");
+    assert!(reasons[2].starts_with("state PAY_FAILED"), "{reasons:?}");
     let flow = fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId("zenlayer:5".into())).await.unwrap();
     let flow = fixture.ledger.detail(&flow).unwrap();
     assert_eq!(flow.request_id, "zenlayer:5");
@@ -127,9 +133,9 @@ async fn zenlayer_every_mapping_row_through_the_ledger() {
 
     // The same page again adds nothing: every flow comes back as a duplicate.
     let again = fixture.ingest(&options(Provider::Zenlayer), &[&page]).await;
-    assert_eq!(counts(&again), (0, 5, 0, 5, 0, 0, true), "{again:#?}");
+    assert_eq!(counts(&again), (0, 7, 0, 3, 0, 0, true), "{again:#?}");
     assert_eq!(fixture.balance("z-1").await, "65.50/0.00/0.00");
-    assert_eq!(fixture.flow_types("z-1").await.len(), 5);
+    assert_eq!(fixture.flow_types("z-1").await.len(), 7);
     fixture.ledger.verify().await.expect("the log verifies");
 }
 
@@ -314,7 +320,9 @@ async fn alsc_flows_opening_rows_and_mismatches() {
     ]
     .join("\n");
     let report = fixture.ingest(&with_mode(Provider::Alsc, Mode::Partial), &[&later]).await;
-    assert_eq!(counts(&report), (1, 0, 0, 0, 1, 4, true), "{report:#?}");
+    // f4 states a balance before it, but a-1 is no longer new: the writer skips that opening.
+    assert_eq!(counts(&report), (1, 0, 0, 1, 1, 4, true), "{report:#?}");
+    assert!(report.skipped[0].reason.starts_with("opening balance: account \"a-1\" already exists"), "{report:#?}");
     let mismatches: Vec<(&str, &str, &str, &str)> = report
         .mismatches
         .iter()
@@ -356,4 +364,92 @@ async fn unreadable_input_stops_an_all_or_nothing_run() {
     assert_eq!(report.records, 2);
     assert!(report.rejected[0].message.starts_with("file-1: not valid JSON"), "{report:#?}");
     assert_eq!(fixture.balance("z-1").await, "ACCOUNT_NOT_FOUND");
+}
+
+const ZENLAYER_HOLDS: &str = include_str!("fixtures/zenlayer-holds.json");
+const HOLDER: &str = "7c1d2e3f-0a9b-4c8d-9e7f-6a5b4c3d2e1f";
+
+/// One Zenlayer record of the holds fixture's account.
+fn holder_page(records: &[(&str, &str, &str, &str)]) -> String {
+    let records: Vec<(&str, &str, &str, &str, &str)> =
+        records.iter().map(|(id, kind, amount, time)| (*id, *kind, *amount, "PAY_SUCCESS", *time)).collect();
+    zenlayer_page(&records).replace("z-1", HOLDER)
+}
+
+#[tokio::test]
+async fn zenlayer_holds_match_their_releases_by_account_and_amount() {
+    let fixture = Fixture::new().await;
+    let report = fixture.ingest(&options(Provider::Zenlayer), &[ZENLAYER_HOLDS]).await;
+    assert_eq!(counts(&report), (6, 0, 0, 0, 0, 0, true), "{report:#?}");
+    let flows = fixture.flow_types(HOLDER).await;
+    assert_eq!(flows, ["CHARGE 100.00", "HOLD 0.00", "HOLD 0.00", "RELEASE 0.00", "DEDUCT -30.00", "HOLD 0.00"]);
+    // Of two open holds of 30.00, a release closes the earlier one.
+    let release = fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId("zenlayer:10000000900004".into()));
+    assert_eq!(release.await.unwrap().source_order_id.as_deref(), Some("zenlayer:10000000900002"));
+    let account = fixture.ledger.account(HOLDER).await.unwrap();
+    assert_eq!((text(&account.balance), text(&account.held)), ("70.00/0.00/0.00".into(), "50.00/0.00/0.00".into()));
+
+    // A later page: its release finds the hold an earlier run placed; one with no hold of its
+    // amount open is rejected with the reason, and stops the all-or-nothing run.
+    let unmatched = holder_page(&[
+        ("10000000900007", "ORDER_UNFROZEN", "30", "2023-09-06T01:00:00Z"),
+        ("10000000900008", "ORDER_UNFROZEN", "99", "2023-09-06T02:00:00Z"),
+    ]);
+    let report = fixture.ingest(&options(Provider::Zenlayer), &[&unmatched]).await;
+    assert_eq!(counts(&report), (1, 0, 0, 0, 1, 0, false), "{report:#?}");
+    assert_eq!((report.rejected[0].index, report.rejected[0].code), (1, "ORDER_NOT_FOUND"));
+    assert!(report.rejected[0].message.contains("releases 99.00 on account"), "{report:#?}");
+    assert_eq!(text(&fixture.ledger.account(HOLDER).await.unwrap().held), "50.00/0.00/0.00");
+
+    let later = holder_page(&[("10000000900007", "ORDER_UNFROZEN", "30", "2023-09-06T01:00:00Z")]);
+    let report = fixture.ingest(&options(Provider::Zenlayer), &[&later]).await;
+    assert_eq!(counts(&report), (1, 0, 0, 0, 0, 0, true), "{report:#?}");
+    let release = fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId("zenlayer:10000000900007".into()));
+    assert_eq!(release.await.unwrap().source_order_id.as_deref(), Some("zenlayer:10000000900003"));
+    assert_eq!(text(&fixture.ledger.account(HOLDER).await.unwrap().held), "20.00/0.00/0.00");
+
+    // Both again, alone or together: every record is a duplicate, its release the same one.
+    let later: &str = &later;
+    for files in [&[later][..], &[ZENLAYER_HOLDS, later][..], &[ZENLAYER_HOLDS][..]] {
+        let report = fixture.ingest(&options(Provider::Zenlayer), files).await;
+        assert_eq!(counts(&report), (0, report.records, 0, 0, 0, 0, true), "{report:#?}");
+    }
+    assert_eq!(text(&fixture.ledger.account(HOLDER).await.unwrap().held), "20.00/0.00/0.00");
+    fixture.ledger.verify().await.expect("the log verifies");
+}
+
+#[tokio::test]
+async fn alsc_flows_keep_the_order_id_they_state() {
+    let fixture = Fixture::new().await;
+    let order = |id: &str| format!(r#","outer_order_id":"{id}""#);
+    let details = [
+        alsc_flow("g1", "CHARGE", "2024-03-01 10:00:00", &lists([0, 0, 0], [10000, 0, 0]), &order("M-100")),
+        alsc_flow("g2", "DEDUCT", "2024-03-02 10:00:00", &lists([10000, 0, 0], [7000, 0, 0]), &order("M-101")),
+        alsc_flow("g3", "DEDUCT", "2024-03-03 10:00:00", &lists([7000, 0, 0], [6000, 0, 0]), ""),
+    ]
+    .join("\n");
+    let report = fixture.ingest(&options(Provider::Alsc), &[&details]).await;
+    assert_eq!(counts(&report), (3, 0, 0, 0, 0, 0, true), "{report:#?}");
+    let flow = |id: &str| fixture.ledger.flow(purse_ledger::FlowKey::OuterOrderId(id.into()));
+    let deduct = flow("M-101").await.unwrap();
+    assert_eq!((deduct.flow_type, deduct.request_id.as_str()), (FlowType::Deduct, "alsc:g2"));
+    assert_eq!(flow("alsc:g3").await.unwrap().flow_type, FlowType::Deduct, "no order id stated: the record's own");
+    assert!(flow("alsc:g2").await.is_err(), "a stated order id replaces the record's own");
+
+    // Another record under an order id the ledger has: DUPLICATE_ORDER, and nothing written.
+    let clash = alsc_flow("g4", "DEDUCT", "2024-03-04 10:00:00", &lists([6000, 0, 0], [5000, 0, 0]), &order("M-100"));
+    let report = fixture.ingest(&options(Provider::Alsc), &[&clash]).await;
+    // (its before-balance would open a-1, which exists: that opening balance is skipped)
+    assert_eq!(counts(&report), (0, 0, 0, 1, 1, 0, false), "{report:#?}");
+    assert_eq!(report.rejected[0].code, "DUPLICATE_ORDER", "{report:#?}");
+
+    // The same records again are duplicates; purse's own refund refers to the merchant's order.
+    let again = fixture.ingest(&options(Provider::Alsc), &[&details]).await;
+    assert_eq!(counts(&again), (0, 3, 0, 0, 0, 0, true), "{again:#?}");
+    let refund =
+        Command::new("u-1", "R-101", "a-1", Action::Undeduct { original_outer_order_id: "M-101".into(), value: None });
+    let refund = fixture.ledger.submit(refund).await.unwrap();
+    let view = fixture.ledger.detail(&refund).unwrap();
+    assert_eq!((view.order_value.as_str(), refund.source_order_id.as_deref()), ("30.00", Some("M-101")));
+    fixture.ledger.verify().await.expect("the log verifies");
 }

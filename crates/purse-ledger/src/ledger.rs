@@ -584,4 +584,48 @@ mod tests {
         ledger.verify().await.unwrap();
         ledger.close().await.unwrap();
     }
+
+    /// An opening balance is decided by the writer: for an account that exists when the group
+    /// reaches it, opened by anything at all, it is skipped, and an all-or-nothing group still
+    /// commits. Submitting the charge before the group is the race a probe before it lost.
+    #[tokio::test]
+    async fn an_opening_balance_for_an_account_that_exists_is_skipped() {
+        use crate::{GroupItem, GroupMode};
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+        let open = |id: &str, account: &str, real: i64| {
+            let balance = Amount::from_minor(real);
+            Command::new(id, id, account, Action::Open { real: balance, gift: Amount::ZERO, pre: Amount::ZERO })
+        };
+        // planned while alice was unknown; then a plain charge opens her before the group runs
+        let group =
+            vec![open("open-alice", "alice", 5_000), open("open-bob", "bob", 700), open("open-bob-2", "bob", 1)];
+        ledger.submit(charge("c-1", 100)).await.unwrap();
+        let outcome = ledger.submit_group(group.clone(), GroupMode::AllOrNothing).await.unwrap();
+        assert!(outcome.committed, "a skip does not fail the group");
+        let kinds: Vec<String> = outcome
+            .items
+            .iter()
+            .map(|item| match item {
+                GroupItem::Written(summary) => format!("written {}", summary.after.real.minor()),
+                GroupItem::Replayed(_) => "replayed".into(),
+                GroupItem::Skipped(error) => format!("skipped {}", error.code()),
+                GroupItem::Rejected(error) => format!("rejected {}", error.code()),
+            })
+            .collect();
+        assert_eq!(kinds, ["skipped INVALID_ARGUMENT", "written 700", "skipped INVALID_ARGUMENT"]);
+        assert_eq!(ledger.account("alice").await.unwrap().balance.real, Amount::from_minor(100), "no second opening");
+        assert_eq!(ledger.account("bob").await.unwrap().balance.real, Amount::from_minor(700));
+        // Again: the written one replays, the skipped ones are skipped again; nothing changes.
+        let again = ledger.submit_group(group, GroupMode::AllOrNothing).await.unwrap();
+        assert!(matches!(again.items[..], [GroupItem::Skipped(_), GroupItem::Replayed(_), GroupItem::Skipped(_)]));
+        assert_eq!(ledger.account("alice").await.unwrap().balance.real, Amount::from_minor(100));
+        assert_eq!(ledger.account("bob").await.unwrap().balance.real, Amount::from_minor(700));
+        // Alone, outside a group, it is refused and writes nothing.
+        let alone = ledger.submit(open("open-alice-3", "alice", 1)).await.unwrap_err();
+        assert_eq!(alone.code(), ErrorCode::InvalidArgument, "{alone}");
+        assert!(alone.to_string().contains("already exists"), "{alone}");
+        ledger.verify().await.unwrap();
+        ledger.close().await.unwrap();
+    }
 }

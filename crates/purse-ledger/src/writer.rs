@@ -70,6 +70,10 @@ pub enum GroupItem {
     Written(FlowSummary),
     /// The request was a retry: the flow written for it before.
     Replayed(FlowSummary),
+    /// The command had nothing to do (an opening balance for an account that exists,
+    /// [`purse_core::Error::is_skip`]): nothing written, and the group goes on as if it had not
+    /// been sent; an all-or-nothing group still commits.
+    Skipped(purse_core::Error),
     Rejected(Error),
 }
 
@@ -372,6 +376,7 @@ impl Writer {
                     let unresolved = FlowSummary { flow_id, before: Buckets::ZERO, after: Buckets::ZERO };
                     decided.items.push(GroupItem::Replayed(unresolved));
                 }
+                Err(Error::Rejected(skip)) if skip.is_skip() => decided.items.push(GroupItem::Skipped(skip)),
                 Err(error) => {
                     rejected = true;
                     decided.items.push(GroupItem::Rejected(error));

@@ -94,6 +94,7 @@ fn child(dir: &str, round: u64) {
                 GroupItem::Written(summary) | GroupItem::Replayed(summary) => {
                     line.push_str(&format!(" {} {}", command.request_id, summary.flow_id));
                 }
+                GroupItem::Skipped(error) => panic!("{}: skipped: {error}", command.request_id),
                 GroupItem::Rejected(error) => panic!("{}: {error}", command.request_id),
             }
         }

@@ -149,6 +149,7 @@ async fn groups_are_all_or_nothing_partial_or_dry() {
             .map(|item| match item {
                 GroupItem::Written(_) => "written",
                 GroupItem::Replayed(_) => "replayed",
+                GroupItem::Skipped(_) => "skipped",
                 GroupItem::Rejected(error) => error.code().as_str(),
             })
             .collect()

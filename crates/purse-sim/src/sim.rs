@@ -286,6 +286,7 @@ fn answers_line(answers: &[SimAnswer]) -> String {
                         GroupItem::Written(summary) => summary.flow_id.to_string(),
                         GroupItem::Replayed(summary) => format!("={}", summary.flow_id),
                         GroupItem::Rejected(failure) => error(failure),
+                        GroupItem::Skipped(reason) => format!("skip:{}", reason.code().as_str()),
                     })
                     .collect();
                 format!("group{}[{}]", if outcome.committed { "+" } else { "-" }, items.join(","))

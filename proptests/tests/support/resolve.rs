@@ -422,6 +422,9 @@ pub fn describe(command: &Command) -> String {
         Action::Adjust { real, gift, pre } => {
             format!("ADJUST real={} gift={} pre={}", minor(*real), minor(*gift), minor(*pre))
         }
+        Action::Open { real, gift, pre } => {
+            format!("OPEN real={} gift={} pre={}", minor(*real), minor(*gift), minor(*pre))
+        }
         Action::Hold { value, expire_time } => {
             format!(
                 "HOLD value={} expire={}",

@@ -37,6 +37,7 @@ fn bases() -> Vec<(&'static str, Command)> {
         ("undeduct", full(Action::Undeduct { original_outer_order_id: "order-0".into(), value: Some(amount(100)) })),
         ("uncharge", full(Action::Uncharge { src_outer_order_id: "order-0".into() })),
         ("import", full(Action::Import { real: amount(1), gift: amount(2), pre: amount(3) })),
+        ("open", full(Action::Open { real: amount(1), gift: amount(2), pre: amount(3) })),
         ("adjust", full(Action::Adjust { real: amount(1), gift: amount(2), pre: amount(3) })),
         (
             "recorded",
@@ -200,6 +201,20 @@ const ACTION_MUTATIONS: &[Mutation] = &[
         set(c, |a| {
             if let Action::Import { real, gift, .. } = a {
                 std::mem::swap(real, gift)
+            }
+        })
+    }),
+    ("open real", |c| {
+        set(c, |a| {
+            if let Action::Open { real, .. } = a {
+                *real = amount(4)
+            }
+        })
+    }),
+    ("open pre", |c| {
+        set(c, |a| {
+            if let Action::Open { pre, .. } = a {
+                *pre = amount(4)
             }
         })
     }),
@@ -443,6 +458,8 @@ fn neighbouring_fields_cannot_trade_bytes() {
     let import = Command::new("r", "o", "a", Action::Import { real: buckets.0, gift: buckets.1, pre: buckets.2 });
     let adjust = Command::new("r", "o", "a", Action::Adjust { real: buckets.0, gift: buckets.1, pre: buckets.2 });
     check("import vs adjust, same amounts", &import, &adjust, false);
+    let open = Command::new("r", "o", "a", Action::Open { real: buckets.0, gift: buckets.1, pre: buckets.2 });
+    check("import vs open, same amounts", &import, &open, false);
 
     let undeduct = Command::new("r", "o", "a", Action::Undeduct { original_outer_order_id: "x".into(), value: None });
     let uncharge = Command::new("r", "o", "a", Action::Uncharge { src_outer_order_id: "x".into() });
@@ -532,6 +549,37 @@ fn fingerprints_of_the_hold_commands_are_pinned() {
     for (command, expected) in golden_holds().iter().zip(expected) {
         assert_eq!(fingerprint(command).to_string(), expected, "{command:?}");
     }
+}
+
+/// The opening balance (`Action::Open`), pinned from the day it was added; the IMPORT beside
+/// it is the command ingestion wrote before, whose fingerprint must not have moved.
+fn golden_open() -> [Command; 2] {
+    let opening = |action| Command {
+        biz_date: Some(Timestamp(1_692_092_821)),
+        remark: Some("opening balance stated by alsc record 48362591".into()),
+        card_id: Some("243".into()),
+        ..Command::new("alsc:open:1232423", "alsc:open:1232423", "1232423", action)
+    };
+    [
+        opening(Action::Open { real: amount(20_000), gift: amount(0), pre: amount(0) }),
+        opening(Action::Import { real: amount(20_000), gift: amount(0), pre: amount(0) }),
+    ]
+}
+
+#[test]
+fn fingerprint_of_the_opening_balance_is_pinned() {
+    let expected = [
+        "290908279256c1ff268ae5f800d228e7af872fb17bff1e2f417ade35a667e56f",
+        "df962a96d2ac8e507c69922365afab78acaf10afa57ddc4f78b1cc824cfe6c9b",
+    ];
+    for (command, expected) in golden_open().iter().zip(expected) {
+        assert_eq!(fingerprint(command).to_string(), expected, "{command:?}");
+    }
+    // Byte for byte an IMPORT's but for the variant tag.
+    let (open, import) = (encode(&golden_open()[0]), encode(&golden_open()[1]));
+    let differ: Vec<usize> = (0..open.len()).filter(|at| open[*at] != import[*at]).collect();
+    assert_eq!((open.len(), differ.len()), (import.len(), 1));
+    assert_eq!((open[differ[0]], import[differ[0]]), (14, 4));
 }
 
 #[test]
