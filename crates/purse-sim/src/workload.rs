@@ -73,8 +73,9 @@ impl Workload {
         self.clients
     }
 
-    /// The next batch: every outstanding request first, then up to one new request per client.
-    pub fn batch(&mut self) -> Vec<SimRequest> {
+    /// The next batch, sent at simulated time `_now`: every outstanding request first, then up
+    /// to one new request per client.
+    pub fn batch(&mut self, _now: i64) -> Vec<SimRequest> {
         let mut batch = std::mem::take(&mut self.outstanding);
         let count = self.rng.index(self.clients) + 1;
         for _ in 0..count {
