@@ -3,7 +3,7 @@
 //! store and the projections are exactly the ones [`crate::Ledger`] runs; only the channel
 //! and the thread around them are left out. Not a stable API.
 
-use purse_core::{Buckets, Command, Flow, RuleSet, Scale, Timestamp, Zone};
+use purse_core::{Account, Buckets, Command, Decision, Flow, RuleSet, Scale, Timestamp, Zone};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
@@ -20,10 +20,11 @@ pub enum SimRequest {
     SetRules(Option<String>, RuleSet),
 }
 
-/// The answer to one [`SimRequest`], in the same position.
+/// The answer to one [`SimRequest`], in the same position. A submit's answer is the writer's
+/// whole decision: the command's flow, and a transfer's TRANSFER_IN with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimAnswer {
-    Submit(Result<Box<Flow>, Error>),
+    Submit(Result<Box<Decision>, Error>),
     Group(Result<GroupOutcome, Error>),
     Rules(Result<RuleSet, Error>),
 }
@@ -120,6 +121,13 @@ impl SyncLedger {
         balances
     }
 
+    /// Every account as the projections hold it (balance, held value, status), sorted by id.
+    pub fn accounts(&self) -> Vec<Account> {
+        let mut accounts: Vec<Account> = self.writer.projections.state.accounts().cloned().collect();
+        accounts.sort_by(|left, right| left.account_id.cmp(&right.account_id));
+        accounts
+    }
+
     /// The flow with `flow_id`, read back from the log.
     pub fn flow(&self, flow_id: u64) -> Result<Flow, Error> {
         self.writer.check_not_poisoned()?;
@@ -152,7 +160,7 @@ impl SyncLedger {
 }
 
 enum Waiting {
-    Submit(oneshot::Receiver<Result<Box<purse_core::Decision>, Error>>),
+    Submit(oneshot::Receiver<Result<Box<Decision>, Error>>),
     Group(oneshot::Receiver<Result<GroupOutcome, Error>>),
     Rules(oneshot::Receiver<Result<RuleSet, Error>>),
 }
@@ -161,9 +169,7 @@ impl Waiting {
     fn take(self) -> SimAnswer {
         let unanswered = || Error::Storage("the writer did not answer".into());
         match self {
-            Waiting::Submit(mut answer) => SimAnswer::Submit(
-                answer.try_recv().unwrap_or_else(|_| Err(unanswered())).map(|decision| Box::new(decision.flow)),
-            ),
+            Waiting::Submit(mut answer) => SimAnswer::Submit(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
             Waiting::Group(mut answer) => SimAnswer::Group(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
             Waiting::Rules(mut answer) => SimAnswer::Rules(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
         }

@@ -3,16 +3,17 @@
 //!
 //! The mirror keeps what is *known*: the model after every acknowledged entry, the next
 //! sequence, and the first flow written per request id (a retry with the same command must
-//! replay it; with another command it is IDEMPOTENCY_CONFLICT). A batch whose commit failed
-//! is *tentative*: its decisions are kept aside until the restart shows which prefix of them
-//! the log holds, and only then adopted.
+//! replay it, a transfer's both flows; with another command it is IDEMPOTENCY_CONFLICT). A
+//! batch whose commit failed is *tentative*: its decisions are kept aside until the restart
+//! shows which prefix of them the log holds, and only then adopted. A transfer is two entries
+//! (TRANSFER_OUT, then TRANSFER_IN) that are one unit: in the log both or neither.
 
 use std::collections::BTreeMap;
 
-use purse_core::{Command, DeductionOrder, Flow, GiftRule, RuleSet, TierGift};
+use purse_core::{Action, Command, Decision as Answer, DeductionOrder, Flow, FlowType, GiftRule, RuleSet, TierGift};
 use purse_ledger::sim_support::{SimAnswer, SimRequest, SyncLedger};
 use purse_ledger::{Error, GroupItem, GroupMode, GroupOutcome};
-use purse_proptests::model::{self, DeductOrder, Model, Parts, Rules};
+use purse_proptests::model::{self, DeductOrder, Kind, Model, Parts, Rules};
 
 use crate::rng::Rng;
 
@@ -26,21 +27,47 @@ const SAMPLED_FLOWS: usize = 16;
 struct Known {
     model: Model,
     next_sequence: u64,
-    /// The first flow written per request id, with the command that wrote it.
+    /// The first flow written per request id (a transfer's TRANSFER_OUT), with the command
+    /// that wrote it.
     requests: BTreeMap<String, (Command, u64)>,
+}
+
+/// What one flow must be, as the model decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    flow_type: FlowType,
+    account_id: String,
+    /// A transfer's other account.
+    counterparty: Option<String>,
+    before: Parts,
+    affected: Parts,
+    held: Parts,
 }
 
 /// An entry a commit decided.
 #[derive(Debug, Clone)]
-enum Decision {
-    Flow { command: Box<Command>, before: Parts, affected: Parts },
-    Rules { brand_id: Option<String>, rules: RuleSet },
+enum Entry {
+    /// A command's flow (a transfer's TRANSFER_OUT), decided at `now`.
+    Flow {
+        command: Box<Command>,
+        shape: Shape,
+        now: i64,
+    },
+    /// A transfer's TRANSFER_IN: the entry right after its TRANSFER_OUT, never without it.
+    TransferIn {
+        command: Box<Command>,
+        shape: Shape,
+    },
+    Rules {
+        brand_id: Option<String>,
+        rules: RuleSet,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Tentative {
     sequence: u64,
-    decision: Decision,
+    entry: Entry,
     /// The group the entry belongs to: a group is in the log whole or not at all.
     group: Option<usize>,
 }
@@ -48,15 +75,29 @@ struct Tentative {
 /// What the log must hold at a sequence.
 #[derive(Debug, Clone)]
 enum Recorded {
-    Flow { command: Box<Command>, before: Parts, affected: Parts, flow: Option<Box<Flow>> },
+    /// `flow`: as first answered or read back; it must read the same ever after.
+    Flow {
+        command: Box<Command>,
+        shape: Shape,
+        flow: Option<Box<Flow>>,
+    },
     Rules,
 }
 
 /// What one request (or one command of a group) must get.
 #[derive(Debug, Clone)]
 enum Expected {
-    Written { sequence: u64, before: Parts, affected: Parts },
-    Replayed(u64),
+    /// The command's flow, and a transfer's TRANSFER_IN at the next sequence.
+    Written {
+        sequence: u64,
+        first: Box<Shape>,
+        second: Option<Box<Shape>>,
+    },
+    /// A retry: the first answer again, from this flow (a transfer's: and the one after it).
+    Replayed {
+        flow_id: u64,
+        transfer: bool,
+    },
     Rejected(&'static str),
 }
 
@@ -72,6 +113,68 @@ pub struct Tally {
     pub groups_dropped: u64,
     pub adopted: u64,
     pub reopens: u64,
+    /// Flows in the log (acknowledged or adopted), per flow type, in [`FlowType::ALL`] order.
+    pub flows: [u64; FlowType::ALL.len()],
+    /// Definitive refusals per error code (conflicts included).
+    pub refused: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: &Tally) {
+        self.written += other.written;
+        self.replayed += other.replayed;
+        self.conflicts += other.conflicts;
+        self.rejected += other.rejected;
+        self.indeterminate += other.indeterminate;
+        self.groups_committed += other.groups_committed;
+        self.groups_dropped += other.groups_dropped;
+        self.adopted += other.adopted;
+        self.reopens += other.reopens;
+        for (mine, theirs) in self.flows.iter_mut().zip(other.flows) {
+            *mine += theirs;
+        }
+        for (code, count) in &other.refused {
+            *self.refused.entry(code).or_default() += count;
+        }
+    }
+
+    /// How many flows of `flow_type` the log took.
+    pub fn flows_of(&self, flow_type: FlowType) -> u64 {
+        self.flows[flow_index(flow_type)]
+    }
+
+    /// The flow types no command wrote.
+    pub fn never_written(&self) -> Vec<FlowType> {
+        FlowType::ALL.into_iter().filter(|flow_type| self.flows_of(*flow_type) == 0).collect()
+    }
+
+    /// `flows: CHARGE=12 … TRANSFER_IN=3; refused: ACCOUNT_CLOSED=2 …`, the commands' coverage.
+    pub fn line(&self) -> String {
+        let flows: Vec<String> = FlowType::ALL
+            .iter()
+            .map(|flow_type| format!("{}={}", flow_type.as_str(), self.flows_of(*flow_type)))
+            .collect();
+        let refused: Vec<String> = self.refused.iter().map(|(code, count)| format!("{code}={count}")).collect();
+        format!("flows: {}; refused: {}", flows.join(" "), refused.join(" "))
+    }
+
+    fn refuse(&mut self, code: &'static str) {
+        if code == CONFLICT {
+            self.conflicts += 1;
+        } else {
+            self.rejected += 1;
+        }
+        *self.refused.entry(code).or_default() += 1;
+    }
+}
+
+fn flow_index(flow_type: FlowType) -> usize {
+    FlowType::ALL.iter().position(|known| *known == flow_type).expect("every flow type is in ALL")
+}
+
+/// The flow type of the model's kind, by its spec name.
+fn flow_type(kind: Kind) -> FlowType {
+    FlowType::ALL.into_iter().find(|flow_type| flow_type.as_str() == kind.name()).expect("the same names")
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +183,8 @@ pub struct Mirror {
     /// Every acknowledged or adopted entry, by sequence.
     log: BTreeMap<u64, Recorded>,
     tentative: Vec<Tentative>,
+    /// Flows answered in the writer batch being checked, until they are recorded.
+    answered: BTreeMap<u64, Box<Flow>>,
     groups: usize,
     /// The log was read back up to here at the last reopen.
     checked_up_to: u64,
@@ -101,12 +206,18 @@ impl Mirror {
     }
 
     /// Mirrors one `SyncLedger::batch` and checks its answers. It splits the requests into the
-    /// writer's batches as `SyncLedger` does: a group alone, the requests between groups together.
-    pub fn batch(&mut self, requests: &[SimRequest], answers: &[SimAnswer], now: i64) -> Result<BatchOutcome, String> {
+    /// writer's batches as `SyncLedger` does: a group alone, the requests between groups
+    /// together; `times` holds the time each of those batches read from the clock.
+    pub fn batch(
+        &mut self,
+        requests: &[SimRequest],
+        answers: &[SimAnswer],
+        times: &[i64],
+    ) -> Result<BatchOutcome, String> {
         if requests.len() != answers.len() {
             return Err(format!("{} requests got {} answers", requests.len(), answers.len()));
         }
-        let mut outcome = BatchOutcome::default();
+        let mut segments = Vec::new();
         let mut start = 0;
         while start < requests.len() {
             let alone = matches!(requests[start], SimRequest::Group(..));
@@ -117,8 +228,14 @@ impl Mirror {
                     .find(|&i| matches!(requests[i], SimRequest::Group(..)))
                     .unwrap_or(requests.len())
             };
-            let segment = start..end;
+            segments.push(start..end);
             start = end;
+        }
+        if segments.len() != times.len() {
+            return Err(format!("{} writer batches read the clock {} times", segments.len(), times.len()));
+        }
+        let mut outcome = BatchOutcome::default();
+        for (segment, &now) in segments.into_iter().zip(times) {
             if outcome.failed {
                 // The writer is poisoned: it refuses everything without deciding.
                 for index in segment {
@@ -154,6 +271,7 @@ impl Mirror {
                 }
                 self.known = work;
             }
+            self.answered.clear();
             checked?;
         }
         Ok(outcome)
@@ -172,14 +290,14 @@ impl Mirror {
         match (request, answer) {
             (SimRequest::Submit(command), SimAnswer::Submit(got)) => {
                 let expected = decide(work, entries, command, None, now);
-                self.submit(command, &expected, got, failed)
+                self.submit(command, &expected, got, failed, entries)
             }
             (SimRequest::SetRules(brand_id, rules), SimAnswer::Rules(got)) => {
                 let sequence = work.next_sequence;
                 work.next_sequence += 1;
                 work.model.set_rules(brand_id.as_deref(), model_rules(rules));
-                let decision = Decision::Rules { brand_id: brand_id.clone(), rules: rules.clone() };
-                entries.push(Tentative { sequence, decision, group: None });
+                let entry = Entry::Rules { brand_id: brand_id.clone(), rules: rules.clone() };
+                entries.push(Tentative { sequence, entry, group: None });
                 match got {
                     Err(error) if failed && error.code().as_str() == STORAGE => Ok(true),
                     Ok(answered) if !failed && answered == rules => Ok(false),
@@ -198,46 +316,41 @@ impl Mirror {
         &mut self,
         command: &Command,
         expected: &Expected,
-        got: &Result<Box<Flow>, Error>,
+        got: &Result<Box<Answer>, Error>,
         failed: bool,
+        entries: &[Tentative],
     ) -> Result<bool, String> {
         match (expected, got) {
             // A refusal, too, is answered after its batch's commit, as the commit's failure when it
             // fails (it may rest on a flow of that batch): the request is retried like a write.
-            (Expected::Written { .. } | Expected::Replayed(_) | Expected::Rejected(_), Err(error))
+            (Expected::Written { .. } | Expected::Replayed { .. } | Expected::Rejected(_), Err(error))
                 if failed && code(error) == STORAGE =>
             {
                 self.tally.indeterminate += 1;
                 Ok(true)
             }
-            (Expected::Written { sequence, before, affected }, Ok(flow)) if !failed => {
-                let same = flow.flow_id == *sequence
-                    && parts(&flow.before) == *before
-                    && parts(&flow.affected) == *affected
-                    && flow.request_id == command.request_id
-                    && flow.outer_order_id == command.outer_order_id
-                    && flow.account_id == command.account_id;
-                if !same {
-                    return Err(format!("expected flow {sequence} of {affected:?} from {before:?}, got {flow:?}"));
+            (Expected::Written { sequence, first, second }, Ok(answer)) if !failed => {
+                check_flow(&answer.flow, *sequence, command, first)?;
+                match (second, &answer.transfer_in) {
+                    (None, None) => {}
+                    (Some(shape), Some(flow)) => check_flow(flow, sequence + 1, command, shape)?,
+                    (shape, flow) => return Err(format!("expected the TRANSFER_IN {shape:?}, got {flow:?}")),
                 }
                 self.tally.written += 1;
                 self.first_answers.entry(command.request_id.clone()).or_insert(Ok(*sequence));
-                if let Some(Recorded::Flow { flow: stored, .. }) = self.log.get_mut(sequence) {
-                    *stored = Some(flow.clone());
+                self.answered.insert(*sequence, Box::new(answer.flow.clone()));
+                if let Some(flow) = &answer.transfer_in {
+                    self.answered.insert(sequence + 1, flow.clone());
                 }
                 Ok(false)
             }
-            (Expected::Replayed(flow_id), Ok(flow)) if !failed => {
-                self.check_replay(*flow_id, flow)?;
+            (Expected::Replayed { flow_id, transfer }, Ok(answer)) if !failed => {
+                self.check_replay(*flow_id, *transfer, answer, entries)?;
                 self.tally.replayed += 1;
                 Ok(false)
             }
             (Expected::Rejected(wanted), Err(error)) if code(error) == *wanted => {
-                if *wanted == CONFLICT {
-                    self.tally.conflicts += 1;
-                } else {
-                    self.tally.rejected += 1;
-                }
+                self.tally.refuse(wanted);
                 self.first_answers.entry(command.request_id.clone()).or_insert(Err(wanted));
                 Ok(false)
             }
@@ -245,17 +358,42 @@ impl Mirror {
         }
     }
 
-    /// A replay must return the first answer: the same flow, as acknowledged.
-    fn check_replay(&self, flow_id: u64, flow: &Flow) -> Result<(), String> {
-        if flow.flow_id != flow_id {
-            return Err(format!("a retry replayed flow {} instead of the first answer, flow {flow_id}", flow.flow_id));
+    /// A replay must return the first answer: the same flows, as acknowledged (a transfer's
+    /// both, never only its TRANSFER_OUT).
+    fn check_replay(&self, flow_id: u64, transfer: bool, answer: &Answer, entries: &[Tentative]) -> Result<(), String> {
+        if answer.flow.flow_id != flow_id {
+            return Err(format!(
+                "a retry replayed flow {} instead of the first answer, flow {flow_id}",
+                answer.flow.flow_id
+            ));
         }
-        match self.log.get(&flow_id) {
-            Some(Recorded::Flow { flow: Some(first), .. }) if **first != *flow => {
-                Err(format!("a retry replayed flow {flow_id} as {flow:?}, first answered as {first:?}"))
+        if transfer != answer.transfer_in.is_some() {
+            return Err(format!(
+                "a retry of flow {flow_id} replayed {} flows, the first answer had {}",
+                1 + usize::from(answer.transfer_in.is_some()),
+                1 + usize::from(transfer)
+            ));
+        }
+        let flows = std::iter::once((flow_id, &answer.flow))
+            .chain(answer.transfer_in.iter().map(|flow| (flow_id + 1, &**flow)));
+        for (sequence, flow) in flows {
+            let (command, shape, first) = match self.log.get(&sequence) {
+                Some(Recorded::Flow { command, shape, flow }) => (command, shape, flow.as_ref()),
+                Some(Recorded::Rules) => return Err(format!("a retry replayed rules change {sequence} as {flow:?}")),
+                // A flow of this writer batch, answered just before.
+                None => match entries.iter().find(|entry| entry.sequence == sequence).map(|entry| &entry.entry) {
+                    Some(Entry::Flow { command, shape, .. } | Entry::TransferIn { command, shape }) => {
+                        (command, shape, self.answered.get(&sequence))
+                    }
+                    _ => return Err(format!("a retry replayed flow {sequence}, which was never decided")),
+                },
+            };
+            check_flow(flow, sequence, command, shape).map_err(|why| format!("a retry: {why}"))?;
+            if let Some(first) = first.filter(|first| ***first != *flow) {
+                return Err(format!("a retry replayed flow {sequence} as {flow:?}, first answered as {first:?}"));
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -300,6 +438,9 @@ impl Mirror {
         }
         for (position, (item, wanted)) in outcome.items.iter().zip(&expected).enumerate() {
             self.group_item(item, wanted).map_err(|why| format!("group item {position}: {why}"))?;
+            if let Expected::Rejected(code) = wanted {
+                self.tally.refuse(code);
+            }
         }
         if committed {
             self.tally.groups_committed += 1;
@@ -309,14 +450,16 @@ impl Mirror {
         Ok(false)
     }
 
+    /// A group item names a transfer by its TRANSFER_OUT; its TRANSFER_IN is read back at the
+    /// next reopen.
     fn group_item(&self, item: &GroupItem, wanted: &Expected) -> Result<(), String> {
         let fits = match (item, wanted) {
-            (GroupItem::Written(summary), Expected::Written { sequence, before, affected }) => {
+            (GroupItem::Written(summary), Expected::Written { sequence, first, .. }) => {
                 summary.flow_id == *sequence
-                    && parts(&summary.before) == *before
-                    && parts(&summary.after) == add(*before, *affected)
+                    && parts(&summary.before) == first.before
+                    && parts(&summary.after) == add(first.before, first.affected)
             }
-            (GroupItem::Replayed(summary), Expected::Replayed(flow_id)) => summary.flow_id == *flow_id,
+            (GroupItem::Replayed(summary), Expected::Replayed { flow_id, .. }) => summary.flow_id == *flow_id,
             (GroupItem::Rejected(error), Expected::Rejected(wanted)) => code(error) == *wanted,
             _ => false,
         };
@@ -328,19 +471,23 @@ impl Mirror {
     }
 
     /// An entry is acknowledged: the log must hold it from now on.
-    fn record(&mut self, entry: Tentative) {
-        let recorded = match entry.decision {
-            Decision::Flow { command, before, affected } => Recorded::Flow { command, before, affected, flow: None },
-            Decision::Rules { .. } => Recorded::Rules,
+    fn record(&mut self, tentative: Tentative) {
+        let recorded = match tentative.entry {
+            Entry::Flow { command, shape, .. } | Entry::TransferIn { command, shape } => {
+                self.tally.flows[flow_index(shape.flow_type)] += 1;
+                Recorded::Flow { command, shape, flow: self.answered.remove(&tentative.sequence) }
+            }
+            Entry::Rules { .. } => Recorded::Rules,
         };
-        self.log.insert(entry.sequence, recorded);
+        self.log.insert(tentative.sequence, recorded);
     }
 }
 
 impl Mirror {
     /// After a reopen: the log holds every acknowledged entry unchanged, then exactly a prefix of
-    /// the failed commit's decisions (never part of a group), which is adopted; `verify` passes
-    /// and the balances are the model's.
+    /// the failed commit's decisions (never part of a group, never a transfer's TRANSFER_OUT
+    /// without its TRANSFER_IN), which is adopted; `verify` passes and the accounts are the
+    /// model's.
     pub fn reopened(&mut self, ledger: &SyncLedger, rng: &mut Rng) -> Result<(), String> {
         self.tally.reopens += 1;
         let last = ledger.last_sequence();
@@ -363,9 +510,20 @@ impl Mirror {
                     tentative.last().map_or(0, |t| t.sequence)
                 ));
             }
+            if let Entry::TransferIn { command, .. } = &lost.entry {
+                return Err(format!(
+                    "the log ends at {last}, with the TRANSFER_OUT of {} but not its TRANSFER_IN",
+                    command.request_id
+                ));
+            }
         }
-        for entry in tentative.into_iter().take(surviving) {
-            self.adopt(entry)?;
+        let mut kept = tentative.into_iter().take(surviving).peekable();
+        while let Some(entry) = kept.next() {
+            let pair = kept.peek().and_then(|next| match &next.entry {
+                Entry::TransferIn { shape, .. } => Some(shape.clone()),
+                _ => None,
+            });
+            self.adopt(entry, pair)?;
         }
         self.check_log(ledger, rng)?;
         let report = ledger.verify().map_err(|error| format!("verify failed: {error}"))?;
@@ -376,22 +534,38 @@ impl Mirror {
     }
 
     /// Takes a decision of a failed commit that the log turned out to hold into the known state.
-    fn adopt(&mut self, entry: Tentative) -> Result<(), String> {
-        let now = i64::MAX; // Imports dated in the future are refused at any time the sim uses.
-        match &entry.decision {
-            Decision::Flow { command, affected, .. } => {
-                let again = self.known.model.execute(command, now).map(|outcome| outcome.affected);
-                if again != Ok(*affected) {
-                    return Err(format!("adopting entry {}: the model now says {again:?}", entry.sequence));
+    /// A transfer is taken whole with its TRANSFER_OUT (`pair`: its TRANSFER_IN, the next entry).
+    fn adopt(&mut self, tentative: Tentative, pair: Option<Shape>) -> Result<(), String> {
+        match &tentative.entry {
+            Entry::Flow { command, shape, now } => {
+                let before = self.known.model.account(&command.account_id).map(|account| account.balance);
+                let again = self.known.model.execute(command, *now);
+                let fits = again.as_ref().is_ok_and(|outcome| {
+                    before.unwrap_or_default() == shape.before
+                        && outcome.affected == shape.affected
+                        && outcome.held == shape.held
+                        && outcome.transfer_in.as_ref().map(|side| (side.account_id.as_str(), side.affected))
+                            == pair.as_ref().map(|side| (side.account_id.as_str(), side.affected))
+                });
+                if !fits {
+                    return Err(format!(
+                        "adopting entry {}: the model now says {again:?} from {before:?}, decided {shape:?} with {pair:?}",
+                        tentative.sequence
+                    ));
                 }
-                self.known.requests.entry(command.request_id.clone()).or_insert(((**command).clone(), entry.sequence));
-                self.first_answers.entry(command.request_id.clone()).or_insert(Ok(entry.sequence));
+                self.known
+                    .requests
+                    .entry(command.request_id.clone())
+                    .or_insert(((**command).clone(), tentative.sequence));
+                self.first_answers.entry(command.request_id.clone()).or_insert(Ok(tentative.sequence));
             }
-            Decision::Rules { brand_id, rules } => self.known.model.set_rules(brand_id.as_deref(), model_rules(rules)),
+            // Folded into the model with its TRANSFER_OUT, just before.
+            Entry::TransferIn { .. } => {}
+            Entry::Rules { brand_id, rules } => self.known.model.set_rules(brand_id.as_deref(), model_rules(rules)),
         }
-        self.known.next_sequence = entry.sequence + 1;
+        self.known.next_sequence = tentative.sequence + 1;
         self.tally.adopted += 1;
-        self.record(entry);
+        self.record(tentative);
         Ok(())
     }
 
@@ -414,14 +588,52 @@ impl Mirror {
         Ok(())
     }
 
-    /// Every balance equals the model's, exactly.
+    /// Every account equals the model's exactly (balance, held value, status, open holds), no
+    /// bucket has less than is held in it, and the held value over all accounts is what the
+    /// model's open holds reserve.
     pub fn check_balances(&self, ledger: &SyncLedger) -> Result<(), String> {
-        let ledger_balances: Vec<(String, Parts)> =
-            ledger.balances().into_iter().map(|(account, balance)| (account, parts(&balance))).collect();
-        let model_balances: Vec<(String, Parts)> =
-            self.known.model.accounts().map(|(account, state)| (account.clone(), state.balance)).collect();
-        if ledger_balances != model_balances {
-            return Err(format!("balances differ:\n  ledger: {ledger_balances:?}\n  model:  {model_balances:?}"));
+        let ledger_accounts: Vec<View> = ledger
+            .accounts()
+            .into_iter()
+            .map(|account| View {
+                account_id: account.account_id,
+                balance: parts(&account.balance),
+                held: parts(&account.held),
+                status: account.status.as_str(),
+                open_holds: account.open_holds,
+            })
+            .collect();
+        let model_accounts: Vec<View> = self
+            .known
+            .model
+            .accounts()
+            .map(|(account_id, state)| View {
+                account_id: account_id.clone(),
+                balance: state.balance,
+                held: state.held,
+                status: state.status.name(),
+                open_holds: state.open_holds,
+            })
+            .collect();
+        if ledger_accounts != model_accounts {
+            return Err(format!("accounts differ:\n  ledger: {ledger_accounts:?}\n  model:  {model_accounts:?}"));
+        }
+        let mut held = [0i128; 3];
+        for account in &ledger_accounts {
+            let balance = account.balance.to_array();
+            let reserved = account.held.to_array();
+            if balance.iter().zip(&reserved).any(|(balance, reserved)| balance < reserved || *reserved < 0) {
+                return Err(format!("{}: a bucket has less available than nothing: {account:?}", account.account_id));
+            }
+            for (sum, part) in held.iter_mut().zip(reserved) {
+                *sum += i128::from(part);
+            }
+        }
+        if held != self.known.model.open_hold_parts() {
+            return Err(format!(
+                "the accounts hold {held:?}, the open holds reserve {:?}",
+                self.known.model.open_hold_parts()
+            ));
         }
         if ledger.last_sequence() + 1 != self.known.next_sequence {
             return Err(format!(
@@ -442,8 +654,18 @@ impl Mirror {
     }
 }
 
+/// An account as both sides can tell it.
+#[derive(Debug, PartialEq, Eq)]
+struct View {
+    account_id: String,
+    balance: Parts,
+    held: Parts,
+    status: &'static str,
+    open_holds: u32,
+}
+
 /// Decides one command as the writer must: a retry replays or conflicts, anything else is the
-/// model's decision.
+/// model's decision (a transfer's: two entries).
 fn decide(
     work: &mut Known,
     entries: &mut Vec<Tentative>,
@@ -452,22 +674,71 @@ fn decide(
     now: i64,
 ) -> Expected {
     if let Some((first, flow_id)) = work.requests.get(&command.request_id) {
-        return if first == command { Expected::Replayed(*flow_id) } else { Expected::Rejected(CONFLICT) };
+        return if first == command {
+            Expected::Replayed { flow_id: *flow_id, transfer: matches!(first.action, Action::Transfer { .. }) }
+        } else {
+            Expected::Rejected(CONFLICT)
+        };
     }
-    let before = work.model.account(&command.account_id).map_or_else(Parts::default, |account| account.balance);
+    let balance =
+        |account_id: &str| work.model.account(account_id).map_or_else(Parts::default, |account| account.balance);
+    let before = balance(&command.account_id);
+    let destination_before = match &command.action {
+        Action::Transfer { to_account_id, .. } => balance(to_account_id),
+        _ => Parts::default(),
+    };
     match work.model.execute(command, now) {
         Ok(outcome) => {
-            // The workload sends no transfers (their second flow has no place here yet).
-            debug_assert!(outcome.transfer_in.is_none(), "the simulator's workload sends no transfers");
-            let affected = outcome.affected;
+            let first = Shape {
+                flow_type: flow_type(Kind::of(&command.action)),
+                account_id: command.account_id.clone(),
+                counterparty: outcome.transfer_in.as_ref().map(|side| side.account_id.clone()),
+                before,
+                affected: outcome.affected,
+                held: outcome.held,
+            };
+            let second = outcome.transfer_in.map(|side| Shape {
+                flow_type: FlowType::TransferIn,
+                account_id: side.account_id,
+                counterparty: Some(command.account_id.clone()),
+                before: destination_before,
+                affected: side.affected,
+                held: Parts::default(),
+            });
             let sequence = work.next_sequence;
-            work.next_sequence += 1;
+            work.next_sequence += 1 + u64::from(second.is_some());
             work.requests.insert(command.request_id.clone(), (command.clone(), sequence));
-            let decision = Decision::Flow { command: Box::new(command.clone()), before, affected };
-            entries.push(Tentative { sequence, decision, group });
-            Expected::Written { sequence, before, affected }
+            let boxed = Box::new(command.clone());
+            entries.push(Tentative {
+                sequence,
+                entry: Entry::Flow { command: boxed.clone(), shape: first.clone(), now },
+                group,
+            });
+            if let Some(shape) = &second {
+                let entry = Entry::TransferIn { command: boxed, shape: shape.clone() };
+                entries.push(Tentative { sequence: sequence + 1, entry, group });
+            }
+            Expected::Written { sequence, first: Box::new(first), second: second.map(Box::new) }
         }
         Err(code) => Expected::Rejected(code),
+    }
+}
+
+/// `flow` is the flow `shape` says, at `sequence`, written under `command`'s request and order.
+fn check_flow(flow: &Flow, sequence: u64, command: &Command, shape: &Shape) -> Result<(), String> {
+    let same = flow.flow_id == sequence
+        && flow.flow_type == shape.flow_type
+        && flow.request_id == command.request_id
+        && flow.outer_order_id == command.outer_order_id
+        && flow.account_id == shape.account_id
+        && flow.counterparty == shape.counterparty
+        && parts(&flow.before) == shape.before
+        && parts(&flow.affected) == shape.affected
+        && parts(&flow.held) == shape.held;
+    if same {
+        Ok(())
+    } else {
+        Err(format!("expected flow {sequence} of {} as {shape:?}, got {flow:?}", command.request_id))
     }
 }
 
@@ -475,18 +746,13 @@ fn check_entry(ledger: &SyncLedger, sequence: u64, recorded: &Recorded) -> Resul
     let read = ledger.flow(sequence);
     match (recorded, &read) {
         (Recorded::Rules, Err(Error::NotFound(message))) if message.contains("rules change") => Ok(()),
-        (Recorded::Flow { command, before, affected, flow }, Ok(got)) => {
-            let same = got.flow_id == sequence
-                && got.request_id == command.request_id
-                && got.outer_order_id == command.outer_order_id
-                && got.account_id == command.account_id
-                && parts(&got.before) == *before
-                && parts(&got.affected) == *affected
-                && flow.as_ref().is_none_or(|first| **first == *got);
-            if same {
-                Ok(())
-            } else {
-                Err(format!("entry {sequence} reads back as {got:?}, not as acknowledged: {recorded:?}"))
+        (Recorded::Flow { command, shape, flow }, Ok(got)) => {
+            check_flow(got, sequence, command, shape).map_err(|why| format!("read back: {why}"))?;
+            match flow {
+                Some(first) if **first != *got => {
+                    Err(format!("entry {sequence} reads back as {got:?}, first answered or read as {first:?}"))
+                }
+                _ => Ok(()),
             }
         }
         _ => Err(format!("entry {sequence} reads back as {}, not as acknowledged: {recorded:?}", show(&read))),

@@ -15,6 +15,7 @@ pub mod rng;
 pub mod sim;
 pub mod workload;
 
+pub use check::Tally;
 pub use disk::{Breakage, CrashKind, SimDisk, SimStorage};
 pub use fault::{Coverage, Fault, Faults};
 pub use sim::{run, Failure, Options, Run};

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! purse-sim --seed 42            one seed; its whole story on failure
-//! purse-sim --seeds 0..10000     a range; one summary line and a coverage line per fault kind
+//! purse-sim --seeds 0..10000     a range; one summary line, a coverage line per fault kind and
+//!                                one of the flows written per type and the refusals per code
 //! purse-sim --steps 500          steps per seed (default 200)
 //! ```
 //! Exits non-zero if any seed fails. The same seed always prints the same bytes; the time a
@@ -12,7 +13,7 @@ use std::ops::Range;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use purse_sim::{Coverage, Fault, Options};
+use purse_sim::{Coverage, Fault, Options, Tally};
 
 const USAGE: &str = "usage: purse-sim (--seed S | --seeds A..B) [--steps N]";
 
@@ -75,6 +76,7 @@ fn one(seed: u64, options: &Options) -> ExitCode {
         Ok(run) => {
             println!("{}", run.summary());
             println!("{}", run.coverage.line());
+            println!("{}", run.tally.line());
             ExitCode::SUCCESS
         }
         Err(failure) => {
@@ -91,6 +93,7 @@ fn one(seed: u64, options: &Options) -> ExitCode {
 fn range(seeds: Range<u64>, options: &Options) -> ExitCode {
     let started = Instant::now();
     let mut coverage = Coverage::default();
+    let mut tally = Tally::default();
     let (mut passed, mut failed, mut acknowledged) = (0u64, 0u64, 0u64);
     for seed in seeds.clone() {
         match purse_sim::run(seed, options) {
@@ -98,6 +101,7 @@ fn range(seeds: Range<u64>, options: &Options) -> ExitCode {
                 passed += 1;
                 acknowledged += run.acknowledged;
                 coverage.merge(&run.coverage);
+                tally.merge(&run.tally);
             }
             Err(failure) => {
                 failed += 1;
@@ -112,6 +116,11 @@ fn range(seeds: Range<u64>, options: &Options) -> ExitCode {
         seeds.start, seeds.end, options.steps
     );
     println!("{}", coverage.line());
+    println!("{}", tally.line());
+    let never: Vec<&str> = tally.never_written().into_iter().map(purse_core::FlowType::as_str).collect();
+    if !never.is_empty() {
+        println!("never written: {}", never.join(" "));
+    }
     let missing: Vec<&str> = coverage.missing().into_iter().map(Fault::name).collect();
     if !missing.is_empty() {
         println!("never injected: {}", missing.join(" "));

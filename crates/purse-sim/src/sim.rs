@@ -2,7 +2,7 @@
 //! crashes, faults and the checks of [`crate::check`] after every batch and every reopen.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use purse_core::{Config, ErrorCode, Timestamp};
 use purse_ledger::sim_support::{SimAnswer, SimRequest, SyncLedger};
@@ -120,6 +120,8 @@ struct Simulation {
     rng: Rng,
     faults: Faults,
     clock: Arc<AtomicI64>,
+    /// The times the writer read from the clock, one per writer batch, since the last step.
+    reads: Arc<Mutex<Vec<i64>>>,
     disk: SimDisk,
     ledger: Option<SyncLedger>,
     workload: Workload,
@@ -142,6 +144,7 @@ impl Simulation {
             rng,
             faults,
             clock,
+            reads: Arc::new(Mutex::new(Vec::new())),
             disk,
             ledger: None,
             workload,
@@ -156,7 +159,7 @@ impl Simulation {
         while self.step < steps {
             self.step += 1;
             self.clock.fetch_add(self.rng.between(0, 5), Ordering::SeqCst);
-            let requests = self.workload.batch();
+            let requests = self.workload.batch(self.clock.load(Ordering::SeqCst));
             self.batch(requests)?;
         }
         self.finish()
@@ -166,9 +169,11 @@ impl Simulation {
     fn batch(&mut self, requests: Vec<SimRequest>) -> Result<(), String> {
         let now = self.clock.load(Ordering::SeqCst);
         let ledger = self.ledger.as_mut().expect("open between steps");
+        self.reads.lock().expect("not poisoned").clear();
         let answers = ledger.batch(requests.clone());
+        let times = std::mem::take(&mut *self.reads.lock().expect("not poisoned"));
         self.events.push(format!("step {} t={now}: {}", self.step, answers_line(&answers)));
-        let outcome = self.mirror.batch(&requests, &answers, now)?;
+        let outcome = self.mirror.batch(&requests, &answers, &times)?;
         for index in outcome.indeterminate {
             self.workload.unanswered(requests[index].clone());
         }
@@ -203,8 +208,12 @@ impl Simulation {
     fn open(&mut self, mut flip: Option<Flip>) -> Result<(), String> {
         for attempt in 0..OPEN_ATTEMPTS_MAX {
             self.disk.set_injecting(!self.calm && attempt < OPEN_ATTEMPTS_FAULTY);
-            let clock = Arc::clone(&self.clock);
-            let reader = Box::new(move || Timestamp(clock.load(Ordering::SeqCst)));
+            let (clock, reads) = (Arc::clone(&self.clock), Arc::clone(&self.reads));
+            let reader = Box::new(move || {
+                let now = clock.load(Ordering::SeqCst);
+                reads.lock().expect("not poisoned").push(now);
+                Timestamp(now)
+            });
             match SyncLedger::open(self.disk.storage(), None, None, reader) {
                 Ok(ledger) => {
                     self.disk.set_injecting(!self.calm);
@@ -273,7 +282,10 @@ fn answers_line(answers: &[SimAnswer]) -> String {
     let words: Vec<String> = answers
         .iter()
         .map(|answer| match answer {
-            SimAnswer::Submit(Ok(flow)) => flow.flow_id.to_string(),
+            SimAnswer::Submit(Ok(answer)) => match &answer.transfer_in {
+                Some(flow_in) => format!("{}+{}", answer.flow.flow_id, flow_in.flow_id),
+                None => answer.flow.flow_id.to_string(),
+            },
             SimAnswer::Submit(Err(failure)) | SimAnswer::Rules(Err(failure)) | SimAnswer::Group(Err(failure)) => {
                 error(failure)
             }

@@ -1,9 +1,13 @@
 //! The workload: what the simulated clients send, drawn from the seed.
 //!
 //! Several clients write to a few accounts (so their commands contend), with every command
-//! type, rules changes, groups, retries of earlier requests (the same command: a replay),
-//! conflicting retries (the same request id, another command) and order ids used twice. A
-//! request answered with a storage error is indeterminate: it is sent again, unchanged, after
+//! type (spec §2, §8–§10: holds with and without an expiry near the simulated clock, whole and
+//! partial captures of open, resolved, unknown and expired holds, releases, freezes and
+//! unfreezes, closes, transfers with and without a value to existing and new accounts), rules
+//! changes, groups, retries of earlier requests (the same command: a replay), conflicting
+//! retries (the same request id, another command) and order ids used twice. Now and then an
+//! account is closed out: its holds released, everything moved to another account, and closed.
+//! A request answered with a storage error is indeterminate: it is sent again, unchanged, after
 //! the restart, until it gets a definitive answer.
 
 use purse_core::{
@@ -18,6 +22,10 @@ use crate::rng::Rng;
 pub const START: i64 = 1_700_000_000;
 /// Requests remembered for retries at most (a random one is replaced beyond it).
 const HISTORY_MAX: usize = 256;
+/// Holds remembered for captures and releases at most.
+const HOLDS_MAX: usize = 64;
+/// Accounts written to at most (a transfer opens new ones only below it).
+const ACCOUNTS_MAX: usize = 8;
 const BRANDS: [Option<&str>; 3] = [None, Some("brand-a"), Some("brand-b")];
 
 #[derive(Debug, Clone)]
@@ -27,45 +35,56 @@ struct Account {
     brand: Option<String>,
 }
 
+/// A HOLD sent: what CAPTURE and RELEASE refer to (whether or not it was written).
+#[derive(Debug, Clone)]
+struct Hold {
+    order_id: String,
+    account_id: String,
+    /// A CAPTURE or RELEASE of it was sent (it may have been refused).
+    resolved: bool,
+}
+
 #[derive(Debug)]
 pub struct Workload {
     rng: Rng,
     clients: usize,
     accounts: Vec<Account>,
+    /// Accounts closed out: written to now and then, to be refused as ACCOUNT_CLOSED.
+    retired: Vec<Account>,
+    /// Accounts made so far (the next one's number).
+    made: usize,
     /// Requests sent so far, per client.
     sent: Vec<u64>,
-    /// Order ids of CHARGEs and DEDUCTs sent, with their accounts: what UNCHARGE and UNDEDUCT
-    /// refer to (whether or not they were written).
+    /// Order ids of CHARGEs and of consumptions (DEDUCTs and CAPTUREs) sent, with their
+    /// accounts: what UNCHARGE and UNDEDUCT refer to (whether or not they were written).
     charges: Vec<(String, String)>,
     deducts: Vec<(String, String)>,
+    holds: Vec<Hold>,
     history: Vec<SimRequest>,
     /// Requests answered with a storage error, to send again.
     outstanding: Vec<SimRequest>,
+    /// The simulated time the current batch is sent at.
+    now: i64,
 }
 
 impl Workload {
     pub fn new(mut rng: Rng) -> Workload {
         let clients = usize::try_from(rng.between(4, 16)).expect("small");
-        let account_count = rng.between(2, 6);
-        let accounts = (0..account_count)
-            .map(|index| {
-                let index = usize::try_from(index).expect("small");
-                Account {
-                    id: format!("acct-{index}"),
-                    card: (index % 2 == 0).then(|| format!("card-{index}")),
-                    brand: BRANDS[index % BRANDS.len()].map(str::to_owned),
-                }
-            })
-            .collect();
+        let account_count = usize::try_from(rng.between(2, 6)).expect("small");
+        let accounts = (0..account_count).map(account).collect();
         Workload {
             rng,
             clients,
             accounts,
+            retired: Vec::new(),
+            made: account_count,
             sent: vec![0; clients],
             charges: Vec::new(),
             deducts: Vec::new(),
+            holds: Vec::new(),
             history: Vec::new(),
             outstanding: Vec::new(),
+            now: START,
         }
     }
 
@@ -73,13 +92,14 @@ impl Workload {
         self.clients
     }
 
-    /// The next batch: every outstanding request first, then up to one new request per client.
-    pub fn batch(&mut self) -> Vec<SimRequest> {
+    /// The next batch, sent at simulated time `now`: every outstanding request first, then up
+    /// to one new request per client (a close-out counts as one).
+    pub fn batch(&mut self, now: i64) -> Vec<SimRequest> {
+        self.now = now;
         let mut batch = std::mem::take(&mut self.outstanding);
         let count = self.rng.index(self.clients) + 1;
         for _ in 0..count {
-            let request = self.request();
-            batch.push(request);
+            self.requests(&mut batch);
         }
         batch
     }
@@ -107,20 +127,37 @@ impl Workload {
         }
     }
 
-    fn request(&mut self) -> SimRequest {
+    /// One client's next request (a close-out: several, in order), appended to `batch`.
+    fn requests(&mut self, batch: &mut Vec<SimRequest>) {
         let roll = self.rng.below(100);
         let request = match roll {
-            0..=4 if !self.history.is_empty() => return self.retry(),
+            0..=4 if !self.history.is_empty() => {
+                batch.push(self.retry());
+                return;
+            }
             5..=8 => match self.conflicting() {
-                Some(request) => return request,
+                Some(request) => {
+                    batch.push(request);
+                    return;
+                }
                 None => SimRequest::Submit(Box::new(self.command())),
             },
-            9..=11 => return SimRequest::SetRules(self.brand(), self.rules()),
+            9..=11 => {
+                batch.push(SimRequest::SetRules(self.brand(), self.rules()));
+                return;
+            }
             12..=17 => self.group(),
+            18..=19 => {
+                for request in self.close_out() {
+                    self.remember(&request);
+                    batch.push(request);
+                }
+                return;
+            }
             _ => SimRequest::Submit(Box::new(self.command())),
         };
         self.remember(&request);
-        request
+        batch.push(request);
     }
 
     /// An earlier request, sent again unchanged.
@@ -162,49 +199,183 @@ impl Workload {
                 commands.push(*command);
             }
         }
-        let mode = match self.rng.below(10) {
+        SimRequest::Group(commands, self.mode())
+    }
+
+    fn mode(&mut self) -> GroupMode {
+        match self.rng.below(10) {
             0 => GroupMode::DryRun,
             1..=5 => GroupMode::AllOrNothing,
             _ => GroupMode::Partial,
+        }
+    }
+
+    /// Empties an account and closes it: (maybe an UNFREEZE,) a RELEASE of each of its holds
+    /// not yet resolved, a TRANSFER of everything to another account of its brand (a new one
+    /// if there is none), and a CLOSE; one after the other or as one group. The account is
+    /// retired from the workload's targets, closed or not.
+    fn close_out(&mut self) -> Vec<SimRequest> {
+        if self.accounts.len() < 2 {
+            return vec![SimRequest::Submit(Box::new(self.command()))];
+        }
+        let source = self.accounts.remove(self.rng.index(self.accounts.len()));
+        let destination = match self.accounts.iter().filter(|account| account.brand == source.brand).count() {
+            0 => self.new_account(source.brand.clone()),
+            same => {
+                let index = self.rng.index(same);
+                self.accounts
+                    .iter()
+                    .filter(|account| account.brand == source.brand)
+                    .nth(index)
+                    .cloned()
+                    .expect("counted")
+            }
         };
-        SimRequest::Group(commands, mode)
+        let mut actions = Vec::new();
+        if self.rng.chance(300) {
+            actions.push(Action::Unfreeze);
+        }
+        for hold in self.holds.iter_mut().filter(|hold| hold.account_id == source.id && !hold.resolved) {
+            hold.resolved = true;
+            actions.push(Action::Release { src_outer_order_id: hold.order_id.clone() });
+        }
+        actions.push(Action::Transfer { to_account_id: destination.id.clone(), value: None });
+        actions.push(Action::Close);
+        let commands: Vec<Command> = actions
+            .into_iter()
+            .map(|action| {
+                let (request_id, order_id) = self.fresh_ids();
+                let mut command = Command::new(&request_id, &order_id, &source.id, action);
+                command.remark = Some("account closed out".into());
+                if matches!(command.action, Action::Transfer { .. }) {
+                    command.card_id.clone_from(&destination.card);
+                }
+                command
+            })
+            .collect();
+        self.retired.push(source);
+        if self.accounts.len() < 2 {
+            let brand = BRANDS[self.made % BRANDS.len()].map(str::to_owned);
+            self.new_account(brand);
+        }
+        if self.rng.coin() {
+            commands.into_iter().map(|command| SimRequest::Submit(Box::new(command))).collect()
+        } else {
+            vec![SimRequest::Group(commands, self.mode())]
+        }
+    }
+
+    /// A new account to write to, of `brand` (the brand a transfer would open it with).
+    fn new_account(&mut self, brand: Option<String>) -> Account {
+        let mut made = account(self.made);
+        self.made += 1;
+        made.brand = brand;
+        self.accounts.push(made.clone());
+        made
     }
 
     fn brand(&mut self) -> Option<String> {
         self.rng.pick(&BRANDS).copied().flatten().map(str::to_owned)
     }
 
+    /// The account a command is for: now and then a retired one.
+    fn target(&mut self) -> Account {
+        if !self.retired.is_empty() && self.rng.chance(50) {
+            return self.retired[self.rng.index(self.retired.len())].clone();
+        }
+        self.accounts[self.rng.index(self.accounts.len())].clone()
+    }
+
+    /// The account an order was sent for, mostly; else any target (INVALID_ARGUMENT if the
+    /// order was written, on another account).
+    fn owner(&mut self, account_id: Option<&str>) -> Account {
+        match account_id {
+            Some(id) if !self.rng.chance(100) => {
+                let known = self.accounts.iter().chain(&self.retired).find(|account| account.id == id);
+                known.cloned().unwrap_or_else(|| self.target())
+            }
+            _ => self.target(),
+        }
+    }
+
     /// A fresh command of a random type.
     fn command(&mut self) -> Command {
         let (request_id, order_id) = self.fresh_ids();
-        let account = self.accounts[self.rng.index(self.accounts.len())].clone();
         let roll = self.rng.below(100);
-        let action = match roll {
-            0..=29 => self.charge(),
-            30..=54 => Action::Deduct { value: self.amount(1, 30_000) },
-            55..=64 => self.undeduct(),
-            65..=71 => self.uncharge(),
-            72..=81 => {
-                Action::Import { real: self.amount(0, 20_000), gift: self.amount(0, 5_000), pre: self.amount(0, 5_000) }
+        let (action, account, card) = match roll {
+            0..=19 => (self.charge(), self.target(), None),
+            20..=35 => (Action::Deduct { value: self.amount(1, 30_000) }, self.target(), None),
+            36..=41 => {
+                let (action, owner) = self.undeduct();
+                (action, self.owner(owner.as_deref()), None)
             }
-            _ => Action::Adjust {
-                real: self.amount(-5_000, 5_000),
-                gift: self.amount(-2_000, 2_000),
-                pre: self.amount(-1_000, 1_000),
-            },
+            42..=45 => {
+                let (action, owner) = self.uncharge();
+                (action, self.owner(owner.as_deref()), None)
+            }
+            46..=52 => (
+                Action::Import {
+                    real: self.amount(0, 20_000),
+                    gift: self.amount(0, 5_000),
+                    pre: self.amount(0, 5_000),
+                },
+                self.target(),
+                None,
+            ),
+            53..=58 => (
+                Action::Adjust {
+                    real: self.amount(-5_000, 5_000),
+                    gift: self.amount(-2_000, 2_000),
+                    pre: self.amount(-1_000, 1_000),
+                },
+                self.target(),
+                None,
+            ),
+            59..=68 => (self.hold(), self.target(), None),
+            69..=78 => {
+                let (action, owner) = self.capture();
+                (action, self.owner(owner.as_deref()), None)
+            }
+            79..=83 => {
+                let (action, owner) = self.release();
+                (action, self.owner(owner.as_deref()), None)
+            }
+            // Rarer than UNFREEZE, so that an account is frozen about a quarter of the time.
+            84 => (Action::Freeze, self.target(), None),
+            85..=87 => (Action::Unfreeze, self.target(), None),
+            88..=89 => (Action::Close, self.target(), None),
+            _ => {
+                let source = self.target();
+                let (action, card) = self.transfer(&source);
+                (action, source, card)
+            }
         };
         let mut command = Command::new(&request_id, &order_id, &account.id, action);
         self.dress(&mut command, &account);
+        if let Some(card) = card {
+            command.card_id = card;
+        }
+        let order = (command.outer_order_id.clone(), account.id.clone());
         match &command.action {
-            Action::Charge { .. } => self.charges.push((command.outer_order_id.clone(), account.id.clone())),
-            Action::Deduct { .. } => self.deducts.push((command.outer_order_id.clone(), account.id.clone())),
+            Action::Charge { .. } => self.charges.push(order),
+            Action::Deduct { .. } | Action::Capture { .. } => self.deducts.push(order),
+            Action::Hold { .. } => {
+                let hold = Hold { order_id: order.0, account_id: order.1, resolved: false };
+                if self.holds.len() < HOLDS_MAX {
+                    self.holds.push(hold);
+                } else {
+                    let slot = self.rng.index(HOLDS_MAX);
+                    self.holds[slot] = hold;
+                }
+            }
             _ => {}
         }
         command
     }
 
-    /// The account's references, the remark an ADJUST needs, a business date, and now and then
-    /// a defect (a wrong brand, a missing remark, an order id used before).
+    /// The account's references, the remark an ADJUST or a status change needs, a business
+    /// date, and now and then a defect (a wrong brand, a missing remark, an order id used
+    /// before).
     fn dress(&mut self, command: &mut Command, account: &Account) {
         let opens = matches!(command.action, Action::Charge { .. } | Action::Import { .. });
         if opens || self.rng.chance(300) {
@@ -214,8 +385,18 @@ impl Workload {
         if self.rng.chance(20) {
             command.brand_id = Some("brand-wrong".into());
         }
-        if matches!(command.action, Action::Adjust { .. }) && !self.rng.chance(50) {
-            command.remark = Some("operator correction".into());
+        let remarked =
+            matches!(command.action, Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close);
+        if remarked && !self.rng.chance(50) {
+            command.remark = Some(
+                match command.action {
+                    Action::Adjust { .. } => "operator correction",
+                    Action::Freeze => "card reported lost",
+                    Action::Unfreeze => "card found",
+                    _ => "customer left",
+                }
+                .into(),
+            );
         }
         if matches!(command.action, Action::Import { .. }) {
             command.biz_date = match self.rng.below(10) {
@@ -255,21 +436,104 @@ impl Workload {
         }
     }
 
-    fn undeduct(&mut self) -> Action {
-        let original = match self.rng.pick(&self.deducts).cloned() {
-            Some((order_id, _)) if !self.rng.chance(50) => order_id,
-            _ => "no-such-order".to_owned(),
+    /// An UNDEDUCT of a DEDUCT or CAPTURE sent (or of no order), and the account it was for.
+    fn undeduct(&mut self) -> (Action, Option<String>) {
+        let (original, owner) = match self.rng.pick(&self.deducts).cloned() {
+            Some((order_id, account_id)) if !self.rng.chance(50) => (order_id, Some(account_id)),
+            _ => ("no-such-order".to_owned(), None),
         };
         let value = if self.rng.coin() { None } else { Some(self.amount(1, 10_000)) };
-        Action::Undeduct { original_outer_order_id: original, value }
+        (Action::Undeduct { original_outer_order_id: original, value }, owner)
     }
 
-    fn uncharge(&mut self) -> Action {
-        let source = match self.rng.pick(&self.charges).cloned() {
-            Some((order_id, _)) if !self.rng.chance(50) => order_id,
-            _ => "no-such-order".to_owned(),
+    fn uncharge(&mut self) -> (Action, Option<String>) {
+        let (source, owner) = match self.rng.pick(&self.charges).cloned() {
+            Some((order_id, account_id)) if !self.rng.chance(50) => (order_id, Some(account_id)),
+            _ => ("no-such-order".to_owned(), None),
         };
-        Action::Uncharge { src_outer_order_id: source }
+        (Action::Uncharge { src_outer_order_id: source }, owner)
+    }
+
+    /// A HOLD: without expiry, expiring within seconds of the simulated clock (so that some
+    /// captures come too late), a day on, or at or before now (INVALID_ARGUMENT).
+    fn hold(&mut self) -> Action {
+        let value = self.amount(1, 20_000);
+        let expire_time = match self.rng.below(20) {
+            0..=8 => None,
+            9..=14 => Some(Timestamp(self.now + self.rng.between(1, 20))),
+            15..=18 => Some(Timestamp(self.now + 86_400)),
+            _ => Some(Timestamp(self.now - self.rng.between(0, 3))),
+        };
+        Action::Hold { value, expire_time }
+    }
+
+    /// The order a CAPTURE or RELEASE names: mostly a hold not yet resolved, else one already
+    /// resolved, an unknown one, or an order that is not a hold.
+    fn hold_reference(&mut self) -> (String, Option<String>) {
+        let open: Vec<usize> = (0..self.holds.len()).filter(|&index| !self.holds[index].resolved).collect();
+        match self.rng.below(20) {
+            0..=13 if !open.is_empty() => {
+                let index = open[self.rng.index(open.len())];
+                // Marked resolved most of the time; a refused capture leaves it open.
+                if !self.rng.chance(200) {
+                    self.holds[index].resolved = true;
+                }
+                let hold = &self.holds[index];
+                (hold.order_id.clone(), Some(hold.account_id.clone()))
+            }
+            0..=16 if !self.holds.is_empty() => {
+                let hold = &self.holds[self.rng.index(self.holds.len())];
+                (hold.order_id.clone(), Some(hold.account_id.clone()))
+            }
+            17..=18 => ("no-such-hold".to_owned(), None),
+            _ => match self.rng.pick(&self.deducts).cloned() {
+                Some((order_id, account_id)) => (order_id, Some(account_id)),
+                None => ("no-such-hold".to_owned(), None),
+            },
+        }
+    }
+
+    /// A CAPTURE, whole or of part of the hold (more than it holds: INVALID_AMOUNT).
+    fn capture(&mut self) -> (Action, Option<String>) {
+        let (source, owner) = self.hold_reference();
+        let value = match self.rng.below(10) {
+            0..=4 => None,
+            5..=8 => Some(self.amount(1, 10_000)),
+            _ => Some(self.amount(10_000, 30_000)),
+        };
+        (Action::Capture { src_outer_order_id: source, value }, owner)
+    }
+
+    fn release(&mut self) -> (Action, Option<String>) {
+        let (source, owner) = self.hold_reference();
+        (Action::Release { src_outer_order_id: source }, owner)
+    }
+
+    /// A TRANSFER from `source`, with a value or of everything available, mostly to an account
+    /// of its brand, else to a new account, one of another brand, a retired one or itself; and
+    /// the card_id it names (the destination's, a new card for a new account).
+    fn transfer(&mut self, source: &Account) -> (Action, Option<Option<String>>) {
+        let value = if self.rng.chance(300) { None } else { Some(self.amount(1, 30_000)) };
+        let same_brand: Vec<Account> = self
+            .accounts
+            .iter()
+            .filter(|account| account.brand == source.brand && account.id != source.id)
+            .cloned()
+            .collect();
+        let roll = self.rng.below(20);
+        let destination = match roll {
+            0..=10 if !same_brand.is_empty() => same_brand[self.rng.index(same_brand.len())].clone(),
+            0..=14 if self.accounts.len() < ACCOUNTS_MAX => self.new_account(source.brand.clone()),
+            15 if !self.retired.is_empty() => self.retired[self.rng.index(self.retired.len())].clone(),
+            16 => source.clone(),
+            _ => self.accounts[self.rng.index(self.accounts.len())].clone(),
+        };
+        let card = match self.rng.below(10) {
+            0..=5 => Some(destination.card.clone()),
+            6 => Some(Some("card-wrong".to_owned())),
+            _ => None,
+        };
+        (Action::Transfer { to_account_id: destination.id, value }, card)
     }
 
     fn amount(&mut self, low: i64, high: i64) -> Amount {
@@ -302,5 +566,14 @@ impl Workload {
             },
         };
         RuleSet { deduction_order, gift_rule }
+    }
+}
+
+/// The `index`th account the workload makes: every other one with a card, brands in turn.
+fn account(index: usize) -> Account {
+    Account {
+        id: format!("acct-{index}"),
+        card: index.is_multiple_of(2).then(|| format!("card-{index}")),
+        brand: BRANDS[index % BRANDS.len()].map(str::to_owned),
     }
 }
