@@ -55,7 +55,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub concurrency: u32,
     /// Percent of each command: CHARGE with the gift rule, DEDUCT, partial UNDEDUCT of an
-    /// earlier DEDUCT, UNCHARGE of an earlier CHARGE.
+    /// earlier DEDUCT or CAPTURE, UNCHARGE of an earlier CHARGE, and (0 unless given) HOLD,
+    /// CAPTURE of half of an open hold, RELEASE of one.
     #[arg(long, value_name = "MIX", default_value = "charge=40,deduct=45,undeduct=10,uncharge=5",
           value_parser = Mix::parse)]
     pub mix: Mix,
