@@ -192,7 +192,11 @@ impl State {
             moved: order.moved,
             refunded: order.refunded,
             reversed_by: (order.reversed_by != 0).then_some(order.reversed_by),
-            expire_time: self.hold_expiry.get(&order.flow_id).copied(),
+            // Only holds have an expiry: no lookup for the million other orders.
+            expire_time: match order.flow_type {
+                FlowType::Hold => self.hold_expiry.get(&order.flow_id).copied(),
+                _ => None,
+            },
         }
     }
 
