@@ -23,7 +23,6 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The deepest nesting of arrays and objects accepted (the top-level array or object is level
@@ -97,29 +96,7 @@ fn walk(text: &str, value: &RawValue, depth: usize, place: &Place<'_>) -> Result
     Ok(())
 }
 
-/// An object's members in order, duplicates included, each value as its exact text.
-#[derive(Debug)]
-pub struct Members<'a>(pub Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
-        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for Entries<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(Entries(std::marker::PhantomData))
-    }
-}
+pub use purse_ingest::raw_json::Members;
 
 /// The first `\uXXXX` escape of a surrogate not paired as UTF-16 wants it (a leading one
 /// D800–DBFF directly followed by a trailing one DC00–DFFF), as a message with its place.

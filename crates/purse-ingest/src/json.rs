@@ -18,6 +18,8 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::raw_json::Members;
+
 use crate::error::Error;
 use crate::record::{Item, Rejection, Text};
 use crate::schema::{List, Object, Property, Schema};
@@ -344,29 +346,6 @@ fn text(raw: &str, depth: usize) -> Result<Text, serde_json::Error> {
 fn relocate<E: serde::de::Error>(error: serde_json::Error) -> E {
     let message = error.to_string();
     E::custom(message.split(" at line ").next().unwrap_or(&message))
-}
-
-/// An object's members in order, each value as its text.
-struct Members<'a>(Vec<(String, &'a RawValue)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'a>, D::Error> {
-        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for Entries<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                formatter.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(Entries(std::marker::PhantomData))
-    }
 }
 
 /// A property list in any of TOP's shapes: a plain array (`simplify=true`), or an object

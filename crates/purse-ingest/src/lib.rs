@@ -37,6 +37,7 @@ mod json;
 mod kybio;
 mod options;
 mod plan;
+pub mod raw_json;
 mod reconcile;
 mod record;
 mod report;
