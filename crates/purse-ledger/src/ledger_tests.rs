@@ -1,0 +1,113 @@
+//! The ledger handle over media that fail, and its checks at the boundary.
+use super::*;
+use crate::sled_storage::SledStorage;
+use crate::test_storage::FailingSync;
+use purse_core::{Action, Amount, Command, ErrorCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+fn charge(id: &str, real: i64) -> Command {
+    Command::new(
+        id,
+        id,
+        "alice",
+        Action::Charge { real: Amount::from_minor(real), gift: None, pre: Amount::ZERO, trigger_gift: false },
+    )
+}
+
+#[tokio::test]
+async fn after_a_failed_commit_every_query_refuses_with_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(AtomicBool::new(false));
+    let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
+    let storage = FailingSync { inner, failing: Arc::clone(&failing) };
+    let config = LedgerConfig::new(dir.path());
+    let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
+    let ledger = Ledger::start(writer, &config).unwrap();
+    ledger.submit(charge("c-1", 100)).await.unwrap();
+    failing.store(true, Ordering::SeqCst);
+    let error = ledger.submit(charge("c-2", 250)).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Storage, "{error}");
+    assert!(error.to_string().contains("Input/output error"), "the cause is kept: {error}");
+    // The projections now hold c-2, which never reached the disk: nothing may answer from them.
+    let refusals: Vec<(&str, Result<String, Error>)> = vec![
+        ("account", ledger.account("alice").await.map(|view| format!("{view:?}"))),
+        ("flow", ledger.flow(FlowKey::Id(1)).await.map(|flow| format!("{flow:?}"))),
+        ("flows", ledger.flows(FlowQuery::new("alice")).await.map(|page| format!("{page:?}"))),
+        ("rules", ledger.rules(None).await.map(|rules| format!("{rules:?}"))),
+        ("stats", ledger.stats().await.map(|stats| format!("{stats:?}"))),
+        ("verify", ledger.verify().await.map(|report| format!("{report:?}"))),
+        ("a retry", ledger.submit(charge("c-1", 100)).await.map(|flow| format!("{flow:?}"))),
+    ];
+    for (what, result) in refusals {
+        let error = result.expect_err(what);
+        assert_eq!(error.code(), ErrorCode::Storage, "{what}: {error}");
+    }
+    assert_eq!(ledger.close().await.unwrap_err().code(), ErrorCode::Storage);
+}
+
+#[tokio::test]
+async fn a_hand_built_invalid_rule_set_is_refused_and_writes_nothing() {
+    use purse_core::{DeductionOrder, GiftRule, RuleSet, Tier, TierGift};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    let negative = RuleSet {
+        deduction_order: DeductionOrder::Percent,
+        gift_rule: GiftRule::Customized {
+            full_gift_switch: false,
+            tiers: vec![Tier { real_value: Amount::from_minor(100), gift: TierGift::Amount(Amount::from_minor(-5)) }],
+        },
+    };
+    let error = ledger.set_rules(Some("b1".into()), negative).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidAmount, "{error}");
+    assert_eq!(ledger.verify().await.unwrap().entries, 0, "nothing was written");
+    let mut gift_earning = charge("c-1", 10_000);
+    gift_earning.brand_id = Some("b1".into());
+    gift_earning.action =
+        Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
+    ledger.submit(gift_earning).await.expect("a later gift-earning charge of the brand still works");
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+}
+
+/// An opening balance is decided by the writer: for an account that exists when the group
+/// reaches it, opened by anything at all, it is skipped, and an all-or-nothing group still
+/// commits. Submitting the charge before the group is the race a probe before it lost.
+#[tokio::test]
+async fn an_opening_balance_for_an_account_that_exists_is_skipped() {
+    use crate::{GroupItem, GroupMode};
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    let open = |id: &str, account: &str, real: i64| {
+        let balance = Amount::from_minor(real);
+        Command::new(id, id, account, Action::Open { real: balance, gift: Amount::ZERO, pre: Amount::ZERO })
+    };
+    // planned while alice was unknown; then a plain charge opens her before the group runs
+    let group = vec![open("open-alice", "alice", 5_000), open("open-bob", "bob", 700), open("open-bob-2", "bob", 1)];
+    ledger.submit(charge("c-1", 100)).await.unwrap();
+    let outcome = ledger.submit_group(group.clone(), GroupMode::AllOrNothing).await.unwrap();
+    assert!(outcome.committed, "a skip does not fail the group");
+    let kinds: Vec<String> = outcome
+        .items
+        .iter()
+        .map(|item| match item {
+            GroupItem::Written(summary) => format!("written {}", summary.after.real.minor()),
+            GroupItem::Replayed(_) => "replayed".into(),
+            GroupItem::Skipped(error) => format!("skipped {}", error.code()),
+            GroupItem::Rejected(error) => format!("rejected {}", error.code()),
+        })
+        .collect();
+    assert_eq!(kinds, ["skipped INVALID_ARGUMENT", "written 700", "skipped INVALID_ARGUMENT"]);
+    assert_eq!(ledger.account("alice").await.unwrap().balance.real, Amount::from_minor(100), "no second opening");
+    assert_eq!(ledger.account("bob").await.unwrap().balance.real, Amount::from_minor(700));
+    // Again: the written one replays, the skipped ones are skipped again; nothing changes.
+    let again = ledger.submit_group(group, GroupMode::AllOrNothing).await.unwrap();
+    assert!(matches!(again.items[..], [GroupItem::Skipped(_), GroupItem::Replayed(_), GroupItem::Skipped(_)]));
+    assert_eq!(ledger.account("alice").await.unwrap().balance.real, Amount::from_minor(100));
+    assert_eq!(ledger.account("bob").await.unwrap().balance.real, Amount::from_minor(700));
+    // Alone, outside a group, it is refused and writes nothing.
+    let alone = ledger.submit(open("open-alice-3", "alice", 1)).await.unwrap_err();
+    assert_eq!(alone.code(), ErrorCode::InvalidArgument, "{alone}");
+    assert!(alone.to_string().contains("already exists"), "{alone}");
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+}
