@@ -427,10 +427,12 @@ impl Model {
         Ok(outcome)
     }
 
-    fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
+    /// spec §13's first step, alone: the command's own arguments and amounts, (1)–(3) below.
+    /// The ledger checks these before the idempotency record, so a different request under a
+    /// known `request_id` with a bad argument is refused for the argument.
+    pub fn arguments(&self, command: &Command, now: i64) -> Result<(), &'static str> {
         let kind = Kind::of(&command.action);
         let order_time = command.biz_date.map_or(now, |time| time.0);
-
         // (1) string arguments
         text_ok(&command.request_id, REQUEST_ID_CHARS)?;
         text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
@@ -536,6 +538,14 @@ impl Model {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
+        let kind = Kind::of(&command.action);
+        let order_time = command.biz_date.map_or(now, |time| time.0);
+
+        self.arguments(command, now)?;
 
         // (4) the order id is unique over all writes
         if self.orders.contains_key(&command.outer_order_id) {

@@ -54,9 +54,7 @@ struct Subject {
 pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Decision, Error> {
     debug_assert_eq!(context.sequence, state.next_sequence(), "decide against a stale state");
     let scale = state.config().scale;
-    check_common(command)?;
-    check_action_arguments(command, context)?;
-    check_amounts(command)?;
+    check_arguments(command, context)?;
     if let Some(order) = state.order(&command.outer_order_id) {
         return Err(Error::DuplicateOrder { outer_order_id: command.outer_order_id.clone(), flow_id: order.flow_id });
     }
@@ -195,6 +193,15 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
         _ => None,
     };
     Ok(Decision { flow, transfer_in })
+}
+
+/// spec §13's first step: the command's own arguments and amounts, which need no state. The
+/// ledger runs it before a `request_id`'s conflict (a different request under a known id that is
+/// also malformed is refused for what is malformed); `decide` runs it first.
+pub fn check_arguments(command: &Command, context: &Context) -> Result<(), Error> {
+    check_common(command)?;
+    check_action_arguments(command, context)?;
+    check_amounts(command)
 }
 
 /// Splits a debit of `value` (DEDUCT, HOLD, TRANSFER) like a DEDUCT, against what is available.

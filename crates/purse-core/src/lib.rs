@@ -44,7 +44,7 @@ pub use command::{
     Action, Command, Source, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
     RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
 };
-pub use decide::{decide, decide_rules, Context, Decision};
+pub use decide::{check_arguments, decide, decide_rules, Context, Decision};
 pub use error::{Error, ErrorCode, FoldError};
 pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
 pub use money::{Amount, AmountError, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};

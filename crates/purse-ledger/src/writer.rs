@@ -289,9 +289,14 @@ impl Writer {
             Decision::Fresh => {}
             Decision::Replay { .. } => return Ok(None),
             Decision::Conflict { flow_id } => {
+                // spec §13: a malformed argument is named before the conflict. A replay skips
+                // this: its arguments were accepted once (and a check against `now`, such as a
+                // hold's expiry, must not turn a retry into another answer).
+                let context = Context { sequence: self.projections.state.next_sequence(), now };
+                purse_core::check_arguments(command, &context)?;
                 return Err(
                     purse_idempotency::Error::Conflict { request_id: command.request_id.clone(), flow_id }.into()
-                )
+                );
             }
         }
         let context = Context { sequence: self.projections.state.next_sequence(), now };

@@ -30,6 +30,27 @@ async fn session_replay_and_restart() {
     // the same request_id for something else: a conflict
     let conflict = ledger.submit(deduct("r1", "o9", "alice", "1")).await.unwrap_err();
     assert_eq!(conflict.code(), ErrorCode::IdempotencyConflict);
+    // spec §13: arguments and amounts come before the idempotency record, so another request
+    // under r1 that is itself malformed is refused for that.
+    let malformed = ledger.submit(deduct("r1", "o9", "alice", "0")).await.unwrap_err();
+    assert_eq!(malformed.code(), ErrorCode::InvalidAmount, "{malformed}");
+    let mut unnamed = deduct("r1", "o9", "alice", "1");
+    unnamed.account_id = String::new();
+    assert_eq!(ledger.submit(unnamed).await.unwrap_err().code(), ErrorCode::InvalidArgument);
+    // A hold whose expiry is measured from `now` still replays later, when `now` is past it.
+    ledger.submit(charge("r-hera", "c-hera", "hera", "5")).await.unwrap();
+    let mut hold = charge("r-hold", "h-1", "hera", "1");
+    hold.action = Action::Hold {
+        value: money("1"),
+        expire_time: Some(purse_core::Timestamp(
+            i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+                .unwrap()
+                + 1,
+        )),
+    };
+    let held = ledger.submit(hold.clone()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(ledger.submit(hold).await.unwrap(), held, "a replay after the expiry is the first answer");
     // another request reusing the order id
     let duplicate = ledger.submit(charge("r2", "o1", "alice", "1")).await.unwrap_err();
     assert_eq!(duplicate.code(), ErrorCode::DuplicateOrder);

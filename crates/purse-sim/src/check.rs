@@ -677,7 +677,8 @@ fn decide(
         return if first == command {
             Expected::Replayed { flow_id: *flow_id, transfer: matches!(first.action, Action::Transfer { .. }) }
         } else {
-            Expected::Rejected(CONFLICT)
+            // spec §13: the command's own arguments and amounts before the conflict.
+            Expected::Rejected(work.model.arguments(command, now).err().unwrap_or(CONFLICT))
         };
     }
     let balance =
