@@ -1,5 +1,8 @@
 //! `purse`: the stored-value ledger on the command line (spec §7).
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! Every invocation prints exactly one JSON document: the answer on stdout with exit 0, or
 //! `{"error": {"code", "message"}}` on stderr with exit 1 (refused or failed) or 2 (malformed
 //! command line). `--help` and `--version` are the only plain-text output.

@@ -1,5 +1,8 @@
 //! purse-core: the pure domain of the purse stored-value ledger.
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! Money ([`Amount`], [`Scale`]), buckets ([`Buckets`]), rules ([`RuleSet`]), commands
 //! ([`Command`]), flows ([`Flow`]) and the two functions everything else stands on:
 //!

@@ -1,5 +1,8 @@
 //! purse-idempotency: the idempotency rules of spec §3, as storage-agnostic logic.
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! Every write carries a `request_id`, chosen by the caller. The ledger keeps one [`Record`] per
 //! `request_id`: the [`Fingerprint`] of the command that used it, and the id of the flow that
 //! command wrote. When a command comes in, [`decide`] (or [`Index::check`]) says what to do:

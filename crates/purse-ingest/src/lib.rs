@@ -1,6 +1,9 @@
 //! purse-ingest: reads what KYBIO, ALSC and Zenlayer return, applies it to a purse ledger as
 //! provider-authoritative flows, and reconciles every balance the records state.
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! The path of a run:
 //!
 //! 1. **read** (`json.rs`, `xml.rs`): each input streams through serde visitors or quick-xml

@@ -1,5 +1,8 @@
 //! purse-ledger: the durable purse ledger.
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! An append-only log of flows in sled, one writer thread that group-commits every command
 //! durably (flush + fdatasync) before answering, projections (balances, orders, idempotency
 //! records, per-account index) folded from the log in memory and rebuilt on open, and the

@@ -1,6 +1,9 @@
 //! purse-sim: a deterministic simulator of purse, in the spirit of TigerBeetle's VOPR and
 //! FoundationDB's simulation testing.
 //!
+//! "spec §N" in these docs is a section of the domain contract, `docs/spec.md` in the
+//! repository.
+//!
 //! One seed decides everything: the clients' workload ([`workload`]), the faults of the
 //! in-memory disk ([`disk`], [`fault`]), when the process crashes or the power fails, and
 //! which bit flips at rest. The real writer, store and projections run synchronously over that
