@@ -56,6 +56,16 @@ pub enum TierGift {
     BasisPoints(i64),
 }
 
+impl TierGift {
+    /// The gift as a plain integer: minor units of an amount, or basis points.
+    pub fn raw(self) -> i64 {
+        match self {
+            TierGift::Amount(amount) => amount.minor(),
+            TierGift::BasisPoints(points) => points,
+        }
+    }
+}
+
 /// What gift a `trigger_gift` recharge earns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum GiftRule {

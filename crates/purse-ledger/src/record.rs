@@ -207,16 +207,7 @@ impl RulesRecord {
             GiftRule::Customized { full_gift_switch, tiers } => (GIFT_CUSTOMIZED, *full_gift_switch, tiers.as_slice()),
             GiftRule::Proportional { tiers } => (GIFT_PROPORTIONAL, false, tiers.as_slice()),
         };
-        let tiers = tiers
-            .iter()
-            .map(|tier| {
-                let gift = match tier.gift {
-                    TierGift::Amount(amount) => amount.minor(),
-                    TierGift::BasisPoints(points) => points,
-                };
-                (tier.real_value.minor(), gift)
-            })
-            .collect();
+        let tiers = tiers.iter().map(|tier| (tier.real_value.minor(), tier.gift.raw())).collect();
         RulesRecord {
             sequence: change.sequence,
             brand_id: change.brand_id.clone(),

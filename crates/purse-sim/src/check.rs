@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use purse_core::{Action, Command, Decision as Answer, DeductionOrder, Flow, FlowType, GiftRule, RuleSet, TierGift};
+use purse_core::{Action, Command, Decision as Answer, DeductionOrder, Flow, FlowType, GiftRule, RuleSet};
 use purse_ledger::sim_support::{SimAnswer, SimRequest, SyncLedger};
 use purse_ledger::{Error, GroupItem, GroupMode, GroupOutcome};
 use purse_proptests::model::{self, DeductOrder, Kind, Model, Parts, Rules};
@@ -825,16 +825,7 @@ fn model_rules(rules: &RuleSet) -> Rules {
         DeductionOrder::GiftBeforeReal => DeductOrder::GiftFirst,
     };
     let tiers = |tiers: &[purse_core::Tier]| -> Vec<(i64, i64)> {
-        tiers
-            .iter()
-            .map(|tier| {
-                let gift = match tier.gift {
-                    TierGift::Amount(amount) => amount.minor(),
-                    TierGift::BasisPoints(points) => points,
-                };
-                (tier.real_value.minor(), gift)
-            })
-            .collect()
+        tiers.iter().map(|tier| (tier.real_value.minor(), tier.gift.raw())).collect()
     };
     let gift = match &rules.gift_rule {
         GiftRule::None => model::GiftRule::None,
