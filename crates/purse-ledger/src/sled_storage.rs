@@ -153,7 +153,12 @@ impl SledStorage {
         let log = guard("opening the log tree", || db.open_tree("log"))?;
         let meta = guard("opening the meta tree", || db.open_tree("meta"))?;
         let data_file = File::open(path.join("db")).map_err(|error| io_error("opening sled's data file", &error))?;
-        let mut storage = SledStorage { db, log, meta, data_file, head: None, path: path.to_owned() };
+        let head = match OpenOptions::new().read(true).write(true).open(path.join(HEAD_FILE_NAME)) {
+            Ok(file) => Some(file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(io_error("opening the head file", &error)),
+        };
+        let mut storage = SledStorage { db, log, meta, data_file, head, path: path.to_owned() };
         for repair in &repairs {
             storage.repairs_append(repair)?;
         }
@@ -164,8 +169,12 @@ impl SledStorage {
         self.path.join(HEAD_FILE_NAME)
     }
 
+    /// The head file, opened with sled; missing in a ledger that has data means its files are
+    /// incomplete.
     fn head_file(&self) -> Result<&File, Error> {
-        self.head.as_ref().ok_or_else(|| Error::Storage("the head file is not open".into()))
+        self.head.as_ref().ok_or_else(|| {
+            Error::Corruption(format!("{} is missing: the ledger's files are incomplete", self.head_path().display()))
+        })
     }
 }
 
@@ -403,11 +412,8 @@ impl Storage for SledStorage {
     }
 
     fn head_exists(&self) -> Result<bool, Error> {
-        match std::fs::metadata(self.head_path()) {
-            Ok(_) => Ok(true),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(error) => Err(io_error("looking for the head file", &error)),
-        }
+        // Opened with sled if it was there; only `head_create` makes one.
+        Ok(self.head.is_some())
     }
 
     fn head_create(&mut self) -> Result<(), Error> {
@@ -423,30 +429,10 @@ impl Storage for SledStorage {
     }
 
     fn head_read(&self, slot: usize) -> Result<Option<[u8; HEAD_SLOT_BYTES]>, Error> {
-        if self.head.is_none() {
-            let file = OpenOptions::new().read(true).write(true).open(self.head_path());
-            let file = file.map_err(|error| match error.kind() {
-                std::io::ErrorKind::NotFound => Error::Corruption(format!(
-                    "{} is missing: the ledger's files are incomplete",
-                    self.head_path().display()
-                )),
-                _ => io_error("opening the head file", &error),
-            })?;
-            // Interior state would need a Cell; opening once more is cheap and rare.
-            return read_slot(&file, slot);
-        }
         read_slot(self.head_file()?, slot)
     }
 
     fn head_write(&mut self, slot: usize, bytes: &[u8; HEAD_SLOT_BYTES]) -> Result<(), Error> {
-        if self.head.is_none() {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(self.head_path())
-                .map_err(|error| io_error("opening the head file", &error))?;
-            self.head = Some(file);
-        }
         let offset = (slot * HEAD_SLOT_BYTES) as u64;
         self.head_file()?.write_all_at(bytes, offset).map_err(|error| io_error("writing the head file", &error))
     }
