@@ -139,8 +139,9 @@ pub(crate) struct Block<'a> {
 }
 
 impl<'a> Block<'a> {
-    /// Checks the version, the checksum and the framing. `key` is the sled key it was under.
-    pub fn parse(key: &[u8], bytes: &'a [u8]) -> Result<Block<'a>, String> {
+    /// Checks the version, the checksum and the framing. `key` is the first sequence the log
+    /// keeps it under.
+    pub fn parse(key: u64, bytes: &'a [u8]) -> Result<Block<'a>, String> {
         if bytes.len() < HEADER_BYTES_V1 + CHECKSUM_BYTES {
             return Err(format!("block of {} bytes is shorter than its header", bytes.len()));
         }
@@ -163,8 +164,8 @@ impl<'a> Block<'a> {
         let count = usize::from(u16::from_be_bytes([body[1], body[2]]));
         let first_sequence = u64::from_be_bytes(body[3..11].try_into().expect("8 bytes"));
         let previous_checksum = u32::from_be_bytes(body[11..15].try_into().expect("4 bytes"));
-        if key != first_sequence.to_be_bytes() {
-            return Err(format!("block keyed {key:?} says it starts at {first_sequence}"));
+        if key != first_sequence {
+            return Err(format!("block keyed {key} says it starts at {first_sequence}"));
         }
         if count == 0 || count > BLOCK_ENTRIES_MAX {
             return Err(format!("block entry count {count} is outside 1..={BLOCK_ENTRIES_MAX}"));
@@ -235,7 +236,7 @@ mod tests {
         let mut previous = 0;
         let mut next = 1;
         for (first, bytes) in &blocks {
-            let block = Block::parse(&key(*first), bytes).unwrap();
+            let block = Block::parse(*first, bytes).unwrap();
             assert_eq!(block.first_sequence, next);
             assert_eq!(block.previous_checksum, previous);
             assert!(bytes.len() < BLOCK_BYTES_TARGET + 1200);
@@ -257,7 +258,7 @@ mod tests {
         }
         let (blocks, _) = writer.finish();
         let continues: Vec<bool> =
-            blocks.iter().map(|(first, bytes)| Block::parse(&key(*first), bytes).unwrap().continues).collect();
+            blocks.iter().map(|(first, bytes)| Block::parse(*first, bytes).unwrap().continues).collect();
         assert!(continues.len() > 2);
         assert!(continues[..continues.len() - 1].iter().all(|flag| *flag));
         assert!(!continues[continues.len() - 1]);
@@ -269,10 +270,10 @@ mod tests {
         }
         let early = writer.take_closed(1).unwrap();
         assert!(writer.take_closed(1).is_none());
-        assert!(early.iter().all(|(first, bytes)| Block::parse(&key(*first), bytes).unwrap().continues));
+        assert!(early.iter().all(|(first, bytes)| Block::parse(*first, bytes).unwrap().continues));
         let (rest, _) = writer.finish();
         assert_eq!(rest.len(), 1);
-        assert!(!Block::parse(&key(rest[0].0), &rest[0].1).unwrap().continues);
+        assert!(!Block::parse(rest[0].0, &rest[0].1).unwrap().continues);
     }
 
     #[test]
@@ -285,7 +286,7 @@ mod tests {
         version_1.extend_from_slice(&99u32.to_be_bytes());
         version_1.extend_from_slice(&record);
         version_1.extend_from_slice(&crc32fast::hash(&version_1).to_be_bytes());
-        let block = Block::parse(&key(7), &version_1).unwrap();
+        let block = Block::parse(7, &version_1).unwrap();
         assert_eq!((block.first_sequence, block.previous_checksum, block.continues), (7, 99, false));
         assert_eq!(block.entry(7).unwrap(), entry(7, 3));
 
@@ -296,7 +297,7 @@ mod tests {
         flagged.truncate(flagged.len() - CHECKSUM_BYTES);
         flagged[HEADER_BYTES - 1] = 0x02;
         flagged.extend_from_slice(&crc32fast::hash(&flagged).to_be_bytes());
-        assert!(Block::parse(&key(7), &flagged).unwrap_err().contains("unknown bits"));
+        assert!(Block::parse(7, &flagged).unwrap_err().contains("unknown bits"));
     }
 
     #[test]
@@ -309,11 +310,11 @@ mod tests {
         for position in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[position] ^= 0x40;
-            assert!(Block::parse(&key(*first), &damaged).is_err(), "flip at {position} must be caught");
+            assert!(Block::parse(*first, &damaged).is_err(), "flip at {position} must be caught");
         }
-        assert!(Block::parse(&key(*first), &bytes[..bytes.len() - 1]).is_err(), "truncation");
-        assert!(Block::parse(&key(first + 1), bytes).is_err(), "wrong key");
-        let block = Block::parse(&key(*first), bytes).unwrap();
+        assert!(Block::parse(*first, &bytes[..bytes.len() - 1]).is_err(), "truncation");
+        assert!(Block::parse(first + 1, bytes).is_err(), "wrong key");
+        let block = Block::parse(*first, bytes).unwrap();
         assert!(block.entry(3).is_err());
         assert_eq!(block.last_sequence(), 2);
     }

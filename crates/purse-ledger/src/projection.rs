@@ -45,7 +45,7 @@ pub(crate) fn read_log(store: &Store, mut fold: impl FnMut(&DecodedBlock) -> Res
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for block in store.blocks() {
-                let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(&crate::block::key(key), &bytes));
+                let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(key, &bytes));
                 let failed = decoded.is_err();
                 if sender.send(decoded).is_err() || failed {
                     return;
@@ -83,7 +83,7 @@ impl DecodedBlock {
         Ok(())
     }
 
-    fn decode(key: &[u8], bytes: &[u8]) -> Result<DecodedBlock, Error> {
+    fn decode(key: u64, bytes: &[u8]) -> Result<DecodedBlock, Error> {
         let block = Block::parse(key, bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
         let entries = block
             .records()

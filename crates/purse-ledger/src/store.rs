@@ -201,7 +201,7 @@ impl Store {
         let mut unfinished = Vec::new();
         let mut upper = u64::MAX;
         while let Some((key, bytes)) = self.storage.log_at_or_before(upper)? {
-            let Ok(block) = crate::block::Block::parse(&crate::block::key(key), &bytes) else {
+            let Ok(block) = crate::block::Block::parse(key, &bytes) else {
                 // A damaged block is for the fold to report, with its position.
                 break;
             };

@@ -541,8 +541,7 @@ impl Writer {
             return Err(not_found());
         }
         let (key, bytes) = self.store.block_containing(sequence)?.ok_or_else(not_found)?;
-        let block = Block::parse(&crate::block::key(key), &bytes)
-            .map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
+        let block = Block::parse(key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
         if sequence > block.last_sequence() {
             return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
         }
