@@ -159,15 +159,12 @@ impl Ledger {
         let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
             .await
             .map_err(|error| Error::Storage(format!("opening the ledger: {error}")))??;
-        let mut ledger = Ledger::start(writer, &config)?;
-        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
-            inner.path = Some(config.path.clone());
-        }
-        Ok(ledger)
+        Ledger::start(writer, &config, Some(config.path.clone()))
     }
 
-    /// Starts the writer thread of an opened writer.
-    fn start(writer: Writer, config: &LedgerConfig) -> Result<Ledger, Error> {
+    /// Starts the writer thread of an opened writer; `path` is a sled ledger's directory, whose
+    /// lock `close` waits on.
+    fn start(writer: Writer, config: &LedgerConfig, path: Option<PathBuf>) -> Result<Ledger, Error> {
         let ledger_config = writer.projections.state.config();
         let (sender, receiver) = mpsc::channel(config.queue_commands_max);
         let batch_commands_max = config.batch_commands_max;
@@ -175,9 +172,7 @@ impl Ledger {
             .name("purse-writer".into())
             .spawn(move || writer.run(receiver, batch_commands_max))
             .map_err(|error| Error::Storage(format!("starting the writer thread: {error}")))?;
-        Ok(Ledger {
-            inner: Arc::new(Inner { sender, config: ledger_config, path: None, thread: Mutex::new(Some(thread)) }),
-        })
+        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, path, thread: Mutex::new(Some(thread)) }) })
     }
 
     pub fn scale(&self) -> Scale {

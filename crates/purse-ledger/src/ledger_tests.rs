@@ -22,7 +22,7 @@ async fn after_a_failed_commit_every_query_refuses_with_storage() {
     let storage = FailingSync { inner, failing: Arc::clone(&failing) };
     let config = LedgerConfig::new(dir.path());
     let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
-    let ledger = Ledger::start(writer, &config).unwrap();
+    let ledger = Ledger::start(writer, &config, None).unwrap();
     ledger.submit(charge("c-1", 100)).await.unwrap();
     failing.store(true, Ordering::SeqCst);
     let error = ledger.submit(charge("c-2", 250)).await.unwrap_err();
