@@ -9,8 +9,12 @@
 //! projection) must answer exactly as before, and the full dump is compared once all cases ran.
 //! The log is append-only, so a case that wrote anything shows up in `verify`'s entry count.
 
+#[path = "support/files.rs"]
+mod files;
 #[path = "support/words.rs"]
 mod support;
+
+use files::copy_dir;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -355,18 +359,6 @@ fn prepared() -> (TempDir, PathBuf) {
     copy_dir(template.path(), dir.path());
     let data = dir.path().join("ledger");
     (dir, data)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -5,7 +5,12 @@
 //! same: each field the old answer had must be there with the same value (fields added since are
 //! allowed), and `verify` must pass.
 
+#[path = "support/files.rs"]
+mod files;
+
 use std::path::Path;
+
+use files::copy_dir;
 use std::process::Command;
 
 use serde_json::Value;
@@ -28,14 +33,6 @@ fn contains(actual: &Value, expected: &Value, at: &str) -> Result<(), String> {
             .try_for_each(|(index, (got, value))| contains(got, value, &format!("{at}[{index}]"))),
         _ if actual == expected => Ok(()),
         _ => Err(format!("{at}: {actual} is not {expected}")),
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
 

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{charge, deduct, money};
+use common::{charge, copy_dir, deduct, money};
 use purse_core::{Action, Command, ErrorCode, RuleSet, RuleSetText, Scale};
 use purse_ledger::bench_support::Rng;
 use purse_ledger::{Error, FlowKey, FlowQuery, Ledger, LedgerConfig, PAGE_SIZE_MAX};
@@ -183,18 +183,6 @@ async fn classify(path: &Path, reference: &str, repairs_before: u64) -> (Outcome
         Err(error) => (Outcome::Wrong, format!("close failed with {:?}: {error}", error.code())),
         Ok(()) if repairs(path) > repairs_before => (Outcome::Repaired, String::new()),
         Ok(()) => (Outcome::Harmless, String::new()),
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
     }
 }
 

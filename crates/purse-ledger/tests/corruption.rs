@@ -39,12 +39,7 @@ async fn a_flipped_byte_in_a_flow_is_corruption() {
     // Damage each copy sled holds of some flow, then reopen.
     for &at in offsets.iter().step_by((offsets.len() / 5).max(1)) {
         let copy = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-            }
-        }
+        common::copy_dir(dir.path(), copy.path());
         let mut bytes = std::fs::read(copy.path().join("db")).unwrap();
         bytes[at + 2] ^= 0x01;
         std::fs::write(copy.path().join("db"), &bytes).unwrap();

@@ -146,12 +146,7 @@ async fn repairable_leftovers_are_repaired_reported_and_change_no_answer() {
     assert!(repairs.is_empty(), "a clean ledger reports no repair: {repairs:?}");
     for (what, damage, word) in CASES {
         let copy = tempfile::tempdir().unwrap();
-        for entry in std::fs::read_dir(pristine.path()).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-            }
-        }
+        common::copy_dir(pristine.path(), copy.path());
         damage(copy.path());
         let Ok((got, reported)) = answers(copy.path()).await.map_err(|code| eprintln!("FAIL {what}: {code:?}")) else {
             continue;
