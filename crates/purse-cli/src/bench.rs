@@ -142,6 +142,7 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
     let ledger = Ledger::open(config.clone()).await?;
     let scale = ledger.scale();
     let rules = RuleSetText {
+        gift_valid_days: None,
         deduction_order: None,
         gift_type: Some("CUSTOMIZED".into()),
         full_gift_switch: Some(false),

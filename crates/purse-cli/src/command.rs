@@ -165,6 +165,8 @@ fn command(outer_order_id: &str, write: &WriteOptions, units: Units, action: Act
         check_json("--ext-info", text)?;
     }
     Ok(Command {
+        gift_expire_time: None,
+        pre_expire_time: None,
         request_id: write.request_id.clone(),
         outer_order_id: outer_order_id.to_owned(),
         account_id: write.account_id.clone(),

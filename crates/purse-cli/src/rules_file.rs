@@ -102,6 +102,7 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
         },
     };
     Ok(RuleSetText {
+        gift_valid_days: None,
         deduction_order: string(&object, "deduction_order")?,
         gift_type: string(&object, "gift_type")?,
         full_gift_switch: match object.get("full_gift_switch").map(|value| kind(value)) {

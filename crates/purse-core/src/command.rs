@@ -41,6 +41,11 @@ pub struct Command {
     pub remark: Option<String>,
     /// A JSON text, kept byte for byte as given (validated as JSON at the edge).
     pub ext_info: Option<String>,
+    /// When the GIFT this CHARGE or IMPORT credits expires (spec §11). For a CHARGE without
+    /// one, the brand's `gift_valid_days` decides.
+    pub gift_expire_time: Option<Timestamp>,
+    /// When the PRE this CHARGE or IMPORT credits expires.
+    pub pre_expire_time: Option<Timestamp>,
     pub action: Action,
 }
 
@@ -84,7 +89,65 @@ pub enum Action {
     /// which a group reports as skipped). Decided against the writer's state, so an account
     /// opened by anything else first never gets a second opening balance.
     Open { real: Amount, gift: Amount, pre: Amount },
+    /// Take all that is available in `buckets` (spec §11 CLEAR); the command's `remark` is required.
+    Clear { buckets: ClearBuckets },
+    /// The sweep of one account at `now` (spec §11): an EXPIRE of the unheld value of its lots
+    /// expired at `now`. Made by [`Command::expire`], whose ids it must carry. Nothing to expire
+    /// is [`crate::Error::NothingToExpire`], which a group skips.
+    Expire { now: Timestamp },
+    /// The sweep's RELEASE of the HOLD `src_outer_order_id`, expired at `now`. Made by
+    /// [`Command::expire_hold`].
+    ExpireHold { src_outer_order_id: String, now: Timestamp },
 }
+
+/// The buckets a CLEAR takes from. REAL is not among them: principal leaves by UNCHARGE or
+/// ADJUST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClearBuckets {
+    Gift,
+    Pre,
+    /// GIFT and PRE.
+    All,
+}
+
+impl ClearBuckets {
+    pub fn parse(text: &str) -> Option<ClearBuckets> {
+        match text {
+            "GIFT" => Some(ClearBuckets::Gift),
+            "PRE" => Some(ClearBuckets::Pre),
+            "ALL" => Some(ClearBuckets::All),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClearBuckets::Gift => "GIFT",
+            ClearBuckets::Pre => "PRE",
+            ClearBuckets::All => "ALL",
+        }
+    }
+
+    pub fn includes(self, bucket: crate::Bucket) -> bool {
+        matches!(
+            (self, bucket),
+            (ClearBuckets::Gift | ClearBuckets::All, crate::Bucket::Gift)
+                | (ClearBuckets::Pre | ClearBuckets::All, crate::Bucket::Pre)
+        )
+    }
+}
+
+/// The prefix of the ids the expiry sweep writes under; other commands may not use it.
+pub const SWEEP_ID_PREFIX: &str = "expire:";
+
+/// The sweep's deterministic id for `subject` (an account id, or a hold's order id) at `now`:
+/// `expire:<TIME>:<subject>` with TIME as the ledger's zone writes it (spec §11).
+pub fn sweep_id(now: Timestamp, zone: crate::Zone, subject: &str) -> String {
+    format!("{SWEEP_ID_PREFIX}{}:{subject}", zone.format_local(now))
+}
+
+/// The remark of every flow the sweep writes.
+pub const EXPIRED_REMARK: &str = "EXPIRED";
 
 /// Where a provider-authoritative flow came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -113,6 +176,9 @@ impl Action {
             Action::Unfreeze => FlowType::Unfreeze,
             Action::Close => FlowType::Close,
             Action::Transfer { .. } => FlowType::TransferOut,
+            Action::Clear { .. } => FlowType::Clear,
+            Action::Expire { .. } => FlowType::Expire,
+            Action::ExpireHold { .. } => FlowType::Release,
         }
     }
 }
@@ -131,7 +197,28 @@ impl Command {
             biz_date: None,
             remark: None,
             ext_info: None,
+            gift_expire_time: None,
+            pre_expire_time: None,
             action,
         }
+    }
+
+    /// The sweep's EXPIRE of `account_id` at `now`, under its deterministic ids.
+    pub fn expire(account_id: &str, now: Timestamp, zone: crate::Zone) -> Command {
+        let id = sweep_id(now, zone, account_id);
+        let mut command = Command::new(&id, &id, account_id, Action::Expire { now });
+        command.biz_date = Some(now);
+        command.remark = Some(EXPIRED_REMARK.to_owned());
+        command
+    }
+
+    /// The sweep's RELEASE of the HOLD `hold` of `account_id`, expired at `now`.
+    pub fn expire_hold(account_id: &str, hold: &str, now: Timestamp, zone: crate::Zone) -> Command {
+        let id = sweep_id(now, zone, hold);
+        let action = Action::ExpireHold { src_outer_order_id: hold.to_owned(), now };
+        let mut command = Command::new(&id, &id, account_id, action);
+        command.biz_date = Some(now);
+        command.remark = Some(EXPIRED_REMARK.to_owned());
+        command
     }
 }

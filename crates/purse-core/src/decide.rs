@@ -7,7 +7,7 @@
 use crate::balance::{Bucket, Buckets};
 use crate::command::{
     Action, Command, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
-    RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+    RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX, SWEEP_ID_PREFIX,
 };
 use crate::error::Error;
 use crate::flow::{Flow, FlowType, RulesChange};
@@ -55,6 +55,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
     debug_assert_eq!(context.sequence, state.next_sequence(), "decide against a stale state");
     let scale = state.config().scale;
     check_arguments(command, context)?;
+    check_sweep_ids(state, command)?;
     if let Some(order) = state.order(&command.outer_order_id) {
         return Err(Error::DuplicateOrder { outer_order_id: command.outer_order_id.clone(), flow_id: order.flow_id });
     }
@@ -94,6 +95,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
     };
     let order_time = command.biz_date.unwrap_or(context.now);
     let rules = state.rules_for(subject.brand_id.as_deref());
+    let lots_of = |account_id: &str| state.account(account_id).map(|account| &account.lots);
     let (affected, held, source_order_id) = match &command.action {
         Action::Charge { real, gift, pre, trigger_gift } => {
             let gift = match (trigger_gift, gift) {
@@ -142,6 +144,38 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             let freed = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
             (Buckets::ZERO, freed, Some(src_outer_order_id.clone()))
         }
+        Action::ExpireHold { src_outer_order_id, now } => {
+            let parts = crate::holds::release_expired(state, src_outer_order_id, *now, command)?;
+            let freed = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
+            (Buckets::ZERO, freed, Some(src_outer_order_id.clone()))
+        }
+        Action::Expire { now } => {
+            let expirable = lots_of(&command.account_id).map_or(Buckets::ZERO, |lots| lots.expirable(*now));
+            if expirable.is_zero() {
+                return Err(Error::NothingToExpire { account_id: command.account_id.clone() });
+            }
+            (expirable.checked_neg().ok_or_else(|| out_of_range("the expiry"))?, Buckets::ZERO, None)
+        }
+        Action::Clear { buckets } => {
+            let mut taken = Buckets::ZERO;
+            if buckets.includes(Bucket::Gift) {
+                taken.gift = subject.available.gift;
+            }
+            if buckets.includes(Bucket::Pre) {
+                taken.pre = subject.available.pre;
+            }
+            if taken.is_zero() {
+                return Err(Error::invalid_argument(format!(
+                    "account {:?} has nothing available in {} to clear",
+                    command.account_id,
+                    match buckets {
+                        crate::ClearBuckets::All => "GIFT or PRE",
+                        other => other.as_str(),
+                    }
+                )));
+            }
+            (taken.checked_neg().ok_or_else(|| out_of_range("the clear"))?, Buckets::ZERO, None)
+        }
         Action::Freeze | Action::Unfreeze | Action::Close => {
             crate::holds::check_status_change(state, command)?;
             (Buckets::ZERO, Buckets::ZERO, None)
@@ -181,6 +215,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
             _ => None,
         },
+        lots: made_lots(&command, &rules, &affected, order_time),
         remark: command.remark.clone(),
         ext_info: command.ext_info.clone(),
         source: match &command.action {
@@ -195,13 +230,93 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
     Ok(Decision { flow, transfer_in })
 }
 
+/// The lots a flow of `command` makes (spec §11): its positive GIFT and PRE parts, with the
+/// command's expiries (a CHARGE's gift without one: the rules' `gift_valid_days`). A give-back
+/// of a known order makes none: it refills the lots it came from.
+fn made_lots(
+    command: &Command,
+    rules: &RuleSet,
+    affected: &Buckets,
+    order_time: Timestamp,
+) -> Vec<crate::lots::LotCredit> {
+    use crate::lots::LotCredit;
+    let pre = command.pre_expire_time;
+    match &command.action {
+        Action::Charge { .. } => {
+            LotCredit::with_expiry(affected, command.gift_expire_time.or_else(|| rules.gift_expiry(order_time)), pre)
+        }
+        Action::Import { .. } | Action::Open { .. } | Action::Recorded { .. } | Action::Adjust { .. } => {
+            LotCredit::with_expiry(affected, command.gift_expire_time, pre)
+        }
+        // A TRANSFER_OUT, and every debit or give-back, makes none (the TRANSFER_IN gets its own).
+        _ => Vec::new(),
+    }
+}
+
+/// The sweep's ids are not free: `expire:<TIME>:<account or hold>` (spec §11), at the ledger's zone.
+fn check_sweep_ids(state: &State, command: &Command) -> Result<(), Error> {
+    let (subject, now) = match &command.action {
+        Action::Expire { now } => (command.account_id.as_str(), *now),
+        Action::ExpireHold { src_outer_order_id, now } => (src_outer_order_id.as_str(), *now),
+        _ => return Ok(()),
+    };
+    let id = crate::command::sweep_id(now, state.config().zone, subject);
+    if command.request_id != id || command.outer_order_id != id || command.biz_date != Some(now) {
+        return Err(Error::invalid_argument(format!(
+            "the sweep writes under request_id = outer_order_id = {id:?} at its own time"
+        )));
+    }
+    Ok(())
+}
+
 /// spec §13's first step: the command's own arguments and amounts, which need no state. The
 /// ledger runs it before a `request_id`'s conflict (a different request under a known id that is
 /// also malformed is refused for what is malformed); `decide` runs it first.
 pub fn check_arguments(command: &Command, context: &Context) -> Result<(), Error> {
     check_common(command)?;
     check_action_arguments(command, context)?;
+    check_expiries(command, context)?;
     check_amounts(command)
+}
+
+/// `gift_expire_time` and `pre_expire_time` (spec §11): only on what credits GIFT or PRE from
+/// outside (CHARGE, IMPORT, an opening balance, a provider's CHARGE or IMPORT), after the flow's
+/// own order_time, and not for a bucket the command plainly leaves alone.
+fn check_expiries(command: &Command, context: &Context) -> Result<(), Error> {
+    let given = [("gift_expire_time", command.gift_expire_time), ("pre_expire_time", command.pre_expire_time)];
+    if given.iter().all(|(_, time)| time.is_none()) {
+        return Ok(());
+    }
+    let credits = match &command.action {
+        Action::Charge { gift, pre, trigger_gift, .. } => {
+            [*trigger_gift || gift.is_some_and(Amount::is_positive), pre.is_positive()]
+        }
+        Action::Import { gift, pre, .. } | Action::Open { gift, pre, .. } => [gift.is_positive(), pre.is_positive()],
+        Action::Recorded { flow_type: FlowType::Charge | FlowType::Import, affected, .. } => {
+            [affected.gift.is_positive(), affected.pre.is_positive()]
+        }
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "gift_expire_time and pre_expire_time apply to CHARGE and IMPORT only, not {}",
+                other.flow_type()
+            )))
+        }
+    };
+    let order_time = command.biz_date.unwrap_or(context.now);
+    for ((field, time), credited) in given.into_iter().zip(credits) {
+        let Some(time) = time else { continue };
+        if !credited {
+            let bucket = if field.starts_with("gift") { "GIFT" } else { "PRE" };
+            return Err(Error::invalid_argument(format!(
+                "{field} is given but the {} credits no {bucket}",
+                command.action.flow_type()
+            )));
+        }
+        if time <= order_time {
+            return Err(Error::invalid_argument(format!("{field} must be after the flow's order_time")));
+        }
+    }
+    Ok(())
 }
 
 /// Splits a debit of `value` (DEDUCT, HOLD, TRANSFER) like a DEDUCT, against what is available.
@@ -312,6 +427,9 @@ pub fn decide_rules(brand_id: Option<&str>, rules: RuleSet, context: &Context) -
     Ok(RulesChange { sequence: context.sequence, brand_id: brand_id.map(str::to_owned), rules })
 }
 
+/// The longest id the sweep writes: the prefix, a time, a colon and a hold's order id.
+const SWEEP_ID_CHARS_MAX: usize = SWEEP_ID_PREFIX.len() + 19 + 1 + ORDER_ID_CHARS_MAX;
+
 fn out_of_range(what: &str) -> Error {
     Error::invalid_amount(format!("{what} would leave the range of signed 64-bit minor units"))
 }
@@ -332,8 +450,22 @@ fn check_optional(field: &str, value: &Option<String>, chars_max: usize) -> Resu
 }
 
 fn check_common(command: &Command) -> Result<(), Error> {
-    check_text("request_id", &command.request_id, REQUEST_ID_CHARS_MAX)?;
-    check_text("outer_order_id", &command.outer_order_id, ORDER_ID_CHARS_MAX)?;
+    let sweep = matches!(command.action, Action::Expire { .. } | Action::ExpireHold { .. });
+    if sweep {
+        // `expire:<TIME>:<hold order id>` may pass the limits of ids a caller chooses.
+        check_text("request_id", &command.request_id, SWEEP_ID_CHARS_MAX)?;
+        check_text("outer_order_id", &command.outer_order_id, SWEEP_ID_CHARS_MAX)?;
+    } else {
+        check_text("request_id", &command.request_id, REQUEST_ID_CHARS_MAX)?;
+        check_text("outer_order_id", &command.outer_order_id, ORDER_ID_CHARS_MAX)?;
+        for (field, id) in [("request_id", &command.request_id), ("outer_order_id", &command.outer_order_id)] {
+            if id.starts_with(SWEEP_ID_PREFIX) {
+                return Err(Error::invalid_argument(format!(
+                    "{field} {id:?}: ids starting with {SWEEP_ID_PREFIX:?} are the expiry sweep's"
+                )));
+            }
+        }
+    }
     check_text("account_id", &command.account_id, ACCOUNT_ID_CHARS_MAX)?;
     check_optional("card_id", &command.card_id, REFERENCE_ID_CHARS_MAX)?;
     check_optional("brand_id", &command.brand_id, REFERENCE_ID_CHARS_MAX)?;
@@ -373,7 +505,7 @@ fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Er
             }
             _ => Ok(()),
         },
-        Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close
+        Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close | Action::Clear { .. }
             if command.remark.as_deref().is_none_or(|remark| remark.trim().is_empty()) =>
         {
             Err(Error::invalid_argument(format!("{} requires a remark saying why", command.action.flow_type())))
@@ -438,7 +570,14 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
         Action::Capture { value, .. } | Action::Transfer { value, .. } => {
             value.map_or(Ok(()), |value| positive("value", value))
         }
-        Action::Uncharge { .. } | Action::Release { .. } | Action::Freeze | Action::Unfreeze | Action::Close => Ok(()),
+        Action::Uncharge { .. }
+        | Action::Release { .. }
+        | Action::Freeze
+        | Action::Unfreeze
+        | Action::Close
+        | Action::Clear { .. }
+        | Action::Expire { .. }
+        | Action::ExpireHold { .. } => Ok(()),
         Action::Recorded { flow_type, affected, .. } => match flow_type.sign_fault(affected) {
             Some(fault) => Err(Error::invalid_amount(fault)),
             None => Ok(()),

@@ -97,6 +97,10 @@ pub enum Error {
     /// does not fail an all-or-nothing group ([`Error::is_skip`]).
     #[error("account {account_id:?} already exists: an opening balance applies only to an account new to the ledger, so none was written")]
     AlreadyOpen { account_id: String },
+    /// The sweep's EXPIRE of an account with no unheld value in lots expired at its time: there
+    /// is nothing to do, and a sweep's group skips it like [`Error::AlreadyOpen`].
+    #[error("account {account_id:?} has nothing expired to take")]
+    NothingToExpire { account_id: String },
 }
 
 impl Error {
@@ -113,14 +117,14 @@ impl Error {
             Error::HoldExpired { .. } => ErrorCode::HoldExpired,
             Error::AccountFrozen { .. } => ErrorCode::AccountFrozen,
             Error::AccountClosed { .. } => ErrorCode::AccountClosed,
-            Error::AlreadyOpen { .. } => ErrorCode::InvalidArgument,
+            Error::AlreadyOpen { .. } | Error::NothingToExpire { .. } => ErrorCode::InvalidArgument,
         }
     }
 
     /// Whether the command had nothing to do rather than being wrong: a group reports it as
     /// skipped and goes on as if it had not been sent.
     pub fn is_skip(&self) -> bool {
-        matches!(self, Error::AlreadyOpen { .. })
+        matches!(self, Error::AlreadyOpen { .. } | Error::NothingToExpire { .. })
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Error {

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::balance::Buckets;
+use crate::lots::LotCredit;
 use crate::money::{Amount, Scale};
 use crate::rules::RuleSet;
 use crate::time::{Timestamp, Zone};
@@ -31,10 +32,14 @@ pub enum FlowType {
     TransferOut,
     /// The destination side of a transfer, right after its TRANSFER_OUT.
     TransferIn,
+    /// The expiry sweep (spec §11): takes the unheld value of lots expired at its order_time.
+    Expire,
+    /// Takes all that is available in GIFT, PRE or both (spec §11, Square CLEAR_BALANCE).
+    Clear,
 }
 
 impl FlowType {
-    pub const ALL: [FlowType; 14] = [
+    pub const ALL: [FlowType; 16] = [
         FlowType::Charge,
         FlowType::Deduct,
         FlowType::Undeduct,
@@ -49,6 +54,8 @@ impl FlowType {
         FlowType::Close,
         FlowType::TransferOut,
         FlowType::TransferIn,
+        FlowType::Expire,
+        FlowType::Clear,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -67,6 +74,8 @@ impl FlowType {
             FlowType::Close => "CLOSE",
             FlowType::TransferOut => "TRANSFER_OUT",
             FlowType::TransferIn => "TRANSFER_IN",
+            FlowType::Expire => "EXPIRE",
+            FlowType::Clear => "CLEAR",
         }
     }
 
@@ -81,7 +90,15 @@ impl FlowType {
 
     /// Whether a FROZEN account accepts a flow of this type (spec §9).
     pub const fn allowed_while_frozen(self) -> bool {
-        matches!(self, FlowType::Undeduct | FlowType::Release | FlowType::Adjust | FlowType::Unfreeze | FlowType::Close)
+        matches!(
+            self,
+            FlowType::Undeduct
+                | FlowType::Release
+                | FlowType::Adjust
+                | FlowType::Unfreeze
+                | FlowType::Close
+                | FlowType::Expire
+        )
     }
 
     /// Whether a provider's record may state a flow of this type (ingestion): the original
@@ -156,6 +173,10 @@ pub struct Flow {
     pub expire_time: Option<Timestamp>,
     /// A transfer's other account: the destination on TRANSFER_OUT, the source on TRANSFER_IN.
     pub counterparty: Option<String>,
+    /// The lots this flow makes (spec §11): one per credit to GIFT or PRE with its expiry, or
+    /// for a TRANSFER_IN the lots moved with theirs. Empty for flows that credit no lot, among
+    /// them the give-backs (UNDEDUCT of a known order), which refill the lots they came from.
+    pub lots: Vec<LotCredit>,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
     /// For a provider-authoritative flow, the provider record it came from.
@@ -163,6 +184,22 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Whether this flow's positive GIFT and PRE parts are new lots (every credit but the
+    /// give-back of a known order, which refills the lots it was taken from).
+    pub fn makes_lots(&self) -> bool {
+        !(self.flow_type == FlowType::Undeduct && self.source_order_id.is_some())
+    }
+
+    /// The lots this flow would make if it stated no expiry: what flows written before lots
+    /// existed have.
+    pub fn plain_lots(&self) -> Vec<LotCredit> {
+        if self.makes_lots() {
+            LotCredit::plain(&self.affected)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The balance after this flow; `None` only for a flow that could never have been decided.
     pub fn after(&self) -> Option<Buckets> {
         self.before.checked_add(&self.affected)
@@ -296,6 +333,7 @@ mod tests {
             held: Buckets::ZERO,
             expire_time: None,
             counterparty: None,
+            lots: Vec::new(),
             remark: None,
             ext_info: Some("{\"a\":1}".into()),
             source: None,

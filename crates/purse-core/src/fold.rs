@@ -6,6 +6,7 @@ use super::{Account, AccountStatus, Order, PendingTransfer, State, StoredOrder};
 use crate::balance::{Bucket, Buckets};
 use crate::error::FoldError;
 use crate::flow::{Flow, FlowType};
+use crate::lots::{moved_lots, takes_total, LotCredit, LotKey, Lots, Take, LOT_BUCKETS};
 
 /// What [`check`] worked out for [`commit`].
 pub(super) struct Checked {
@@ -14,6 +15,19 @@ pub(super) struct Checked {
     lifetime: Buckets,
     /// The account's position in the account table; `None` for a flow that opens it.
     account: Option<usize>,
+    lots: LotChange,
+}
+
+/// What a flow does to lots (spec §11), worked out by [`check_lots`].
+pub(super) struct LotChange {
+    /// The account's lots after the flow.
+    lots: Lots,
+    /// What this flow's order took or reserved, kept for give-backs (DEDUCT, CAPTURE, HOLD).
+    own: Vec<Take>,
+    /// The referenced order's takes after this flow (by its flow id; empty: none left).
+    source: Option<(u64, Vec<Take>)>,
+    /// For a TRANSFER_OUT: the lots its TRANSFER_IN must make.
+    moved: Vec<LotCredit>,
 }
 
 /// Every invariant a flow must meet against the state, without changing it.
@@ -65,12 +79,150 @@ pub(super) fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
     let lifetime_before = account.map_or(Buckets::ZERO, |account| account.lifetime);
     let lifetime =
         lifetime_before.checked_add(&lifetime_change).ok_or_else(|| fail("lifetime total overflows".into()))?;
-    Ok(Checked { after, held, lifetime, account: account_position })
+    let lots = check_lots(state, flow, account).map_err(|reason| fail(format!("lots: {reason}")))?;
+    Ok(Checked { after, held, lifetime, account: account_position, lots })
+}
+
+/// What `flow` does to the account's lots, checked against them: a debit takes only available
+/// lot value, a credit's lots add up to it exactly, a give-back returns to the lots it came
+/// from. The bucket amounts were checked already; this only decides which lot.
+fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<LotChange, String> {
+    let mut lots = account.map(|account| account.lots.clone()).unwrap_or_default();
+    let mut own = Vec::new();
+    let mut source = None;
+    let mut moved = Vec::new();
+    let mut debits = Buckets::ZERO;
+    let mut credits = Buckets::ZERO;
+    for bucket in LOT_BUCKETS {
+        let part = flow.affected.get(bucket);
+        let (debit, credit) = if part.is_negative() { (part.checked_neg(), None) } else { (None, Some(part)) };
+        set(&mut debits, bucket, debit.unwrap_or_default());
+        set(&mut credits, bucket, credit.unwrap_or_default());
+    }
+    let source_flow = || -> Result<u64, String> {
+        let id = flow.source_order_id.as_deref().ok_or("no source order")?;
+        state.order(id).map(|order| order.flow_id).ok_or_else(|| format!("source order {id:?} unknown"))
+    };
+    let short = |what: &str| format!("{} has less available lot value than it {what}", flow.flow_type);
+    match flow.flow_type {
+        FlowType::Hold => {
+            let plan = lots.plan_buckets(&flow.held, None).ok_or_else(|| short("reserves"))?;
+            lots.reserve(&plan)?;
+            own = plan;
+        }
+        FlowType::Capture | FlowType::Release => {
+            let hold = source_flow()?;
+            let reserved = state.order_takes(hold);
+            let mut spend = Vec::new();
+            let mut free = Vec::new();
+            for bucket in LOT_BUCKETS {
+                let mut left = debits.get(bucket).minor();
+                for take in reserved.iter().filter(|take| take.bucket == bucket) {
+                    let part = take.value.minor().min(left);
+                    left -= part;
+                    if part > 0 {
+                        spend.push(Take { value: crate::Amount::from_minor(part), ..*take });
+                    }
+                    if take.value.minor() > part {
+                        free.push(Take { value: crate::Amount::from_minor(take.value.minor() - part), ..*take });
+                    }
+                }
+                if left != 0 {
+                    return Err(format!("{} spends more {bucket} than the hold reserved in lots", flow.flow_type));
+                }
+            }
+            if takes_total(reserved)
+                != Some(Buckets { real: crate::Amount::ZERO, ..flow.held.checked_neg().unwrap_or_default() })
+            {
+                return Err("the hold's lots differ from what it reserved".into());
+            }
+            lots.spend_reserved(&spend)?;
+            lots.unreserve(&free)?;
+            own = spend;
+            source = Some((hold, Vec::new()));
+        }
+        FlowType::Undeduct if flow.source_order_id.is_some() => {
+            let original = source_flow()?;
+            let mut rest = state.order_takes(original).to_vec();
+            let mut refill = Vec::new();
+            for bucket in LOT_BUCKETS {
+                let mut left = credits.get(bucket).minor();
+                // The last taken is given back first (spec §13).
+                for take in rest.iter_mut().rev().filter(|take| take.bucket == bucket) {
+                    let part = take.value.minor().min(left);
+                    if part > 0 {
+                        refill.push(Take { value: crate::Amount::from_minor(part), ..*take });
+                        take.value = crate::Amount::from_minor(take.value.minor() - part);
+                        left -= part;
+                    }
+                }
+                if left != 0 {
+                    return Err(format!("UNDEDUCT gives back more {bucket} than its order took from lots"));
+                }
+            }
+            rest.retain(|take| take.value.is_positive());
+            lots.refill(&refill)?;
+            source = Some((original, rest));
+        }
+        FlowType::Expire => {
+            let plan = lots.plan_expired(flow.order_time);
+            if takes_total(&plan) != Some(debits) {
+                return Err(format!(
+                    "EXPIRE takes {debits:?}, its lots expired at its time hold {:?}",
+                    takes_total(&plan)
+                ));
+            }
+            lots.take(&plan)?;
+        }
+        _ => {
+            let first = if flow.flow_type == FlowType::Uncharge { Some(source_flow()?) } else { None };
+            let plan = lots.plan_buckets(&debits, first).ok_or_else(|| short("takes"))?;
+            lots.take(&plan)?;
+            match flow.flow_type {
+                FlowType::Deduct => own = plan,
+                FlowType::TransferOut => moved = moved_lots(&plan),
+                _ => {}
+            }
+        }
+    }
+    if flow.makes_lots() {
+        let mut made = Buckets::ZERO;
+        for (index, credit) in flow.lots.iter().enumerate() {
+            if credit.bucket == Bucket::Real || !credit.value.is_positive() {
+                return Err(format!("a lot of {} in {}", credit.value.minor(), credit.bucket));
+            }
+            let sum = made.get(credit.bucket).checked_add(credit.value).ok_or("lots overflow")?;
+            set(&mut made, credit.bucket, sum);
+            let index = u32::try_from(index).map_err(|_| "too many lots")?;
+            lots.make(credit.bucket, LotKey::new(credit.expire_time, flow.flow_id, index), credit.value)?;
+        }
+        if made != credits {
+            return Err(format!("the flow's lots add up to {made:?}, its credit to {credits:?}"));
+        }
+        if flow.flow_type == FlowType::TransferIn && !state.sparse {
+            let expected = state.transfer.as_ref().map(|pending| pending.lots.as_slice());
+            if expected != Some(flow.lots.as_slice()) {
+                return Err("TRANSFER_IN's lots differ from what its TRANSFER_OUT took".into());
+            }
+        }
+    } else if !flow.lots.is_empty() {
+        return Err(format!("{} of a known order makes no lots", flow.flow_type));
+    }
+    Ok(LotChange { lots, own, source, moved })
+}
+
+fn set(buckets: &mut Buckets, bucket: Bucket, amount: crate::Amount) {
+    match bucket {
+        Bucket::Real => buckets.real = amount,
+        Bucket::Gift => buckets.gift = amount,
+        Bucket::Pre => buckets.pre = amount,
+    }
 }
 
 /// Folds a checked flow.
 pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
-    let Checked { after, held, lifetime, account } = checked;
+    let Checked { after, held, lifetime, account, lots } = checked;
+    let LotChange { lots, own, source, moved } = lots;
     let account_position = match account {
         Some(position) => position,
         None => {
@@ -84,6 +236,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
                 status: AccountStatus::Active,
                 open_holds: 0,
                 flow_count: 0,
+                lots: Lots::default(),
             };
             state.accounts.insert_new(&flow.account_id, account).expect("the account is new")
         }
@@ -93,6 +246,18 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     account.held = held;
     account.lifetime = lifetime;
     account.flow_count += 1;
+    account.lots = lots;
+    if !own.is_empty() {
+        state.order_takes.insert(flow.flow_id, own);
+    }
+    if let Some((order, rest)) = source {
+        if rest.is_empty() {
+            state.order_takes.remove(&order);
+        } else {
+            state.order_takes.insert(order, rest);
+        }
+    }
+    let account = state.accounts.value_at_mut(account_position);
     match flow.flow_type {
         FlowType::Freeze => account.status = AccountStatus::Frozen,
         FlowType::Unfreeze => account.status = AccountStatus::Active,
@@ -107,7 +272,14 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
             original.refunded = original.refunded.checked_add(&flow.affected).expect("checked by check_type_rules");
         }
         (FlowType::Uncharge | FlowType::Capture | FlowType::Release, Some(source)) => {
-            state.orders.get_mut(source).expect("checked by check_type_rules").reversed_by = flow.flow_id;
+            let order = state.orders.get_mut(source).expect("checked by check_type_rules");
+            order.reversed_by = flow.flow_id;
+            let hold_flow = order.flow_id;
+            if flow.flow_type != FlowType::Uncharge {
+                if let Some(expire_time) = state.hold_expiry.get(&hold_flow) {
+                    state.open_hold_expiry.remove(&(expire_time.0, hold_flow));
+                }
+            }
         }
         _ => {}
     }
@@ -118,6 +290,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
             state.transfer = None;
             return;
         }
+        FlowType::TransferOut if state.sparse => {}
         FlowType::TransferOut => {
             state.transfer = Some(PendingTransfer {
                 flow_id: flow.flow_id,
@@ -126,11 +299,13 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
                 from_account_id: flow.account_id.clone(),
                 to_account_id: flow.counterparty.clone().expect("checked by check_type_rules"),
                 affected: flow.affected,
+                lots: moved,
             });
         }
         FlowType::Hold => {
             if let Some(expire_time) = flow.expire_time {
                 state.hold_expiry.insert(flow.flow_id, expire_time);
+                state.open_hold_expiry.insert((expire_time.0, flow.flow_id), flow.outer_order_id.clone());
             }
         }
         _ => {}
@@ -315,6 +490,20 @@ fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Re
             }
             if flow.counterparty.as_deref() == Some(flow.account_id.as_str()) {
                 return Err("a transfer to the same account".into());
+            }
+            Ok(Buckets::ZERO)
+        }
+        FlowType::Expire | FlowType::Clear => {
+            no_source()?;
+            if !all_at_most_zero || affected.is_zero() || !affected.real.is_zero() {
+                return Err(format!("{} must take from GIFT or PRE only", flow.flow_type));
+            }
+            Ok(Buckets::ZERO)
+        }
+        FlowType::TransferIn if state.sparse => {
+            no_source()?;
+            if !all_at_least_zero || affected.is_zero() {
+                return Err("TRANSFER_IN must add a positive amount".into());
             }
             Ok(Buckets::ZERO)
         }

@@ -57,6 +57,18 @@ pub(crate) fn release(state: &State, id: &str, command: &Command) -> Result<Buck
     Ok(open_hold(state, id, command)?.moved)
 }
 
+/// The sweep's RELEASE of the HOLD `id`, which must have expired at `now` (spec §11).
+pub(crate) fn release_expired(state: &State, id: &str, now: Timestamp, command: &Command) -> Result<Buckets, Error> {
+    let hold = open_hold(state, id, command)?;
+    match hold.expire_time {
+        Some(expire_time) if expire_time <= now => Ok(hold.moved),
+        _ => Err(Error::invalid_argument(format!(
+            "hold {id:?} has not expired at {}: the sweep releases only expired holds",
+            state.config().zone.format_local(now)
+        ))),
+    }
+}
+
 /// FREEZE, UNFREEZE and CLOSE: what each needs of the account (its status passed
 /// `check_status` already: a CLOSED account never gets here).
 pub(crate) fn check_status_change(state: &State, command: &Command) -> Result<(), Error> {
@@ -136,6 +148,12 @@ pub(crate) fn transfer_in(state: &State, out: &Flow, command: &Command) -> Resul
             "account {to_account_id:?} would leave the range of signed 64-bit minor units"
         )));
     }
+    // The lots the TRANSFER_OUT takes, planned as its fold will take them: moved with their expiry.
+    let taken = out.affected.checked_neg().unwrap_or_default();
+    let source_lots = state.account(&out.account_id).map(|account| &account.lots);
+    let plan = source_lots.and_then(|lots| lots.plan_buckets(&taken, None)).ok_or_else(|| {
+        Error::InsufficientBalance { message: format!("account {:?} lacks the lots to move", out.account_id) }
+    })?;
     Ok(Flow {
         flow_id: out.flow_id + 1,
         flow_type: FlowType::TransferIn,
@@ -153,6 +171,7 @@ pub(crate) fn transfer_in(state: &State, out: &Flow, command: &Command) -> Resul
         held: Buckets::ZERO,
         expire_time: None,
         counterparty: Some(out.account_id.clone()),
+        lots: crate::lots::moved_lots(&plan),
         remark: out.remark.clone(),
         ext_info: out.ext_info.clone(),
         source: None,

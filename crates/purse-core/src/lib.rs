@@ -31,6 +31,7 @@ mod decide;
 mod error;
 mod flow;
 mod holds;
+mod lots;
 mod money;
 mod rules;
 mod state;
@@ -41,19 +42,23 @@ mod time;
 mod tests;
 #[cfg(test)]
 mod tests_holds;
+#[cfg(test)]
+mod tests_lots;
 
 pub use balance::{Bucket, Buckets, Property};
 pub use command::{
-    Action, Command, Source, ACCOUNT_ID_CHARS_MAX, EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX,
-    RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX,
+    sweep_id, Action, ClearBuckets, Command, Source, ACCOUNT_ID_CHARS_MAX, EXPIRED_REMARK, EXT_INFO_BYTES_MAX,
+    ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX, RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX,
+    REQUEST_ID_CHARS_MAX, SWEEP_ID_PREFIX,
 };
 pub use decide::{check_arguments, decide, decide_rules, Context, Decision};
 pub use error::{Error, ErrorCode, FoldError};
 pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
+pub use lots::{Lot, LotCredit, LotKey, Lots, Take, LOT_BUCKETS};
 pub use money::{Amount, AmountError, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
 pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
-    GIFT_BASIS_POINTS_MAX, TIERS_MAX,
+    GIFT_BASIS_POINTS_MAX, GIFT_VALID_DAYS_MAX, TIERS_MAX,
 };
 pub use state::{apply, apply_rules, Account, AccountStatus, Config, Order, State};
 pub use table::StrTable;

@@ -82,7 +82,13 @@ pub enum GiftRule {
 pub struct RuleSet {
     pub deduction_order: DeductionOrder,
     pub gift_rule: GiftRule,
+    /// spec §11: a CHARGE's gift without `gift_expire_time` expires this many days (of 24 h)
+    /// after the CHARGE's order_time. `None`: it does not expire.
+    pub gift_valid_days: Option<u32>,
 }
+
+/// The longest `gift_valid_days`: a hundred years.
+pub const GIFT_VALID_DAYS_MAX: u32 = 36_500;
 
 /// A rule set as text, the way it arrives from JSON or a file, before validation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +98,7 @@ pub struct RuleSetText {
     pub full_gift_switch: Option<bool>,
     /// `(real_value, gift_value)` as decimal text.
     pub tiers: Vec<(String, String)>,
+    pub gift_valid_days: Option<u32>,
 }
 
 impl RuleSet {
@@ -109,7 +116,10 @@ impl RuleSet {
         let gift_type = text.gift_type.as_deref();
         let proportional = match gift_type {
             None if text.tiers.is_empty() && text.full_gift_switch != Some(true) => {
-                return Ok(RuleSet { deduction_order, gift_rule: GiftRule::None });
+                let rules =
+                    RuleSet { deduction_order, gift_rule: GiftRule::None, gift_valid_days: text.gift_valid_days };
+                rules.check()?;
+                return Ok(rules);
             }
             None => {
                 return Err(Error::invalid_argument(
@@ -144,7 +154,24 @@ impl RuleSet {
         } else {
             GiftRule::Customized { full_gift_switch: text.full_gift_switch.unwrap_or(false), tiers }
         };
-        Ok(RuleSet { deduction_order, gift_rule })
+        let rules = RuleSet { deduction_order, gift_rule, gift_valid_days: text.gift_valid_days };
+        rules.check_valid_days()?;
+        Ok(rules)
+    }
+
+    fn check_valid_days(&self) -> Result<(), Error> {
+        match self.gift_valid_days {
+            Some(days) if days == 0 || days > GIFT_VALID_DAYS_MAX => {
+                Err(Error::invalid_argument(format!("gift_valid_days must be 1 to {GIFT_VALID_DAYS_MAX}, got {days}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When a gift credited at `order_time` expires under these rules.
+    pub fn gift_expiry(&self, order_time: crate::Timestamp) -> Option<crate::Timestamp> {
+        let days = i64::from(self.gift_valid_days?);
+        order_time.0.checked_add(days * 86_400).map(crate::Timestamp)
     }
 
     /// Checks a rule set built in code rather than by [`RuleSet::from_text`]: at most
@@ -152,6 +179,7 @@ impl RuleSet {
     /// kind and in range. A rule set that fails would make every later gift-earning CHARGE of
     /// its brand fail, so it is refused before it is written.
     pub fn check(&self) -> Result<(), Error> {
+        self.check_valid_days()?;
         let (tiers, proportional) = match &self.gift_rule {
             GiftRule::None => return Ok(()),
             GiftRule::Customized { tiers, .. } => (tiers, false),
@@ -223,6 +251,7 @@ impl RuleSet {
             gift_type: gift_type.map(str::to_owned),
             full_gift_switch,
             tiers,
+            gift_valid_days: self.gift_valid_days,
         }
     }
 
@@ -322,6 +351,7 @@ mod tests {
 
     fn rules(order: &str, gift_type: Option<&str>, switch: Option<bool>, tiers: &[(&str, &str)]) -> RuleSet {
         let text = RuleSetText {
+            gift_valid_days: None,
             deduction_order: Some(order.to_owned()),
             gift_type: gift_type.map(str::to_owned),
             full_gift_switch: switch,
@@ -467,10 +497,12 @@ mod tests {
         let tier = |real: i64, gift: TierGift| Tier { real_value: Amount::from_minor(real), gift };
         let amount = |minor: i64| TierGift::Amount(Amount::from_minor(minor));
         let customized = |tiers: Vec<Tier>| RuleSet {
+            gift_valid_days: None,
             deduction_order: DeductionOrder::Percent,
             gift_rule: GiftRule::Customized { full_gift_switch: false, tiers },
         };
         let proportional = |tiers: Vec<Tier>| RuleSet {
+            gift_valid_days: None,
             deduction_order: DeductionOrder::Percent,
             gift_rule: GiftRule::Proportional { tiers },
         };

@@ -17,6 +17,7 @@ use crate::table::StrTable;
 use crate::balance::Buckets;
 use crate::error::FoldError;
 use crate::flow::{Entry, Flow, FlowType, RulesChange};
+use crate::lots::{LotCredit, Lots, Take};
 use crate::money::Scale;
 use crate::rules::RuleSet;
 use crate::time::{Timestamp, Zone};
@@ -66,6 +67,9 @@ pub struct Account {
     pub open_holds: u32,
     /// How many flows this account has.
     pub flow_count: u64,
+    /// The lots of GIFT and PRE that still hold value (spec §11): per bucket their values add
+    /// up to the balance and their held values to the held value.
+    pub lots: Lots,
 }
 
 impl Account {
@@ -130,9 +134,18 @@ pub struct State {
     rules: Map<Option<String>, RuleSet>,
     /// The expiry of every HOLD that has one, by the hold's flow id.
     hold_expiry: Map<u64, Timestamp>,
+    /// What each order took from (or reserved in) which lot, by the order's flow id, while it
+    /// can still be given back: a DEDUCT's or CAPTURE's until fully refunded, a HOLD's until it
+    /// resolves. Orders that touched no lot have no entry.
+    order_takes: Map<u64, Vec<Take>>,
+    /// The open HOLDs that expire, by (expiry, flow id): what the sweep releases.
+    open_hold_expiry: std::collections::BTreeMap<(i64, u64), String>,
     /// A TRANSFER_OUT just folded: the next entry must be its TRANSFER_IN.
     transfer: Option<PendingTransfer>,
     last_sequence: u64,
+    /// A fold of one account's flows only (history views, spec §12): log positions increase
+    /// but have gaps, and a TRANSFER_IN's lots are taken as it states them.
+    sparse: bool,
 }
 
 /// What a TRANSFER_IN must match.
@@ -144,6 +157,8 @@ struct PendingTransfer {
     from_account_id: String,
     to_account_id: String,
     affected: Buckets,
+    /// The lots the TRANSFER_IN must make: what the TRANSFER_OUT took, with their expiry.
+    lots: Vec<LotCredit>,
 }
 
 impl State {
@@ -157,8 +172,28 @@ impl State {
         State { config, orders: StrTable::with_capacity(orders), ..State::default() }
     }
 
+    /// An empty state for folding the flows of one account alone (see [`State::apply_entry`]):
+    /// what its history views (spec §12) are folded with.
+    pub fn for_one_account(config: Config) -> State {
+        State { config, sparse: true, ..State::default() }
+    }
+
     pub fn config(&self) -> Config {
         self.config
+    }
+
+    /// What the order of flow `flow_id` took from (or reserved in) each lot, while it can still
+    /// be given back.
+    pub fn order_takes(&self, flow_id: u64) -> &[Take] {
+        self.order_takes.get(&flow_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The open HOLDs whose expiry is at or before `now`: `(account_id, hold order id)`.
+    pub fn expired_holds(&self, now: Timestamp) -> Vec<(String, String)> {
+        self.open_hold_expiry
+            .range(..=(now.0, u64::MAX))
+            .filter_map(|(_, id)| Some((self.order(id)?.account_id.to_owned(), id.clone())))
+            .collect()
     }
 
     /// The sequence the next log entry must carry. Sequences start at 1.
@@ -203,6 +238,31 @@ impl State {
         }
     }
 
+    /// spec §11's invariant over every account: per bucket its lots add up to its GIFT and PRE
+    /// balance, their held values to its held value, and no lot holds more than it has. The fold
+    /// keeps it flow by flow; `verify` checks it whole.
+    pub fn check_lots(&self) -> Result<(), String> {
+        for account in self.accounts() {
+            let (value, held) = account.lots.totals().ok_or("lot values overflow")?;
+            for bucket in crate::lots::LOT_BUCKETS {
+                if value.get(bucket) != account.balance.get(bucket) || held.get(bucket) != account.held.get(bucket) {
+                    return Err(format!(
+                        "account {:?}: its {bucket} lots hold {} ({} held), the balance is {} ({} held)",
+                        account.account_id,
+                        value.get(bucket).minor(),
+                        held.get(bucket).minor(),
+                        account.balance.get(bucket).minor(),
+                        account.held.get(bucket).minor()
+                    ));
+                }
+            }
+            if let Some(lot) = account.lots.iter().find(|lot| lot.held > lot.value || !lot.value.is_positive()) {
+                return Err(format!("account {:?}: a lot holds {:?}", account.account_id, lot));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the last entry folded was a TRANSFER_OUT still waiting for its TRANSFER_IN: a
     /// log must never end there.
     pub fn mid_transfer(&self) -> bool {
@@ -233,6 +293,13 @@ impl State {
     }
 
     fn check_sequence(&self, sequence: u64) -> Result<(), FoldError> {
+        if self.sparse {
+            return if sequence > self.last_sequence {
+                Ok(())
+            } else {
+                Err(FoldError { sequence, reason: format!("sequence {sequence} after {}", self.last_sequence) })
+            };
+        }
         if let Some(pending) = &self.transfer {
             if sequence == self.next_sequence() && pending.flow_id + 1 == sequence {
                 // Checked further by the flow's own rules: only its TRANSFER_IN may come here.
@@ -258,6 +325,8 @@ impl PartialEq for State {
             && self.last_sequence == other.last_sequence
             && self.rules == other.rules
             && self.hold_expiry == other.hold_expiry
+            && self.order_takes == other.order_takes
+            && self.open_hold_expiry == other.open_hold_expiry
             && self.transfer == other.transfer
             && self.accounts == other.accounts
             && self.orders.len() == other.orders.len()

@@ -57,6 +57,14 @@ pub(crate) fn parse_command(text: &str) -> Command {
         "transfer" => {
             Action::Transfer { to_account_id: fields.get("to").expect("to=").to_string(), value: amount("value") }
         }
+        "clear" => Action::Clear {
+            buckets: crate::ClearBuckets::parse(fields.get("bucket").expect("bucket=")).expect("GIFT, PRE or ALL"),
+        },
+        // The sweep's commands carry their own ids: `expire ACCOUNT - now=T`.
+        "expire" => return Command::expire(account, time(fields.get("now").expect("now=")), Zone::CHINA),
+        "expirehold" => {
+            return Command::expire_hold(account, &source(), time(fields.get("now").expect("now=")), Zone::CHINA)
+        }
         other => panic!("unknown command {other:?}"),
     };
     let request = fields.get("req").map_or_else(|| format!("r-{order}"), |req| req.to_string());
@@ -65,11 +73,13 @@ pub(crate) fn parse_command(text: &str) -> Command {
     command.brand_id = fields.get("brand").map(|value| value.to_string());
     command.remark = fields.get("remark").map(|value| value.replace('_', " "));
     command.biz_date = fields.get("time").map(|value| time(value));
+    command.gift_expire_time = fields.get("gift_expire").map(|value| time(value));
+    command.pre_expire_time = fields.get("pre_expire").map(|value| time(value));
     command
 }
 
 /// `2026-12-01T09:00:00` in the China zone.
-fn time(text: &str) -> Timestamp {
+pub(crate) fn time(text: &str) -> Timestamp {
     Zone::CHINA.parse_local(&text.replace('T', " ")).unwrap_or_else(|| panic!("test time {text}"))
 }
 
@@ -120,6 +130,7 @@ type RulesRow<'a> = (&'a str, Option<&'a str>, Option<bool>, &'a [(&'a str, &'a 
 fn rules(row: RulesRow<'_>) -> RuleSet {
     let (order, gift_type, switch, tiers) = row;
     let text = RuleSetText {
+        gift_valid_days: None,
         deduction_order: Some(order.to_owned()),
         gift_type: gift_type.map(str::to_owned),
         full_gift_switch: switch,

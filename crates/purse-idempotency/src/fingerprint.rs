@@ -21,6 +21,11 @@
 //! |     |                    | 21  | `source.record_id`          |
 //! |     |                    | 22  | `expire_time` (of `Hold`)   |
 //! |     |                    | 23  | `to_account_id`             |
+//! | 24  | `gift_expire_time` | 26  | `buckets` (of `Clear`)      |
+//! | 25  | `pre_expire_time`  | 27  | `now` (of the sweep's)      |
+//!
+//! Tags 24 and 25 (spec §11) are written, each followed by its timestamp, only when the field is
+//! given, between `ext_info` and `action`: a command without them encodes exactly as before.
 //!
 //! Values:
 //!
@@ -34,7 +39,8 @@
 //! - a `bool`: one byte, `0` or `1`;
 //! - the `action`: its variant tag byte (`Charge` 0, `Deduct` 1, `Undeduct` 2, `Uncharge` 3,
 //!   `Import` 4, `Adjust` 5, `Recorded` 6, and since spec §8–§10 `Hold` 7, `Capture` 8,
-//!   `Release` 9, `Freeze` 10, `Unfreeze` 11, `Close` 12, `Transfer` 13, and then `Open` 14),
+//!   `Release` 9, `Freeze` 10, `Unfreeze` 11, `Close` 12, `Transfer` 13, then `Open` 14, and since
+//!   spec §11 `Clear` 15 (its buckets one byte: GIFT 0, PRE 1, ALL 2), `Expire` 16, `ExpireHold` 17),
 //!   then that variant's fields, each tagged, in declaration order (`Freeze`, `Unfreeze` and
 //!   `Close` have none). Adding those variants changed no byte of the encoding of the earlier
 //!   ones: `Open` (an opening balance) is not an `Import` with a flag but a variant of its own,
@@ -52,7 +58,7 @@
 
 use std::fmt;
 
-use purse_core::{Action, Amount, Command, FlowType, Timestamp};
+use purse_core::{Action, Amount, ClearBuckets, Command, FlowType, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// Length of a [`Fingerprint`], in bytes (SHA-256).
@@ -86,6 +92,10 @@ mod tag {
     pub const RECORD_ID: u8 = 21;
     pub const EXPIRE_TIME: u8 = 22;
     pub const TO_ACCOUNT_ID: u8 = 23;
+    pub const GIFT_EXPIRE_TIME: u8 = 24;
+    pub const PRE_EXPIRE_TIME: u8 = 25;
+    pub const BUCKETS: u8 = 26;
+    pub const NOW: u8 = 27;
 }
 
 /// Action variant tags of the canonical encoding. Frozen.
@@ -105,6 +115,9 @@ mod variant {
     pub const CLOSE: u8 = 12;
     pub const TRANSFER: u8 = 13;
     pub const OPEN: u8 = 14;
+    pub const CLEAR: u8 = 15;
+    pub const EXPIRE: u8 = 16;
+    pub const EXPIRE_HOLD: u8 = 17;
 }
 
 /// The byte of each flow type inside a `Recorded` action. Frozen, like the tags.
@@ -126,6 +139,8 @@ fn flow_type_byte(flow_type: FlowType) -> u8 {
         FlowType::Close => 11,
         FlowType::TransferOut => 12,
         FlowType::TransferIn => 13,
+        FlowType::Expire => 14,
+        FlowType::Clear => 15,
     }
 }
 
@@ -183,6 +198,8 @@ fn encode(command: &Command) -> Vec<u8> {
         biz_date,
         remark,
         ext_info,
+        gift_expire_time,
+        pre_expire_time,
         action,
     } = command;
 
@@ -196,6 +213,13 @@ fn encode(command: &Command) -> Vec<u8> {
     out.optional_timestamp(tag::BIZ_DATE, *biz_date);
     out.optional_string(tag::REMARK, remark.as_deref());
     out.optional_string(tag::EXT_INFO, ext_info.as_deref());
+    // Since spec §11, and written only when given: every earlier command keeps its fingerprint.
+    for (field, time) in [(tag::GIFT_EXPIRE_TIME, gift_expire_time), (tag::PRE_EXPIRE_TIME, pre_expire_time)] {
+        if let Some(time) = time {
+            out.byte(field);
+            out.0.extend_from_slice(&time.0.to_be_bytes());
+        }
+    }
     out.byte(tag::ACTION);
     match action {
         Action::Charge { real, gift, pre, trigger_gift } => {
@@ -260,6 +284,26 @@ fn encode(command: &Command) -> Vec<u8> {
         Action::Open { real, gift, pre } => {
             out.byte(variant::OPEN);
             out.buckets(*real, *gift, *pre);
+        }
+        Action::Clear { buckets } => {
+            out.byte(variant::CLEAR);
+            out.byte(tag::BUCKETS);
+            out.byte(match buckets {
+                ClearBuckets::Gift => 0,
+                ClearBuckets::Pre => 1,
+                ClearBuckets::All => 2,
+            });
+        }
+        Action::Expire { now } => {
+            out.byte(variant::EXPIRE);
+            out.byte(tag::NOW);
+            out.0.extend_from_slice(&now.0.to_be_bytes());
+        }
+        Action::ExpireHold { src_outer_order_id, now } => {
+            out.byte(variant::EXPIRE_HOLD);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
+            out.byte(tag::NOW);
+            out.0.extend_from_slice(&now.0.to_be_bytes());
         }
     }
     out.0

@@ -108,6 +108,8 @@ fn record_command(provider: Provider, record: &mut Record, action: Action) -> Co
     let request_id = order_id(provider, &record.record_id);
     let references = record.references.take().map(|references| *references).unwrap_or_default();
     Command {
+        gift_expire_time: None,
+        pre_expire_time: None,
         outer_order_id: references.order_id.unwrap_or_else(|| request_id.clone()),
         request_id,
         account_id: record.account_id.clone(),

@@ -51,6 +51,7 @@ async fn a_hand_built_invalid_rule_set_is_refused_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
     let negative = RuleSet {
+        gift_valid_days: None,
         deduction_order: DeductionOrder::Percent,
         gift_rule: GiftRule::Customized {
             full_gift_switch: false,

@@ -7,8 +7,8 @@
 //! integers (block format 2), or with fixed-width ones (block format 1).
 
 use purse_core::{
-    Amount, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, RuleSet, RulesChange, Source, Tier, TierGift,
-    Timestamp,
+    Amount, Bucket, Buckets, DeductionOrder, Entry, Flow, FlowType, GiftRule, LotCredit, RuleSet, RulesChange, Source,
+    Tier, TierGift, Timestamp,
 };
 use std::borrow::Cow;
 
@@ -40,6 +40,26 @@ pub(crate) enum EntryRecord<'a> {
     /// A flow of record version 2 (spec §8–§10): one that changes held value, has a hold's
     /// expiry or names a transfer's other account, and every flow of the types added with them.
     FlowWithHolds(FlowRecord<'a>, HoldsRecord<'a>),
+    /// A flow of record version 3 (spec §11): one whose lots are not the plain ones (a credit
+    /// with an expiry, or a TRANSFER_IN moving lots that expire). Every other flow is still
+    /// written as version 1 or 2, and gets its plain lots when read.
+    FlowWithLots(FlowRecord<'a>, HoldsRecord<'a>, LotsRecord),
+    /// A rules change that sets `gift_valid_days` (spec §11); the others stay [`EntryRecord::Rules`].
+    RulesWithExpiry(RulesRecord, RulesExpiryRecord),
+}
+
+/// What record version 3 adds to a flow: the lots it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LotsRecord {
+    /// `(bucket tag: 1 GIFT / 2 PRE, value in minor units, expiry in Unix seconds)`, in the
+    /// flow's order.
+    pub lots: Vec<(u8, i64, Option<i64>)>,
+}
+
+/// What a rules change of spec §11 adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RulesExpiryRecord {
+    pub gift_valid_days: Option<u32>,
 }
 
 /// What record version 2 adds to a flow.
@@ -94,7 +114,7 @@ pub(crate) struct RulesRecord {
 }
 
 /// The stored tag of each flow type is its index here. Append only.
-const FLOW_TYPES: [FlowType; 14] = [
+const FLOW_TYPES: [FlowType; 16] = [
     FlowType::Charge,
     FlowType::Deduct,
     FlowType::Undeduct,
@@ -109,6 +129,8 @@ const FLOW_TYPES: [FlowType; 14] = [
     FlowType::Close,
     FlowType::TransferOut,
     FlowType::TransferIn,
+    FlowType::Expire,
+    FlowType::Clear,
 ];
 /// The flow types record version 1 was made for: the others are always written as version 2.
 const FLOW_TYPES_VERSION_1: usize = 6;
@@ -124,6 +146,30 @@ const GIFT_PROPORTIONAL: u8 = 2;
 fn tag_of<T: PartialEq>(table: &[T], value: &T) -> u8 {
     let index = table.iter().position(|entry| entry == value).expect("every variant has a stored tag");
     u8::try_from(index).expect("tag tables are short")
+}
+
+fn bucket_tag(bucket: Bucket) -> u8 {
+    match bucket {
+        Bucket::Real => 0,
+        Bucket::Gift => 1,
+        Bucket::Pre => 2,
+    }
+}
+
+fn bucket_of_tag(tag: u8) -> Option<Bucket> {
+    match tag {
+        1 => Some(Bucket::Gift),
+        2 => Some(Bucket::Pre),
+        _ => None,
+    }
+}
+
+impl HoldsRecord<'_> {
+    fn apply_to(self, flow: &mut Flow) {
+        flow.held = array_to_buckets(self.held);
+        flow.expire_time = self.expire_time.map(Timestamp);
+        flow.counterparty = owned(self.counterparty);
+    }
 }
 
 fn buckets_to_array(buckets: &Buckets) -> [i64; 3] {
@@ -190,6 +236,7 @@ impl<'a> FlowRecord<'a> {
             held: Buckets::ZERO,
             expire_time: None,
             counterparty: None,
+            lots: Vec::new(),
             remark: owned(self.remark),
             ext_info: owned(self.ext_info),
             source: self.source.map(|(provider, record_id)| Source {
@@ -240,7 +287,7 @@ impl RulesRecord {
         Ok(RulesChange {
             sequence: self.sequence,
             brand_id: self.brand_id.clone(),
-            rules: RuleSet { deduction_order, gift_rule },
+            rules: RuleSet { deduction_order, gift_rule, gift_valid_days: None },
         })
     }
 }
@@ -249,10 +296,12 @@ impl<'a> EntryRecord<'a> {
     /// The record of `flow`: version 1 when it needs nothing version 2 adds, else version 2.
     pub fn flow(flow: &'a Flow, fingerprint: &Fingerprint) -> EntryRecord<'a> {
         let record = FlowRecord::from_flow(flow, fingerprint);
+        let plain_lots = flow.lots == flow.plain_lots();
         let version_1 = usize::from(record.flow_type) < FLOW_TYPES_VERSION_1
             && flow.held.is_zero()
             && flow.expire_time.is_none()
-            && flow.counterparty.is_none();
+            && flow.counterparty.is_none()
+            && plain_lots;
         if version_1 {
             return EntryRecord::Flow(record);
         }
@@ -261,15 +310,34 @@ impl<'a> EntryRecord<'a> {
             expire_time: flow.expire_time.map(|time| time.0),
             counterparty: borrowed(&flow.counterparty),
         };
-        EntryRecord::FlowWithHolds(record, holds)
+        if plain_lots {
+            return EntryRecord::FlowWithHolds(record, holds);
+        }
+        let lots = flow
+            .lots
+            .iter()
+            .map(|lot| (bucket_tag(lot.bucket), lot.value.minor(), lot.expire_time.map(|time| time.0)))
+            .collect();
+        EntryRecord::FlowWithLots(record, holds, LotsRecord { lots })
+    }
+
+    /// The record of a rules change: [`EntryRecord::Rules`] unless it sets `gift_valid_days`.
+    pub fn rules(change: &RulesChange) -> EntryRecord<'static> {
+        let record = RulesRecord::from_change(change);
+        match change.rules.gift_valid_days {
+            None => EntryRecord::Rules(record),
+            gift_valid_days => EntryRecord::RulesWithExpiry(record, RulesExpiryRecord { gift_valid_days }),
+        }
     }
 }
 
 impl EntryRecord<'_> {
     pub fn sequence(&self) -> u64 {
         match self {
-            EntryRecord::Flow(flow) | EntryRecord::FlowWithHolds(flow, _) => flow.sequence,
-            EntryRecord::Rules(rules) => rules.sequence,
+            EntryRecord::Flow(flow) | EntryRecord::FlowWithHolds(flow, _) | EntryRecord::FlowWithLots(flow, ..) => {
+                flow.sequence
+            }
+            EntryRecord::Rules(rules) | EntryRecord::RulesWithExpiry(rules, _) => rules.sequence,
         }
     }
 
@@ -278,17 +346,41 @@ impl EntryRecord<'_> {
         match self {
             EntryRecord::Flow(record) => {
                 let fingerprint = Fingerprint(record.fingerprint);
-                Ok((Entry::Flow(record.into_flow()?), Some(fingerprint)))
+                let mut flow = record.into_flow()?;
+                flow.lots = flow.plain_lots();
+                Ok((Entry::Flow(flow), Some(fingerprint)))
             }
             EntryRecord::FlowWithHolds(record, holds) => {
                 let fingerprint = Fingerprint(record.fingerprint);
                 let mut flow = record.into_flow()?;
-                flow.held = array_to_buckets(holds.held);
-                flow.expire_time = holds.expire_time.map(Timestamp);
-                flow.counterparty = owned(holds.counterparty);
+                holds.apply_to(&mut flow);
+                flow.lots = flow.plain_lots();
+                Ok((Entry::Flow(flow), Some(fingerprint)))
+            }
+            EntryRecord::FlowWithLots(record, holds, lots) => {
+                let fingerprint = Fingerprint(record.fingerprint);
+                let mut flow = record.into_flow()?;
+                holds.apply_to(&mut flow);
+                flow.lots = lots
+                    .lots
+                    .into_iter()
+                    .map(|(tag, value, expire_time)| {
+                        Ok(LotCredit {
+                            bucket: bucket_of_tag(tag)
+                                .ok_or_else(|| format!("flow {}: unknown lot bucket tag {tag}", flow.flow_id))?,
+                            value: Amount::from_minor(value),
+                            expire_time: expire_time.map(Timestamp),
+                        })
+                    })
+                    .collect::<Result<_, String>>()?;
                 Ok((Entry::Flow(flow), Some(fingerprint)))
             }
             EntryRecord::Rules(record) => Ok((Entry::Rules(record.to_change()?), None)),
+            EntryRecord::RulesWithExpiry(record, expiry) => {
+                let mut change = record.to_change()?;
+                change.rules.gift_valid_days = expiry.gift_valid_days;
+                Ok((Entry::Rules(change), None))
+            }
         }
     }
 
@@ -323,6 +415,7 @@ mod tests {
 
     fn sample_flow() -> Flow {
         Flow {
+            lots: Vec::new(),
             flow_id: 42,
             flow_type: FlowType::Undeduct,
             request_id: "req".into(),
@@ -379,6 +472,7 @@ mod tests {
             flow_type: FlowType::TransferIn,
             source_order_id: None,
             counterparty: Some("from".into()),
+            lots: LotCredit::plain(&Buckets::from_minor(4, 5, 6)),
             ..sample_flow()
         };
         let freeze =
@@ -394,9 +488,56 @@ mod tests {
     }
 
     #[test]
+    fn flows_with_expiring_lots_are_version_3_and_round_trip() {
+        let expiring = LotCredit {
+            bucket: Bucket::Gift,
+            value: Amount::from_minor(5),
+            expire_time: Some(Timestamp(1_900_000_000)),
+        };
+        let plain_pre = LotCredit { bucket: Bucket::Pre, value: Amount::from_minor(6), expire_time: None };
+        let charge = Flow {
+            flow_type: FlowType::Charge,
+            source_order_id: None,
+            source: None,
+            lots: vec![expiring, plain_pre],
+            ..sample_flow()
+        };
+        // The same credit without expiry stays version 1, byte for byte as before lots.
+        let plain = Flow { lots: LotCredit::plain(&charge.affected), ..charge.clone() };
+        assert!(matches!(EntryRecord::flow(&plain, &Fingerprint([1; 32])), EntryRecord::Flow(_)));
+        let record = EntryRecord::flow(&charge, &Fingerprint([3; 32]));
+        assert!(matches!(record, EntryRecord::FlowWithLots(..)));
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        let (entry, _) = EntryRecord::decode(&bytes, Encoding::Varint).unwrap().into_entry().unwrap();
+        assert_eq!(entry, Entry::Flow(charge));
+        // A version 1 record reads back with its plain lots.
+        let mut bytes = Vec::new();
+        EntryRecord::flow(&plain, &Fingerprint([1; 32])).encode(&mut bytes);
+        let (entry, _) = EntryRecord::decode(&bytes, Encoding::Varint).unwrap().into_entry().unwrap();
+        assert_eq!(entry, Entry::Flow(plain));
+    }
+
+    #[test]
+    fn rules_with_gift_valid_days_round_trip_and_the_others_keep_their_record() {
+        let mut rules = RuleSet::default();
+        let change = RulesChange { sequence: 4, brand_id: None, rules: rules.clone() };
+        assert!(matches!(EntryRecord::rules(&change), EntryRecord::Rules(_)));
+        rules.gift_valid_days = Some(30);
+        let change = RulesChange { sequence: 4, brand_id: None, rules };
+        let record = EntryRecord::rules(&change);
+        assert!(matches!(record, EntryRecord::RulesWithExpiry(..)));
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        let (entry, _) = EntryRecord::decode(&bytes, Encoding::Varint).unwrap().into_entry().unwrap();
+        assert_eq!(entry, Entry::Rules(change));
+    }
+
+    #[test]
     fn rules_round_trip() {
         for gift_type in [None, Some("CUSTOMIZED"), Some("PROPORTIONAL")] {
             let text = RuleSetText {
+                gift_valid_days: None,
                 deduction_order: Some("GIFT_BEFORE_REAL_DEDUCT".into()),
                 gift_type: gift_type.map(str::to_owned),
                 full_gift_switch: Some(gift_type == Some("CUSTOMIZED")),

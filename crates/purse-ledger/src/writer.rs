@@ -19,7 +19,7 @@ use crate::block::{Block, BlockWriter};
 use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
-use crate::record::{EntryRecord, RulesRecord};
+use crate::record::EntryRecord;
 use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -434,7 +434,7 @@ impl Writer {
         self.projections
             .fold_rules(&change)
             .map_err(|reason| Error::Corruption(format!("a decided rules change did not fold (a bug): {reason}")))?;
-        blocks.push(&EntryRecord::Rules(RulesRecord::from_change(&change)));
+        blocks.push(&EntryRecord::rules(&change));
         Ok(change)
     }
 
