@@ -19,6 +19,7 @@ pub const NOW: Timestamp = Timestamp(1_795_392_000);
 /// 500.00 → 150.00, deduction PERCENT_DEDUCT.
 pub fn rules() -> RuleSet {
     let text = RuleSetText {
+        gift_valid_days: None,
         deduction_order: None,
         gift_type: Some("CUSTOMIZED".into()),
         full_gift_switch: Some(false),

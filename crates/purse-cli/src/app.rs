@@ -4,9 +4,9 @@ use purse_core::{Action, RuleSet};
 use purse_ledger::{Ledger, LedgerConfig};
 
 use crate::args::{Cli, CliCommand, RulesCommand, StatusArgs};
-use crate::command::{flow_key, flow_query, status_command, ToCommand, Units};
+use crate::command::{as_of, flow_key, flow_query, status_command, sweep, ToCommand, Units};
 use crate::error::CliError;
-use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, TransferJson, VerifyJson};
+use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, SweepJson, TransferJson, VerifyJson};
 use crate::rules_file;
 
 /// Runs `cli` against its data directory and returns the JSON document to print.
@@ -61,8 +61,18 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
         }
         CliCommand::Account(args) => {
-            let account = ledger.account(&args.account_id).await?;
-            Ok(to_text(&AccountJson::new(&account, units.scale)))
+            let account = match as_of(&args, units.zone)? {
+                None => ledger.account(&args.account_id).await?,
+                Some(point) => ledger.account_as_of(&args.account_id, point).await?,
+            };
+            Ok(to_text(&AccountJson::new(&account, units.scale, units.zone)))
+        }
+        CliCommand::Clear(args) => submit(ledger, &args, units).await,
+        CliCommand::Expire(args) => {
+            let (now, scope) = sweep(&args, units.zone)?;
+            let flows = ledger.expire(now, scope).await?;
+            let details = flows.iter().map(|flow| ledger.detail(flow)).collect::<Result<Vec<_>, _>>()?;
+            Ok(to_text(&SweepJson::new(&details)))
         }
         CliCommand::Flows(args) => {
             let page = ledger.flows(flow_query(&args, units.zone)?).await?;

@@ -57,6 +57,10 @@ pub enum CliCommand {
     Close(StatusArgs),
     /// Move --value (default: all that is available) to --to-account-id, bucket for bucket.
     Transfer(TransferArgs),
+    /// Take all that is available in GIFT, PRE or both (--bucket); --remark is required.
+    Clear(ClearArgs),
+    /// The expiry sweep at --now: release expired holds, expire unheld value of expired lots.
+    Expire(ExpireArgs),
     /// Show one flow by its flow id or its outer order id.
     Flow(FlowArgs),
     /// Show one account's balances and lifetime totals.
@@ -85,6 +89,8 @@ impl CliCommand {
                 | CliCommand::Flows(_)
                 | CliCommand::Rules(RulesCommand::Get(_))
                 | CliCommand::Verify
+                // A sweep has nothing to do on a ledger that does not exist.
+                | CliCommand::Expire(_)
         )
     }
 }
@@ -137,6 +143,44 @@ pub struct ChargeArgs {
     #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true",
           action = clap::ArgAction::Set, value_name = "BOOL")]
     pub trigger_gift: bool,
+    #[command(flatten)]
+    pub expiry: ExpiryOptions,
+}
+
+/// When the GIFT and PRE a `charge` or `import` credits expire (spec §11).
+#[derive(Debug, Args)]
+pub struct ExpiryOptions {
+    /// When this credit's GIFT expires, "YYYY-MM-DD HH:MM:SS" (a charge without it: the brand's
+    /// gift_valid_days, if any).
+    #[arg(long, value_name = "TIME")]
+    pub gift_expire_time: Option<String>,
+    /// When this credit's PRE expires.
+    #[arg(long, value_name = "TIME")]
+    pub pre_expire_time: Option<String>,
+}
+
+/// `clear`
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// This clearing's order id, unique in the ledger.
+    #[arg(long)]
+    pub outer_order_id: String,
+    #[command(flatten)]
+    pub write: WriteOptions,
+    /// GIFT, PRE or ALL (both). REAL cannot be cleared.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: String,
+}
+
+/// `expire --now TIME [--account-id ID]`
+#[derive(Debug, Args)]
+pub struct ExpireArgs {
+    /// The sweep's time, "YYYY-MM-DD HH:MM:SS": lots and holds expired at or before it.
+    #[arg(long, value_name = "TIME")]
+    pub now: String,
+    /// Sweep only this account.
+    #[arg(long)]
+    pub account_id: Option<String>,
 }
 
 /// `deduct`
@@ -194,6 +238,8 @@ pub struct ImportArgs {
     pub order_time: Option<String>,
     #[command(flatten)]
     pub values: BucketValues,
+    #[command(flatten)]
+    pub expiry: ExpiryOptions,
 }
 
 /// `adjust`
@@ -301,11 +347,17 @@ pub struct FlowArgs {
     pub outer_order_id: Option<String>,
 }
 
-/// `account --account-id ID`
+/// `account --account-id ID [--as-of-flow-id N | --at TIME]`
 #[derive(Debug, Args)]
 pub struct AccountArgs {
     #[arg(long)]
     pub account_id: String,
+    /// The account exactly as it stood after log entry N.
+    #[arg(long, value_name = "N", conflicts_with = "at")]
+    pub as_of_flow_id: Option<u64>,
+    /// The account as it stood after its last flow (in log order) whose order_time ≤ TIME.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 /// `flows --account-id ID [--flow-type T]… [--start-time T] [--end-time T] [--page-no N] [--page-size N]`

@@ -4,12 +4,13 @@
 //! names). Every business rule (positive amounts, lengths, the ADJUST remark) is left to
 //! `purse_core::decide`, so the CLI never disagrees with the ledger about what is allowed.
 
-use purse_core::{Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
-use purse_ledger::{FlowKey, FlowQuery};
+use purse_core::{Action, Amount, ClearBuckets, Command, FlowType, Scale, Timestamp, Zone};
+use purse_ledger::{AsOf, FlowKey, FlowQuery, SweepScope};
 
 use crate::args::{
-    AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, DeductArgs, FlowArgs, FlowsArgs, HoldArgs, ImportArgs,
-    ReleaseArgs, StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs, WriteOptions,
+    AccountArgs, AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, ClearArgs, DeductArgs, ExpireArgs, ExpiryOptions,
+    FlowArgs, FlowsArgs, HoldArgs, ImportArgs, ReleaseArgs, StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs,
+    WriteOptions,
 };
 use crate::error::CliError;
 use crate::strict_json::{self, JsonError};
@@ -35,7 +36,48 @@ impl ToCommand for ChargeArgs {
             pre: amount_or_zero("--pre-value", self.pre_value.as_deref(), units)?,
             trigger_gift: self.trigger_gift,
         };
-        command(&self.outer_order_id, &self.write, units, action)
+        let mut command = command(&self.outer_order_id, &self.write, units, action)?;
+        expiry(&mut command, &self.expiry, units)?;
+        Ok(command)
+    }
+}
+
+/// `--gift-expire-time` and `--pre-expire-time` of `charge` and `import`.
+fn expiry(command: &mut Command, options: &ExpiryOptions, units: Units) -> Result<(), CliError> {
+    let parse =
+        |option: &str, text: &Option<String>| text.as_deref().map(|text| time(option, text, units.zone)).transpose();
+    command.gift_expire_time = parse("--gift-expire-time", &options.gift_expire_time)?;
+    command.pre_expire_time = parse("--pre-expire-time", &options.pre_expire_time)?;
+    Ok(())
+}
+
+impl ToCommand for ClearArgs {
+    fn to_command(&self, units: Units) -> Result<Command, CliError> {
+        let buckets = ClearBuckets::parse(&self.bucket.to_ascii_uppercase()).ok_or_else(|| {
+            let why = if self.bucket.eq_ignore_ascii_case("REAL") {
+                "REAL cannot be cleared: principal leaves by uncharge or adjust"
+            } else {
+                "it is not one of GIFT, PRE, ALL"
+            };
+            CliError::invalid_argument(format!("--bucket {:?}: {why}", self.bucket))
+        })?;
+        command(&self.outer_order_id, &self.write, units, Action::Clear { buckets })
+    }
+}
+
+/// `expire`: the sweep's time and scope.
+pub fn sweep(args: &ExpireArgs, zone: Zone) -> Result<(Timestamp, SweepScope), CliError> {
+    let now = time("--now", &args.now, zone)?;
+    let scope = args.account_id.clone().map_or(SweepScope::All, SweepScope::Account);
+    Ok((now, scope))
+}
+
+/// `account`: now, or at a point of its history.
+pub fn as_of(args: &AccountArgs, zone: Zone) -> Result<Option<AsOf>, CliError> {
+    match (args.as_of_flow_id, &args.at) {
+        (Some(entry), _) => Ok(Some(AsOf::Entry(entry))),
+        (None, Some(text)) => Ok(Some(AsOf::Time(time("--at", text, zone)?))),
+        (None, None) => Ok(None),
     }
 }
 
@@ -70,6 +112,7 @@ impl ToCommand for ImportArgs {
         let (real, gift, pre) = bucket_values(&self.values, units)?;
         let action = Action::Import { real, gift, pre };
         let mut command = command(&self.outer_order_id, &self.write, units, action)?;
+        expiry(&mut command, &self.expiry, units)?;
         // clap already refuses --order-time together with --biz-date.
         if let Some(text) = &self.order_time {
             command.biz_date = Some(time("--order-time", text, units.zone)?);

@@ -118,10 +118,19 @@ pub struct AccountJson<'a> {
     held_pre_value: String,
     held_total_value: String,
     available_total_value: String,
+    /// spec §11: lots with an expiry and value left, soonest first.
+    expiring: Vec<ExpiringJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ExpiringJson {
+    bucket: &'static str,
+    value: String,
+    expire_time: String,
 }
 
 impl<'a> AccountJson<'a> {
-    pub fn new(account: &'a AccountView, scale: Scale) -> AccountJson<'a> {
+    pub fn new(account: &'a AccountView, scale: Scale, zone: purse_core::Zone) -> AccountJson<'a> {
         let text = |amount: Amount| amount.format(scale);
         // A stored balance always has a TOTAL within i64 (the ledger refuses any flow that would
         // break that), so the fallback is unreachable; it shows the damage instead of panicking.
@@ -147,7 +156,28 @@ impl<'a> AccountJson<'a> {
                 .checked_sub(&account.held)
                 .and_then(|available| available.total())
                 .map_or_else(|| "overflow".to_owned(), text),
+            expiring: account
+                .expiring
+                .iter()
+                .map(|lot| ExpiringJson {
+                    bucket: lot.bucket.as_str(),
+                    value: text(lot.value),
+                    expire_time: zone.format_local(lot.expire_time),
+                })
+                .collect(),
         }
+    }
+}
+
+/// `expire`: the flows the sweep wrote, in log order.
+#[derive(Debug, Serialize)]
+pub struct SweepJson<'a> {
+    flows: Vec<FlowJson<'a>>,
+}
+
+impl<'a> SweepJson<'a> {
+    pub fn new(details: &'a [FlowDetail]) -> SweepJson<'a> {
+        SweepJson { flows: details.iter().map(FlowJson::new).collect() }
     }
 }
 
@@ -179,6 +209,8 @@ pub struct RulesJson {
     gift_type: Option<String>,
     full_gift_switch: Option<bool>,
     tiers: Vec<TierJson>,
+    /// spec §11; `null` when gifts do not expire.
+    gift_valid_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +227,7 @@ impl RulesJson {
             gift_type: text.gift_type,
             full_gift_switch: text.full_gift_switch,
             tiers: text.tiers.into_iter().map(|(real_value, gift_value)| TierJson { real_value, gift_value }).collect(),
+            gift_valid_days: text.gift_valid_days,
         }
     }
 }

@@ -11,6 +11,7 @@ fn check(name: &str, got: String, expect: &str) {
 
 fn deduct_detail() -> FlowDetail {
     let flow = Flow {
+        lots: Vec::new(),
         flow_id: 7,
         flow_type: FlowType::Deduct,
         request_id: "r-7".into(),
@@ -157,6 +158,11 @@ fn account_documents() {
         held: Buckets::from_minor(1_000, 0, 5),
         lifetime: Buckets::from_minor(10_000, 5_000, 5),
         status: purse_core::AccountStatus::Frozen,
+        expiring: vec![purse_ledger::Expiring {
+            bucket: purse_core::Bucket::Gift,
+            value: purse_core::Amount::from_minor(1_250),
+            expire_time: Zone::CHINA.parse_local("2027-02-01 00:00:00").unwrap(),
+        }],
     };
     let expect = r#"{
   "account_id": "acct",
@@ -174,12 +180,19 @@ fn account_documents() {
   "held_gift_value": "0.00",
   "held_pre_value": "0.05",
   "held_total_value": "10.05",
-  "available_total_value": "80.00"
+  "available_total_value": "80.00",
+  "expiring": [
+    {
+      "bucket": "GIFT",
+      "value": "12.50",
+      "expire_time": "2027-02-01 00:00:00"
+    }
+  ]
 }
 "#;
-    check("account at scale 2", to_text(&AccountJson::new(&opened, Scale::CNY)), expect);
+    check("account at scale 2", to_text(&AccountJson::new(&opened, Scale::CNY, Zone::CHINA)), expect);
     let yen = Scale::new(0).unwrap();
-    let got = to_text(&AccountJson::new(&opened, yen));
+    let got = to_text(&AccountJson::new(&opened, yen, Zone::CHINA));
     assert!(got.contains("\"total_value\": \"9005\""), "{got}");
 }
 
@@ -190,12 +203,14 @@ fn rules(text: RuleSetText) -> RuleSet {
 #[test]
 fn rules_documents() {
     let customized = RuleSetText {
+        gift_valid_days: None,
         deduction_order: Some("REAL_BEFORE_GIFT_DEDUCT".into()),
         gift_type: Some("CUSTOMIZED".into()),
         full_gift_switch: Some(true),
         tiers: vec![("500".into(), "150".into()), ("100".into(), "20.5".into())],
     };
     let proportional = RuleSetText {
+        gift_valid_days: Some(30),
         gift_type: Some("PROPORTIONAL".into()),
         tiers: vec![("100".into(), "1000".into())],
         ..RuleSetText::default()
@@ -204,7 +219,7 @@ fn rules_documents() {
         (
             "defaults",
             RuleSet::default(),
-            "{\n  \"deduction_order\": \"PERCENT_DEDUCT\",\n  \"gift_type\": null,\n  \"full_gift_switch\": null,\n  \"tiers\": []\n}\n",
+            "{\n  \"deduction_order\": \"PERCENT_DEDUCT\",\n  \"gift_type\": null,\n  \"full_gift_switch\": null,\n  \"tiers\": [],\n  \"gift_valid_days\": null\n}\n",
         ),
         (
             "customized, tiers ascending",
@@ -222,7 +237,8 @@ fn rules_documents() {
       "real_value": "500.00",
       "gift_value": "150.00"
     }
-  ]
+  ],
+  "gift_valid_days": null
 }
 "#,
         ),
@@ -238,7 +254,8 @@ fn rules_documents() {
       "real_value": "100.00",
       "gift_value": "1000"
     }
-  ]
+  ],
+  "gift_valid_days": 30
 }
 "#,
         ),

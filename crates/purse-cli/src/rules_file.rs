@@ -47,7 +47,7 @@ fn kind(value: &RawValue) -> Kind {
 /// A rules file larger than this is refused before parsing: 64 tiers fit in a few KiB.
 pub const RULES_FILE_BYTES_MAX: u64 = 1 << 20;
 
-const RULE_KEYS: [&str; 4] = ["deduction_order", "gift_type", "full_gift_switch", "tiers"];
+const RULE_KEYS: [&str; 5] = ["deduction_order", "gift_type", "full_gift_switch", "tiers", "gift_valid_days"];
 const TIER_KEYS: [&str; 2] = ["real_value", "gift_value"];
 
 /// Reads `path` (or stdin for `-`) as UTF-8 text.
@@ -101,8 +101,19 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
             _ => return Err(CliError::invalid_argument("rules: tiers must be an array")),
         },
     };
+    let gift_valid_days = match object.get("gift_valid_days") {
+        None => None,
+        Some(value) if kind(value) == Kind::Null => None,
+        // A whole number of days; the core checks its range.
+        Some(value) => Some(value.get().parse::<u32>().map_err(|_| {
+            CliError::invalid_argument(format!(
+                "rules: gift_valid_days must be a whole number of days, got {}",
+                value.get()
+            ))
+        })?),
+    };
     Ok(RuleSetText {
-        gift_valid_days: None,
+        gift_valid_days,
         deduction_order: string(&object, "deduction_order")?,
         gift_type: string(&object, "gift_type")?,
         full_gift_switch: match object.get("full_gift_switch").map(|value| kind(value)) {
@@ -173,6 +184,7 @@ mod tests {
         tiers: &[(&str, &str)],
     ) -> RuleSetText {
         RuleSetText {
+            gift_valid_days: None,
             deduction_order: deduction_order.map(str::to_owned),
             gift_type: gift_type.map(str::to_owned),
             full_gift_switch,

@@ -105,7 +105,7 @@ fn set_brand_rules(purse: &Purse) {
     std::fs::write(&path, RULES).unwrap();
     let rules = purse.ok(&format!("rules set --brand-id b1 '{}'", path.display()));
     let expect = json!({"deduction_order": "PERCENT_DEDUCT", "gift_type": "CUSTOMIZED",
-        "full_gift_switch": false, "tiers": [{"real_value": "100.00", "gift_value": "20.00"}]});
+        "full_gift_switch": false, "tiers": [{"real_value": "100.00", "gift_value": "20.00"}], "gift_valid_days": null});
     assert_eq!(rules, expect);
     assert_eq!(purse.ok("rules get --brand-id b1"), expect);
 }
@@ -162,7 +162,7 @@ fn queries_see_the_same_flows(purse: &Purse, charge_text: &str, refund_text: &st
         "gift_value": "0.00", "pre_value": "0.00", "total_value": "0.00", "real_value_total": "0.00",
         "gift_value_total": "0.00", "pre_value_total": "0.00", "status": "ACTIVE", "held_real_value": "0.00",
         "held_gift_value": "0.00", "held_pre_value": "0.00", "held_total_value": "0.00",
-        "available_total_value": "0.00"});
+        "available_total_value": "0.00", "expiring": []});
     assert_eq!(account, expect);
     let page = purse.ok("flows --account-id alice");
     assert_eq!(page["total_count"], 5);

@@ -88,7 +88,7 @@ pub enum Error {
     AlreadyReversed { outer_order_id: String, flow_id: u64 },
     #[error("{message}")]
     HoldExpired { message: String },
-    #[error("account {account_id:?} is frozen: only UNDEDUCT, RELEASE, ADJUST, UNFREEZE and CLOSE are accepted")]
+    #[error("account {account_id:?} is frozen: only UNDEDUCT, RELEASE, ADJUST, UNFREEZE, CLOSE and the expiry sweep are accepted")]
     AccountFrozen { account_id: String },
     #[error("account {account_id:?} is closed: it accepts no more writes")]
     AccountClosed { account_id: String },

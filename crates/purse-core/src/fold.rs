@@ -175,7 +175,11 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
             lots.take(&plan)?;
         }
         _ => {
-            let first = if flow.flow_type == FlowType::Uncharge { Some(source_flow()?) } else { None };
+            // An UNCHARGE takes from its own CHARGE's lots first; a provider's UNCHARGE names none.
+            let first = match (flow.flow_type, &flow.source_order_id) {
+                (FlowType::Uncharge, Some(_)) => Some(source_flow()?),
+                _ => None,
+            };
             let plan = lots.plan_buckets(&debits, first).ok_or_else(|| short("takes"))?;
             lots.take(&plan)?;
             match flow.flow_type {

@@ -76,6 +76,38 @@ pub struct AccountView {
     /// What CHARGE and IMPORT added to each bucket, less what UNCHARGE took back.
     pub lifetime: Buckets,
     pub status: purse_core::AccountStatus,
+    /// spec §11 `expiring`: per bucket and expiry, the value left in lots that expire (held
+    /// value included), soonest first.
+    pub expiring: Vec<Expiring>,
+}
+
+/// One entry of [`AccountView::expiring`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiring {
+    pub bucket: purse_core::Bucket,
+    pub value: purse_core::Amount,
+    pub expire_time: Timestamp,
+}
+
+impl AccountView {
+    /// The view of an account of the fold.
+    pub fn of(account: &purse_core::Account) -> AccountView {
+        AccountView {
+            account_id: account.account_id.clone(),
+            card_id: account.card_id.clone(),
+            brand_id: account.brand_id.clone(),
+            balance: account.balance,
+            held: account.held,
+            lifetime: account.lifetime,
+            status: account.status,
+            expiring: account
+                .lots
+                .expiring()
+                .into_iter()
+                .map(|(bucket, value, expire_time)| Expiring { bucket, value, expire_time })
+                .collect(),
+        }
+    }
 }
 
 /// A page of one account's flows, oldest first, filtered by type and `[start, end)`.
@@ -276,15 +308,7 @@ impl Ledger {
                 .state
                 .account(&account_id)
                 .ok_or_else(|| Error::AccountNotFound(account_id.clone()))?;
-            Ok(AccountView {
-                account_id: account.account_id.clone(),
-                card_id: account.card_id.clone(),
-                brand_id: account.brand_id.clone(),
-                balance: account.balance,
-                held: account.held,
-                lifetime: account.lifetime,
-                status: account.status,
-            })
+            Ok(AccountView::of(account))
         })
         .await
     }
@@ -348,7 +372,7 @@ impl Ledger {
         answer.await.map_err(|_| closed())?
     }
 
-    async fn query<T: Send + 'static>(
+    pub(crate) async fn query<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Writer) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {

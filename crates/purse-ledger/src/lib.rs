@@ -39,6 +39,7 @@ mod error;
 mod head;
 mod ledger;
 mod pages;
+mod point_in_time;
 mod projection;
 mod record;
 #[doc(hidden)]
@@ -46,6 +47,7 @@ pub mod sim_support;
 mod sled_storage;
 pub mod storage;
 mod store;
+mod sweep;
 #[cfg(test)]
 mod test_storage;
 mod verify;
@@ -53,7 +55,9 @@ mod writer;
 
 pub use error::Error;
 pub use ledger::{
-    AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
+    AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
     BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
 };
+pub use point_in_time::AsOf;
+pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS};
 pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

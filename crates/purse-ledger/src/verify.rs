@@ -98,6 +98,7 @@ impl Checker<'_> {
         if self.state.mid_transfer() {
             return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
         }
+        self.state.check_lots().map_err(|reason| Error::Corruption(format!("expiry lots: {reason}")))?;
         if live.requests.len() as u64 != self.requests {
             return Err(differs("idempotency records (their number)", end));
         }

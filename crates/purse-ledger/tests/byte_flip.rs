@@ -85,6 +85,7 @@ fn commands() -> Vec<Command> {
 
 fn rules() -> RuleSet {
     let text = RuleSetText {
+        gift_valid_days: None,
         deduction_order: Some("GIFT_BEFORE_REAL_DEDUCT".into()),
         gift_type: Some("CUSTOMIZED".into()),
         full_gift_switch: Some(true),
