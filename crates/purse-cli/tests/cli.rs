@@ -1,67 +1,11 @@
 //! The built `purse` binary against a fresh data directory: what a shell script would see.
 
-#[path = "support/words.rs"]
-mod support;
+#[path = "support/purse.rs"]
+mod purse;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
+use purse::{words, Purse};
 use serde_json::{json, Value};
-use support::words;
-use tempfile::TempDir;
-
-/// One data directory and the way to run `purse` on it.
-struct Purse {
-    dir: TempDir,
-}
-
-impl Purse {
-    fn new() -> Purse {
-        Purse { dir: tempfile::tempdir().expect("temp dir") }
-    }
-
-    /// The ledger, in a folder of its own: the test's files (rules) sit beside it.
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("ledger")
-    }
-
-    /// Runs `purse --data DIR` with the words of `line` (see [`words`]).
-    fn run(&self, line: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_purse"))
-            .arg("--data")
-            .arg(self.data())
-            .args(words(line))
-            .env_remove("PURSE_DATA")
-            .output()
-            .expect("run purse")
-    }
-
-    /// Runs a command that must succeed; returns its exact stdout.
-    fn ok_text(&self, line: &str) -> String {
-        let output = self.run(line);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{line}: failed: {stderr}");
-        assert!(stderr.is_empty(), "{line}: wrote to stderr: {stderr}");
-        String::from_utf8(output.stdout).expect("stdout is UTF-8")
-    }
-
-    fn ok(&self, line: &str) -> Value {
-        let text = self.ok_text(line);
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{line}: {error} in {text}"))
-    }
-
-    /// Runs a command that must fail with `code` and `exit`; returns the error message.
-    fn fails(&self, line: &str, code: &str, exit: i32) -> String {
-        let output = self.run(line);
-        assert_eq!(output.status.code(), Some(exit), "{line}: {output:?}");
-        assert!(output.stdout.is_empty(), "{line}: wrote to stdout on failure: {output:?}");
-        let error: Value = serde_json::from_slice(&output.stderr).expect("stderr is one JSON document");
-        assert_eq!(error["error"]["code"], code, "{line}: {error}");
-        let message = error["error"]["message"].as_str().expect("message is a string");
-        assert!(!message.is_empty(), "{line}: empty message");
-        message.to_owned()
-    }
-}
+use std::process::Command;
 
 /// `[REAL, GIFT, PRE, TOTAL]` of a property list, checking the order of the names.
 fn values(flow: &Value, list: &str) -> [String; 4] {

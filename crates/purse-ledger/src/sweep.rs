@@ -39,7 +39,7 @@ impl Ledger {
     pub async fn expire(&self, now: Timestamp, scope: SweepScope) -> Result<Vec<Flow>, Error> {
         let due = self.query(move |writer| due(&writer.projections.state, now, &scope)).await?;
         let zone = self.zone();
-        let mut written = Vec::new();
+        let mut flows = Vec::new();
         for group in due.chunks(SWEEP_GROUP_ACCOUNTS) {
             let mut commands = Vec::new();
             for account in group {
@@ -49,6 +49,7 @@ impl Ledger {
                 commands.push(Command::expire(&account.account_id, now, zone));
             }
             let outcome = self.submit_group(commands, GroupMode::Partial).await?;
+            let mut written = Vec::new();
             for item in outcome.items {
                 match item {
                     GroupItem::Written(summary) => written.push(summary.flow_id),
@@ -59,8 +60,13 @@ impl Ledger {
                     GroupItem::Rejected(error) => return Err(error),
                 }
             }
+            // Read back group by group: one read of every flow would hold the writer as long.
+            let read = self.query(move |writer| {
+                written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect::<Result<Vec<Flow>, Error>>()
+            });
+            flows.extend(read.await?.into_iter());
         }
-        self.query(move |writer| written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect()).await
+        Ok(flows)
     }
 }
 

@@ -139,6 +139,9 @@ pub struct WriterStats {
     /// Entries of an unfinished commit (a group cut off by a crash) removed when the ledger
     /// opened; never acknowledged.
     pub unfinished_entries_dropped: u64,
+    /// The longest the writer took over one batch (deciding, committing with its fsync and
+    /// answering), in microseconds: the longest any other request waited behind one.
+    pub batch_micros_max: u64,
 }
 
 /// Where the writer reads the time of a batch: the wall clock, or the simulator's.
@@ -190,7 +193,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if self.process(&mut batch) {
+            let started = std::time::Instant::now();
+            let closed = self.process(&mut batch);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.stats.batch_micros_max = self.stats.batch_micros_max.max(micros);
+            if closed {
                 return;
             }
         }
