@@ -64,7 +64,7 @@ impl Ledger {
             let read = self.query(move |writer| {
                 written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect::<Result<Vec<Flow>, Error>>()
             });
-            flows.extend(read.await?.into_iter());
+            flows.extend(read.await?);
         }
         Ok(flows)
     }
