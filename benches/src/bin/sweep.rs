@@ -48,10 +48,11 @@ async fn main() {
     ledger.close().await.expect("close");
     println!(
         "{{\"accounts\": {accounts}, \"setup_seconds\": {build_seconds:.1}, \"sweep_seconds\": {seconds:.2}, \
-         \"flows_written\": {}, \"commits\": {}, \"writer_longest_batch_ms\": {:.1}, \"second_sweep_flows\": {}}}",
+         \"flows_written\": {}, \"commits\": {}, \"writer_longest_batch_ms\": {}.{}, \"second_sweep_flows\": {}}}",
         flows.len(),
         after.commits - before.commits,
-        after.batch_micros_max as f64 / 1000.0,
+        after.batch_micros_max / 1000,
+        after.batch_micros_max % 1000 / 100,
         again.len()
     );
 }
