@@ -20,8 +20,8 @@ pub(super) struct Checked {
 
 /// What a flow does to lots (spec §11), worked out by [`check_lots`].
 pub(super) struct LotChange {
-    /// The account's lots after the flow.
-    lots: Lots,
+    /// The account's lots after the flow; `None`: unchanged (a flow that touches no GIFT or PRE).
+    lots: Option<Lots>,
     /// What this flow's order took or reserved, kept for give-backs (DEDUCT, CAPTURE, HOLD).
     own: Vec<Take>,
     /// The referenced order's takes after this flow (by its flow id; empty: none left).
@@ -87,6 +87,11 @@ pub(super) fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
 /// lot value, a credit's lots add up to it exactly, a give-back returns to the lots it came
 /// from. The bucket amounts were checked already; this only decides which lot.
 fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<LotChange, String> {
+    let touches = |buckets: &Buckets| LOT_BUCKETS.into_iter().any(|bucket| !buckets.get(bucket).is_zero());
+    if !touches(&flow.affected) && !touches(&flow.held) && flow.lots.is_empty() {
+        // REAL only, or no money at all: no lot to look at (and no copy of them to make).
+        return Ok(LotChange { lots: None, own: Vec::new(), source: None, moved: Vec::new() });
+    }
     let mut lots = account.map(|account| account.lots.clone()).unwrap_or_default();
     let mut own = Vec::new();
     let mut source = None;
@@ -212,7 +217,7 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
     } else if !flow.lots.is_empty() {
         return Err(format!("{} of a known order makes no lots", flow.flow_type));
     }
-    Ok(LotChange { lots, own, source, moved })
+    Ok(LotChange { lots: Some(lots), own, source, moved })
 }
 
 fn set(buckets: &mut Buckets, bucket: Bucket, amount: crate::Amount) {
@@ -250,7 +255,9 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     account.held = held;
     account.lifetime = lifetime;
     account.flow_count += 1;
-    account.lots = lots;
+    if let Some(lots) = lots {
+        account.lots = lots;
+    }
     if !own.is_empty() {
         state.order_takes.insert(flow.flow_id, own);
     }
