@@ -194,9 +194,8 @@ async fn history_views_agree_with_the_fold_at_every_point() {
             let last_flow = reference
                 .flows
                 .iter()
-                .filter(|(owner, _, order_time)| owner == account && *order_time <= time)
-                .map(|(_, sequence, _)| *sequence)
-                .last();
+                .rfind(|(owner, _, order_time)| owner == account && *order_time <= time)
+                .map(|(_, sequence, _)| *sequence);
             let expected = last_flow
                 .and_then(|sequence| reference.states[sequence as usize].account(account).map(AccountView::of));
             let got = ledger.account_as_of(account, AsOf::Time(time)).await.ok();
