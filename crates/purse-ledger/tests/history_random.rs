@@ -196,8 +196,9 @@ async fn history_views_agree_with_the_fold_at_every_point() {
                 .iter()
                 .rfind(|(owner, _, order_time)| owner == account && *order_time <= time)
                 .map(|(_, sequence, _)| *sequence);
-            let expected = last_flow
-                .and_then(|sequence| reference.states[sequence as usize].account(account).map(AccountView::of));
+            let expected = last_flow.and_then(|sequence| {
+                reference.states[usize::try_from(sequence).unwrap()].account(account).map(AccountView::of)
+            });
             let got = ledger.account_as_of(account, AsOf::Time(time)).await.ok();
             assert_eq!(got, expected, "seed {seed}: {account} at {time:?}");
         }
