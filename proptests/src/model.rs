@@ -1,5 +1,6 @@
-//! A deliberately plain reference model of spec §2–§4 and §8–§10 (holds, account status,
-//! transfers) with the precise points of §13, written from docs/spec.md alone.
+//! A deliberately plain reference model of spec §2–§4 and §8–§11 (holds, account status,
+//! transfers, expiry lots, the sweep and CLEAR) with the precise points of §13, written from the
+//! spec alone (`../shared/SPEC.md`, of which docs/spec.md is the project copy).
 //!
 //! It takes purse-core's [`Command`] as input (the data type only) and computes its own result:
 //! `Ok(`[`Outcome`]`)` (the change per bucket and of held value, and a transfer's destination
@@ -20,10 +21,13 @@
 //! silent). Every point where docs/spec.md leaves a choice is marked "spec is silent" below.
 
 mod arith;
+pub mod lots;
 
 use std::collections::BTreeMap;
 
-use purse_core::{Action, Command};
+use lots::{LotBucket, LotChange, ModelLot, NewLot, Piece};
+
+use purse_core::{Action, ClearBuckets, Command};
 
 pub use arith::{deduct_split, gift_for, half_up, undeduct_split, BASIS_POINTS};
 
@@ -38,6 +42,22 @@ pub const ALREADY_REVERSED: &str = "ALREADY_REVERSED";
 pub const HOLD_EXPIRED: &str = "HOLD_EXPIRED";
 pub const ACCOUNT_FROZEN: &str = "ACCOUNT_FROZEN";
 pub const ACCOUNT_CLOSED: &str = "ACCOUNT_CLOSED";
+/// Not an error: the command had nothing to do (an EXPIRE with nothing expired, an opening
+/// balance for an account that exists). purse-core answers it with an error whose
+/// `is_skip()` holds (code `INVALID_ARGUMENT`); a group skips it and goes on.
+pub const SKIP: &str = "SKIP";
+
+/// spec §11: the sweep writes under `expire:<TIME>:<account or hold>`; other commands may not
+/// use ids that start so (purse-core refuses them as `INVALID_ARGUMENT`; spec is silent on the
+/// code).
+pub const SWEEP_PREFIX: &str = "expire:";
+/// The longest id the sweep writes: the prefix, a 19-character time, a colon and a hold's order
+/// id (purse-core's limit; spec is silent).
+pub const SWEEP_ID_CHARS: usize = SWEEP_PREFIX.len() + 19 + 1 + ORDER_ID_CHARS;
+/// The ledger's time zone, seconds east of UTC (spec §2: default +08:00).
+pub const ZONE_OFFSET_SECONDS: i64 = 8 * 3600;
+/// spec §13: `gift_valid_days` counts days of 24 h.
+pub const DAY_SECONDS: i64 = 86_400;
 
 /// spec §3: `request_id` is 1–128 characters.
 pub const REQUEST_ID_CHARS: usize = 128;
@@ -109,10 +129,14 @@ pub enum Kind {
     TransferOut,
     /// A transfer's destination side: a flow, never a command of its own.
     TransferIn,
+    /// The sweep's take of expired lot value (spec §11).
+    Expire,
+    /// All that is available in GIFT, PRE or both (spec §11).
+    Clear,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Charge,
         Kind::Deduct,
         Kind::Undeduct,
@@ -127,6 +151,8 @@ impl Kind {
         Kind::Close,
         Kind::TransferOut,
         Kind::TransferIn,
+        Kind::Expire,
+        Kind::Clear,
     ];
 
     /// The kind of the (first) flow a command writes; a provider's record is of the type it
@@ -151,6 +177,10 @@ impl Kind {
             Action::Transfer { .. } => Kind::TransferOut,
             // An opening balance writes an IMPORT flow (for a new account only).
             Action::Open { .. } => Kind::Import,
+            Action::Clear { .. } => Kind::Clear,
+            Action::Expire { .. } => Kind::Expire,
+            // The sweep's release of an expired hold is a RELEASE (spec §11).
+            Action::ExpireHold { .. } => Kind::Release,
         }
     }
 
@@ -174,13 +204,18 @@ impl Kind {
             Kind::Close => "CLOSE",
             Kind::TransferOut => "TRANSFER_OUT",
             Kind::TransferIn => "TRANSFER_IN",
+            Kind::Expire => "EXPIRE",
+            Kind::Clear => "CLEAR",
         }
     }
 
-    /// spec §9: what a FROZEN account accepts. FREEZE passes too (§13), to be refused as an
-    /// argument error.
+    /// spec §9: what a FROZEN account accepts (the sweep's RELEASE is a RELEASE; its EXPIRE is
+    /// accepted too; CLEAR is not). FREEZE passes too (§13), to be refused as an argument error.
     fn passes_frozen(self) -> bool {
-        matches!(self, Kind::Undeduct | Kind::Release | Kind::Adjust | Kind::Unfreeze | Kind::Close | Kind::Freeze)
+        matches!(
+            self,
+            Kind::Undeduct | Kind::Release | Kind::Adjust | Kind::Unfreeze | Kind::Close | Kind::Freeze | Kind::Expire
+        )
     }
 
     /// Whether a flow of this kind counts in the lifetime totals (spec §2; §10: transfers do not).
@@ -237,6 +272,9 @@ pub enum GiftRule {
 pub struct Rules {
     pub order: DeductOrder,
     pub gift: GiftRule,
+    /// spec §11: a CHARGE's gift without `gift_expire_time` expires this many days after the
+    /// CHARGE's order_time; `None`: it does not.
+    pub gift_valid_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +290,8 @@ pub struct ModelAccount {
     pub status: Status,
     /// How many of its holds are neither captured nor released.
     pub open_holds: u32,
+    /// Every lot of GIFT and PRE it ever had, in the order made (spec §11), emptied ones too.
+    lots: Vec<ModelLot>,
 }
 
 impl ModelAccount {
@@ -264,7 +304,13 @@ impl ModelAccount {
             lifetime: Parts::default(),
             status: Status::Active,
             open_holds: 0,
+            lots: Vec::new(),
         }
+    }
+
+    /// The lots that hold value, GIFT then PRE, each in spending order (spec §11).
+    pub fn lots(&self) -> Vec<ModelLot> {
+        lots::listed(&self.lots)
     }
 
     /// spec §8: available = balance − held, per bucket.
@@ -288,6 +334,11 @@ pub struct ModelOrder {
     pub reversed: bool,
     /// For a HOLD: its `expire_time` (seconds).
     pub expire_time: Option<i64>,
+    /// What it took from which lot of its account, while that can be given back: a DEDUCT's
+    /// or CAPTURE's unrefunded takes, a HOLD's reservations, in the order taken.
+    lot_takes: Vec<Piece>,
+    /// For a CHARGE: the lots it made (an UNCHARGE takes from them first).
+    own_lots: Vec<usize>,
 }
 
 /// What an accepted command did: the change of each bucket and of held value on its account,
@@ -330,6 +381,13 @@ struct Decision {
     expire_time: Option<i64>,
     /// A transfer's destination: its id, and the card and brand it opens with if new.
     destination: Option<(String, Option<String>, Option<String>)>,
+    /// What it does to the account's lots, and the lots a transfer makes on its destination.
+    lots: LotChange,
+    destination_lots: Vec<NewLot>,
+    /// What the new order keeps of its lot takes (DEDUCT, CAPTURE, HOLD).
+    order_takes: Vec<Piece>,
+    /// The referenced order's lot takes after this command (UNDEDUCT, CAPTURE, RELEASE).
+    source_takes: Option<Vec<Piece>>,
 }
 
 fn text_ok(text: &str, chars_max: usize) -> Result<(), &'static str> {
@@ -354,6 +412,11 @@ fn optional_text_ok(text: &Option<String>, chars_max: usize) -> Result<(), &'sta
 /// A remark that is absent or only white space does not say why (spec is silent on blank ones).
 fn remark_missing(command: &Command) -> bool {
     command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace))
+}
+
+/// The sweep's own commands (spec §11), made by `Command::expire` and `Command::expire_hold`.
+fn is_sweep(action: &Action) -> bool {
+    matches!(action, Action::Expire { .. } | Action::ExpireHold { .. })
 }
 
 fn fits(value: i128) -> bool {
@@ -391,6 +454,21 @@ impl Model {
             }
         }
         sum
+    }
+
+    /// The open HOLDs whose `expire_time` is at or before `time`, oldest first: what a sweep at
+    /// `time` releases, as `(account_id, hold order id)`.
+    pub fn expired_open_holds(&self, time: i64) -> Vec<(String, String)> {
+        self.order_ids
+            .iter()
+            .filter_map(|id| {
+                let order = &self.orders[id];
+                let expired = order.kind == Kind::Hold
+                    && !order.reversed
+                    && order.expire_time.is_some_and(|expire_time| expire_time <= time);
+                expired.then(|| (order.account_id.clone(), id.clone()))
+            })
+            .collect()
     }
 
     /// Sets the rules of `brand_id` (`None`: the ledger default).
@@ -433,9 +511,18 @@ impl Model {
     pub fn arguments(&self, command: &Command, now: i64) -> Result<(), &'static str> {
         let kind = Kind::of(&command.action);
         let order_time = command.biz_date.map_or(now, |time| time.0);
-        // (1) string arguments
-        text_ok(&command.request_id, REQUEST_ID_CHARS)?;
-        text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
+        // (1) string arguments; the sweep's own ids may be longer (a hold's order id inside
+        // them), anyone else's may not start as the sweep's do.
+        if is_sweep(&command.action) {
+            text_ok(&command.request_id, SWEEP_ID_CHARS)?;
+            text_ok(&command.outer_order_id, SWEEP_ID_CHARS)?;
+        } else {
+            text_ok(&command.request_id, REQUEST_ID_CHARS)?;
+            text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
+            if command.request_id.starts_with(SWEEP_PREFIX) || command.outer_order_id.starts_with(SWEEP_PREFIX) {
+                return Err(INVALID_ARGUMENT);
+            }
+        }
         text_ok(&command.account_id, ACCOUNT_ID_CHARS)?;
         optional_text_ok(&command.card_id, REFERENCE_ID_CHARS)?;
         optional_text_ok(&command.brand_id, REFERENCE_ID_CHARS)?;
@@ -462,8 +549,10 @@ impl Model {
             Action::Import { .. } if command.biz_date.is_some_and(|time| time.0 > now) => {
                 return Err(INVALID_ARGUMENT);
             }
-            // spec §2 (ADJUST) and §9 (FREEZE, UNFREEZE, CLOSE): a remark is required.
-            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close if remark_missing(command) => {
+            // spec §2 (ADJUST), §9 (FREEZE, UNFREEZE, CLOSE) and §11 (CLEAR): a remark is required.
+            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close | Action::Clear { .. }
+                if remark_missing(command) =>
+            {
                 return Err(INVALID_ARGUMENT);
             }
             // spec §13: an expiry at or before the hold's own order_time.
@@ -479,6 +568,30 @@ impl Model {
                 }
             }
             _ => {}
+        }
+
+        // (2b) lot expiries (spec §11: CHARGE and IMPORT take them). purse-core's rules, which
+        // the spec leaves open: only on what credits GIFT or PRE from outside, not for a bucket
+        // the command plainly leaves alone, and after the flow's own order_time.
+        let given = [command.gift_expire_time, command.pre_expire_time];
+        if given.iter().any(Option::is_some) {
+            let credits = match &command.action {
+                Action::Charge { gift, pre, trigger_gift, .. } => {
+                    [*trigger_gift || gift.is_some_and(|gift| gift.minor() > 0), pre.minor() > 0]
+                }
+                Action::Import { gift, pre, .. } | Action::Open { gift, pre, .. } => {
+                    [gift.minor() > 0, pre.minor() > 0]
+                }
+                Action::Recorded { affected, .. } if matches!(kind, Kind::Charge | Kind::Import) => {
+                    [affected.gift.minor() > 0, affected.pre.minor() > 0]
+                }
+                _ => return Err(INVALID_ARGUMENT),
+            };
+            for (time, credited) in given.into_iter().zip(credits) {
+                if time.is_some_and(|time| !credited || time.0 <= order_time) {
+                    return Err(INVALID_ARGUMENT);
+                }
+            }
         }
 
         // (3) amounts
@@ -518,7 +631,10 @@ impl Model {
             | Action::Release { .. }
             | Action::Freeze
             | Action::Unfreeze
-            | Action::Close => {}
+            | Action::Close
+            | Action::Clear { .. }
+            | Action::Expire { .. }
+            | Action::ExpireHold { .. } => {}
             Action::Recorded { affected, .. } => {
                 // A provider's record: only the signs of its type are checked, and it can state
                 // only the six types of spec §2 (purse-core's choice, ingest.md).
@@ -546,6 +662,18 @@ impl Model {
         let order_time = command.biz_date.map_or(now, |time| time.0);
 
         self.arguments(command, now)?;
+        // The sweep's commands carry its ids and its time, nothing else (spec §11).
+        let sweep = match &command.action {
+            Action::Expire { now } => Some((now.0, command.account_id.as_str())),
+            Action::ExpireHold { src_outer_order_id, now } => Some((now.0, src_outer_order_id.as_str())),
+            _ => None,
+        };
+        if let Some((time, subject)) = sweep {
+            let id = lots::sweep_id(time, ZONE_OFFSET_SECONDS, subject);
+            if command.request_id != id || command.outer_order_id != id || command.biz_date.map(|t| t.0) != Some(time) {
+                return Err(INVALID_ARGUMENT);
+            }
+        }
 
         // (4) the order id is unique over all writes
         if self.orders.contains_key(&command.outer_order_id) {
@@ -558,9 +686,8 @@ impl Model {
             _ => None,
         };
         let account = match self.accounts.get(&command.account_id) {
-            // An opening balance is for a new account only: on any other it does nothing, which
-            // a command of its own answers as INVALID_ARGUMENT (a group reports it as skipped).
-            Some(_) if matches!(command.action, Action::Open { .. }) => return Err(INVALID_ARGUMENT),
+            // An opening balance is for a new account only: on any other it does nothing.
+            Some(_) if matches!(command.action, Action::Open { .. }) => return Err(SKIP),
             Some(account) => Some(account),
             None if matches!(kind, Kind::Charge | Kind::Import) => None,
             None => return Err(ACCOUNT_NOT_FOUND),
@@ -720,6 +847,42 @@ impl Model {
                 transfer_to = Some((to_account_id.clone(), command.card_id.clone(), brand_id.clone()));
                 moved.negated()
             }
+            Action::Clear { buckets } => {
+                // spec §11: all that is available in the named buckets; nothing there is
+                // INVALID_ARGUMENT (§13).
+                let (gift, pre) = match buckets {
+                    ClearBuckets::Gift => (available.gift, 0),
+                    ClearBuckets::Pre => (0, available.pre),
+                    ClearBuckets::All => (available.gift, available.pre),
+                };
+                if gift == 0 && pre == 0 {
+                    return Err(INVALID_ARGUMENT);
+                }
+                Parts::new(0, -gift, -pre)
+            }
+            Action::Expire { now } => {
+                // spec §11: the unheld value of the lots expired at the sweep's time; none is
+                // nothing to do.
+                let lots = account.map_or(&[][..], |account| account.lots.as_slice());
+                let expired = lots::plan_expired(lots, now.0);
+                let (gift, pre) =
+                    (lots::sum(lots, &expired, LotBucket::Gift), lots::sum(lots, &expired, LotBucket::Pre));
+                if gift == 0 && pre == 0 {
+                    return Err(SKIP);
+                }
+                Parts::new(0, -gift, -pre)
+            }
+            Action::ExpireHold { src_outer_order_id, now } => {
+                // The sweep releases only a hold expired at its time (purse-core refuses
+                // another as INVALID_ARGUMENT; spec is silent).
+                let hold = self.open_hold(src_outer_order_id, &command.account_id)?;
+                if hold.expire_time.is_none_or(|expire_time| expire_time > now.0) {
+                    return Err(INVALID_ARGUMENT);
+                }
+                source = Some(src_outer_order_id.clone());
+                held_change = hold.moved.negated();
+                Parts::default()
+            }
         };
 
         // (7) the resulting balance: in range, no bucket negative or below what is held in it,
@@ -751,6 +914,9 @@ impl Model {
             Action::Hold { expire_time, .. } => expire_time.map(|time| time.0),
             _ => None,
         };
+        let lots = account.map_or(&[][..], |account| account.lots.as_slice());
+        let (lots, destination_lots, order_takes, source_takes) =
+            self.lot_change(command, kind, lots, affected, held_change, source.as_deref(), order_time, &rules);
         Ok(Decision {
             kind,
             affected,
@@ -760,7 +926,94 @@ impl Model {
             source,
             expire_time,
             destination: transfer_to,
+            lots,
+            destination_lots,
+            order_takes,
+            source_takes,
         })
+    }
+
+    /// What an accepted command does to lots (spec §11, §13), once its bucket amounts are
+    /// known: which lots a debit takes, a HOLD reserves, a CAPTURE spends, a give-back refills,
+    /// and which lots a credit makes. Returns the account's change, the lots a transfer makes
+    /// on its destination, what the new order keeps of its takes, and what the referenced
+    /// order keeps after it.
+    #[allow(clippy::too_many_arguments)]
+    fn lot_change(
+        &self,
+        command: &Command,
+        kind: Kind,
+        lots: &[ModelLot],
+        affected: Parts,
+        held: Parts,
+        source: Option<&str>,
+        order_time: i64,
+        rules: &Rules,
+    ) -> (LotChange, Vec<NewLot>, Vec<Piece>, Option<Vec<Piece>>) {
+        let mut change = LotChange::default();
+        let mut destination = Vec::new();
+        let mut own = Vec::new();
+        let mut source_takes = None;
+        let (gift_out, pre_out) = ((-affected.gift).max(0), (-affected.pre).max(0));
+        let source = source.map(|id| self.orders.get(id).expect("the referenced order was found when deciding"));
+        let whole = "the lots of a bucket add up to it, so what the bucket allows the lots allow";
+        match &command.action {
+            Action::Hold { .. } => {
+                change.reserve = lots::plan_both(lots, held.gift, held.pre, &[]).expect(whole);
+                own = change.reserve.clone();
+            }
+            Action::Capture { .. } | Action::Release { .. } | Action::ExpireHold { .. } => {
+                let hold = source.expect("a CAPTURE or RELEASE names its hold");
+                let (spent, freed) = lots::split_reserved(lots, &hold.lot_takes, gift_out, pre_out);
+                own = spent.clone();
+                change.spend = spent;
+                change.free = freed;
+                source_takes = Some(Vec::new());
+            }
+            Action::Undeduct { .. } => {
+                let original = source.expect("an UNDEDUCT names its order");
+                let (refill, rest) = lots::split_refill(lots, &original.lot_takes, affected.gift, affected.pre);
+                change.refill = refill;
+                source_takes = Some(rest);
+            }
+            Action::Expire { now } => change.take = lots::plan_expired(lots, now.0),
+            _ => {
+                let first = match (&command.action, source) {
+                    (Action::Uncharge { .. }, Some(charge)) => charge.own_lots.clone(),
+                    _ => Vec::new(),
+                };
+                change.take = lots::plan_both(lots, gift_out, pre_out, &first).expect(whole);
+                match kind {
+                    Kind::Deduct => own = change.take.clone(),
+                    Kind::TransferOut => destination = lots::moved(lots, &change.take),
+                    _ => {}
+                }
+                // Every other credit to GIFT or PRE is a lot: a CHARGE's gift expires when it
+                // says, else by the rules' gift_valid_days; IMPORT (and a provider's CHARGE or
+                // IMPORT, whose effect is given, never a rule's) when it says; anything else
+                // never (spec §13).
+                let given = |time: Option<purse_core::Timestamp>| time.map(|time| time.0);
+                let (gift_expiry, pre_expiry) = match &command.action {
+                    Action::Charge { .. } => (
+                        given(command.gift_expire_time)
+                            .or_else(|| rules.gift_valid_days.map(|days| order_time + i64::from(days) * DAY_SECONDS)),
+                        given(command.pre_expire_time),
+                    ),
+                    Action::Import { .. } | Action::Open { .. } | Action::Recorded { .. } => {
+                        (given(command.gift_expire_time), given(command.pre_expire_time))
+                    }
+                    _ => (None, None),
+                };
+                for (bucket, part, expiry) in
+                    [(LotBucket::Gift, affected.gift, gift_expiry), (LotBucket::Pre, affected.pre, pre_expiry)]
+                {
+                    if part > 0 {
+                        change.make.push((bucket, part, expiry));
+                    }
+                }
+            }
+        }
+        (change, destination, own, source_takes)
     }
 
     /// spec §2: an unknown order is `ORDER_NOT_FOUND`; one of the wrong type or of another
@@ -783,9 +1036,25 @@ impl Model {
     }
 
     fn commit(&mut self, command: &Command, decision: Decision) {
-        let Decision { kind, affected, held, card_id, brand_id, source, expire_time, destination } = decision;
+        let Decision {
+            kind,
+            affected,
+            held,
+            card_id,
+            brand_id,
+            source,
+            expire_time,
+            destination,
+            lots,
+            destination_lots,
+            order_takes,
+            source_takes,
+        } = decision;
         let account =
             self.accounts.entry(command.account_id.clone()).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
+        let first_made = account.lots.len();
+        lots.apply(&mut account.lots);
+        let own_lots: Vec<usize> = (first_made..account.lots.len()).collect();
         account.balance = add(account.balance, affected);
         account.held = add(account.held, held);
         if kind.counts_in_lifetime() {
@@ -802,6 +1071,7 @@ impl Model {
         if let Some((to, card_id, brand_id)) = destination {
             let account = self.accounts.entry(to).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
             account.balance = add(account.balance, affected.negated());
+            LotChange { make: destination_lots, ..LotChange::default() }.apply(&mut account.lots);
         }
         if let Some(source) = source {
             let original = self.orders.get_mut(&source).expect("the referenced order was found when deciding");
@@ -809,6 +1079,9 @@ impl Model {
                 Kind::Undeduct => original.refunded = add(original.refunded, affected),
                 Kind::Uncharge | Kind::Capture | Kind::Release => original.reversed = true,
                 _ => unreachable!("only UNDEDUCT, UNCHARGE, CAPTURE and RELEASE reference an order"),
+            }
+            if let Some(takes) = source_takes {
+                original.lot_takes = takes;
             }
         }
         let moved = match kind {
@@ -823,6 +1096,8 @@ impl Model {
             refunded: Parts::default(),
             reversed: false,
             expire_time,
+            lot_takes: order_takes,
+            own_lots: if kind == Kind::Charge { own_lots } else { Vec::new() },
         };
         self.orders.insert(command.outer_order_id.clone(), order);
         self.order_ids.push(command.outer_order_id.clone());

@@ -14,10 +14,7 @@ use purse_core::{
     FlowType, State, Timestamp,
 };
 use purse_proptests::model::{Kind, Model, Outcome, Parts};
-use support::{describe, Resolver, Step};
-
-/// The business time of step 0; each step is a minute later.
-const START: i64 = 1_800_000_000;
+use support::{describe, Resolver, Step, START};
 /// How often (in steps) the whole log is folded again and compared with the live state.
 const REPLAY_EVERY: usize = 4;
 
@@ -39,7 +36,17 @@ fn show_core(result: &Result<Decision, Error>) -> String {
             }
             text + ")"
         }
-        Err(error) => format!("Err({}: {error})", error.code().as_str()),
+        Err(error) => format!("Err({}: {error})", core_code(error)),
+    }
+}
+
+/// purse-core's answer as the model names it: the code, or `SKIP` for a command that had
+/// nothing to do (`Error::is_skip`).
+fn core_code(error: &Error) -> &'static str {
+    if error.is_skip() {
+        purse_proptests::model::SKIP
+    } else {
+        error.code().as_str()
     }
 }
 
@@ -100,10 +107,43 @@ impl Harness {
             apply_rules(&mut self.state, &change).map_err(|error| self.fail(index, format!("apply_rules: {error}")))?;
             self.model.set_rules(rules.brand_id(), rules.model_rules());
             self.log.push(Entry::Rules(change));
-            self.transcript.push(format!("RULES brand={:?} {:?} {:?}", rules.brand_id(), rules.order, rules.gift));
+            self.transcript.push(format!(
+                "RULES brand={:?} {:?} {:?} gift_valid_days={:?}",
+                rules.brand_id(),
+                rules.order,
+                rules.gift,
+                rules.valid_days
+            ));
             return Ok(());
         }
-        let command = self.resolver.command(&self.model, step, now);
+        if let Step::Sweep { time, extra } = step {
+            let (time, commands) = self.resolver.sweep(&self.model, *time, *extra, now);
+            self.transcript.push(format!("SWEEP at {}: {} commands", time.0, commands.len()));
+            // spec §11: the sweep's ids make a second sweep at one TIME write nothing, so only an
+            // account whose EXPIRE id at TIME is new is sure to be swept clean (see below).
+            let fresh: Vec<String> = self
+                .model
+                .accounts()
+                .map(|(id, _)| id.clone())
+                .filter(|id| self.model.order(&purse_core::sweep_id(time, purse_core::Zone::CHINA, id)).is_none())
+                .collect();
+            for command in commands {
+                self.run_command(index, command, now)?;
+            }
+            self.check_swept(time, &fresh).map_err(|why| self.fail(index, format!("after the sweep: {why}")))?;
+        } else {
+            let command = self.resolver.command(&self.model, step, now);
+            self.run_command(index, command, now)?;
+        }
+        if index % REPLAY_EVERY == REPLAY_EVERY - 1 {
+            self.check_replay().map_err(|why| self.fail(index, why))?;
+        }
+        Ok(())
+    }
+
+    /// Runs one command against both sides and compares everything after it.
+    fn run_command(&mut self, index: usize, command: purse_core::Command, now: Timestamp) -> Result<(), String> {
+        let context = Context { sequence: self.state.next_sequence(), now };
         let line = describe(&command);
         let before = self.state.clone();
         let core = decide(&self.state, &command, &context);
@@ -165,7 +205,7 @@ impl Harness {
                 }
             }
             (Err(error), Err(code)) => {
-                if error.code().as_str() != *code {
+                if core_code(error) != *code {
                     return Err(mismatch(self, "purse-core and the model reject with different codes"));
                 }
                 if self.state != before {
@@ -175,8 +215,27 @@ impl Harness {
             _ => return Err(mismatch(self, "one side accepts what the other rejects")),
         }
         self.check_invariants().map_err(|why| mismatch(self, &format!("after the step: {why}")))?;
-        if index % REPLAY_EVERY == REPLAY_EVERY - 1 {
-            self.check_replay().map_err(|why| self.fail(index, why))?;
+        Ok(())
+    }
+
+    /// spec §13: a sweep at `time` leaves no unheld value in lots expired at `time`, on either
+    /// side, in the accounts `fresh` (those the sweep's EXPIRE id at `time` was new for).
+    fn check_swept(&self, time: Timestamp, fresh: &[String]) -> Result<(), String> {
+        for id in fresh {
+            if let Some(account) = self.state.account(id) {
+                if let Some(lot) =
+                    account.lots.iter().find(|lot| lot.key.expired_at(time) && lot.available().is_positive())
+                {
+                    return Err(format!("purse-core's account {id:?} keeps unheld expired value: {lot:?}"));
+                }
+            }
+            if let Some(account) = self.model.account(id) {
+                let expired =
+                    |lot: &&purse_proptests::model::lots::ModelLot| lot.expired_at(time.0) && lot.available() > 0;
+                if let Some(lot) = account.lots().iter().find(expired) {
+                    return Err(format!("the model's account {id:?} keeps unheld expired value: {lot:?}"));
+                }
+            }
         }
         Ok(())
     }
@@ -191,7 +250,8 @@ impl Harness {
             Action::Undeduct { original_outer_order_id: id, .. }
             | Action::Uncharge { src_outer_order_id: id }
             | Action::Capture { src_outer_order_id: id, .. }
-            | Action::Release { src_outer_order_id: id } => Some(id.clone()),
+            | Action::Release { src_outer_order_id: id }
+            | Action::ExpireHold { src_outer_order_id: id, .. } => Some(id.clone()),
             _ => None,
         };
         let expire_time = match &command.action {
@@ -326,6 +386,7 @@ impl Harness {
                      model {expected:?}"
                 ));
             }
+            check_lots(account, model)?;
             match self.closed.get(id) {
                 Some(closed) if closed != account => {
                     return Err(format!("closed account {id:?} changed: was {closed:?}, is {account:?}"));
@@ -336,6 +397,7 @@ impl Harness {
                 _ => {}
             }
         }
+        self.state.check_lots().map_err(|why| format!("State::check_lots: {why}"))?;
         if count != self.model.accounts().count() {
             return Err(format!("purse-core has {count} accounts, the model {}", self.model.accounts().count()));
         }
@@ -417,8 +479,80 @@ impl Harness {
         if replayed != self.state {
             return Err(format!("the fold of the log differs from the live state:\n{replayed:#?}\n{:#?}", self.state));
         }
+        self.check_one_account_folds()
+    }
+
+    /// spec §12's history views fold one account's flows alone: for every account, its flows
+    /// in log order folded into `State::for_one_account` give exactly the account of the full
+    /// fold, and every order of it the same order and the same lot takes.
+    fn check_one_account_folds(&self) -> Result<(), String> {
+        for account in self.state.accounts() {
+            let id = &account.account_id;
+            let mut alone = State::for_one_account(self.state.config());
+            for entry in &self.log {
+                if let Entry::Flow(flow) = entry {
+                    if flow.account_id == *id {
+                        alone.apply_entry(entry).map_err(|error| {
+                            format!("folding account {id:?} alone: flow {} refused: {error}", flow.flow_id)
+                        })?;
+                    }
+                }
+            }
+            if alone.account(id) != Some(account) {
+                return Err(format!(
+                    "account {id:?} folded alone differs from the full fold:\n  alone: {:?}\n  full:  {account:?}",
+                    alone.account(id)
+                ));
+            }
+            for (order_id, order) in alone.orders() {
+                let full = self.state.order(order_id);
+                if full != Some(order) || self.state.order_takes(order.flow_id) != alone.order_takes(order.flow_id) {
+                    return Err(format!(
+                        "order {order_id:?} of account {id:?} folded alone: {order:?} taking {:?}; full fold: {full:?} \
+                         taking {:?}",
+                        alone.order_takes(order.flow_id),
+                        self.state.order_takes(order.flow_id)
+                    ));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// spec §11: the account's lots (bucket, value, held, expiry) in spending order are the
+/// model's; on both sides GIFT's and PRE's lots add up to the bucket and its held value, and no
+/// lot is empty, negative or more held than it has.
+fn check_lots(account: &Account, model: &purse_proptests::model::ModelAccount) -> Result<(), String> {
+    let id = &account.account_id;
+    let core: Vec<(&str, i64, i64, Option<i64>)> = account
+        .lots
+        .iter()
+        .map(|lot| (lot.bucket.as_str(), lot.value.minor(), lot.held.minor(), lot.key.expire_time().map(|time| time.0)))
+        .collect();
+    let expected: Vec<(&str, i64, i64, Option<i64>)> =
+        model.lots().iter().map(|lot| (lot.bucket.name(), lot.value, lot.held, lot.expire_time)).collect();
+    if core != expected {
+        return Err(format!(
+            "account {id:?} lots (bucket, value, held, expiry):\n  purse-core {core:?}\n  model      {expected:?}"
+        ));
+    }
+    for (bucket, balance, held) in
+        [("GIFT", account.balance.gift, account.held.gift), ("PRE", account.balance.pre, account.held.pre)]
+    {
+        let lots = core.iter().filter(|lot| lot.0 == bucket);
+        let (value, reserved) = lots
+            .fold((0i128, 0i128), |(value, reserved), lot| (value + i128::from(lot.1), reserved + i128::from(lot.2)));
+        if (value, reserved) != (i128::from(balance.minor()), i128::from(held.minor())) {
+            return Err(format!(
+                "account {id:?}: {bucket} lots hold {value} ({reserved} held), the bucket {balance:?} ({held:?} held)"
+            ));
+        }
+    }
+    if let Some(lot) = core.iter().find(|lot| lot.1 <= 0 || lot.2 < 0 || lot.2 > lot.1) {
+        return Err(format!("account {id:?} has a lot {lot:?} (bucket, value, held, expiry)"));
+    }
+    Ok(())
 }
 
 /// How often each command type met each outcome over a run: proof the generator reaches the
@@ -428,7 +562,7 @@ static TALLY: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 fn tally(command: &purse_core::Command, core: &Result<Decision, Error>) {
-    let outcome = core.as_ref().map_or_else(|error| error.code().as_str(), |_| "ok");
+    let outcome = core.as_ref().map_or_else(core_code, |_| "ok");
     let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     *tally.entry(format!("{:<12} {outcome}", Kind::of(&command.action).name())).or_default() += 1;
     if let Ok(Decision { transfer_in: Some(flow_in), .. }) = core {
@@ -452,7 +586,7 @@ const CODES_EXPECTED: [&str; 11] = [
     "ACCOUNT_CLOSED",
 ];
 /// Every flow type (`Kind::ALL` is purse-core's `FlowType::ALL` by name, checked below).
-const KINDS_EXPECTED: [Kind; 14] = Kind::ALL;
+const KINDS_EXPECTED: [Kind; 16] = Kind::ALL;
 const COVERAGE_CASES_MIN: u32 = 200;
 
 fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
@@ -629,4 +763,30 @@ fn a_transfer_checks_both_sides_status_closed_first() {
         ],
         &["ok", "ok", "ok", "ACCOUNT_FROZEN"],
     );
+}
+
+/// A disagreement the random test found (spec §11 lots): purse-core decides a provider's
+/// UNCHARGE (ingestion, its effect as the record gives it) but cannot fold it. `fold.rs`
+/// `check_lots` asks every UNCHARGE for its source order, to take its CHARGE's own lots first,
+/// and a provider's flow names none, so `apply` refuses the decided flow ("lots: no source
+/// order"). A recorded UNCHARGE names no CHARGE: it takes from the soonest-expiring lots like
+/// any other debit (here it takes only REAL). Until purse-core is fixed the random test sends
+/// no recorded UNCHARGE (see `support/resolve.rs`).
+#[test]
+fn a_recorded_uncharge_folds() {
+    use purse_core::{Amount, Buckets, Command, Source};
+    let charge = Command::new("r-o1", "o1", "a", {
+        Action::Charge { real: Amount::from_minor(96), gift: None, pre: Amount::ZERO, trigger_gift: false }
+    });
+    let recorded = Command::new(
+        "r-o2",
+        "o2",
+        "a",
+        Action::Recorded {
+            flow_type: FlowType::Uncharge,
+            affected: Buckets::from_minor(-1, 0, 0),
+            source: Source { provider: "zenlayer".to_owned(), record_id: "refund-1".to_owned() },
+        },
+    );
+    agree(&[charge, recorded], &["ok", "ok"]);
 }
