@@ -4,8 +4,8 @@
 //! repository.
 //!
 //! [`model`] is a plain, independent reference model of spec §2–§4 and §8–§11 (holds, account
-//! status, transfers, expiry lots, the sweep and CLEAR). The property tests in `tests/` run random command sequences against
-//! purse-core and the model and compare every result, balance and invariant. Failure seeds are
-//! kept in `proptest-regressions/`.
+//! status, transfers, expiry lots, the sweep and CLEAR). The property tests in `tests/` run
+//! random command sequences against purse-core and the model and compare every result, balance,
+//! lot and invariant. Failure seeds are kept in `proptest-regressions/`.
 
 pub mod model;

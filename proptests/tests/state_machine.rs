@@ -564,7 +564,17 @@ static TALLY: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
 fn tally(command: &purse_core::Command, core: &Result<Decision, Error>) {
     let outcome = core.as_ref().map_or_else(core_code, |_| "ok");
     let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *tally.entry(format!("{:<12} {outcome}", Kind::of(&command.action).name())).or_default() += 1;
+    let name = match command.action {
+        Action::ExpireHold { .. } => "RELEASE(sweep)",
+        _ => Kind::of(&command.action).name(),
+    };
+    *tally.entry(format!("{name:<14} {outcome}")).or_default() += 1;
+    if let (Ok(decision), true) = (core, command.gift_expire_time.is_some() || command.pre_expire_time.is_some()) {
+        let expiring = decision.flow.lots.iter().filter(|lot| lot.expire_time.is_some()).count();
+        *tally
+            .entry(format!("{:<14} ok with {expiring} expiring lot(s)", decision.flow.flow_type.as_str()))
+            .or_default() += 1;
+    }
     if let Ok(Decision { transfer_in: Some(flow_in), .. }) = core {
         *tally.entry(format!("{:<12} ok", flow_in.flow_type.as_str())).or_default() += 1;
     }
@@ -588,6 +598,16 @@ const CODES_EXPECTED: [&str; 11] = [
 /// Every flow type (`Kind::ALL` is purse-core's `FlowType::ALL` by name, checked below).
 const KINDS_EXPECTED: [Kind; 16] = Kind::ALL;
 const COVERAGE_CASES_MIN: u32 = 200;
+/// The spec §11 paths a run of at least [`COVERAGE_CASES_MIN`] cases must reach, as tally keys
+/// (type, then outcome).
+const LOT_PATHS_EXPECTED: [&str; 6] = [
+    "CHARGE ok with 2 expiring lot(s)",
+    "IMPORT ok with 1 expiring lot(s)",
+    "EXPIRE SKIP",
+    "EXPIRE ACCOUNT_NOT_FOUND",
+    "RELEASE(sweep) ok",
+    "RELEASE(sweep) INVALID_ARGUMENT",
+];
 
 fn run_case(steps: &[Step]) -> Result<(), TestCaseError> {
     let mut harness = Harness::new();
@@ -634,6 +654,10 @@ fn run_state_machine() {
         for code in CODES_EXPECTED {
             let reached = tally.keys().any(|key| key.ends_with(&format!(" {code}")));
             assert!(reached, "no command in {} cases was refused with {code}: the generator misses a path", cases());
+        }
+        for path in LOT_PATHS_EXPECTED {
+            let reached = tally.keys().any(|key| key.split_whitespace().collect::<Vec<_>>().join(" ") == path);
+            assert!(reached, "no command in {} cases took the path {path:?}: the generator misses it", cases());
         }
         let names: Vec<&str> = KINDS_EXPECTED.iter().map(|kind| kind.name()).collect();
         let core_names: Vec<&str> = FlowType::ALL.iter().map(|flow_type| flow_type.as_str()).collect();

@@ -124,6 +124,8 @@ pub enum SweepTime {
     Now,
     /// At the `expire_time` of the n-th open hold that has one (else now).
     HoldExpiry(u8),
+    /// At the n-th expiry of a lot that holds value (else now): ties with it exactly.
+    LotExpiry(u8),
     /// `START` plus this many days and an hour: past what `gift_valid_days` of that many days
     /// gave every CHARGE of the run.
     Days(u8),
@@ -139,6 +141,8 @@ pub enum SweepExtra {
     AnyHold(u8),
     /// An EXPIRE of the n-th account under an id that is not the sweep's (INVALID_ARGUMENT).
     Forged(u8),
+    /// The sweep of an account never opened (spec §13: ACCOUNT_NOT_FOUND).
+    Unknown,
 }
 
 /// The account of a DEDUCT, ADJUST, HOLD, status change or transfer.
@@ -513,6 +517,7 @@ fn sweep_time() -> impl Strategy<Value = SweepTime> {
         5 => any::<u8>().prop_map(SweepTime::Slot),
         2 => Just(SweepTime::Now),
         2 => any::<u8>().prop_map(SweepTime::HoldExpiry),
+        3 => any::<u8>().prop_map(SweepTime::LotExpiry),
         1 => (1u8..=3).prop_map(SweepTime::Days),
     ]
 }
@@ -523,6 +528,7 @@ fn sweep_extra() -> impl Strategy<Value = SweepExtra> {
         1 => Just(SweepExtra::Again),
         1 => any::<u8>().prop_map(SweepExtra::AnyHold),
         1 => any::<u8>().prop_map(SweepExtra::Forged),
+        1 => Just(SweepExtra::Unknown),
     ]
 }
 
@@ -652,10 +658,89 @@ pub fn scene() -> impl Strategy<Value = Vec<Step>> {
     ]
 }
 
+/// A scene of spec §11 lots on one account, which random steps line up too rarely: gifts of
+/// one expiry (a tie) and of none, a consumption and a hold across them, a transfer of some
+/// (lots keep their expiry), a sweep at a lot's expiry, a partial refund into the lots taken
+/// (an expired one comes back), an UNCHARGE (its own lots first), and a sweep past it all.
+pub fn lot_scene() -> impl Strategy<Value = Vec<Step>> {
+    let plain = Tags::PLAIN;
+    let credit = |slot: Option<u8>, pre: Option<u8>| Tags {
+        gift_expiry: slot.map(ExpiryPick::Slot),
+        pre_expiry: pre.map(ExpiryPick::Slot),
+        ..Tags::PLAIN
+    };
+    (
+        (0u8..4, any::<u8>(), any::<u8>(), [1i64..=500, 1i64..=500, 1i64..=500], 0i64..=300, 0i64..=200),
+        (1u16..=1000, 1u16..=1000, 1u16..=999, 0u16..=600, any::<u8>(), any::<u8>(), 0u8..3, 1u8..=3),
+    )
+        .prop_map(
+            move |(
+                (account, slot, pre_slot, gifts, real, pre),
+                (deduct, hold, refund, moved, expiry, sweep, uncharge, days),
+            )| {
+                let named = AccountPick::Named(account);
+                let charge = |gift: i64, real: i64, pre: i64, tags: Tags| Step::Charge {
+                    account,
+                    order: OrderPick::Fresh,
+                    real,
+                    gift: Some(gift),
+                    pre,
+                    trigger: false,
+                    tags,
+                };
+                let mut steps = vec![
+                    charge(gifts[0], real, pre, credit(Some(slot), Some(pre_slot))),
+                    charge(gifts[1], 0, 0, credit(Some(slot), None)),
+                    charge(gifts[2], 0, 0, plain),
+                    Step::Deduct {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        value: Relative::Fraction(deduct),
+                        tags: plain,
+                    },
+                    Step::Hold {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        value: Relative::Fraction(hold),
+                        expire: Expire::After(600),
+                        when: When::Absent,
+                        tags: plain,
+                    },
+                ];
+                if moved > 0 {
+                    steps.push(Step::Transfer {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        to: ToPick::SameBrand(0),
+                        value: Some(Relative::Fraction(moved)),
+                        tags: plain,
+                    });
+                }
+                steps.push(Step::Sweep { time: SweepTime::LotExpiry(expiry), extra: SweepExtra::None });
+                steps.push(Step::Undeduct {
+                    account: RefAccount::Owner,
+                    order: OrderPick::Fresh,
+                    source: RefPick::Recent(0),
+                    value: Some(Relative::Fraction(refund)),
+                    tags: plain,
+                });
+                steps.push(Step::Uncharge {
+                    account: RefAccount::Owner,
+                    order: OrderPick::Fresh,
+                    source: RefPick::Recent(uncharge),
+                    tags: plain,
+                });
+                steps.push(Step::Sweep { time: SweepTime::LotExpiry(sweep), extra: SweepExtra::None });
+                steps.push(Step::Sweep { time: SweepTime::Days(days), extra: SweepExtra::None });
+                steps
+            },
+        )
+}
+
 /// A sequence of steps for the state machine: mostly single steps, now and then a scene.
 pub fn steps() -> impl Strategy<Value = Vec<Step>> {
-    prop::collection::vec(prop_oneof![24 => step().prop_map(|step| vec![step]), 1 => scene()], 1..56)
-        .prop_map(|groups| groups.into_iter().flatten().collect())
+    let group = prop_oneof![24 => step().prop_map(|step| vec![step]), 1 => scene(), 1 => lot_scene()];
+    prop::collection::vec(group, 1..56).prop_map(|groups| groups.into_iter().flatten().collect())
 }
 
 /// Small multi-bucket DEDUCTs (or HOLDs and partial CAPTUREs), each followed by a run of partial

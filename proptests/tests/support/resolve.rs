@@ -301,6 +301,16 @@ impl Resolver {
                 let expiring: Vec<i64> = open_holds.iter().filter_map(|(_, _, expire_time)| *expire_time).collect();
                 expiring.get(usize::from(index) % expiring.len().max(1)).copied().unwrap_or(now.0)
             }
+            SweepTime::LotExpiry(index) => {
+                let mut expiries: Vec<i64> = model
+                    .accounts()
+                    .flat_map(|(_, account)| account.lots())
+                    .filter_map(|lot| lot.expire_time)
+                    .collect();
+                expiries.sort_unstable();
+                expiries.dedup();
+                expiries.get(usize::from(index) % expiries.len().max(1)).copied().unwrap_or(now.0)
+            }
             SweepTime::Days(days) => START + i64::from(days) * 86_400 + 3_600,
         });
         let zone = Zone::CHINA;
@@ -316,6 +326,7 @@ impl Resolver {
                 forged.request_id = self.fresh_id("forged-");
                 commands.push(forged);
             }
+            SweepExtra::Unknown => commands.push(Command::expire("never-opened", time, zone)),
             _ => {}
         }
         for (account, hold) in model.expired_open_holds(time.0) {
