@@ -313,6 +313,22 @@ impl ModelAccount {
         lots::listed(&self.lots)
     }
 
+    /// spec §11 `expiring`: `(bucket, value, expire_time)` for every lot with an expiry and
+    /// value left (held value included, §13), lots of one bucket and expiry summed, soonest
+    /// first; GIFT before PRE at one instant (spec is silent; purse-core's choice).
+    pub fn expiring(&self) -> Vec<(LotBucket, i64, i64)> {
+        let mut listed: Vec<(i64, LotBucket, i64)> = Vec::new();
+        for lot in lots::listed(&self.lots) {
+            let Some(expire_time) = lot.expire_time else { continue };
+            match listed.iter_mut().find(|(time, bucket, _)| *time == expire_time && *bucket == lot.bucket) {
+                Some(entry) => entry.2 += lot.value,
+                None => listed.push((expire_time, lot.bucket, lot.value)),
+            }
+        }
+        listed.sort_unstable();
+        listed.into_iter().map(|(time, bucket, value)| (bucket, value, time)).collect()
+    }
+
     /// spec §8: available = balance − held, per bucket.
     pub fn available(&self) -> Parts {
         sub(self.balance, self.held)

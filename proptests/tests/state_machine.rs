@@ -118,6 +118,17 @@ impl Harness {
         }
         if let Step::Sweep { time, extra } = step {
             let (time, commands) = self.resolver.sweep(&self.model, *time, *extra, now);
+            // What the ledger's sweep will release: purse-core's list, as a set, is the model's.
+            let mut core_holds = self.state.expired_holds(time);
+            let mut model_holds = self.model.expired_open_holds(time.0);
+            core_holds.sort();
+            model_holds.sort();
+            if core_holds != model_holds {
+                return Err(self.fail(
+                    index,
+                    format!("expired holds at {}: purse-core {core_holds:?}, model {model_holds:?}", time.0),
+                ));
+            }
             self.transcript.push(format!("SWEEP at {}: {} commands", time.0, commands.len()));
             // spec §11: the sweep's ids make a second sweep at one TIME write nothing, so only an
             // account whose EXPIRE id at TIME is new is sure to be swept clean (see below).
@@ -520,8 +531,8 @@ impl Harness {
     }
 }
 
-/// spec §11: the account's lots (bucket, value, held, expiry) in spending order are the
-/// model's; on both sides GIFT's and PRE's lots add up to the bucket and its held value, and no
+/// spec §11: the account's lots (bucket, value, held, expiry) in spending order and its
+/// `expiring` list are the model's; on both sides GIFT's and PRE's lots add up to the bucket and its held value, and no
 /// lot is empty, negative or more held than it has.
 fn check_lots(account: &Account, model: &purse_proptests::model::ModelAccount) -> Result<(), String> {
     let id = &account.account_id;
@@ -535,6 +546,15 @@ fn check_lots(account: &Account, model: &purse_proptests::model::ModelAccount) -
     if core != expected {
         return Err(format!(
             "account {id:?} lots (bucket, value, held, expiry):\n  purse-core {core:?}\n  model      {expected:?}"
+        ));
+    }
+    let core_expiring: Vec<(&str, i64, i64)> =
+        account.lots.expiring().iter().map(|(bucket, value, time)| (bucket.as_str(), value.minor(), time.0)).collect();
+    let model_expiring: Vec<(&str, i64, i64)> =
+        model.expiring().iter().map(|(bucket, value, time)| (bucket.name(), *value, *time)).collect();
+    if core_expiring != model_expiring {
+        return Err(format!(
+            "account {id:?} expiring:\n  purse-core {core_expiring:?}\n  model      {model_expiring:?}"
         ));
     }
     for (bucket, balance, held) in
