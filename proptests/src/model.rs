@@ -8,8 +8,10 @@
 //! functions; amounts are plain `i64` minor units, sums are `i128`.
 //!
 //! Checks run in spec §13's order, so both sides name the same code for a command that is wrong
-//! in several ways: (1) string arguments, (2) action arguments (a remark where one is required,
-//! a hold's expiry, a transfer to itself), (3) amounts, (4) order-id uniqueness, (5) the account:
+//! in several ways: (1) string arguments (ids starting as the sweep's are reserved), (2) action
+//! arguments (a remark where one is required, a hold's expiry, a transfer to itself) and lot
+//! expiries, (3) amounts (`arguments.rs`), then the sweep's own ids and time, (4) order-id
+//! uniqueness, (5) the account:
 //! existence, then status (`ACCOUNT_CLOSED` before `ACCOUNT_FROZEN`, over both accounts of a
 //! transfer), then card and brand, (6) per type: the referenced order (`ORDER_NOT_FOUND`,
 //! `INVALID_ARGUMENT`, `ALREADY_REVERSED`, `HOLD_EXPIRED`), a status change's precondition, a
@@ -19,8 +21,14 @@
 //! are `INVALID_AMOUNT`. The range rule is spec §1's "a value outside the range"; the limits on
 //! order ids, reference ids, remark and ext_info are purse-core's choices (docs/spec.md is
 //! silent). Every point where docs/spec.md leaves a choice is marked "spec is silent" below.
+//!
+//! Lots (spec §11) are kept in `lots.rs` as plain `Vec`s, and what a command does to them is
+//! worked out in `lot_change.rs` once its bucket amounts are decided: lots only say which value
+//! inside GIFT or PRE goes first, never how much of each bucket a command moves.
 
+mod arguments;
 mod arith;
+mod lot_change;
 pub mod lots;
 
 use std::collections::BTreeMap;
@@ -406,35 +414,6 @@ struct Decision {
     source_takes: Option<Vec<Piece>>,
 }
 
-fn text_ok(text: &str, chars_max: usize) -> Result<(), &'static str> {
-    let chars = text.chars().count();
-    let control = text.chars().any(|c| {
-        let code = u32::from(c);
-        code < 0x20 || (0x7f..=0x9f).contains(&code)
-    });
-    if chars == 0 || chars > chars_max || control {
-        return Err(INVALID_ARGUMENT);
-    }
-    Ok(())
-}
-
-fn optional_text_ok(text: &Option<String>, chars_max: usize) -> Result<(), &'static str> {
-    match text {
-        Some(text) => text_ok(text, chars_max),
-        None => Ok(()),
-    }
-}
-
-/// A remark that is absent or only white space does not say why (spec is silent on blank ones).
-fn remark_missing(command: &Command) -> bool {
-    command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace))
-}
-
-/// The sweep's own commands (spec §11), made by `Command::expire` and `Command::expire_hold`.
-fn is_sweep(action: &Action) -> bool {
-    matches!(action, Action::Expire { .. } | Action::ExpireHold { .. })
-}
-
 fn fits(value: i128) -> bool {
     i64::try_from(value).is_ok()
 }
@@ -519,158 +498,6 @@ impl Model {
         };
         self.commit(command, decision);
         Ok(outcome)
-    }
-
-    /// spec §13's first step, alone: the command's own arguments and amounts, (1)–(3) below.
-    /// The ledger checks these before the idempotency record, so a different request under a
-    /// known `request_id` with a bad argument is refused for the argument.
-    pub fn arguments(&self, command: &Command, now: i64) -> Result<(), &'static str> {
-        let kind = Kind::of(&command.action);
-        let order_time = command.biz_date.map_or(now, |time| time.0);
-        // (1) string arguments; the sweep's own ids may be longer (a hold's order id inside
-        // them), anyone else's may not start as the sweep's do.
-        if is_sweep(&command.action) {
-            text_ok(&command.request_id, SWEEP_ID_CHARS)?;
-            text_ok(&command.outer_order_id, SWEEP_ID_CHARS)?;
-        } else {
-            text_ok(&command.request_id, REQUEST_ID_CHARS)?;
-            text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
-            if command.request_id.starts_with(SWEEP_PREFIX) || command.outer_order_id.starts_with(SWEEP_PREFIX) {
-                return Err(INVALID_ARGUMENT);
-            }
-        }
-        text_ok(&command.account_id, ACCOUNT_ID_CHARS)?;
-        optional_text_ok(&command.card_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.brand_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.shop_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.operator_id, REFERENCE_ID_CHARS)?;
-        if command.remark.as_ref().is_some_and(|remark| remark.chars().count() > REMARK_CHARS) {
-            return Err(INVALID_ARGUMENT);
-        }
-        if command.ext_info.as_ref().is_some_and(|ext| ext.len() > EXT_INFO_BYTES) {
-            return Err(INVALID_ARGUMENT);
-        }
-
-        // (2) action arguments
-        match &command.action {
-            Action::Charge { gift: Some(_), trigger_gift: true, .. } => return Err(INVALID_ARGUMENT),
-            Action::Undeduct { original_outer_order_id: id, .. }
-            | Action::Uncharge { src_outer_order_id: id }
-            | Action::Capture { src_outer_order_id: id, .. }
-            | Action::Release { src_outer_order_id: id } => text_ok(id, ORDER_ID_CHARS)?,
-            Action::Recorded { source, .. } => {
-                text_ok(&source.provider, PROVIDER_CHARS)?;
-                text_ok(&source.record_id, RECORD_ID_CHARS)?;
-            }
-            Action::Import { .. } if command.biz_date.is_some_and(|time| time.0 > now) => {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §2 (ADJUST), §9 (FREEZE, UNFREEZE, CLOSE) and §11 (CLEAR): a remark is required.
-            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close | Action::Clear { .. }
-                if remark_missing(command) =>
-            {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §13: an expiry at or before the hold's own order_time.
-            Action::Hold { expire_time: Some(expire_time), .. } if expire_time.0 <= order_time => {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §10, §13: the destination is an account id; a transfer needs two accounts.
-            Action::Transfer { to_account_id, .. } => {
-                // spec is silent on its form: the account_id rule of spec §2.
-                text_ok(to_account_id, ACCOUNT_ID_CHARS)?;
-                if *to_account_id == command.account_id {
-                    return Err(INVALID_ARGUMENT);
-                }
-            }
-            _ => {}
-        }
-
-        // (2b) lot expiries (spec §11: CHARGE and IMPORT take them). purse-core's rules, which
-        // the spec leaves open: only on what credits GIFT or PRE from outside, not for a bucket
-        // the command plainly leaves alone, and after the flow's own order_time.
-        let given = [command.gift_expire_time, command.pre_expire_time];
-        if given.iter().any(Option::is_some) {
-            let credits = match &command.action {
-                Action::Charge { gift, pre, trigger_gift, .. } => {
-                    [*trigger_gift || gift.is_some_and(|gift| gift.minor() > 0), pre.minor() > 0]
-                }
-                Action::Import { gift, pre, .. } | Action::Open { gift, pre, .. } => {
-                    [gift.minor() > 0, pre.minor() > 0]
-                }
-                Action::Recorded { affected, .. } if matches!(kind, Kind::Charge | Kind::Import) => {
-                    [affected.gift.minor() > 0, affected.pre.minor() > 0]
-                }
-                _ => return Err(INVALID_ARGUMENT),
-            };
-            for (time, credited) in given.into_iter().zip(credits) {
-                if time.is_some_and(|time| !credited || time.0 <= order_time) {
-                    return Err(INVALID_ARGUMENT);
-                }
-            }
-        }
-
-        // (3) amounts
-        match &command.action {
-            Action::Charge { real, gift, pre, .. } => {
-                let gift = gift.map_or(0, |gift| gift.minor());
-                if real.minor() < 0 || gift < 0 || pre.minor() < 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Import { real, gift, pre } | Action::Open { real, gift, pre } => {
-                if real.minor() < 0 || gift.minor() < 0 || pre.minor() < 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Deduct { value } | Action::Hold { value, .. } => {
-                if value.minor() <= 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Undeduct { value: Some(value), .. }
-            | Action::Capture { value: Some(value), .. }
-            | Action::Transfer { value: Some(value), .. } => {
-                if value.minor() <= 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Adjust { real, gift, pre } => {
-                if real.minor() == 0 && gift.minor() == 0 && pre.minor() == 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Undeduct { value: None, .. }
-            | Action::Capture { value: None, .. }
-            | Action::Transfer { value: None, .. }
-            | Action::Uncharge { .. }
-            | Action::Release { .. }
-            | Action::Freeze
-            | Action::Unfreeze
-            | Action::Close
-            | Action::Clear { .. }
-            | Action::Expire { .. }
-            | Action::ExpireHold { .. } => {}
-            Action::Recorded { affected, .. } => {
-                // A provider's record: only the signs of its type are checked, and it can state
-                // only the six types of spec §2 (purse-core's choice, ingest.md).
-                let parts = [affected.real.minor(), affected.gift.minor(), affected.pre.minor()];
-                let none_negative = parts.iter().all(|part| *part >= 0);
-                let none_positive = parts.iter().all(|part| *part <= 0);
-                let nothing = parts.iter().all(|part| *part == 0);
-                let fits = match kind {
-                    Kind::Import => none_negative,
-                    Kind::Charge | Kind::Undeduct => none_negative && !nothing,
-                    Kind::Deduct | Kind::Uncharge => none_positive && !nothing,
-                    Kind::Adjust => !nothing,
-                    _ => false,
-                };
-                if !fits {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-        }
-        Ok(())
     }
 
     fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
@@ -947,89 +774,6 @@ impl Model {
             order_takes,
             source_takes,
         })
-    }
-
-    /// What an accepted command does to lots (spec §11, §13), once its bucket amounts are
-    /// known: which lots a debit takes, a HOLD reserves, a CAPTURE spends, a give-back refills,
-    /// and which lots a credit makes. Returns the account's change, the lots a transfer makes
-    /// on its destination, what the new order keeps of its takes, and what the referenced
-    /// order keeps after it.
-    #[allow(clippy::too_many_arguments)]
-    fn lot_change(
-        &self,
-        command: &Command,
-        kind: Kind,
-        lots: &[ModelLot],
-        affected: Parts,
-        held: Parts,
-        source: Option<&str>,
-        order_time: i64,
-        rules: &Rules,
-    ) -> (LotChange, Vec<NewLot>, Vec<Piece>, Option<Vec<Piece>>) {
-        let mut change = LotChange::default();
-        let mut destination = Vec::new();
-        let mut own = Vec::new();
-        let mut source_takes = None;
-        let (gift_out, pre_out) = ((-affected.gift).max(0), (-affected.pre).max(0));
-        let source = source.map(|id| self.orders.get(id).expect("the referenced order was found when deciding"));
-        let whole = "the lots of a bucket add up to it, so what the bucket allows the lots allow";
-        match &command.action {
-            Action::Hold { .. } => {
-                change.reserve = lots::plan_both(lots, held.gift, held.pre, &[]).expect(whole);
-                own = change.reserve.clone();
-            }
-            Action::Capture { .. } | Action::Release { .. } | Action::ExpireHold { .. } => {
-                let hold = source.expect("a CAPTURE or RELEASE names its hold");
-                let (spent, freed) = lots::split_reserved(lots, &hold.lot_takes, gift_out, pre_out);
-                own = spent.clone();
-                change.spend = spent;
-                change.free = freed;
-                source_takes = Some(Vec::new());
-            }
-            Action::Undeduct { .. } => {
-                let original = source.expect("an UNDEDUCT names its order");
-                let (refill, rest) = lots::split_refill(lots, &original.lot_takes, affected.gift, affected.pre);
-                change.refill = refill;
-                source_takes = Some(rest);
-            }
-            Action::Expire { now } => change.take = lots::plan_expired(lots, now.0),
-            _ => {
-                let first = match (&command.action, source) {
-                    (Action::Uncharge { .. }, Some(charge)) => charge.own_lots.clone(),
-                    _ => Vec::new(),
-                };
-                change.take = lots::plan_both(lots, gift_out, pre_out, &first).expect(whole);
-                match kind {
-                    Kind::Deduct => own = change.take.clone(),
-                    Kind::TransferOut => destination = lots::moved(lots, &change.take),
-                    _ => {}
-                }
-                // Every other credit to GIFT or PRE is a lot: a CHARGE's gift expires when it
-                // says, else by the rules' gift_valid_days; IMPORT (and a provider's CHARGE or
-                // IMPORT, whose effect is given, never a rule's) when it says; anything else
-                // never (spec §13).
-                let given = |time: Option<purse_core::Timestamp>| time.map(|time| time.0);
-                let (gift_expiry, pre_expiry) = match &command.action {
-                    Action::Charge { .. } => (
-                        given(command.gift_expire_time)
-                            .or_else(|| rules.gift_valid_days.map(|days| order_time + i64::from(days) * DAY_SECONDS)),
-                        given(command.pre_expire_time),
-                    ),
-                    Action::Import { .. } | Action::Open { .. } | Action::Recorded { .. } => {
-                        (given(command.gift_expire_time), given(command.pre_expire_time))
-                    }
-                    _ => (None, None),
-                };
-                for (bucket, part, expiry) in
-                    [(LotBucket::Gift, affected.gift, gift_expiry), (LotBucket::Pre, affected.pre, pre_expiry)]
-                {
-                    if part > 0 {
-                        change.make.push((bucket, part, expiry));
-                    }
-                }
-            }
-        }
-        (change, destination, own, source_takes)
     }
 
     /// spec §2: an unknown order is `ORDER_NOT_FOUND`; one of the wrong type or of another
