@@ -179,8 +179,9 @@ impl Workload {
         self.history[self.rng.index(self.history.len())].clone()
     }
 
-    /// An earlier request id with another command: must be IDEMPOTENCY_CONFLICT if the first
-    /// one was written.
+    /// An earlier request id with another command (another order id, or for a CHARGE or IMPORT
+    /// now and then only another gift expiry): must be IDEMPOTENCY_CONFLICT if the first one was
+    /// written.
     fn conflicting(&mut self) -> Option<SimRequest> {
         let submits: Vec<&Command> = self
             .history
@@ -191,8 +192,16 @@ impl Workload {
             })
             .collect();
         let mut command = (*submits.get(self.rng.index(submits.len().max(1)))?).clone();
-        let fresh = self.fresh_ids().1;
-        command.outer_order_id = fresh;
+        let credit = matches!(command.action, Action::Charge { .. } | Action::Import { .. });
+        if credit && self.rng.chance(300) {
+            // Only a lot expiry differs (spec §11): the fingerprint must tell them apart.
+            command.gift_expire_time = match command.gift_expire_time {
+                Some(_) => None,
+                None => Some(Timestamp(self.now + 30)),
+            };
+        } else {
+            command.outer_order_id = self.fresh_ids().1;
+        }
         Some(SimRequest::Submit(Box::new(command)))
     }
 
