@@ -1,6 +1,8 @@
-//! Model-based state-machine test: random sequences of commands and rules changes run against
-//! purse-core (`decide` + `apply`) and against the reference model; every result, balance and
-//! invariant is compared after every step.
+//! Model-based state-machine test: random sequences of commands, rules changes and expiry
+//! sweeps run against purse-core (`decide` + `apply`) and against the reference model; every
+//! result, balance, lot (spec §11) and invariant is compared after every step. Every few steps
+//! the log is folded again, whole and one account at a time (`State::for_one_account`, how
+//! spec §12's history views fold), and must give the live state.
 //!
 //! `PROPTEST_CASES` sets the number of cases (default 1000). Failure seeds are saved in
 //! `proptest-regressions/state_machine.txt` and replayed first on every run.
