@@ -1,5 +1,6 @@
-//! A deliberately plain reference model of spec §2–§4 and §8–§10 (holds, account status,
-//! transfers) with the precise points of §13, written from docs/spec.md alone.
+//! A deliberately plain reference model of spec §2–§4 and §8–§11 (holds, account status,
+//! transfers, expiry lots, the sweep and CLEAR) with the precise points of §13, written from the
+//! spec alone (`../shared/SPEC.md`, of which docs/spec.md is the project copy).
 //!
 //! It takes purse-core's [`Command`] as input (the data type only) and computes its own result:
 //! `Ok(`[`Outcome`]`)` (the change per bucket and of held value, and a transfer's destination
@@ -7,8 +8,10 @@
 //! functions; amounts are plain `i64` minor units, sums are `i128`.
 //!
 //! Checks run in spec §13's order, so both sides name the same code for a command that is wrong
-//! in several ways: (1) string arguments, (2) action arguments (a remark where one is required,
-//! a hold's expiry, a transfer to itself), (3) amounts, (4) order-id uniqueness, (5) the account:
+//! in several ways: (1) string arguments (ids starting as the sweep's are reserved), (2) action
+//! arguments (a remark where one is required, a hold's expiry, a transfer to itself) and lot
+//! expiries, (3) amounts (`arguments.rs`), then the sweep's own ids and time, (4) order-id
+//! uniqueness, (5) the account:
 //! existence, then status (`ACCOUNT_CLOSED` before `ACCOUNT_FROZEN`, over both accounts of a
 //! transfer), then card and brand, (6) per type: the referenced order (`ORDER_NOT_FOUND`,
 //! `INVALID_ARGUMENT`, `ALREADY_REVERSED`, `HOLD_EXPIRED`), a status change's precondition, a
@@ -18,12 +21,21 @@
 //! are `INVALID_AMOUNT`. The range rule is spec §1's "a value outside the range"; the limits on
 //! order ids, reference ids, remark and ext_info are purse-core's choices (docs/spec.md is
 //! silent). Every point where docs/spec.md leaves a choice is marked "spec is silent" below.
+//!
+//! Lots (spec §11) are kept in `lots.rs` as plain `Vec`s, and what a command does to them is
+//! worked out in `lot_change.rs` once its bucket amounts are decided: lots only say which value
+//! inside GIFT or PRE goes first, never how much of each bucket a command moves.
 
+mod arguments;
 mod arith;
+mod lot_change;
+pub mod lots;
 
 use std::collections::BTreeMap;
 
-use purse_core::{Action, Command};
+use lots::{LotBucket, LotChange, ModelLot, NewLot, Piece};
+
+use purse_core::{Action, ClearBuckets, Command};
 
 pub use arith::{deduct_split, gift_for, half_up, undeduct_split, BASIS_POINTS};
 
@@ -38,6 +50,22 @@ pub const ALREADY_REVERSED: &str = "ALREADY_REVERSED";
 pub const HOLD_EXPIRED: &str = "HOLD_EXPIRED";
 pub const ACCOUNT_FROZEN: &str = "ACCOUNT_FROZEN";
 pub const ACCOUNT_CLOSED: &str = "ACCOUNT_CLOSED";
+/// Not an error: the command had nothing to do (an EXPIRE with nothing expired, an opening
+/// balance for an account that exists). purse-core answers it with an error whose
+/// `is_skip()` holds (code `INVALID_ARGUMENT`); a group skips it and goes on.
+pub const SKIP: &str = "SKIP";
+
+/// spec §11: the sweep writes under `expire:<TIME>:<account or hold>`; other commands may not
+/// use ids that start so (purse-core refuses them as `INVALID_ARGUMENT`; spec is silent on the
+/// code).
+pub const SWEEP_PREFIX: &str = "expire:";
+/// The longest id the sweep writes: the prefix, a 19-character time, a colon and a hold's order
+/// id (purse-core's limit; spec is silent).
+pub const SWEEP_ID_CHARS: usize = SWEEP_PREFIX.len() + 19 + 1 + ORDER_ID_CHARS;
+/// The ledger's time zone, seconds east of UTC (spec §2: default +08:00).
+pub const ZONE_OFFSET_SECONDS: i64 = 8 * 3600;
+/// spec §13: `gift_valid_days` counts days of 24 h.
+pub const DAY_SECONDS: i64 = 86_400;
 
 /// spec §3: `request_id` is 1–128 characters.
 pub const REQUEST_ID_CHARS: usize = 128;
@@ -109,10 +137,14 @@ pub enum Kind {
     TransferOut,
     /// A transfer's destination side: a flow, never a command of its own.
     TransferIn,
+    /// The sweep's take of expired lot value (spec §11).
+    Expire,
+    /// All that is available in GIFT, PRE or both (spec §11).
+    Clear,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Charge,
         Kind::Deduct,
         Kind::Undeduct,
@@ -127,6 +159,8 @@ impl Kind {
         Kind::Close,
         Kind::TransferOut,
         Kind::TransferIn,
+        Kind::Expire,
+        Kind::Clear,
     ];
 
     /// The kind of the (first) flow a command writes; a provider's record is of the type it
@@ -151,6 +185,10 @@ impl Kind {
             Action::Transfer { .. } => Kind::TransferOut,
             // An opening balance writes an IMPORT flow (for a new account only).
             Action::Open { .. } => Kind::Import,
+            Action::Clear { .. } => Kind::Clear,
+            Action::Expire { .. } => Kind::Expire,
+            // The sweep's release of an expired hold is a RELEASE (spec §11).
+            Action::ExpireHold { .. } => Kind::Release,
         }
     }
 
@@ -174,13 +212,18 @@ impl Kind {
             Kind::Close => "CLOSE",
             Kind::TransferOut => "TRANSFER_OUT",
             Kind::TransferIn => "TRANSFER_IN",
+            Kind::Expire => "EXPIRE",
+            Kind::Clear => "CLEAR",
         }
     }
 
-    /// spec §9: what a FROZEN account accepts. FREEZE passes too (§13), to be refused as an
-    /// argument error.
+    /// spec §9: what a FROZEN account accepts (the sweep's RELEASE is a RELEASE; its EXPIRE is
+    /// accepted too; CLEAR is not). FREEZE passes too (§13), to be refused as an argument error.
     fn passes_frozen(self) -> bool {
-        matches!(self, Kind::Undeduct | Kind::Release | Kind::Adjust | Kind::Unfreeze | Kind::Close | Kind::Freeze)
+        matches!(
+            self,
+            Kind::Undeduct | Kind::Release | Kind::Adjust | Kind::Unfreeze | Kind::Close | Kind::Freeze | Kind::Expire
+        )
     }
 
     /// Whether a flow of this kind counts in the lifetime totals (spec §2; §10: transfers do not).
@@ -237,6 +280,9 @@ pub enum GiftRule {
 pub struct Rules {
     pub order: DeductOrder,
     pub gift: GiftRule,
+    /// spec §11: a CHARGE's gift without `gift_expire_time` expires this many days after the
+    /// CHARGE's order_time; `None`: it does not.
+    pub gift_valid_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +298,8 @@ pub struct ModelAccount {
     pub status: Status,
     /// How many of its holds are neither captured nor released.
     pub open_holds: u32,
+    /// Every lot of GIFT and PRE it ever had, in the order made (spec §11), emptied ones too.
+    lots: Vec<ModelLot>,
 }
 
 impl ModelAccount {
@@ -264,7 +312,29 @@ impl ModelAccount {
             lifetime: Parts::default(),
             status: Status::Active,
             open_holds: 0,
+            lots: Vec::new(),
         }
+    }
+
+    /// The lots that hold value, GIFT then PRE, each in spending order (spec §11).
+    pub fn lots(&self) -> Vec<ModelLot> {
+        lots::listed(&self.lots)
+    }
+
+    /// spec §11 `expiring`: `(bucket, value, expire_time)` for every lot with an expiry and
+    /// value left (held value included, §13), lots of one bucket and expiry summed, soonest
+    /// first; GIFT before PRE at one instant (spec is silent; purse-core's choice).
+    pub fn expiring(&self) -> Vec<(LotBucket, i64, i64)> {
+        let mut listed: Vec<(i64, LotBucket, i64)> = Vec::new();
+        for lot in lots::listed(&self.lots) {
+            let Some(expire_time) = lot.expire_time else { continue };
+            match listed.iter_mut().find(|(time, bucket, _)| *time == expire_time && *bucket == lot.bucket) {
+                Some(entry) => entry.2 += lot.value,
+                None => listed.push((expire_time, lot.bucket, lot.value)),
+            }
+        }
+        listed.sort_unstable();
+        listed.into_iter().map(|(time, bucket, value)| (bucket, value, time)).collect()
     }
 
     /// spec §8: available = balance − held, per bucket.
@@ -288,6 +358,11 @@ pub struct ModelOrder {
     pub reversed: bool,
     /// For a HOLD: its `expire_time` (seconds).
     pub expire_time: Option<i64>,
+    /// What it took from which lot of its account, while that can be given back: a DEDUCT's
+    /// or CAPTURE's unrefunded takes, a HOLD's reservations, in the order taken.
+    lot_takes: Vec<Piece>,
+    /// For a CHARGE: the lots it made (an UNCHARGE takes from them first).
+    own_lots: Vec<usize>,
 }
 
 /// What an accepted command did: the change of each bucket and of held value on its account,
@@ -330,30 +405,13 @@ struct Decision {
     expire_time: Option<i64>,
     /// A transfer's destination: its id, and the card and brand it opens with if new.
     destination: Option<(String, Option<String>, Option<String>)>,
-}
-
-fn text_ok(text: &str, chars_max: usize) -> Result<(), &'static str> {
-    let chars = text.chars().count();
-    let control = text.chars().any(|c| {
-        let code = u32::from(c);
-        code < 0x20 || (0x7f..=0x9f).contains(&code)
-    });
-    if chars == 0 || chars > chars_max || control {
-        return Err(INVALID_ARGUMENT);
-    }
-    Ok(())
-}
-
-fn optional_text_ok(text: &Option<String>, chars_max: usize) -> Result<(), &'static str> {
-    match text {
-        Some(text) => text_ok(text, chars_max),
-        None => Ok(()),
-    }
-}
-
-/// A remark that is absent or only white space does not say why (spec is silent on blank ones).
-fn remark_missing(command: &Command) -> bool {
-    command.remark.as_ref().is_none_or(|remark| remark.chars().all(char::is_whitespace))
+    /// What it does to the account's lots, and the lots a transfer makes on its destination.
+    lots: LotChange,
+    destination_lots: Vec<NewLot>,
+    /// What the new order keeps of its lot takes (DEDUCT, CAPTURE, HOLD).
+    order_takes: Vec<Piece>,
+    /// The referenced order's lot takes after this command (UNDEDUCT, CAPTURE, RELEASE).
+    source_takes: Option<Vec<Piece>>,
 }
 
 fn fits(value: i128) -> bool {
@@ -393,6 +451,21 @@ impl Model {
         sum
     }
 
+    /// The open HOLDs whose `expire_time` is at or before `time`, oldest first: what a sweep at
+    /// `time` releases, as `(account_id, hold order id)`.
+    pub fn expired_open_holds(&self, time: i64) -> Vec<(String, String)> {
+        self.order_ids
+            .iter()
+            .filter_map(|id| {
+                let order = &self.orders[id];
+                let expired = order.kind == Kind::Hold
+                    && !order.reversed
+                    && order.expire_time.is_some_and(|expire_time| expire_time <= time);
+                expired.then(|| (order.account_id.clone(), id.clone()))
+            })
+            .collect()
+    }
+
     /// Sets the rules of `brand_id` (`None`: the ledger default).
     pub fn set_rules(&mut self, brand_id: Option<&str>, rules: Rules) {
         self.rules.insert(brand_id.map(str::to_owned), rules);
@@ -427,125 +500,23 @@ impl Model {
         Ok(outcome)
     }
 
-    /// spec §13's first step, alone: the command's own arguments and amounts, (1)–(3) below.
-    /// The ledger checks these before the idempotency record, so a different request under a
-    /// known `request_id` with a bad argument is refused for the argument.
-    pub fn arguments(&self, command: &Command, now: i64) -> Result<(), &'static str> {
-        let kind = Kind::of(&command.action);
-        let order_time = command.biz_date.map_or(now, |time| time.0);
-        // (1) string arguments
-        text_ok(&command.request_id, REQUEST_ID_CHARS)?;
-        text_ok(&command.outer_order_id, ORDER_ID_CHARS)?;
-        text_ok(&command.account_id, ACCOUNT_ID_CHARS)?;
-        optional_text_ok(&command.card_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.brand_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.shop_id, REFERENCE_ID_CHARS)?;
-        optional_text_ok(&command.operator_id, REFERENCE_ID_CHARS)?;
-        if command.remark.as_ref().is_some_and(|remark| remark.chars().count() > REMARK_CHARS) {
-            return Err(INVALID_ARGUMENT);
-        }
-        if command.ext_info.as_ref().is_some_and(|ext| ext.len() > EXT_INFO_BYTES) {
-            return Err(INVALID_ARGUMENT);
-        }
-
-        // (2) action arguments
-        match &command.action {
-            Action::Charge { gift: Some(_), trigger_gift: true, .. } => return Err(INVALID_ARGUMENT),
-            Action::Undeduct { original_outer_order_id: id, .. }
-            | Action::Uncharge { src_outer_order_id: id }
-            | Action::Capture { src_outer_order_id: id, .. }
-            | Action::Release { src_outer_order_id: id } => text_ok(id, ORDER_ID_CHARS)?,
-            Action::Recorded { source, .. } => {
-                text_ok(&source.provider, PROVIDER_CHARS)?;
-                text_ok(&source.record_id, RECORD_ID_CHARS)?;
-            }
-            Action::Import { .. } if command.biz_date.is_some_and(|time| time.0 > now) => {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §2 (ADJUST) and §9 (FREEZE, UNFREEZE, CLOSE): a remark is required.
-            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close if remark_missing(command) => {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §13: an expiry at or before the hold's own order_time.
-            Action::Hold { expire_time: Some(expire_time), .. } if expire_time.0 <= order_time => {
-                return Err(INVALID_ARGUMENT);
-            }
-            // spec §10, §13: the destination is an account id; a transfer needs two accounts.
-            Action::Transfer { to_account_id, .. } => {
-                // spec is silent on its form: the account_id rule of spec §2.
-                text_ok(to_account_id, ACCOUNT_ID_CHARS)?;
-                if *to_account_id == command.account_id {
-                    return Err(INVALID_ARGUMENT);
-                }
-            }
-            _ => {}
-        }
-
-        // (3) amounts
-        match &command.action {
-            Action::Charge { real, gift, pre, .. } => {
-                let gift = gift.map_or(0, |gift| gift.minor());
-                if real.minor() < 0 || gift < 0 || pre.minor() < 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Import { real, gift, pre } | Action::Open { real, gift, pre } => {
-                if real.minor() < 0 || gift.minor() < 0 || pre.minor() < 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Deduct { value } | Action::Hold { value, .. } => {
-                if value.minor() <= 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Undeduct { value: Some(value), .. }
-            | Action::Capture { value: Some(value), .. }
-            | Action::Transfer { value: Some(value), .. } => {
-                if value.minor() <= 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Adjust { real, gift, pre } => {
-                if real.minor() == 0 && gift.minor() == 0 && pre.minor() == 0 {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-            Action::Undeduct { value: None, .. }
-            | Action::Capture { value: None, .. }
-            | Action::Transfer { value: None, .. }
-            | Action::Uncharge { .. }
-            | Action::Release { .. }
-            | Action::Freeze
-            | Action::Unfreeze
-            | Action::Close => {}
-            Action::Recorded { affected, .. } => {
-                // A provider's record: only the signs of its type are checked, and it can state
-                // only the six types of spec §2 (purse-core's choice, ingest.md).
-                let parts = [affected.real.minor(), affected.gift.minor(), affected.pre.minor()];
-                let none_negative = parts.iter().all(|part| *part >= 0);
-                let none_positive = parts.iter().all(|part| *part <= 0);
-                let nothing = parts.iter().all(|part| *part == 0);
-                let fits = match kind {
-                    Kind::Import => none_negative,
-                    Kind::Charge | Kind::Undeduct => none_negative && !nothing,
-                    Kind::Deduct | Kind::Uncharge => none_positive && !nothing,
-                    Kind::Adjust => !nothing,
-                    _ => false,
-                };
-                if !fits {
-                    return Err(INVALID_AMOUNT);
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn decide(&self, command: &Command, now: i64) -> Result<Decision, &'static str> {
         let kind = Kind::of(&command.action);
         let order_time = command.biz_date.map_or(now, |time| time.0);
 
         self.arguments(command, now)?;
+        // The sweep's commands carry its ids and its time, nothing else (spec §11).
+        let sweep = match &command.action {
+            Action::Expire { now } => Some((now.0, command.account_id.as_str())),
+            Action::ExpireHold { src_outer_order_id, now } => Some((now.0, src_outer_order_id.as_str())),
+            _ => None,
+        };
+        if let Some((time, subject)) = sweep {
+            let id = lots::sweep_id(time, ZONE_OFFSET_SECONDS, subject);
+            if command.request_id != id || command.outer_order_id != id || command.biz_date.map(|t| t.0) != Some(time) {
+                return Err(INVALID_ARGUMENT);
+            }
+        }
 
         // (4) the order id is unique over all writes
         if self.orders.contains_key(&command.outer_order_id) {
@@ -558,9 +529,8 @@ impl Model {
             _ => None,
         };
         let account = match self.accounts.get(&command.account_id) {
-            // An opening balance is for a new account only: on any other it does nothing, which
-            // a command of its own answers as INVALID_ARGUMENT (a group reports it as skipped).
-            Some(_) if matches!(command.action, Action::Open { .. }) => return Err(INVALID_ARGUMENT),
+            // An opening balance is for a new account only: on any other it does nothing.
+            Some(_) if matches!(command.action, Action::Open { .. }) => return Err(SKIP),
             Some(account) => Some(account),
             None if matches!(kind, Kind::Charge | Kind::Import) => None,
             None => return Err(ACCOUNT_NOT_FOUND),
@@ -720,6 +690,42 @@ impl Model {
                 transfer_to = Some((to_account_id.clone(), command.card_id.clone(), brand_id.clone()));
                 moved.negated()
             }
+            Action::Clear { buckets } => {
+                // spec §11: all that is available in the named buckets; nothing there is
+                // INVALID_ARGUMENT (§13).
+                let (gift, pre) = match buckets {
+                    ClearBuckets::Gift => (available.gift, 0),
+                    ClearBuckets::Pre => (0, available.pre),
+                    ClearBuckets::All => (available.gift, available.pre),
+                };
+                if gift == 0 && pre == 0 {
+                    return Err(INVALID_ARGUMENT);
+                }
+                Parts::new(0, -gift, -pre)
+            }
+            Action::Expire { now } => {
+                // spec §11: the unheld value of the lots expired at the sweep's time; none is
+                // nothing to do.
+                let lots = account.map_or(&[][..], |account| account.lots.as_slice());
+                let expired = lots::plan_expired(lots, now.0);
+                let (gift, pre) =
+                    (lots::sum(lots, &expired, LotBucket::Gift), lots::sum(lots, &expired, LotBucket::Pre));
+                if gift == 0 && pre == 0 {
+                    return Err(SKIP);
+                }
+                Parts::new(0, -gift, -pre)
+            }
+            Action::ExpireHold { src_outer_order_id, now } => {
+                // The sweep releases only a hold expired at its time (purse-core refuses
+                // another as INVALID_ARGUMENT; spec is silent).
+                let hold = self.open_hold(src_outer_order_id, &command.account_id)?;
+                if hold.expire_time.is_none_or(|expire_time| expire_time > now.0) {
+                    return Err(INVALID_ARGUMENT);
+                }
+                source = Some(src_outer_order_id.clone());
+                held_change = hold.moved.negated();
+                Parts::default()
+            }
         };
 
         // (7) the resulting balance: in range, no bucket negative or below what is held in it,
@@ -751,6 +757,9 @@ impl Model {
             Action::Hold { expire_time, .. } => expire_time.map(|time| time.0),
             _ => None,
         };
+        let lots = account.map_or(&[][..], |account| account.lots.as_slice());
+        let (lots, destination_lots, order_takes, source_takes) =
+            self.lot_change(command, kind, lots, affected, held_change, source.as_deref(), order_time, &rules);
         Ok(Decision {
             kind,
             affected,
@@ -760,6 +769,10 @@ impl Model {
             source,
             expire_time,
             destination: transfer_to,
+            lots,
+            destination_lots,
+            order_takes,
+            source_takes,
         })
     }
 
@@ -783,9 +796,25 @@ impl Model {
     }
 
     fn commit(&mut self, command: &Command, decision: Decision) {
-        let Decision { kind, affected, held, card_id, brand_id, source, expire_time, destination } = decision;
+        let Decision {
+            kind,
+            affected,
+            held,
+            card_id,
+            brand_id,
+            source,
+            expire_time,
+            destination,
+            lots,
+            destination_lots,
+            order_takes,
+            source_takes,
+        } = decision;
         let account =
             self.accounts.entry(command.account_id.clone()).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
+        let first_made = account.lots.len();
+        lots.apply(&mut account.lots);
+        let own_lots: Vec<usize> = (first_made..account.lots.len()).collect();
         account.balance = add(account.balance, affected);
         account.held = add(account.held, held);
         if kind.counts_in_lifetime() {
@@ -802,6 +831,7 @@ impl Model {
         if let Some((to, card_id, brand_id)) = destination {
             let account = self.accounts.entry(to).or_insert_with(|| ModelAccount::opened(card_id, brand_id));
             account.balance = add(account.balance, affected.negated());
+            LotChange { make: destination_lots, ..LotChange::default() }.apply(&mut account.lots);
         }
         if let Some(source) = source {
             let original = self.orders.get_mut(&source).expect("the referenced order was found when deciding");
@@ -809,6 +839,9 @@ impl Model {
                 Kind::Undeduct => original.refunded = add(original.refunded, affected),
                 Kind::Uncharge | Kind::Capture | Kind::Release => original.reversed = true,
                 _ => unreachable!("only UNDEDUCT, UNCHARGE, CAPTURE and RELEASE reference an order"),
+            }
+            if let Some(takes) = source_takes {
+                original.lot_takes = takes;
             }
         }
         let moved = match kind {
@@ -823,6 +856,8 @@ impl Model {
             refunded: Parts::default(),
             reversed: false,
             expire_time,
+            lot_takes: order_takes,
+            own_lots: if kind == Kind::Charge { own_lots } else { Vec::new() },
         };
         self.orders.insert(command.outer_order_id.clone(), order);
         self.order_ids.push(command.outer_order_id.clone());

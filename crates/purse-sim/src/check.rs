@@ -99,6 +99,9 @@ enum Expected {
         transfer: bool,
     },
     Rejected(&'static str),
+    /// Nothing to do (an EXPIRE with nothing expired): a group skips it, a request of its own
+    /// is refused with INVALID_ARGUMENT; nothing is written either way.
+    Skipped,
 }
 
 /// Counts of the answers seen, for the run's summary line.
@@ -117,6 +120,11 @@ pub struct Tally {
     pub flows: [u64; FlowType::ALL.len()],
     /// Definitive refusals per error code (conflicts included).
     pub refused: BTreeMap<&'static str, u64>,
+    /// spec §11 in the log: CHARGEs and IMPORTs written with a lot expiry given, the sweep's
+    /// RELEASEs, and the sweep's EXPIREs that had nothing to take.
+    pub expiring_credits: u64,
+    pub sweep_releases: u64,
+    pub expires_skipped: u64,
 }
 
 impl Tally {
@@ -136,6 +144,21 @@ impl Tally {
         for (code, count) in &other.refused {
             *self.refused.entry(code).or_default() += count;
         }
+        self.expiring_credits += other.expiring_credits;
+        self.sweep_releases += other.sweep_releases;
+        self.expires_skipped += other.expires_skipped;
+    }
+
+    /// `expiry: …`, spec §11's coverage: credits with an expiry, the sweep's flows, CLEARs.
+    pub fn expiry_line(&self) -> String {
+        format!(
+            "expiry: credits with an expiry={} EXPIRE={} EXPIRE skipped={} sweep RELEASE={} CLEAR={}",
+            self.expiring_credits,
+            self.flows_of(FlowType::Expire),
+            self.expires_skipped,
+            self.sweep_releases,
+            self.flows_of(FlowType::Clear)
+        )
     }
 
     /// How many flows of `flow_type` the log took.
@@ -323,9 +346,10 @@ impl Mirror {
         match (expected, got) {
             // A refusal, too, is answered after its batch's commit, as the commit's failure when it
             // fails (it may rest on a flow of that batch): the request is retried like a write.
-            (Expected::Written { .. } | Expected::Replayed { .. } | Expected::Rejected(_), Err(error))
-                if failed && code(error) == STORAGE =>
-            {
+            (
+                Expected::Written { .. } | Expected::Replayed { .. } | Expected::Rejected(_) | Expected::Skipped,
+                Err(error),
+            ) if failed && code(error) == STORAGE => {
                 self.tally.indeterminate += 1;
                 Ok(true)
             }
@@ -352,6 +376,10 @@ impl Mirror {
             (Expected::Rejected(wanted), Err(error)) if code(error) == *wanted => {
                 self.tally.refuse(wanted);
                 self.first_answers.entry(command.request_id.clone()).or_insert(Err(wanted));
+                Ok(false)
+            }
+            (Expected::Skipped, Err(Error::Rejected(error))) if error.is_skip() => {
+                self.tally.expires_skipped += 1;
                 Ok(false)
             }
             _ => Err(format!("expected {expected:?}, got {}", show(got))),
@@ -438,8 +466,10 @@ impl Mirror {
         }
         for (position, (item, wanted)) in outcome.items.iter().zip(&expected).enumerate() {
             self.group_item(item, wanted).map_err(|why| format!("group item {position}: {why}"))?;
-            if let Expected::Rejected(code) = wanted {
-                self.tally.refuse(code);
+            match wanted {
+                Expected::Rejected(code) => self.tally.refuse(code),
+                Expected::Skipped => self.tally.expires_skipped += 1,
+                _ => {}
             }
         }
         if committed {
@@ -461,6 +491,7 @@ impl Mirror {
             }
             (GroupItem::Replayed(summary), Expected::Replayed { flow_id, .. }) => summary.flow_id == *flow_id,
             (GroupItem::Rejected(error), Expected::Rejected(wanted)) => code(error) == *wanted,
+            (GroupItem::Skipped(error), Expected::Skipped) => error.is_skip(),
             _ => false,
         };
         if fits {
@@ -475,6 +506,13 @@ impl Mirror {
         let recorded = match tentative.entry {
             Entry::Flow { command, shape, .. } | Entry::TransferIn { command, shape } => {
                 self.tally.flows[flow_index(shape.flow_type)] += 1;
+                let credit = matches!(shape.flow_type, FlowType::Charge | FlowType::Import);
+                if credit && (command.gift_expire_time.is_some() || command.pre_expire_time.is_some()) {
+                    self.tally.expiring_credits += 1;
+                }
+                if matches!(command.action, Action::ExpireHold { .. }) {
+                    self.tally.sweep_releases += 1;
+                }
                 Recorded::Flow { command, shape, flow: self.answered.remove(&tentative.sequence) }
             }
             Entry::Rules { .. } => Recorded::Rules,
@@ -588,7 +626,7 @@ impl Mirror {
         Ok(())
     }
 
-    /// Every account equals the model's exactly (balance, held value, status, open holds), no
+    /// Every account equals the model's exactly (balance, held value, status, open holds, lots), no
     /// bucket has less than is held in it, and the held value over all accounts is what the
     /// model's open holds reserve.
     pub fn check_balances(&self, ledger: &SyncLedger) -> Result<(), String> {
@@ -601,6 +639,14 @@ impl Mirror {
                 held: parts(&account.held),
                 status: account.status.as_str(),
                 open_holds: account.open_holds,
+                lots: account
+                    .lots
+                    .iter()
+                    .map(|lot| {
+                        let expiry = lot.key.expire_time().map(|time| time.0);
+                        (lot.bucket.as_str(), lot.value.minor(), lot.held.minor(), expiry)
+                    })
+                    .collect(),
             })
             .collect();
         let model_accounts: Vec<View> = self
@@ -613,6 +659,11 @@ impl Mirror {
                 held: state.held,
                 status: state.status.name(),
                 open_holds: state.open_holds,
+                lots: state
+                    .lots()
+                    .iter()
+                    .map(|lot| (lot.bucket.name(), lot.value, lot.held, lot.expire_time))
+                    .collect(),
             })
             .collect();
         if ledger_accounts != model_accounts {
@@ -662,6 +713,8 @@ struct View {
     held: Parts,
     status: &'static str,
     open_holds: u32,
+    /// spec §11: (bucket, value, held, expiry) of every lot with value, in spending order.
+    lots: Vec<(&'static str, i64, i64, Option<i64>)>,
 }
 
 /// Decides one command as the writer must: a retry replays or conflicts, anything else is the
@@ -721,6 +774,7 @@ fn decide(
             }
             Expected::Written { sequence, first: Box::new(first), second: second.map(Box::new) }
         }
+        Err(model::SKIP) => Expected::Skipped,
         Err(code) => Expected::Rejected(code),
     }
 }
@@ -834,5 +888,5 @@ fn model_rules(rules: &RuleSet) -> Rules {
         }
         GiftRule::Proportional { tiers: given } => model::GiftRule::Proportional { tiers: tiers(given) },
     };
-    Rules { order, gift }
+    Rules { order, gift, gift_valid_days: rules.gift_valid_days }
 }

@@ -77,6 +77,7 @@ fn one(seed: u64, options: &Options) -> ExitCode {
             println!("{}", run.summary());
             println!("{}", run.coverage.line());
             println!("{}", run.tally.line());
+            println!("{}", run.tally.expiry_line());
             ExitCode::SUCCESS
         }
         Err(failure) => {
@@ -117,6 +118,7 @@ fn range(seeds: Range<u64>, options: &Options) -> ExitCode {
     );
     println!("{}", coverage.line());
     println!("{}", tally.line());
+    println!("{}", tally.expiry_line());
     let never: Vec<&str> = tally.never_written().into_iter().map(purse_core::FlowType::as_str).collect();
     if !never.is_empty() {
         println!("never written: {}", never.join(" "));

@@ -7,11 +7,16 @@
 //! changes, groups, retries of earlier requests (the same command: a replay), conflicting
 //! retries (the same request id, another command) and order ids used twice. Now and then an
 //! account is closed out: its holds released, everything moved to another account, and closed.
+//! Expiry (spec §11): CHARGEs and IMPORTs with gift and pre expiries seconds ahead of the
+//! clock (or already past: refused), rules with `gift_valid_days`, CLEARs, and sweeps (the
+//! RELEASE of each hold expired at the sweep's time, then an EXPIRE of every account) as a
+//! group or one request at a time, now and then days ahead.
 //! A request answered with a storage error is indeterminate: it is sent again, unchanged, after
 //! the restart, until it gets a definitive answer.
 
 use purse_core::{
-    Action, Amount, Command, DeductionOrder, GiftRule, RuleSet, Tier, TierGift, Timestamp, BASIS_POINTS_ONE,
+    Action, Amount, ClearBuckets, Command, DeductionOrder, GiftRule, RuleSet, Tier, TierGift, Timestamp, Zone,
+    BASIS_POINTS_ONE,
 };
 use purse_ledger::sim_support::SimRequest;
 use purse_ledger::GroupMode;
@@ -42,6 +47,8 @@ struct Hold {
     account_id: String,
     /// A CAPTURE or RELEASE of it was sent (it may have been refused).
     resolved: bool,
+    /// Seconds; what the sweep goes by.
+    expire_time: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -147,6 +154,13 @@ impl Workload {
                 return;
             }
             12..=17 => self.group(),
+            20..=21 => {
+                for request in self.sweep() {
+                    self.remember(&request);
+                    batch.push(request);
+                }
+                return;
+            }
             18..=19 => {
                 for request in self.close_out() {
                     self.remember(&request);
@@ -165,8 +179,9 @@ impl Workload {
         self.history[self.rng.index(self.history.len())].clone()
     }
 
-    /// An earlier request id with another command: must be IDEMPOTENCY_CONFLICT if the first
-    /// one was written.
+    /// An earlier request id with another command (another order id, or for a CHARGE or IMPORT
+    /// now and then only another gift expiry): must be IDEMPOTENCY_CONFLICT if the first one was
+    /// written.
     fn conflicting(&mut self) -> Option<SimRequest> {
         let submits: Vec<&Command> = self
             .history
@@ -177,8 +192,16 @@ impl Workload {
             })
             .collect();
         let mut command = (*submits.get(self.rng.index(submits.len().max(1)))?).clone();
-        let fresh = self.fresh_ids().1;
-        command.outer_order_id = fresh;
+        let credit = matches!(command.action, Action::Charge { .. } | Action::Import { .. });
+        if credit && self.rng.chance(300) {
+            // Only a lot expiry differs (spec §11): the fingerprint must tell them apart.
+            command.gift_expire_time = match command.gift_expire_time {
+                Some(_) => None,
+                None => Some(Timestamp(self.now + 30)),
+            };
+        } else {
+            command.outer_order_id = self.fresh_ids().1;
+        }
         Some(SimRequest::Submit(Box::new(command)))
     }
 
@@ -344,6 +367,7 @@ impl Workload {
             84 => (Action::Freeze, self.target(), None),
             85..=87 => (Action::Unfreeze, self.target(), None),
             88..=89 => (Action::Close, self.target(), None),
+            90..=91 => (self.clear(), self.target(), None),
             _ => {
                 let source = self.target();
                 let (action, card) = self.transfer(&source);
@@ -359,8 +383,9 @@ impl Workload {
         match &command.action {
             Action::Charge { .. } => self.charges.push(order),
             Action::Deduct { .. } | Action::Capture { .. } => self.deducts.push(order),
-            Action::Hold { .. } => {
-                let hold = Hold { order_id: order.0, account_id: order.1, resolved: false };
+            Action::Hold { expire_time, .. } => {
+                let expire_time = expire_time.map(|time| time.0);
+                let hold = Hold { order_id: order.0, account_id: order.1, resolved: false, expire_time };
                 if self.holds.len() < HOLDS_MAX {
                     self.holds.push(hold);
                 } else {
@@ -385,14 +410,17 @@ impl Workload {
         if self.rng.chance(20) {
             command.brand_id = Some("brand-wrong".into());
         }
-        let remarked =
-            matches!(command.action, Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close);
+        let remarked = matches!(
+            command.action,
+            Action::Adjust { .. } | Action::Freeze | Action::Unfreeze | Action::Close | Action::Clear { .. }
+        );
         if remarked && !self.rng.chance(50) {
             command.remark = Some(
                 match command.action {
                     Action::Adjust { .. } => "operator correction",
                     Action::Freeze => "card reported lost",
                     Action::Unfreeze => "card found",
+                    Action::Clear { .. } => "promotion ended",
                     _ => "customer left",
                 }
                 .into(),
@@ -406,10 +434,69 @@ impl Workload {
                 _ => None,
             };
         }
+        if opens {
+            // spec §11: seconds ahead of the clock, so that sweeps meet them; now and then at or
+            // before the order_time (refused), or for a bucket the command does not credit.
+            command.gift_expire_time = self.expiry(400);
+            command.pre_expire_time = self.expiry(150);
+        } else if self.rng.chance(5) {
+            command.gift_expire_time = self.expiry(1000);
+        }
         if self.rng.chance(30) {
             if let Some((order_id, _)) = self.rng.pick(&self.charges).cloned() {
                 command.outer_order_id = order_id;
             }
+        }
+    }
+
+    /// A lot expiry given with `per_mille` chance: mostly 1 to 40 seconds ahead.
+    fn expiry(&mut self, per_mille: u64) -> Option<Timestamp> {
+        if !self.rng.chance(per_mille) {
+            return None;
+        }
+        Some(Timestamp(match self.rng.below(10) {
+            0 => self.now - self.rng.between(0, 3),
+            _ => self.now + self.rng.between(1, 40),
+        }))
+    }
+
+    /// spec §11 CLEAR of GIFT, PRE or both.
+    fn clear(&mut self) -> Action {
+        let buckets = [ClearBuckets::Gift, ClearBuckets::Pre, ClearBuckets::All][self.rng.index(3)];
+        Action::Clear { buckets }
+    }
+
+    /// The sweep at a time near the clock (now and then days ahead, past every
+    /// `gift_valid_days`): the RELEASE of each hold sent with an expiry at or before it, then an
+    /// EXPIRE of every account written to; as one group (mostly Partial: a hold captured since
+    /// is refused, the rest goes on) or one request each.
+    fn sweep(&mut self) -> Vec<SimRequest> {
+        let time = match self.rng.below(10) {
+            0 => self.now + 86_400 * self.rng.between(1, 3),
+            1..=2 => self.now - self.rng.between(1, 10),
+            _ => self.now,
+        };
+        let time = Timestamp(time);
+        let zone = Zone::CHINA;
+        let mut commands: Vec<Command> = Vec::new();
+        // Holds resolved since are left out, but for one now and then (ALREADY_REVERSED).
+        let stale = self.rng.chance(100);
+        for hold in self.holds.iter_mut() {
+            if hold.expire_time.is_some_and(|expire| expire <= time.0) && (!hold.resolved || stale) {
+                hold.resolved = true;
+                commands.push(Command::expire_hold(&hold.account_id, &hold.order_id, time, zone));
+            }
+        }
+        // Retired accounts are mostly closed (ACCOUNT_CLOSED): only now and then.
+        let retired = if self.rng.chance(100) { self.retired.as_slice() } else { &[] };
+        for account in self.accounts.iter().chain(retired) {
+            commands.push(Command::expire(&account.id, time, zone));
+        }
+        if self.rng.chance(300) {
+            commands.into_iter().map(|command| SimRequest::Submit(Box::new(command))).collect()
+        } else {
+            let mode = if self.rng.chance(200) { self.mode() } else { GroupMode::Partial };
+            vec![SimRequest::Group(commands, mode)]
         }
     }
 
@@ -565,7 +652,9 @@ impl Workload {
                 tiers: (0..tier_count).map(|index| tier(&mut self.rng, index, true)).collect(),
             },
         };
-        RuleSet { deduction_order, gift_rule }
+        let gift_valid_days =
+            if self.rng.chance(300) { Some(u32::try_from(self.rng.between(1, 2)).expect("small")) } else { None };
+        RuleSet { deduction_order, gift_rule, gift_valid_days }
     }
 }
 

@@ -31,6 +31,8 @@ fn the_ci_seeds_pass_and_inject_every_fault() {
     for code in ["HOLD_EXPIRED", "ACCOUNT_FROZEN", "ACCOUNT_CLOSED", "ALREADY_REVERSED", "IDEMPOTENCY_CONFLICT"] {
         assert!(tally.refused.get(code).copied().unwrap_or(0) > 0, "never refused with {code}: {}", tally.line());
     }
+    let expiry = [tally.expiring_credits, tally.sweep_releases, tally.expires_skipped];
+    assert!(expiry.iter().all(|count| *count > 0), "spec §11 paths not reached: {}", tally.expiry_line());
 }
 
 #[test]

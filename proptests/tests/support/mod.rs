@@ -18,6 +18,13 @@ pub const ACCOUNTS: [(&str, Option<&str>); 5] =
 /// Brands a rules change may be for (index into this; `None` entries in steps: the default).
 pub const BRANDS: [&str; 3] = ["B1", "B2", "B3"];
 
+/// The business time of step 0; each step is a minute later.
+pub const START: i64 = 1_800_000_000;
+/// Lot expiries, in seconds after [`START`]: few, so that lots of one account share an expiry
+/// (ties go by creation order) and sweeps hit them exactly (expiry ≤ TIME). A run of 56 steps
+/// spans the first three; the last is past every step, and before the sweeps by days.
+pub const EXPIRY_SLOTS: [i64; 5] = [600, 1_200, 1_200 + 600, 3_000, 2 * 86_400 - 60];
+
 /// How a command names its card or brand.
 #[derive(Debug, Clone, Copy)]
 pub enum Tag {
@@ -47,6 +54,8 @@ pub enum Mangle {
     LongRemark,
     MaxRemark,
     LongExtInfo,
+    /// An order id starting as the sweep's do (`expire:`): reserved.
+    SweepPrefix,
     /// The referenced order (UNDEDUCT, UNCHARGE, CAPTURE, RELEASE) or a transfer's destination
     /// left empty.
     EmptySource,
@@ -56,7 +65,7 @@ pub enum Mangle {
 
 impl Mangle {
     /// Every variant but `None`: a variant missing here is never generated, so keep it whole.
-    pub const DEFECTS: [Mangle; 16] = {
+    pub const DEFECTS: [Mangle; 17] = {
         use Mangle::*;
         [
             EmptyRequest,
@@ -73,10 +82,20 @@ impl Mangle {
             LongRemark,
             MaxRemark,
             LongExtInfo,
+            SweepPrefix,
             EmptySource,
             LongDestination,
         ]
     };
+}
+
+/// A `gift_expire_time` or `pre_expire_time` (spec §11).
+#[derive(Debug, Clone, Copy)]
+pub enum ExpiryPick {
+    /// `START +` one of [`EXPIRY_SLOTS`]: the n-th of those after the command's order_time.
+    Slot(u8),
+    /// The command's order_time minus this (0: at it): refused.
+    Before(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +103,46 @@ pub struct Tags {
     pub card: Tag,
     pub brand: Tag,
     pub mangle: Mangle,
+    /// The lot expiries the command gives: mostly on CHARGE and IMPORT, now and then on
+    /// anything (refused there).
+    pub gift_expiry: Option<ExpiryPick>,
+    pub pre_expiry: Option<ExpiryPick>,
+}
+
+impl Tags {
+    /// No card, brand, defect or expiry.
+    pub const PLAIN: Tags =
+        Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None, gift_expiry: None, pre_expiry: None };
+}
+
+/// When a sweep runs (spec §11 `expire --now TIME`).
+#[derive(Debug, Clone, Copy)]
+pub enum SweepTime {
+    /// At a lot expiry slot exactly.
+    Slot(u8),
+    /// The step's own time.
+    Now,
+    /// At the `expire_time` of the n-th open hold that has one (else now).
+    HoldExpiry(u8),
+    /// At the n-th expiry of a lot that holds value (else now): ties with it exactly.
+    LotExpiry(u8),
+    /// `START` plus this many days and an hour: past what `gift_valid_days` of that many days
+    /// gave every CHARGE of the run.
+    Days(u8),
+}
+
+/// A command sent with a sweep that the sweep itself would not send.
+#[derive(Debug, Clone, Copy)]
+pub enum SweepExtra {
+    None,
+    /// The sweep's first command again, at the end (DUPLICATE_ORDER once written).
+    Again,
+    /// The sweep's RELEASE of the n-th open hold, expired or not (INVALID_ARGUMENT if not).
+    AnyHold(u8),
+    /// An EXPIRE of the n-th account under an id that is not the sweep's (INVALID_ARGUMENT).
+    Forged(u8),
+    /// The sweep of an account never opened (spec §13: ACCOUNT_NOT_FOUND).
+    Unknown,
 }
 
 /// The account of a DEDUCT, ADJUST, HOLD, status change or transfer.
@@ -206,6 +265,8 @@ pub struct RulesStep {
     pub brand: Option<u8>,
     pub order: DeductOrder,
     pub gift: GiftRule,
+    /// spec §11 `gift_valid_days`.
+    pub valid_days: Option<u32>,
     /// Spell defaults out (`deduction_order`, `full_gift_switch=false`) or leave them out, and
     /// use ALSC's `PROPERTIONAL` spelling.
     pub terse: bool,
@@ -290,6 +351,20 @@ pub enum Step {
         to: ToPick,
         value: Option<Relative>,
         tags: Tags,
+    },
+    /// spec §11 CLEAR of GIFT (0), PRE (1) or both (2).
+    Clear {
+        account: AccountPick,
+        order: OrderPick,
+        buckets: u8,
+        remark: RemarkPick,
+        tags: Tags,
+    },
+    /// spec §11 the sweep at a time: the RELEASE of every expired open hold, then an EXPIRE of
+    /// every account, each a command of its own.
+    Sweep {
+        time: SweepTime,
+        extra: SweepExtra,
     },
     /// A provider-authoritative flow (ingestion): the given change, any of the six types.
     Recorded {
@@ -412,8 +487,49 @@ fn mangle() -> impl Strategy<Value = Mangle> {
     prop_oneof![40 => Just(Mangle::None), 1 => prop::sample::select(Mangle::DEFECTS.to_vec())]
 }
 
+fn expiry_pick() -> impl Strategy<Value = ExpiryPick> {
+    prop_oneof![
+        12 => any::<u8>().prop_map(ExpiryPick::Slot),
+        1 => (0u32..=120).prop_map(ExpiryPick::Before),
+    ]
+}
+
+/// Tags with a gift and a pre expiry given with these probabilities.
+fn tags_with_expiry(gift: f64, pre: f64) -> impl Strategy<Value = Tags> {
+    let expiry = |probability| prop::option::weighted(probability, expiry_pick());
+    (tag(4, 8, 1), tag(8, 3, 1), mangle(), expiry(gift), expiry(pre)).prop_map(
+        |(card, brand, mangle, gift_expiry, pre_expiry)| Tags { card, brand, mangle, gift_expiry, pre_expiry },
+    )
+}
+
 fn tags() -> impl Strategy<Value = Tags> {
-    (tag(4, 8, 1), tag(8, 3, 1), mangle()).prop_map(|(card, brand, mangle)| Tags { card, brand, mangle })
+    tags_with_expiry(0.02, 0.02)
+}
+
+/// A CHARGE's or IMPORT's tags: a gift expiry half the time, a pre expiry less often (PRE is
+/// mostly not credited, and an expiry for it then is refused).
+fn credit_tags() -> impl Strategy<Value = Tags> {
+    tags_with_expiry(0.5, 0.2)
+}
+
+fn sweep_time() -> impl Strategy<Value = SweepTime> {
+    prop_oneof![
+        5 => any::<u8>().prop_map(SweepTime::Slot),
+        2 => Just(SweepTime::Now),
+        2 => any::<u8>().prop_map(SweepTime::HoldExpiry),
+        3 => any::<u8>().prop_map(SweepTime::LotExpiry),
+        1 => (1u8..=3).prop_map(SweepTime::Days),
+    ]
+}
+
+fn sweep_extra() -> impl Strategy<Value = SweepExtra> {
+    prop_oneof![
+        12 => Just(SweepExtra::None),
+        1 => Just(SweepExtra::Again),
+        1 => any::<u8>().prop_map(SweepExtra::AnyHold),
+        1 => any::<u8>().prop_map(SweepExtra::Forged),
+        1 => Just(SweepExtra::Unknown),
+    ]
 }
 
 fn when() -> impl Strategy<Value = When> {
@@ -446,21 +562,22 @@ fn rules_step() -> impl Strategy<Value = RulesStep> {
         2 => tiers(prop_oneof![4 => 0i64..=20_000, 1 => 0i64..=1_000_000])
             .prop_map(|tiers| GiftRule::Proportional { tiers }),
     ];
-    (prop_oneof![1 => Just(None), 3 => (0u8..3).prop_map(Some)], order, gift, any::<bool>())
-        .prop_map(|(brand, order, gift, terse)| RulesStep { brand, order, gift, terse })
+    let valid_days = prop_oneof![2 => Just(None), 1 => (1u32..=3).prop_map(Some)];
+    (prop_oneof![1 => Just(None), 3 => (0u8..3).prop_map(Some)], order, gift, valid_days, any::<bool>())
+        .prop_map(|(brand, order, gift, valid_days, terse)| RulesStep { brand, order, gift, valid_days, terse })
 }
 
 pub fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        1 => (account(), order_pick(), 0i64..=3, prop::option::of(0i64..=3), 0i64..=3, tags())
+        1 => (account(), order_pick(), 0i64..=3, prop::option::of(0i64..=3), 0i64..=3, credit_tags())
             .prop_map(|(account, order, real, gift, pre, tags)| {
                 Step::Charge { account, order, real, gift, pre, trigger: false, tags }
             }),
-        6 => (account(), order_pick(), amount(), prop::option::weighted(0.6, amount()), mostly_zero(), tags())
+        6 => (account(), order_pick(), amount(), prop::option::weighted(0.6, amount()), mostly_zero(), credit_tags())
             .prop_map(|(account, order, real, gift, pre, tags)| {
                 Step::Charge { account, order, real, gift, pre, trigger: false, tags }
             }),
-        3 => (account(), order_pick(), amount(), prop::option::weighted(0.1, amount()), mostly_zero(), tags())
+        3 => (account(), order_pick(), amount(), prop::option::weighted(0.1, amount()), mostly_zero(), credit_tags())
             .prop_map(|(account, order, real, gift, pre, tags)| {
                 Step::Charge { account, order, real, gift, pre, trigger: true, tags }
             }),
@@ -470,7 +587,7 @@ pub fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(account, order, source, value, tags)| Step::Undeduct { account, order, source, value, tags }),
         2 => (ref_account(), order_pick(), ref_pick(), tags())
             .prop_map(|(account, order, source, tags)| Step::Uncharge { account, order, source, tags }),
-        2 => (account(), order_pick(), [mostly_zero(), mostly_zero(), mostly_zero()], when(), tags())
+        2 => (account(), order_pick(), [mostly_zero(), mostly_zero(), mostly_zero()], when(), credit_tags())
             .prop_map(|(account, order, parts, when, tags)| Step::Import { account, order, parts, when, tags }),
         3 => (account_pick(), order_pick(), [adjust_part(), adjust_part(), adjust_part()], remark(), tags())
             .prop_map(|(account, order, parts, remark, tags)| Step::Adjust { account, order, parts, remark, tags }),
@@ -499,6 +616,9 @@ pub fn step() -> impl Strategy<Value = Step> {
         }),
         4 => (account_pick(), order_pick(), to_pick(), prop::option::weighted(0.6, relative()), tags())
             .prop_map(|(account, order, to, value, tags)| Step::Transfer { account, order, to, value, tags }),
+        2 => (account_pick(), order_pick(), 0u8..3, remark(), tags())
+            .prop_map(|(account, order, buckets, remark, tags)| Step::Clear { account, order, buckets, remark, tags }),
+        3 => (sweep_time(), sweep_extra()).prop_map(|(time, extra)| Step::Sweep { time, extra }),
     ]
 }
 
@@ -506,7 +626,7 @@ pub fn step() -> impl Strategy<Value = Step> {
 /// (then written to, or transferred to), and a freeze followed by a transfer from the frozen
 /// account.
 pub fn scene() -> impl Strategy<Value = Vec<Step>> {
-    let plain = Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None };
+    let plain = Tags::PLAIN;
     let status = move |change| Step::Status {
         account: AccountPick::Last,
         order: OrderPick::Fresh,
@@ -538,17 +658,96 @@ pub fn scene() -> impl Strategy<Value = Vec<Step>> {
     ]
 }
 
+/// A scene of spec §11 lots on one account, which random steps line up too rarely: gifts of
+/// one expiry (a tie) and of none, a consumption and a hold across them, a transfer of some
+/// (lots keep their expiry), a sweep at a lot's expiry, a partial refund into the lots taken
+/// (an expired one comes back), an UNCHARGE (its own lots first), and a sweep past it all.
+pub fn lot_scene() -> impl Strategy<Value = Vec<Step>> {
+    let plain = Tags::PLAIN;
+    let credit = |slot: Option<u8>, pre: Option<u8>| Tags {
+        gift_expiry: slot.map(ExpiryPick::Slot),
+        pre_expiry: pre.map(ExpiryPick::Slot),
+        ..Tags::PLAIN
+    };
+    (
+        (0u8..4, any::<u8>(), any::<u8>(), [1i64..=500, 1i64..=500, 1i64..=500], 0i64..=300, 0i64..=200),
+        (1u16..=1000, 1u16..=1000, 1u16..=999, 0u16..=600, any::<u8>(), any::<u8>(), 0u8..3, 1u8..=3),
+    )
+        .prop_map(
+            move |(
+                (account, slot, pre_slot, gifts, real, pre),
+                (deduct, hold, refund, moved, expiry, sweep, uncharge, days),
+            )| {
+                let named = AccountPick::Named(account);
+                let charge = |gift: i64, real: i64, pre: i64, tags: Tags| Step::Charge {
+                    account,
+                    order: OrderPick::Fresh,
+                    real,
+                    gift: Some(gift),
+                    pre,
+                    trigger: false,
+                    tags,
+                };
+                let mut steps = vec![
+                    charge(gifts[0], real, pre, credit(Some(slot), Some(pre_slot))),
+                    charge(gifts[1], 0, 0, credit(Some(slot), None)),
+                    charge(gifts[2], 0, 0, plain),
+                    Step::Deduct {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        value: Relative::Fraction(deduct),
+                        tags: plain,
+                    },
+                    Step::Hold {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        value: Relative::Fraction(hold),
+                        expire: Expire::After(600),
+                        when: When::Absent,
+                        tags: plain,
+                    },
+                ];
+                if moved > 0 {
+                    steps.push(Step::Transfer {
+                        account: named,
+                        order: OrderPick::Fresh,
+                        to: ToPick::SameBrand(0),
+                        value: Some(Relative::Fraction(moved)),
+                        tags: plain,
+                    });
+                }
+                steps.push(Step::Sweep { time: SweepTime::LotExpiry(expiry), extra: SweepExtra::None });
+                steps.push(Step::Undeduct {
+                    account: RefAccount::Owner,
+                    order: OrderPick::Fresh,
+                    source: RefPick::Recent(0),
+                    value: Some(Relative::Fraction(refund)),
+                    tags: plain,
+                });
+                steps.push(Step::Uncharge {
+                    account: RefAccount::Owner,
+                    order: OrderPick::Fresh,
+                    source: RefPick::Recent(uncharge),
+                    tags: plain,
+                });
+                steps.push(Step::Sweep { time: SweepTime::LotExpiry(sweep), extra: SweepExtra::None });
+                steps.push(Step::Sweep { time: SweepTime::Days(days), extra: SweepExtra::None });
+                steps
+            },
+        )
+}
+
 /// A sequence of steps for the state machine: mostly single steps, now and then a scene.
 pub fn steps() -> impl Strategy<Value = Vec<Step>> {
-    prop::collection::vec(prop_oneof![24 => step().prop_map(|step| vec![step]), 1 => scene()], 1..56)
-        .prop_map(|groups| groups.into_iter().flatten().collect())
+    let group = prop_oneof![24 => step().prop_map(|step| vec![step]), 1 => scene(), 1 => lot_scene()];
+    prop::collection::vec(group, 1..56).prop_map(|groups| groups.into_iter().flatten().collect())
 }
 
 /// Small multi-bucket DEDUCTs (or HOLDs and partial CAPTUREs), each followed by a run of partial
 /// refunds: the steps that reach the rounding corners of the spec §2 refund split (REAL's rest
 /// running out first, the excess moving to GIFT, then PRE), which random sequences rarely do.
 pub fn refund_series() -> impl Strategy<Value = Vec<Step>> {
-    let plain = Tags { card: Tag::Absent, brand: Tag::Absent, mangle: Mangle::None };
+    let plain = Tags::PLAIN;
     let refund_value = prop_oneof![
         3 => (1i64..=3).prop_map(Relative::Lit),
         3 => (1u16..=999).prop_map(Relative::Fraction),
