@@ -505,7 +505,7 @@ impl Model {
         let order_time = command.biz_date.map_or(now, |time| time.0);
 
         self.arguments(command, now)?;
-        // The sweep's commands carry its ids and its time, nothing else (spec §11).
+        // The sweep's commands carry its ids, its time and the remark EXPIRED (spec §11).
         let sweep = match &command.action {
             Action::Expire { now } => Some((now.0, command.account_id.as_str())),
             Action::ExpireHold { src_outer_order_id, now } => Some((now.0, src_outer_order_id.as_str())),
@@ -513,7 +513,12 @@ impl Model {
         };
         if let Some((time, subject)) = sweep {
             let id = lots::sweep_id(time, ZONE_OFFSET_SECONDS, subject);
-            if command.request_id != id || command.outer_order_id != id || command.biz_date.map(|t| t.0) != Some(time) {
+            let remark = command.remark.as_deref() == Some("EXPIRED");
+            if command.request_id != id
+                || command.outer_order_id != id
+                || command.biz_date.map(|t| t.0) != Some(time)
+                || !remark
+            {
                 return Err(INVALID_ARGUMENT);
             }
         }

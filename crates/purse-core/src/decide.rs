@@ -242,7 +242,8 @@ fn made_lots(
     use crate::lots::LotCredit;
     let pre = command.pre_expire_time;
     match &command.action {
-        Action::Charge { .. } => {
+        // spec §13: "every CHARGE gift", a provider's recorded CHARGE's included.
+        Action::Charge { .. } | Action::Recorded { flow_type: FlowType::Charge, .. } => {
             LotCredit::with_expiry(affected, command.gift_expire_time.or_else(|| rules.gift_expiry(order_time)), pre)
         }
         Action::Import { .. } | Action::Open { .. } | Action::Recorded { .. } | Action::Adjust { .. } => {
@@ -261,9 +262,10 @@ fn check_sweep_ids(state: &State, command: &Command) -> Result<(), Error> {
         _ => return Ok(()),
     };
     let id = crate::command::sweep_id(now, state.config().zone, subject);
-    if command.request_id != id || command.outer_order_id != id || command.biz_date != Some(now) {
+    let remark = command.remark.as_deref() == Some(crate::command::EXPIRED_REMARK);
+    if command.request_id != id || command.outer_order_id != id || command.biz_date != Some(now) || !remark {
         return Err(Error::invalid_argument(format!(
-            "the sweep writes under request_id = outer_order_id = {id:?} at its own time"
+            "the sweep writes under request_id = outer_order_id = {id:?} at its own time, remark EXPIRED"
         )));
     }
     Ok(())

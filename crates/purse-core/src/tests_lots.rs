@@ -309,6 +309,9 @@ fn the_sweep_ids_are_fixed_and_reserved() {
     let mut forged = command.clone();
     forged.request_id = "other".into();
     assert_eq!(decide(&state, &forged, &context).unwrap_err().code().as_str(), "INVALID_ARGUMENT");
+    let mut unremarked = command.clone();
+    unremarked.remark = Some("tidy up".into());
+    assert_eq!(decide(&state, &unremarked, &context).unwrap_err().code().as_str(), "INVALID_ARGUMENT");
     let taken = parse_command("charge a expire:x real=1");
     assert_eq!(decide(&state, &taken, &context).unwrap_err().code().as_str(), "INVALID_ARGUMENT");
     assert_eq!(decide(&state, &command, &context).unwrap_err().code().as_str(), "ACCOUNT_NOT_FOUND");

@@ -62,13 +62,15 @@ impl Model {
                     Kind::TransferOut => destination = lots::moved(lots, &change.take),
                     _ => {}
                 }
-                // Every other credit to GIFT or PRE is a lot: a CHARGE's gift expires when it
-                // says, else by the rules' gift_valid_days; IMPORT (and a provider's CHARGE or
-                // IMPORT, whose effect is given, never a rule's) when it says; anything else
-                // never (spec §13).
+                // Every other credit to GIFT or PRE is a lot: a CHARGE's gift (a provider's
+                // CHARGE's too: "every CHARGE gift", spec §13) expires when it says, else by the
+                // rules' gift_valid_days; IMPORT and other provider records when they say;
+                // anything else never.
                 let given = |time: Option<purse_core::Timestamp>| time.map(|time| time.0);
+                let charge = matches!(command.action, Action::Charge { .. })
+                    || matches!(command.action, Action::Recorded { flow_type: purse_core::FlowType::Charge, .. });
                 let (gift_expiry, pre_expiry) = match &command.action {
-                    Action::Charge { .. } => (
+                    _ if charge => (
                         given(command.gift_expire_time)
                             .or_else(|| rules.gift_valid_days.map(|days| order_time + i64::from(days) * DAY_SECONDS)),
                         given(command.pre_expire_time),

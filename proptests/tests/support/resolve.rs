@@ -141,13 +141,7 @@ impl Resolver {
                         AdjustPart::Drain(delta) => i64::from(*delta) - held,
                     };
                 }
-                let mut flow_type = purse_core::FlowType::ALL[usize::from(*flow_type) % 6];
-                // purse-core cannot fold a provider's UNCHARGE (`a_recorded_uncharge_folds` in
-                // state_machine.rs): sent as a DEDUCT until that is fixed, so that the random
-                // test goes on finding what else differs.
-                if flow_type == purse_core::FlowType::Uncharge {
-                    flow_type = purse_core::FlowType::Deduct;
-                }
+                let flow_type = purse_core::FlowType::ALL[usize::from(*flow_type) % 6];
                 // Most provider records have the signs of their type; flip them to make those common.
                 let takes = matches!(flow_type, purse_core::FlowType::Deduct | purse_core::FlowType::Uncharge);
                 let adds = !takes && flow_type != purse_core::FlowType::Adjust;
