@@ -78,6 +78,20 @@ pub struct AccountView {
     pub status: purse_core::AccountStatus,
 }
 
+impl AccountView {
+    pub(crate) fn of(account: &purse_core::Account) -> AccountView {
+        AccountView {
+            account_id: account.account_id.clone(),
+            card_id: account.card_id.clone(),
+            brand_id: account.brand_id.clone(),
+            balance: account.balance,
+            held: account.held,
+            lifetime: account.lifetime,
+            status: account.status,
+        }
+    }
+}
+
 /// A page of one account's flows, oldest first, filtered by type and `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowQuery {
@@ -276,15 +290,7 @@ impl Ledger {
                 .state
                 .account(&account_id)
                 .ok_or_else(|| Error::AccountNotFound(account_id.clone()))?;
-            Ok(AccountView {
-                account_id: account.account_id.clone(),
-                card_id: account.card_id.clone(),
-                brand_id: account.brand_id.clone(),
-                balance: account.balance,
-                held: account.held,
-                lifetime: account.lifetime,
-                status: account.status,
-            })
+            Ok(AccountView::of(account))
         })
         .await
     }
@@ -348,7 +354,7 @@ impl Ledger {
         answer.await.map_err(|_| closed())?
     }
 
-    async fn query<T: Send + 'static>(
+    pub(crate) async fn query<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Writer) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {

@@ -5,7 +5,7 @@
 //!
 //! An append-only log of flows in sled, one writer thread that group-commits every command
 //! durably (flush + fdatasync) before answering, projections (balances, orders, idempotency
-//! records, per-account index) folded from the log in memory and rebuilt on open, and the
+//! records, per-account and card indexes) folded from the log in memory and rebuilt on open, and the
 //! async [`Ledger`] handle.
 //!
 //! **Architecture Invariant:** only `store.rs` touches sled, and only the writer thread
@@ -37,6 +37,7 @@ pub mod bench_support;
 mod block;
 mod error;
 mod head;
+mod history;
 mod ledger;
 mod pages;
 mod projection;
@@ -52,6 +53,10 @@ mod verify;
 mod writer;
 
 pub use error::Error;
+pub use history::{
+    AccountPage, AccountQuery, BrandLiability, ExportFilter, ExportPage, ExportStream, FlowTypeSum, Liability,
+    LiabilitySum, Statement, EXPORT_PAGE_ENTRIES_MAX,
+};
 pub use ledger::{
     AccountView, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
     BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,

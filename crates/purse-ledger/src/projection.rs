@@ -1,10 +1,10 @@
 //! Projections: everything the ledger derives from the log, held in memory and rebuilt by
 //! folding the log on open. Balances and orders (purse-core's `State`), idempotency records,
-//! and the per-account flow index used for paging and time windows.
+//! the per-account flow index used for paging and time windows, and the card index.
 
 use std::collections::HashMap;
 
-use purse_core::{Config, Entry, Flow, FlowType, RulesChange, State, Timestamp};
+use purse_core::{Config, Entry, Flow, FlowType, RulesChange, State, StrTable, Timestamp};
 use purse_idempotency::{Fingerprint, Index, Record};
 
 use crate::block::Block;
@@ -99,11 +99,46 @@ impl DecodedBlock {
     }
 }
 
+/// `card_id` → the ids of the accounts opened with it, oldest first. Keys in a [`StrTable`]
+/// arena: most accounts have a card, and a million of them must not cost a million key
+/// allocations on top of the account table's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CardIndex {
+    accounts: StrTable<Vec<Box<str>>>,
+}
+
+impl CardIndex {
+    pub fn insert(&mut self, card_id: &str, account_id: &str) {
+        if let Err(position) = self.accounts.insert_new(card_id, vec![account_id.into()]) {
+            self.accounts.value_at_mut(position).push(account_id.into());
+        }
+    }
+
+    /// The accounts opened with `card_id`, oldest first; empty for an unknown card.
+    pub fn accounts(&self, card_id: &str) -> &[Box<str>] {
+        self.accounts.get(card_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The index a fold of `state` gives: every account with a card, in the order opened.
+    pub fn of(state: &State) -> CardIndex {
+        let mut index = CardIndex::default();
+        for account in state.accounts() {
+            if let Some(card_id) = &account.card_id {
+                index.insert(card_id, &account.account_id);
+            }
+        }
+        index
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,
     pub account_flows: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
+    /// `card_id` → the accounts opened with it, in the order they were opened. The spec does not
+    /// make a card unique, so one card may name several accounts.
+    pub cards: CardIndex,
     /// The checksum of the last block, which the next block chains to.
     pub last_block_checksum: u32,
     pub blocks: u64,
@@ -120,6 +155,7 @@ impl Projections {
             state: State::with_capacity(config, entries),
             requests: Index::with_capacity(entries),
             account_flows: HashMap::default(),
+            cards: CardIndex::default(),
             last_block_checksum: 0,
             blocks: 0,
         }
@@ -141,7 +177,15 @@ impl Projections {
         {
             return Err(format!("flow {}: a TRANSFER_IN whose request is not its TRANSFER_OUT's", flow.flow_id));
         }
+        // Only these types open an account; the lookup is skipped for every other flow.
+        let opens = flow.flow_type.opens_account() && self.state.account(&flow.account_id).is_none();
         purse_core::apply(&mut self.state, flow).map_err(|error| error.to_string())?;
+        if opens {
+            // The card is the account's, fixed by the flow that opened it (spec §2).
+            if let Some(card_id) = self.state.account(&flow.account_id).and_then(|account| account.card_id.as_deref()) {
+                self.cards.insert(card_id, &flow.account_id);
+            }
+        }
         if recorded {
             self.requests
                 .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })

@@ -1,0 +1,204 @@
+//! History and reports over one small ledger whose log is, by sequence:
+//!
+//! | seq | account | what | order_time |
+//! |---|---|---|---|
+//! | 1 | a | CHARGE 100.00 | 1000 |
+//! | 2 | b (brand B, card C1) | CHARGE 50.00 | 1000 |
+//! | 3 | — | rules change | — |
+//! | 4 | a | DEDUCT 30.00 | 2000 |
+//! | 5 | c (card C1) | IMPORT 10.00 | 500 |
+//! | 6 | a | CHARGE 20.00 | 3000 |
+//! | 7 | a | ADJUST +5.00 (backdated) | 1500 |
+use super::*;
+use crate::ledger::LedgerConfig;
+use crate::writer::GroupMode;
+use purse_core::{Action, Amount, Command, ErrorCode, RuleSet};
+
+fn at(mut command: Command, time: i64) -> Command {
+    command.biz_date = Some(Timestamp(time));
+    command
+}
+
+fn charge(id: &str, account: &str, real: i64, time: i64) -> Command {
+    let action = Action::Charge { real: Amount::from_minor(real), gift: None, pre: Amount::ZERO, trigger_gift: false };
+    at(Command::new(id, id, account, action), time)
+}
+
+async fn ledger(dir: &std::path::Path) -> Ledger {
+    let ledger = Ledger::open(LedgerConfig::new(dir)).await.unwrap();
+    let mut b = charge("r2", "b", 5_000, 1000);
+    b.brand_id = Some("B".into());
+    b.card_id = Some("C1".into());
+    ledger.submit_group(vec![charge("r1", "a", 10_000, 1000), b], GroupMode::AllOrNothing).await.unwrap();
+    ledger.set_rules(None, RuleSet::default()).await.unwrap();
+    let deduct = at(Command::new("r4", "r4", "a", Action::Deduct { value: Amount::from_minor(3_000) }), 2000);
+    let import = Action::Import { real: Amount::from_minor(1_000), gift: Amount::ZERO, pre: Amount::ZERO };
+    let mut import = at(Command::new("r5", "r5", "c", import), 500);
+    import.card_id = Some("C1".into());
+    let adjust = Action::Adjust { real: Amount::ZERO, gift: Amount::from_minor(500), pre: Amount::ZERO };
+    let mut adjust = at(Command::new("r7", "r7", "a", adjust), 1500);
+    adjust.remark = Some("late correction".into());
+    let outcome = ledger
+        .submit_group(vec![deduct, import, charge("r6", "a", 2_000, 3000), adjust], GroupMode::AllOrNothing)
+        .await
+        .unwrap();
+    assert!(outcome.committed, "{outcome:?}");
+    ledger
+}
+
+#[tokio::test]
+async fn export_pages_skip_rules_and_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(dir.path()).await;
+    let all = ExportFilter::default();
+    let types = |flow_types: &[FlowType]| ExportFilter { flow_types: flow_types.to_vec(), ..ExportFilter::default() };
+    let window = |start, end| ExportFilter { start_time: start, end_time: end, ..ExportFilter::default() };
+    // (what, after, entries_max, filter, the flow ids expected, next)
+    type Case = (&'static str, u64, u32, ExportFilter, Vec<u64>, Option<u64>);
+    let cases: Vec<Case> = vec![
+        ("everything", 0, 100, all.clone(), vec![1, 2, 4, 5, 6, 7], None),
+        ("a page ending on the rules change", 0, 3, all.clone(), vec![1, 2], Some(3)),
+        ("the next page", 3, 3, all.clone(), vec![4, 5, 6], Some(6)),
+        ("the last page", 6, 3, all.clone(), vec![7], None),
+        ("past the end", 7, 3, all.clone(), vec![], None),
+        ("one entry: the rules change", 2, 1, all.clone(), vec![], Some(3)),
+        ("charges only", 0, 100, types(&[FlowType::Charge]), vec![1, 2, 6], None),
+        ("two types", 0, 100, types(&[FlowType::Import, FlowType::Adjust]), vec![5, 7], None),
+        ("[1000, 2000)", 0, 100, window(Some(Timestamp(1000)), Some(Timestamp(2000))), vec![1, 2, 7], None),
+        ("from 2000", 0, 100, window(Some(Timestamp(2000)), None), vec![4, 6], None),
+        ("before 1000", 0, 100, window(None, Some(Timestamp(1000))), vec![5], None),
+        ("through 4", 0, 100, ExportFilter { through_sequence: Some(4), ..all.clone() }, vec![1, 2, 4], None),
+    ];
+    for (what, after, entries_max, filter, expected, next) in cases {
+        let page = ledger.export_page(after, entries_max, &filter).await.unwrap();
+        let ids: Vec<u64> = page.flows.iter().map(|flow| flow.flow_id).collect();
+        assert_eq!((ids, page.next), (expected, next), "{what}");
+    }
+    for (what, entries_max, filter) in [
+        ("no entries", 0, all.clone()),
+        ("too many entries", EXPORT_PAGE_ENTRIES_MAX + 1, all.clone()),
+        ("start after end", 10, window(Some(Timestamp(2)), Some(Timestamp(1)))),
+    ] {
+        let error = ledger.export_page(0, entries_max, &filter).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidArgument, "{what}: {error}");
+    }
+    // The stream stops at the end it started with, whatever is written meanwhile.
+    let mut stream = ledger.export(all).await.unwrap();
+    ledger.submit(charge("r8", "d", 100, 4000)).await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(flows) = stream.next_page().await.unwrap() {
+        ids.extend(flows.iter().map(|flow| flow.flow_id));
+    }
+    assert_eq!(ids, [1, 2, 4, 5, 6, 7]);
+    ledger.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn statements_over_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(dir.path()).await;
+    let buckets = Buckets::from_minor;
+    // (account, start, end, opening, closing, [(type, count)], backdated)
+    type Case = (&'static str, i64, i64, Buckets, Buckets, Vec<(FlowType, u64)>, bool);
+    let cases: Vec<Case> = vec![
+        // Before anything: all zero.
+        ("a", 0, 1000, Buckets::ZERO, Buckets::ZERO, vec![], false),
+        // Only the first charge is before 1500: nothing backdated yet.
+        ("a", 1000, 1500, buckets(0, 0, 0), buckets(10_000, 0, 0), vec![(FlowType::Charge, 1)], false),
+        // Closing after the backdated ADJUST (log position 7): opening = closing − Σ affected.
+        (
+            "a",
+            1000,
+            4000,
+            buckets(0, 0, 0),
+            buckets(9_000, 500, 0),
+            vec![(FlowType::Charge, 2), (FlowType::Deduct, 1), (FlowType::Adjust, 1)],
+            true,
+        ),
+        // [2000, 4000): the DEDUCT and the second CHARGE; the ADJUST at 1500 is outside, but it is
+        // in the closing balance, so the opening holds it (not the balance after flow 1).
+        (
+            "a",
+            2000,
+            4000,
+            buckets(10_000, 500, 0),
+            buckets(9_000, 500, 0),
+            vec![(FlowType::Charge, 1), (FlowType::Deduct, 1)],
+            true,
+        ),
+        ("c", 0, 600, buckets(0, 0, 0), buckets(1_000, 0, 0), vec![(FlowType::Import, 1)], false),
+        ("c", 600, 700, buckets(1_000, 0, 0), buckets(1_000, 0, 0), vec![], false),
+    ];
+    for (account, start, end, opening, closing, types, backdated) in cases {
+        let statement = ledger.statement(account, Timestamp(start), Timestamp(end)).await.unwrap();
+        let what = format!("{account} [{start}, {end})");
+        let got_types: Vec<(FlowType, u64)> =
+            statement.by_flow_type.iter().map(|sum| (sum.flow_type, sum.count)).collect();
+        assert_eq!((statement.opening, statement.closing), (opening, closing), "{what}");
+        assert_eq!(got_types, types, "{what}");
+        assert_eq!(statement.flows_count, types.iter().map(|(_, count)| count).sum::<u64>(), "{what}");
+        assert_eq!(statement.backdated, backdated, "{what}");
+    }
+    let refusals = [
+        ("an empty window", "a", 10, 10, ErrorCode::InvalidArgument),
+        ("a reversed window", "a", 10, 5, ErrorCode::InvalidArgument),
+        ("an unknown account", "nobody", 0, 10, ErrorCode::AccountNotFound),
+    ];
+    for (what, account, start, end, code) in refusals {
+        let error = ledger.statement(account, Timestamp(start), Timestamp(end)).await.unwrap_err();
+        assert_eq!(error.code(), code, "{what}: {error}");
+    }
+    ledger.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn accounts_cards_and_liability() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger(dir.path()).await;
+    let query = |brand_id: Option<&str>, status, page_no, page_size| AccountQuery {
+        brand_id: brand_id.map(str::to_owned),
+        status,
+        page_no,
+        page_size,
+    };
+    // (query, total_count, the page's account ids)
+    let cases = [
+        (query(None, None, 1, 20), 3, vec!["a", "b", "c"]),
+        (query(None, None, 1, 2), 3, vec!["a", "b"]),
+        (query(None, None, 2, 2), 3, vec!["c"]),
+        (query(None, None, 3, 2), 3, vec![]),
+        (query(Some("B"), None, 1, 20), 1, vec!["b"]),
+        (query(None, Some(AccountStatus::Frozen), 1, 20), 0, vec![]),
+        (query(None, Some(AccountStatus::Active), 1, 1), 3, vec!["a"]),
+    ];
+    for (query, total, ids) in cases {
+        let page = ledger.accounts(query.clone()).await.unwrap();
+        let got: Vec<&str> = page.accounts.iter().map(|account| account.account_id.as_str()).collect();
+        assert_eq!((page.total_count, got), (total, ids), "{query:?}");
+    }
+    for bad in [query(None, None, 0, 20), query(None, None, 1, 0), query(None, None, 1, PAGE_SIZE_MAX + 1)] {
+        assert_eq!(ledger.accounts(bad.clone()).await.unwrap_err().code(), ErrorCode::InvalidArgument, "{bad:?}");
+    }
+    let card = |card: &'static str| {
+        let ledger = ledger.clone();
+        async move {
+            let views = ledger.accounts_by_card(card).await.unwrap();
+            views.into_iter().map(|view| view.account_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(card("C1").await, ["b", "c"]);
+    assert_eq!(card("C2").await, Vec::<String>::new());
+    let liability = ledger.liability().await.unwrap();
+    let sum = |real, gift| LiabilitySum { balance: Buckets::from_minor(real, gift, 0), held: Buckets::ZERO };
+    assert_eq!(liability.accounts, 3);
+    assert_eq!(liability.total, sum(15_000, 500));
+    let brands: Vec<(Option<&str>, LiabilitySum)> =
+        liability.by_brand.iter().map(|brand| (brand.brand_id.as_deref(), brand.sum)).collect();
+    assert_eq!(brands, [(None, sum(10_000, 500)), (Some("B"), sum(5_000, 0))]);
+    // The card index and the liability pass verify, and survive a reopen.
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    assert_eq!(ledger.accounts_by_card("C1").await.unwrap().len(), 2);
+    ledger.close().await.unwrap();
+}
