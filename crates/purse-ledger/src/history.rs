@@ -242,11 +242,13 @@ impl Ledger {
             let skip = (u64::from(query.page_no) - 1).saturating_mul(u64::from(query.page_size));
             let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(selected.len());
             let end = skip.saturating_add(query.page_size as usize).min(selected.len());
-            // Only the accounts up to the page's end need to be in order.
-            if end < selected.len() {
-                selected.select_nth_unstable_by(end, |a, b| a.account_id.cmp(&b.account_id));
+            // Only the accounts up to the page's end need to be in order, and none past the last.
+            if skip < end {
+                if end < selected.len() {
+                    selected.select_nth_unstable_by(end, |a, b| a.account_id.cmp(&b.account_id));
+                }
+                selected[..end].sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
             }
-            selected[..end].sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
             Ok(AccountPage {
                 total_count: selected.len() as u64,
                 page_no: query.page_no,
@@ -293,7 +295,7 @@ fn check_window(
 ) -> Result<(), Error> {
     match (start, end) {
         (Some(start), Some(end)) if empty(start, end) => {
-            Err(Error::InvalidArgument(format!("start_time ({}) must be before end_time ({})", start.0, end.0)))
+            Err(Error::InvalidArgument("start_time must be before end_time: the window [start, end) is empty".into()))
         }
         _ => Ok(()),
     }
@@ -402,7 +404,9 @@ fn statement_on(
     }
     let overflow =
         |what: &str| Error::Corruption(format!("{}: {what} leaves the range of an amount", statement.account_id));
-    let mut sums: BTreeMap<usize, FlowTypeSum> = BTreeMap::new();
+    // Keyed by the type's place in FlowType::ALL, then the type itself, so no two types share
+    // a key even if one were missing from ALL.
+    let mut sums: BTreeMap<(usize, FlowType), FlowTypeSum> = BTreeMap::new();
     let mut affected_total = Buckets::ZERO;
     let mut closing = None;
     read_flows(writer, &sequences, |flow| {
@@ -413,7 +417,7 @@ fn statement_on(
             }
         }
         let position = FlowType::ALL.iter().position(|flow_type| *flow_type == flow.flow_type).unwrap_or(usize::MAX);
-        let sum = sums.entry(position).or_insert(FlowTypeSum {
+        let sum = sums.entry((position, flow.flow_type)).or_insert(FlowTypeSum {
             flow_type: flow.flow_type,
             count: 0,
             affected: Buckets::ZERO,

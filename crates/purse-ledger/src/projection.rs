@@ -177,8 +177,10 @@ impl Projections {
         {
             return Err(format!("flow {}: a TRANSFER_IN whose request is not its TRANSFER_OUT's", flow.flow_id));
         }
-        // Only these types open an account; the lookup is skipped for every other flow.
-        let opens = flow.flow_type.opens_account() && self.state.account(&flow.account_id).is_none();
+        // Only a flow of these types from a zero balance can open an account: the lookup is
+        // skipped for every other flow, most CHARGEs included.
+        let opens =
+            flow.flow_type.opens_account() && flow.before.is_zero() && self.state.account(&flow.account_id).is_none();
         purse_core::apply(&mut self.state, flow).map_err(|error| error.to_string())?;
         if opens {
             // The card is the account's, fixed by the flow that opened it (spec §2).
