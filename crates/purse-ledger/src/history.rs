@@ -269,7 +269,7 @@ impl Ledger {
                 .projections
                 .cards
                 .accounts(&card_id)
-                .iter()
+                .into_iter()
                 .map(|account_id| {
                     state.account(account_id).map(AccountView::of).ok_or_else(|| {
                         Error::Corruption(format!("the card index names account {account_id:?}, which does not exist"))

@@ -202,3 +202,24 @@ async fn accounts_cards_and_liability() {
     assert_eq!(ledger.accounts_by_card("C1").await.unwrap().len(), 2);
     ledger.close().await.unwrap();
 }
+
+#[test]
+fn card_index_lists_every_account_of_a_card_in_order() {
+    let build = |pairs: &[(&str, &str)]| {
+        let mut index = crate::projection::CardIndex::default();
+        for (card, account) in pairs {
+            index.insert(card, account);
+        }
+        index
+    };
+    let pairs = [("K1", "a"), ("K2", "b"), ("K1", "c"), ("K1", "d"), ("K3", "e"), ("K3", "f")];
+    let index = build(&pairs);
+    for (card, accounts) in [("K1", vec!["a", "c", "d"]), ("K2", vec!["b"]), ("K3", vec!["e", "f"]), ("K4", vec![])] {
+        assert_eq!(index.accounts(card), accounts, "{card}");
+    }
+    assert_eq!(index, build(&pairs));
+    assert_ne!(index, build(&pairs[..5]), "one account fewer");
+    let mut reordered = pairs;
+    reordered.swap(2, 3);
+    assert_ne!(index, build(&reordered), "the same accounts in another order");
+}
