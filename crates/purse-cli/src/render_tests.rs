@@ -3,7 +3,7 @@
 use purse_core::{Buckets, Flow, FlowDetail, FlowType, RuleSet, RuleSetText, Scale, Zone};
 use purse_ledger::{AccountView, FlowPage, VerifyReport};
 
-use super::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, VerifyJson};
+use super::{to_text, AccountJson, FlowJson, FlowPageJson, LiabilityJson, RulesJson, StatementJson, VerifyJson};
 
 fn check(name: &str, got: String, expect: &str) {
     assert_eq!(got, expect, "{name}: got\n{got}");
@@ -261,4 +261,54 @@ fn verify_document() {
     let expect = "{\n  \"ok\": true,\n  \"entries\": 12,\n  \"flows\": 10,\n  \"accounts\": 3,\n  \"blocks\": 2,\n  \
                   \"repairs\": [\n    \"1 removed snap.1.generating\"\n  ],\n  \"warnings\": []\n}\n";
     check("verify", to_text(&VerifyJson::new(&report)), expect);
+}
+
+/// The history documents' key order, compact: `by_flow_type` keeps the ledger's type order
+/// (CHARGE before ADJUST, which an alphabetical map would swap).
+#[test]
+fn history_documents() {
+    use purse_core::Timestamp;
+    use purse_ledger::{BrandLiability, FlowTypeSum, Liability, LiabilitySum, Statement};
+    let start = Zone::CHINA.parse_local("2026-01-01 00:00:00").unwrap();
+    let statement = Statement {
+        account_id: "acct".into(),
+        start_time: start,
+        end_time: Timestamp(start.0 + 86_400),
+        opening: Buckets::from_minor(1_000, 0, 0),
+        closing: Buckets::from_minor(1_500, 0, 5),
+        by_flow_type: vec![
+            FlowTypeSum { flow_type: FlowType::Charge, count: 2, affected: Buckets::from_minor(600, 0, 0) },
+            FlowTypeSum { flow_type: FlowType::Adjust, count: 1, affected: Buckets::from_minor(-100, 0, 5) },
+        ],
+        flows_count: 3,
+        backdated: true,
+    };
+    let list = |real: &str, gift: &str, pre: &str, total: &str| {
+        format!(
+            r#"[{{"type":"REAL","value":"{real}"}},{{"type":"GIFT","value":"{gift}"}},{{"type":"PRE","value":"{pre}"}},{{"type":"TOTAL","value":"{total}"}}]"#
+        )
+    };
+    let expect = format!(
+        r#"{{"account_id":"acct","start_time":"2026-01-01 00:00:00","end_time":"2026-01-02 00:00:00","opening":{},"closing":{},"by_flow_type":{{"CHARGE":{{"count":2,"affected":{}}},"ADJUST":{{"count":1,"affected":{}}}}},"flows_count":3,"backdated":true}}"#,
+        list("10.00", "0.00", "0.00", "10.00"),
+        list("15.00", "0.00", "0.05", "15.05"),
+        list("6.00", "0.00", "0.00", "6.00"),
+        list("-1.00", "0.00", "0.05", "-0.95"),
+    );
+    let got = serde_json::to_string(&StatementJson::new(&statement, Scale::CNY, Zone::CHINA)).unwrap();
+    check("statement", got, &expect);
+
+    let sum =
+        |real, held| LiabilitySum { balance: Buckets::from_minor(real, 50, 0), held: Buckets::from_minor(held, 0, 0) };
+    let liability = Liability {
+        accounts: 3,
+        total: sum(3_000, 700),
+        by_brand: vec![
+            BrandLiability { brand_id: None, sum: sum(1_000, 0) },
+            BrandLiability { brand_id: Some("b1".into()), sum: sum(2_000, 700) },
+        ],
+    };
+    let expect = r#"{"accounts":3,"total":{"real_value":"30.00","gift_value":"0.50","pre_value":"0.00","held_value":"7.00","total_value":"30.50"},"by_brand":[{"brand_id":null,"real_value":"10.00","gift_value":"0.50","pre_value":"0.00","held_value":"0.00","total_value":"10.50"},{"brand_id":"b1","real_value":"20.00","gift_value":"0.50","pre_value":"0.00","held_value":"7.00","total_value":"20.50"}]}"#;
+    let got = serde_json::to_string(&LiabilityJson::new(&liability, Scale::CNY)).unwrap();
+    check("liability", got, expect);
 }
