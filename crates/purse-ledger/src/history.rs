@@ -242,12 +242,18 @@ impl Ledger {
             let skip = (u64::from(query.page_no) - 1).saturating_mul(u64::from(query.page_size));
             let skip = usize::try_from(skip).unwrap_or(usize::MAX).min(selected.len());
             let end = skip.saturating_add(query.page_size as usize).min(selected.len());
-            // Only the accounts up to the page's end need to be in order, and none past the last.
+            // Only the page itself is sorted: two selections (linear) put the accounts before it
+            // in front and the page's own next, so a late page costs what the first does.
+            let by_id = |a: &&Account, b: &&Account| a.account_id.cmp(&b.account_id);
             if skip < end {
-                if end < selected.len() {
-                    selected.select_nth_unstable_by(end, |a, b| a.account_id.cmp(&b.account_id));
+                if skip > 0 {
+                    selected.select_nth_unstable_by(skip, by_id);
                 }
-                selected[..end].sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+                let rest = &mut selected[skip..];
+                if end - skip < rest.len() {
+                    rest.select_nth_unstable_by(end - skip, by_id);
+                }
+                rest[..end - skip].sort_unstable_by(by_id);
             }
             Ok(AccountPage {
                 total_count: selected.len() as u64,

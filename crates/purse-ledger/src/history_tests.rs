@@ -229,3 +229,24 @@ fn card_index_lists_every_account_of_a_card_in_order() {
     reordered.swap(2, 3);
     assert_ne!(index, build(&reordered), "the same accounts in another order");
 }
+
+#[tokio::test]
+async fn every_page_of_accounts_is_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    // 50 accounts opened out of order (37 is prime to 50, so i·37 mod 50 visits each once).
+    let commands = (0..50).map(|i| format!("acct-{:02}", i * 37 % 50)).map(|id| charge(&id, &id, 100, 1000)).collect();
+    ledger.submit_group(commands, GroupMode::AllOrNothing).await.unwrap();
+    let sorted: Vec<String> = (0..50).map(|i| format!("acct-{i:02}")).collect();
+    for page_size in [1, 7, 49, 50, 51] {
+        let mut listed = Vec::new();
+        for page_no in 1..=(50 / page_size + 2) {
+            let query = AccountQuery { page_no, page_size, ..AccountQuery::default() };
+            let page = ledger.accounts(query).await.unwrap();
+            assert_eq!(page.total_count, 50);
+            listed.extend(page.accounts.into_iter().map(|account| account.account_id));
+        }
+        check(&format!("pages of {page_size}"), Ok(listed), Ok(sorted.clone()));
+    }
+    ledger.close().await.unwrap();
+}
