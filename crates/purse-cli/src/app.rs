@@ -3,10 +3,16 @@
 use purse_core::{Action, RuleSet};
 use purse_ledger::{Ledger, LedgerConfig};
 
-use crate::args::{Cli, CliCommand, RulesCommand, StatusArgs};
-use crate::command::{as_of, flow_key, flow_query, status_command, sweep, ToCommand, Units};
+use crate::args::{AccountArgs, Cli, CliCommand, RulesCommand, StatusArgs};
+use crate::command::{
+    account_query, as_of, export_filter, flow_key, flow_query, liability_at, statement_window, status_command, sweep,
+    ToCommand, Units,
+};
 use crate::error::CliError;
-use crate::render::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, SweepJson, TransferJson, VerifyJson};
+use crate::render::{
+    to_text, AccountJson, AccountPageJson, FlowJson, FlowPageJson, LiabilityJson, RulesJson, StatementJson, SweepJson,
+    TransferJson, VerifyJson,
+};
 use crate::rules_file;
 
 /// Runs `cli` against its data directory and returns the JSON document to print.
@@ -61,9 +67,10 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
         }
         CliCommand::Account(args) => {
+            let account_id = account_id(ledger, &args).await?;
             let account = match as_of(&args, units.zone)? {
-                None => ledger.account(&args.account_id).await?,
-                Some(point) => ledger.account_as_of(&args.account_id, point).await?,
+                None => ledger.account(&account_id).await?,
+                Some(point) => ledger.account_as_of(&account_id, point).await?,
             };
             Ok(to_text(&AccountJson::new(&account, units.scale, units.zone)))
         }
@@ -73,6 +80,25 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             let flows = ledger.expire(now, scope).await?;
             let details = flows.iter().map(|flow| ledger.detail(flow)).collect::<Result<Vec<_>, _>>()?;
             Ok(to_text(&SweepJson::new(&details)))
+        }
+        CliCommand::Accounts(args) => {
+            let page = ledger.accounts(account_query(&args)?).await?;
+            Ok(to_text(&AccountPageJson::new(&page, units.scale, units.zone)))
+        }
+        CliCommand::Statement(args) => {
+            let (start, end) = statement_window(&args, units.zone)?;
+            let statement = ledger.statement(&args.account_id, start, end).await?;
+            Ok(to_text(&StatementJson::new(&statement, units.scale, units.zone)))
+        }
+        CliCommand::Export(args) => {
+            let filter = export_filter(&args, units.zone)?;
+            crate::export::run(ledger, filter, args.format, std::io::stdout()).await?;
+            // Already written, page by page.
+            Ok(String::new())
+        }
+        CliCommand::Liability(args) => {
+            let liability = ledger.liability(liability_at(&args, units.zone)?).await?;
+            Ok(to_text(&LiabilityJson::new(&liability, units.scale, units.zone)))
         }
         CliCommand::Flows(args) => {
             let page = ledger.flows(flow_query(&args, units.zone)?).await?;
@@ -95,6 +121,37 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             Ok(to_text(&VerifyJson::new(&report)))
         }
         CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
+    }
+}
+
+/// Accounts shown when a card names too many to be useful in one message.
+const CARD_ACCOUNTS_LISTED_MAX: usize = 20;
+
+/// `account`: by id, or by card when exactly one account was opened with it.
+/// The account `account` asks for: by `--account-id`, or the one account opened with `--card-id`.
+async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, CliError> {
+    let card_id = match (&args.who.account_id, &args.who.card_id) {
+        (Some(account_id), None) => return Ok(account_id.clone()),
+        (None, Some(card_id)) => card_id,
+        _ => return Err(CliError::invalid_argument("give exactly one of --account-id and --card-id")),
+    };
+    let mut accounts = ledger.accounts_by_card(card_id).await?;
+    match accounts.len() {
+        0 => Err(CliError::Argument {
+            code: purse_core::ErrorCode::AccountNotFound,
+            message: format!("no account has card_id {card_id:?}"),
+        }),
+        1 => Ok(accounts.remove(0).account_id),
+        count => {
+            let listed: Vec<String> =
+                accounts.iter().take(CARD_ACCOUNTS_LISTED_MAX).map(|view| format!("{:?}", view.account_id)).collect();
+            let more = count.saturating_sub(CARD_ACCOUNTS_LISTED_MAX);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            Err(CliError::invalid_argument(format!(
+                "--card-id {card_id:?} belongs to {count} accounts ({}{more}); ask by --account-id",
+                listed.join(", ")
+            )))
+        }
     }
 }
 

@@ -63,10 +63,18 @@ pub enum CliCommand {
     Expire(ExpireArgs),
     /// Show one flow by its flow id or its outer order id.
     Flow(FlowArgs),
-    /// Show one account's balances and lifetime totals.
+    /// Show one account's balances and lifetime totals, by account id or by card.
     Account(AccountArgs),
     /// List one account's flows, oldest first.
     Flows(FlowsArgs),
+    /// List accounts ordered by account id, a page at a time.
+    Accounts(AccountsArgs),
+    /// One account's opening and closing balance over a time window, and the flows between.
+    Statement(StatementArgs),
+    /// Every flow in log order, one per line, as JSON lines or CSV.
+    Export(ExportArgs),
+    /// What the ledger owes: every account's balance and held value, summed, in all and by brand.
+    Liability(LiabilityArgs),
     /// Set or show a brand's rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -87,6 +95,10 @@ impl CliCommand {
             CliCommand::Flow(_)
                 | CliCommand::Account(_)
                 | CliCommand::Flows(_)
+                | CliCommand::Accounts(_)
+                | CliCommand::Statement(_)
+                | CliCommand::Export(_)
+                | CliCommand::Liability(_)
                 | CliCommand::Rules(RulesCommand::Get(_))
                 | CliCommand::Verify
                 // A sweep has nothing to do on a ledger that does not exist.
@@ -347,15 +359,90 @@ pub struct FlowArgs {
     pub outer_order_id: Option<String>,
 }
 
-/// `account --account-id ID [--as-of-flow-id N | --at TIME]`
+/// `account (--account-id ID | --card-id C) [--as-of-flow-id N | --at TIME]`
 #[derive(Debug, Args)]
 pub struct AccountArgs {
-    #[arg(long)]
-    pub account_id: String,
+    #[command(flatten)]
+    pub who: AccountWho,
     /// The account exactly as it stood after log entry N.
     #[arg(long, value_name = "N", conflicts_with = "at")]
     pub as_of_flow_id: Option<u64>,
     /// The account as it stood after its last flow (in log order) whose order_time ≤ TIME.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+}
+
+/// Which account: exactly one of its id and its card.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AccountWho {
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// The account opened with this card; refused, listing them, when several were.
+    #[arg(long)]
+    pub card_id: Option<String>,
+}
+
+/// `accounts [--brand-id B] [--status S] [--page-no N] [--page-size N]`
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Only accounts of this brand.
+    #[arg(long)]
+    pub brand_id: Option<String>,
+    /// Only accounts in this status: ACTIVE, FROZEN or CLOSED.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_no: u32,
+    #[arg(long, value_name = "N", default_value_t = purse_ledger::PAGE_SIZE_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(purse_ledger::PAGE_SIZE_MAX)))]
+    pub page_size: u32,
+}
+
+/// `statement --account-id ID --start-time T1 --end-time T2`
+#[derive(Debug, Args)]
+pub struct StatementArgs {
+    #[arg(long)]
+    pub account_id: String,
+    /// Window start, inclusive, "YYYY-MM-DD HH:MM:SS" in the ledger's time zone.
+    #[arg(long, value_name = "TIME")]
+    pub start_time: String,
+    /// Window end, exclusive; after the start.
+    #[arg(long, value_name = "TIME")]
+    pub end_time: String,
+}
+
+/// `export [--format jsonl|csv] [--start-time T] [--end-time T] [--flow-type T]…`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Only flows of these types (repeat, or separate with commas).
+    #[arg(long, value_name = "TYPE", value_delimiter = ',')]
+    pub flow_type: Vec<String>,
+    /// Window start over order_time, inclusive.
+    #[arg(long, value_name = "TIME")]
+    pub start_time: Option<String>,
+    /// Window end, exclusive.
+    #[arg(long, value_name = "TIME")]
+    pub end_time: Option<String>,
+}
+
+/// How `export` writes each flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// The flow detail of `purse flow`, one JSON object per line.
+    Jsonl,
+    /// RFC 4180: a header row, then one row per flow, CRLF line ends.
+    Csv,
+}
+
+/// `liability [--at TIME]`
+#[derive(Debug, Args)]
+pub struct LiabilityArgs {
+    /// The liability as it stood then: each account after its last flow whose order_time ≤ TIME.
+    /// Without it: now, and the expiring windows count from the wall clock.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
 }

@@ -4,13 +4,13 @@
 //! names). Every business rule (positive amounts, lengths, the ADJUST remark) is left to
 //! `purse_core::decide`, so the CLI never disagrees with the ledger about what is allowed.
 
-use purse_core::{Action, Amount, ClearBuckets, Command, FlowType, Scale, Timestamp, Zone};
-use purse_ledger::{AsOf, FlowKey, FlowQuery, SweepScope};
+use purse_core::{AccountStatus, Action, Amount, ClearBuckets, Command, FlowType, Scale, Timestamp, Zone};
+use purse_ledger::{AccountQuery, AsOf, ExportFilter, FlowKey, FlowQuery, LiabilityAt, SweepScope};
 
 use crate::args::{
-    AccountArgs, AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, ClearArgs, DeductArgs, ExpireArgs, ExpiryOptions,
-    FlowArgs, FlowsArgs, HoldArgs, ImportArgs, ReleaseArgs, StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs,
-    WriteOptions,
+    AccountArgs, AccountsArgs, AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, ClearArgs, DeductArgs, ExpireArgs,
+    ExpiryOptions, ExportArgs, FlowArgs, FlowsArgs, HoldArgs, ImportArgs, LiabilityArgs, ReleaseArgs, StatementArgs,
+    StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs, WriteOptions,
 };
 use crate::error::CliError;
 use crate::strict_json::{self, JsonError};
@@ -70,6 +70,20 @@ pub fn sweep(args: &ExpireArgs, zone: Zone) -> Result<(Timestamp, SweepScope), C
     let now = time("--now", &args.now, zone)?;
     let scope = args.account_id.clone().map_or(SweepScope::All, SweepScope::Account);
     Ok((now, scope))
+}
+
+/// `liability`: at `--at`, or now by the wall clock (the ledger keeps no clock of its own).
+pub fn liability_at(args: &LiabilityArgs, zone: Zone) -> Result<LiabilityAt, CliError> {
+    match &args.at {
+        Some(text) => Ok(LiabilityAt::Time(time("--at", text, zone)?)),
+        None => {
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|error| CliError::System(format!("the clock is before 1970: {error}")))?
+                .as_secs();
+            Ok(LiabilityAt::Now(Timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))))
+        }
+    }
 }
 
 /// `account`: now, or at a point of its history.
@@ -181,8 +195,55 @@ pub fn flow_key(args: &FlowArgs) -> Result<FlowKey, CliError> {
 
 /// `flows`: flow type names (case-insensitive) and the `[start, end)` window.
 pub fn flow_query(args: &FlowsArgs, zone: Zone) -> Result<FlowQuery, CliError> {
-    let mut flow_types = Vec::with_capacity(args.flow_type.len());
-    for name in &args.flow_type {
+    let (start_time, end_time) = window(args.start_time.as_deref(), args.end_time.as_deref(), zone)?;
+    Ok(FlowQuery {
+        account_id: args.account_id.clone(),
+        flow_types: flow_types(&args.flow_type)?,
+        start_time,
+        end_time,
+        page_no: args.page_no,
+        page_size: args.page_size,
+    })
+}
+
+/// `export`: like `flows`' filter, over the whole log.
+pub fn export_filter(args: &ExportArgs, zone: Zone) -> Result<ExportFilter, CliError> {
+    let (start_time, end_time) = window(args.start_time.as_deref(), args.end_time.as_deref(), zone)?;
+    Ok(ExportFilter { flow_types: flow_types(&args.flow_type)?, start_time, end_time, through_sequence: None })
+}
+
+/// `statement`: the window `[start, end)`, which must not be empty.
+pub fn statement_window(args: &StatementArgs, zone: Zone) -> Result<(Timestamp, Timestamp), CliError> {
+    let start = time("--start-time", &args.start_time, zone)?;
+    let end = time("--end-time", &args.end_time, zone)?;
+    if start >= end {
+        return Err(CliError::invalid_argument(format!(
+            "--start-time ({}) must be before --end-time ({}): the window [start, end) is empty",
+            args.start_time, args.end_time
+        )));
+    }
+    Ok((start, end))
+}
+
+/// `accounts`: the status by name (case-insensitive); clap has checked the page.
+pub fn account_query(args: &AccountsArgs) -> Result<AccountQuery, CliError> {
+    let status = args
+        .status
+        .as_deref()
+        .map(|name| {
+            let statuses = [AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed];
+            statuses.into_iter().find(|status| status.as_str().eq_ignore_ascii_case(name)).ok_or_else(|| {
+                CliError::invalid_argument(format!("--status: {name:?} is not one of ACTIVE, FROZEN, CLOSED"))
+            })
+        })
+        .transpose()?;
+    Ok(AccountQuery { brand_id: args.brand_id.clone(), status, page_no: args.page_no, page_size: args.page_size })
+}
+
+/// Flow type names, case-insensitive, each kept once.
+fn flow_types(names: &[String]) -> Result<Vec<FlowType>, CliError> {
+    let mut flow_types = Vec::with_capacity(names.len());
+    for name in names {
         let flow_type = FlowType::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
             let names: Vec<&str> = FlowType::ALL.iter().map(|flow_type| flow_type.as_str()).collect();
             CliError::invalid_argument(format!("--flow-type: {name:?} is not one of {}", names.join(", ")))
@@ -191,14 +252,19 @@ pub fn flow_query(args: &FlowsArgs, zone: Zone) -> Result<FlowQuery, CliError> {
             flow_types.push(flow_type);
         }
     }
-    Ok(FlowQuery {
-        account_id: args.account_id.clone(),
-        flow_types,
-        start_time: args.start_time.as_deref().map(|text| time("--start-time", text, zone)).transpose()?,
-        end_time: args.end_time.as_deref().map(|text| time("--end-time", text, zone)).transpose()?,
-        page_no: args.page_no,
-        page_size: args.page_size,
-    })
+    Ok(flow_types)
+}
+
+/// `--start-time` and `--end-time`, each optional.
+fn window(
+    start: Option<&str>,
+    end: Option<&str>,
+    zone: Zone,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), CliError> {
+    Ok((
+        start.map(|text| time("--start-time", text, zone)).transpose()?,
+        end.map(|text| time("--end-time", text, zone)).transpose()?,
+    ))
 }
 
 /// The fields every write carries, around its `action`.

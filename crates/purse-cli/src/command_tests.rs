@@ -1,10 +1,10 @@
 //! Tables of command lines and the ledger requests (or errors) they become.
 
 use clap::Parser;
-use purse_core::{Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
-use purse_ledger::{FlowKey, FlowQuery};
+use purse_core::{AccountStatus, Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
+use purse_ledger::{AccountQuery, ExportFilter, FlowKey, FlowQuery};
 
-use super::{flow_key, flow_query, ToCommand, Units};
+use super::{account_query, export_filter, flow_key, flow_query, statement_window, ToCommand, Units};
 use crate::args::{Cli, CliCommand};
 use crate::error::{usage_message, CliError};
 
@@ -289,6 +289,68 @@ fn flow_queries() {
     for (text, expect) in table {
         let got = read_text(text, |command| match command {
             CliCommand::Flows(args) => flow_query(&args, Zone::CHINA),
+            other => panic!("{other:?}"),
+        });
+        check(&[text], got, expect);
+    }
+}
+
+#[test]
+fn history_queries() {
+    let second_later = Timestamp(AUGUST_FIRST.0 + 1);
+    let exports: Vec<(&str, Expect<ExportFilter>)> = vec![
+        ("export", Ok(ExportFilter::default())),
+        (
+            "export --format csv --flow-type charge,HOLD --end-time '2019-08-01 15:14:31'",
+            Ok(ExportFilter {
+                flow_types: vec![FlowType::Charge, FlowType::Hold],
+                end_time: Some(AUGUST_FIRST),
+                ..ExportFilter::default()
+            }),
+        ),
+        ("export --flow-type REFUND", Err(("INVALID_ARGUMENT", "--flow-type: \"REFUND\""))),
+        ("export --start-time 2019", Err(("INVALID_ARGUMENT", "--start-time:"))),
+        ("export --format xml", Err(("INVALID_ARGUMENT", "--format"))),
+    ];
+    for (text, expect) in exports {
+        let got = read_text(text, |command| match command {
+            CliCommand::Export(args) => export_filter(&args, Zone::CHINA),
+            other => panic!("{other:?}"),
+        });
+        check(&[text], got, expect);
+    }
+    let window = "statement --account-id a --start-time '2019-08-01 15:14:31'";
+    let statements: Vec<(String, Expect<(Timestamp, Timestamp)>)> = vec![
+        (format!("{window} --end-time '2019-08-01 15:14:32'"), Ok((AUGUST_FIRST, second_later))),
+        (format!("{window} --end-time '2019-08-01 15:14:31'"), Err(("INVALID_ARGUMENT", "must be before --end-time"))),
+        (format!("{window} --end-time '2019-08-01'"), Err(("INVALID_ARGUMENT", "--end-time:"))),
+        (window.to_owned(), Err(("INVALID_ARGUMENT", "--end-time"))),
+    ];
+    for (text, expect) in statements {
+        let got = read_text(&text, |command| match command {
+            CliCommand::Statement(args) => statement_window(&args, Zone::CHINA),
+            other => panic!("{other:?}"),
+        });
+        check(&[&text], got, expect);
+    }
+    let accounts: Vec<(&str, Expect<AccountQuery>)> = vec![
+        ("accounts", Ok(AccountQuery::default())),
+        (
+            "accounts --brand-id b --status frozen --page-no 2 --page-size 5000",
+            Ok(AccountQuery {
+                brand_id: Some("b".into()),
+                status: Some(AccountStatus::Frozen),
+                page_no: 2,
+                page_size: 5000,
+            }),
+        ),
+        ("accounts --status OPEN", Err(("INVALID_ARGUMENT", "--status: \"OPEN\""))),
+        ("accounts --page-size 5001", Err(("INVALID_ARGUMENT", "--page-size"))),
+        ("accounts --page-no 0", Err(("INVALID_ARGUMENT", "--page-no"))),
+    ];
+    for (text, expect) in accounts {
+        let got = read_text(text, |command| match command {
+            CliCommand::Accounts(args) => account_query(&args),
             other => panic!("{other:?}"),
         });
         check(&[text], got, expect);

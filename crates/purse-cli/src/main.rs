@@ -12,6 +12,7 @@ mod args;
 mod bench;
 mod command;
 mod error;
+mod export;
 mod ingest;
 mod render;
 mod rules_file;

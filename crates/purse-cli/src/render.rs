@@ -4,9 +4,10 @@
 //! fixed by the code, not by a map. Amounts are always decimal strings at the ledger's scale;
 //! no number ever passes through a float.
 
-use purse_core::{Amount, FlowDetail, RuleSet, Scale};
-use purse_ledger::{AccountView, FlowPage, VerifyReport};
-use serde::Serialize;
+use purse_core::{Amount, Buckets, FlowDetail, RuleSet, Scale, Zone};
+use purse_ledger::{AccountPage, AccountView, FlowPage, Liability, LiabilitySum, Statement, VerifyReport, WideBuckets};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 /// Every document the same way: pretty-printed, one trailing newline.
 pub fn to_text<T: Serialize>(document: &T) -> String {
@@ -198,6 +199,190 @@ impl<'a> FlowPageJson<'a> {
             page_no: page.page_no,
             page_size: page.page_size,
             flows: details.iter().map(FlowJson::new).collect(),
+        }
+    }
+}
+
+/// `accounts`: one page, ordered by account_id; each account as `account` shows it.
+#[derive(Debug, Serialize)]
+pub struct AccountPageJson<'a> {
+    total_count: u64,
+    page_no: u32,
+    page_size: u32,
+    accounts: Vec<AccountJson<'a>>,
+}
+
+impl<'a> AccountPageJson<'a> {
+    pub fn new(page: &'a AccountPage, scale: Scale, zone: purse_core::Zone) -> AccountPageJson<'a> {
+        AccountPageJson {
+            total_count: page.total_count,
+            page_no: page.page_no,
+            page_size: page.page_size,
+            accounts: page.accounts.iter().map(|account| AccountJson::new(account, scale, zone)).collect(),
+        }
+    }
+}
+
+/// A property list of owned amounts (spec §5 shape): REAL, GIFT, PRE, TOTAL.
+#[derive(Debug, Serialize)]
+struct OwnedPropertyJson {
+    #[serde(rename = "type")]
+    property: &'static str,
+    value: String,
+}
+
+fn property_list(buckets: &Buckets, scale: Scale) -> Vec<OwnedPropertyJson> {
+    let total = buckets.total().map_or_else(|| "overflow".to_owned(), |total| total.format(scale));
+    let mut list: Vec<OwnedPropertyJson> = purse_core::Bucket::ALL
+        .iter()
+        .map(|bucket| OwnedPropertyJson { property: bucket.as_str(), value: buckets.get(*bucket).format(scale) })
+        .collect();
+    list.push(OwnedPropertyJson { property: "TOTAL", value: total });
+    list
+}
+
+/// `statement` (spec §12, §13).
+#[derive(Debug, Serialize)]
+pub struct StatementJson<'a> {
+    account_id: &'a str,
+    start_time: String,
+    end_time: String,
+    opening: Vec<OwnedPropertyJson>,
+    closing: Vec<OwnedPropertyJson>,
+    by_flow_type: ByFlowType,
+    flows_count: u64,
+    backdated: bool,
+}
+
+/// `{TYPE: {"count", "affected"}}`, in the ledger's flow type order: a map, but with its key
+/// order fixed by the code like every other document.
+#[derive(Debug)]
+struct ByFlowType(Vec<(&'static str, FlowTypeJson)>);
+
+#[derive(Debug, Serialize)]
+struct FlowTypeJson {
+    count: u64,
+    affected: Vec<OwnedPropertyJson>,
+}
+
+impl Serialize for ByFlowType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (flow_type, sum) in &self.0 {
+            map.serialize_entry(flow_type, sum)?;
+        }
+        map.end()
+    }
+}
+
+impl<'a> StatementJson<'a> {
+    pub fn new(statement: &'a Statement, scale: Scale, zone: Zone) -> StatementJson<'a> {
+        let by_flow_type = statement
+            .by_flow_type
+            .iter()
+            .map(|sum| {
+                (
+                    sum.flow_type.as_str(),
+                    FlowTypeJson { count: sum.count, affected: property_list(&sum.affected, scale) },
+                )
+            })
+            .collect();
+        StatementJson {
+            account_id: &statement.account_id,
+            start_time: zone.format_local(statement.start_time),
+            end_time: zone.format_local(statement.end_time),
+            opening: property_list(&statement.opening, scale),
+            closing: property_list(&statement.closing, scale),
+            by_flow_type: ByFlowType(by_flow_type),
+            flows_count: statement.flows_count,
+            backdated: statement.backdated,
+        }
+    }
+}
+
+/// `liability`: the sums over every account, in all and by brand.
+#[derive(Debug, Serialize)]
+pub struct LiabilityJson<'a> {
+    /// The time it stood at (`--at`); `null`: now.
+    at: Option<String>,
+    accounts: u64,
+    total: LiabilitySumJson,
+    by_brand: Vec<BrandLiabilityJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct LiabilitySumJson {
+    real_value: String,
+    gift_value: String,
+    pre_value: String,
+    held_value: String,
+    total_value: String,
+    expiring: WindowsJson,
+}
+
+/// GIFT and PRE (held included) in lots expiring within 7, 30 and 90 days of `from`, and in
+/// lots already past their expiry that no sweep has taken.
+#[derive(Debug, Serialize)]
+struct WindowsJson {
+    from: String,
+    within_7_days: LotValueJson,
+    within_30_days: LotValueJson,
+    within_90_days: LotValueJson,
+    expired_unswept: LotValueJson,
+}
+
+#[derive(Debug, Serialize)]
+struct LotValueJson {
+    gift_value: String,
+    pre_value: String,
+}
+
+#[derive(Debug, Serialize)]
+struct BrandLiabilityJson<'a> {
+    brand_id: Option<&'a str>,
+    accounts: u64,
+    #[serde(flatten)]
+    sum: LiabilitySumJson,
+}
+
+impl LiabilitySumJson {
+    fn new(sum: &LiabilitySum, from: purse_core::Timestamp, scale: Scale, zone: purse_core::Zone) -> LiabilitySumJson {
+        let text = |minor: i128| Amount::format_wide(minor, scale);
+        let lots = |value: &WideBuckets| LotValueJson { gift_value: text(value.gift), pre_value: text(value.pre) };
+        let [within_7_days, within_30_days, within_90_days] = sum.expiring.each_ref().map(lots);
+        LiabilitySumJson {
+            real_value: text(sum.balance.real),
+            gift_value: text(sum.balance.gift),
+            pre_value: text(sum.balance.pre),
+            held_value: text(sum.held.total()),
+            total_value: text(sum.balance.total()),
+            expiring: WindowsJson {
+                from: zone.format_local(from),
+                within_7_days,
+                within_30_days,
+                within_90_days,
+                expired_unswept: lots(&sum.expired_unswept),
+            },
+        }
+    }
+}
+
+impl<'a> LiabilityJson<'a> {
+    pub fn new(liability: &'a Liability, scale: Scale, zone: purse_core::Zone) -> LiabilityJson<'a> {
+        let from = liability.windows_from;
+        LiabilityJson {
+            at: liability.at.map(|time| zone.format_local(time)),
+            accounts: liability.total.accounts,
+            total: LiabilitySumJson::new(&liability.total, from, scale, zone),
+            by_brand: liability
+                .by_brand
+                .iter()
+                .map(|brand| BrandLiabilityJson {
+                    brand_id: brand.brand_id.as_deref(),
+                    accounts: brand.sum.accounts,
+                    sum: LiabilitySumJson::new(&brand.sum, from, scale, zone),
+                })
+                .collect(),
         }
     }
 }

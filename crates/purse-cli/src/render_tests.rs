@@ -1,9 +1,9 @@
 //! Golden documents: key order, `null`s and amount text are part of the contract.
 
 use purse_core::{Buckets, Flow, FlowDetail, FlowType, RuleSet, RuleSetText, Scale, Zone};
-use purse_ledger::{AccountView, FlowPage, VerifyReport};
+use purse_ledger::{AccountView, FlowPage, VerifyReport, WideBuckets};
 
-use super::{to_text, AccountJson, FlowJson, FlowPageJson, RulesJson, VerifyJson};
+use super::{to_text, AccountJson, FlowJson, FlowPageJson, LiabilityJson, RulesJson, StatementJson, VerifyJson};
 
 fn check(name: &str, got: String, expect: &str) {
     assert_eq!(got, expect, "{name}: got\n{got}");
@@ -278,4 +278,66 @@ fn verify_document() {
     let expect = "{\n  \"ok\": true,\n  \"entries\": 12,\n  \"flows\": 10,\n  \"accounts\": 3,\n  \"blocks\": 2,\n  \
                   \"repairs\": [\n    \"1 removed snap.1.generating\"\n  ],\n  \"warnings\": []\n}\n";
     check("verify", to_text(&VerifyJson::new(&report)), expect);
+}
+
+/// The history documents' key order, compact: `by_flow_type` keeps the ledger's type order
+/// (CHARGE before ADJUST, which an alphabetical map would swap).
+#[test]
+fn history_documents() {
+    use purse_core::Timestamp;
+    use purse_ledger::{BrandLiability, FlowTypeSum, Liability, LiabilitySum, Statement};
+    let start = Zone::CHINA.parse_local("2026-01-01 00:00:00").unwrap();
+    let statement = Statement {
+        account_id: "acct".into(),
+        start_time: start,
+        end_time: Timestamp(start.0 + 86_400),
+        opening: Buckets::from_minor(1_000, 0, 0),
+        closing: Buckets::from_minor(1_500, 0, 5),
+        by_flow_type: vec![
+            FlowTypeSum { flow_type: FlowType::Charge, count: 2, affected: Buckets::from_minor(600, 0, 0) },
+            FlowTypeSum { flow_type: FlowType::Adjust, count: 1, affected: Buckets::from_minor(-100, 0, 5) },
+        ],
+        flows_count: 3,
+        backdated: true,
+    };
+    let list = |real: &str, gift: &str, pre: &str, total: &str| {
+        format!(
+            r#"[{{"type":"REAL","value":"{real}"}},{{"type":"GIFT","value":"{gift}"}},{{"type":"PRE","value":"{pre}"}},{{"type":"TOTAL","value":"{total}"}}]"#
+        )
+    };
+    let expect = format!(
+        r#"{{"account_id":"acct","start_time":"2026-01-01 00:00:00","end_time":"2026-01-02 00:00:00","opening":{},"closing":{},"by_flow_type":{{"CHARGE":{{"count":2,"affected":{}}},"ADJUST":{{"count":1,"affected":{}}}}},"flows_count":3,"backdated":true}}"#,
+        list("10.00", "0.00", "0.00", "10.00"),
+        list("15.00", "0.00", "0.05", "15.05"),
+        list("6.00", "0.00", "0.00", "6.00"),
+        list("-1.00", "0.00", "0.05", "-0.95"),
+    );
+    let got = serde_json::to_string(&StatementJson::new(&statement, Scale::CNY, Zone::CHINA)).unwrap();
+    check("statement", got, &expect);
+
+    let wide = |real, gift| WideBuckets { real, gift, pre: 0 };
+    let sum = |accounts, real, held| LiabilitySum {
+        accounts,
+        balance: wide(real, 50),
+        held: wide(held, 0),
+        expiring: [wide(0, 10), wide(0, 30), wide(0, 50)],
+        expired_unswept: WideBuckets::default(),
+    };
+    // A ledger's total may pass what one amount holds: sums are wide.
+    let beyond_i64 = i128::from(i64::MAX) + 1;
+    let liability = Liability {
+        at: None,
+        windows_from: Zone::CHINA.parse_local("2026-12-01 00:00:00").unwrap(),
+        total: sum(3, beyond_i64, 700),
+        by_brand: vec![
+            BrandLiability { brand_id: None, sum: sum(1, 1_000, 0) },
+            BrandLiability { brand_id: Some("b1".into()), sum: sum(2, beyond_i64 - 1_000, 700) },
+        ],
+    };
+    let windows = r#""expiring":{"from":"2026-12-01 00:00:00","within_7_days":{"gift_value":"0.10","pre_value":"0.00"},"within_30_days":{"gift_value":"0.30","pre_value":"0.00"},"within_90_days":{"gift_value":"0.50","pre_value":"0.00"},"expired_unswept":{"gift_value":"0.00","pre_value":"0.00"}}"#;
+    let expect = format!(
+        r#"{{"at":null,"accounts":3,"total":{{"real_value":"92233720368547758.08","gift_value":"0.50","pre_value":"0.00","held_value":"7.00","total_value":"92233720368547758.58",{windows}}},"by_brand":[{{"brand_id":null,"accounts":1,"real_value":"10.00","gift_value":"0.50","pre_value":"0.00","held_value":"0.00","total_value":"10.50",{windows}}},{{"brand_id":"b1","accounts":2,"real_value":"92233720368547748.08","gift_value":"0.50","pre_value":"0.00","held_value":"7.00","total_value":"92233720368547748.58",{windows}}}]}}"#
+    );
+    let got = serde_json::to_string(&LiabilityJson::new(&liability, Scale::CNY, Zone::CHINA)).unwrap();
+    check("liability", got, &expect);
 }

@@ -159,13 +159,19 @@ impl Amount {
 
     /// Formats at `scale` with exactly `scale` decimals: `"100.00"`, `"-3.33"`.
     pub fn format(self, scale: Scale) -> String {
+        Amount::format_wide(i128::from(self.0), scale)
+    }
+
+    /// [`Amount::format`] for a sum of many amounts in minor units, which may pass `i64` (a
+    /// ledger-wide total): the same text for every value an amount can hold.
+    pub fn format_wide(minor: i128, scale: Scale) -> String {
         let decimals = scale.decimals();
-        let magnitude = self.0.unsigned_abs();
-        let sign = if self.0 < 0 { "-" } else { "" };
+        let magnitude = minor.unsigned_abs();
+        let sign = if minor < 0 { "-" } else { "" };
         if decimals == 0 {
             return format!("{sign}{magnitude}");
         }
-        let factor = scale.factor().unsigned_abs();
+        let factor = u128::from(scale.factor().unsigned_abs());
         let whole = magnitude / factor;
         let fraction = magnitude % factor;
         format!("{sign}{whole}.{fraction:0width$}", width = decimals as usize)

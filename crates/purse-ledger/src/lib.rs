@@ -5,7 +5,7 @@
 //!
 //! An append-only log of flows in sled, one writer thread that group-commits every command
 //! durably (flush + fdatasync) before answering, projections (balances, orders, idempotency
-//! records, per-account index) folded from the log in memory and rebuilt on open, and the
+//! records, per-account and card indexes) folded from the log in memory and rebuilt on open, and the
 //! async [`Ledger`] handle.
 //!
 //! **Architecture Invariant:** only `store.rs` touches sled, and only the writer thread
@@ -37,7 +37,9 @@ pub mod bench_support;
 mod block;
 mod error;
 mod head;
+mod history;
 mod ledger;
+mod liability;
 mod pages;
 mod point_in_time;
 mod projection;
@@ -54,10 +56,14 @@ mod verify;
 mod writer;
 
 pub use error::Error;
+pub use history::{
+    AccountPage, AccountQuery, ExportFilter, ExportPage, ExportStream, FlowTypeSum, Statement, EXPORT_PAGE_ENTRIES_MAX,
+};
 pub use ledger::{
     AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
     BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
 };
+pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
 pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS};
 pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

@@ -6,7 +6,7 @@
 //! cost is one log read and one fold step per flow of that account up to the point (none for
 //! any other account's); no checkpoints are kept (docs/performance.md has the figures).
 
-use purse_core::{State, Timestamp};
+use purse_core::{Account, State, Timestamp};
 
 use crate::error::Error;
 use crate::ledger::{AccountView, Ledger};
@@ -39,14 +39,26 @@ fn account_as_of(writer: &Writer, account_id: &str, point: AsOf) -> Result<Accou
             )));
         }
     }
-    let not_found = || Error::AccountNotFound(account_id.to_owned());
-    let flows = writer.projections.account_flows.get(account_id).ok_or_else(not_found)?;
+    let account = account_at(writer, account_id, point, last_sequence)?;
+    account.as_ref().map(AccountView::of).ok_or_else(|| Error::AccountNotFound(account_id.to_owned()))
+}
+
+/// The account `account_id` at `point`, looking only at log entries up to `through`; `None` if it
+/// did not exist yet (or does not exist at all).
+pub(crate) fn account_at(
+    writer: &Writer,
+    account_id: &str,
+    point: AsOf,
+    through: u64,
+) -> Result<Option<Account>, Error> {
+    let Some(flows) = writer.projections.account_flows.get(account_id) else { return Ok(None) };
+    let flows = &flows[..flows.partition_point(|flow| flow.sequence <= through)];
     let upto = match point {
         AsOf::Entry(entry) => flows.partition_point(|flow| flow.sequence <= entry),
         AsOf::Time(time) => flows.iter().rposition(|flow| flow.order_time <= time).map_or(0, |last| last + 1),
     };
     if upto == 0 {
-        return Err(not_found());
+        return Ok(None);
     }
     let mut state = State::for_one_account(writer.projections.state.config());
     for flow in &flows[..upto] {
@@ -55,5 +67,5 @@ fn account_as_of(writer: &Writer, account_id: &str, point: AsOf) -> Result<Accou
             .map_err(|error| Error::Corruption(format!("refolding account {account_id:?}: {error}")))?;
     }
     state.check_lots().map_err(|reason| Error::Corruption(format!("refolding account {account_id:?}: {reason}")))?;
-    state.account(account_id).map(AccountView::of).ok_or_else(not_found)
+    Ok(state.account(account_id).cloned())
 }

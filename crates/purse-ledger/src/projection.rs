@@ -1,10 +1,10 @@
 //! Projections: everything the ledger derives from the log, held in memory and rebuilt by
 //! folding the log on open. Balances and orders (purse-core's `State`), idempotency records,
-//! and the per-account flow index used for paging and time windows.
+//! the per-account flow index used for paging and time windows, and the card index.
 
 use std::collections::HashMap;
 
-use purse_core::{Config, Entry, Flow, FlowType, RulesChange, State, Timestamp};
+use purse_core::{Config, Entry, Flow, FlowType, RulesChange, State, StrTable, Timestamp};
 use purse_idempotency::{Fingerprint, Index, Record};
 
 use crate::block::Block;
@@ -99,11 +99,116 @@ impl DecodedBlock {
     }
 }
 
+/// `card_id` → the ids of the accounts opened with it, oldest first. Most accounts have a card,
+/// so this is built to be small: card ids are the keys of a [`StrTable`] (an arena, 8 bytes of
+/// hash table per card), account ids are laid back to back in chunks of their own, and only a
+/// card shared by several accounts has a list. A million cards of 15-byte ids, each of one
+/// 12-byte account id, take 75 bytes per card; with a `Vec<Box<str>>` per card, 139.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CardIndex {
+    cards: StrTable<CardAccounts>,
+    ids: IdArena,
+    /// The second and later accounts of shared cards, by [`CardAccounts::shared`].
+    shared: Vec<Vec<IdRef>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CardAccounts {
+    first: IdRef,
+    /// The card's list in [`CardIndex::shared`], or [`NOT_SHARED`].
+    shared: u32,
+}
+
+const NOT_SHARED: u32 = u32::MAX;
+
+impl CardIndex {
+    pub fn insert(&mut self, card_id: &str, account_id: &str) {
+        let id = self.ids.push(account_id);
+        let position = match self.cards.insert_new(card_id, CardAccounts { first: id, shared: NOT_SHARED }) {
+            Ok(_) => return,
+            Err(position) => position,
+        };
+        let entry = self.cards.value_at_mut(position);
+        if entry.shared == NOT_SHARED {
+            entry.shared = u32::try_from(self.shared.len()).expect("fewer than 2^32 shared cards");
+            self.shared.push(Vec::new());
+        }
+        self.shared[entry.shared as usize].push(id);
+    }
+
+    /// The accounts opened with `card_id`, oldest first; empty for an unknown card.
+    pub fn accounts(&self, card_id: &str) -> Vec<&str> {
+        let Some(entry) = self.cards.get(card_id) else { return Vec::new() };
+        let shared = self.shared.get(entry.shared as usize).map_or(&[][..], Vec::as_slice);
+        std::iter::once(&entry.first).chain(shared).map(|id| self.ids.get(*id)).collect()
+    }
+
+    /// The index a fold of `state` gives: every account with a card, in the order opened.
+    pub fn of(state: &State) -> CardIndex {
+        let mut index = CardIndex::default();
+        for account in state.accounts() {
+            if let Some(card_id) = &account.card_id {
+                index.insert(card_id, &account.account_id);
+            }
+        }
+        index
+    }
+}
+
+/// Two indexes are equal when every card names the same accounts in the same order, however
+/// their ids are laid out.
+impl PartialEq for CardIndex {
+    fn eq(&self, other: &CardIndex) -> bool {
+        self.cards.len() == other.cards.len()
+            && self.cards.iter().all(|(card_id, _)| self.accounts(card_id) == other.accounts(card_id))
+    }
+}
+
+impl Eq for CardIndex {}
+
+/// Bytes per chunk of [`IdArena`]: a full chunk is never moved again.
+const ID_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Strings laid back to back in chunks that never move, addressed by [`IdRef`].
+#[derive(Debug, Clone, Default)]
+struct IdArena {
+    chunks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdRef {
+    chunk: u32,
+    start: u32,
+    length: u32,
+}
+
+impl IdArena {
+    fn push(&mut self, text: &str) -> IdRef {
+        let fits = self.chunks.last().is_some_and(|chunk| chunk.capacity() - chunk.len() >= text.len());
+        if !fits {
+            self.chunks.push(String::with_capacity(ID_CHUNK_BYTES.max(text.len())));
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk was pushed above");
+        let start = chunk.len();
+        chunk.push_str(text);
+        let number = |value: usize| u32::try_from(value).expect("ids and chunks fit u32");
+        IdRef { chunk: number(self.chunks.len() - 1), start: number(start), length: number(text.len()) }
+    }
+
+    fn get(&self, id: IdRef) -> &str {
+        let start = id.start as usize;
+        &self.chunks[id.chunk as usize][start..start + id.length as usize]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,
     pub account_flows: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
+    /// `card_id` → the accounts opened with it, in the order they were opened. The spec does not
+    /// make a card unique, so one card may name several accounts.
+    pub cards: CardIndex,
     /// The checksum of the last block, which the next block chains to.
     pub last_block_checksum: u32,
     pub blocks: u64,
@@ -120,6 +225,7 @@ impl Projections {
             state: State::with_capacity(config, entries),
             requests: Index::with_capacity(entries),
             account_flows: HashMap::default(),
+            cards: CardIndex::default(),
             last_block_checksum: 0,
             blocks: 0,
         }
@@ -141,7 +247,17 @@ impl Projections {
         {
             return Err(format!("flow {}: a TRANSFER_IN whose request is not its TRANSFER_OUT's", flow.flow_id));
         }
+        // Only a flow of these types from a zero balance can open an account: the lookup is
+        // skipped for every other flow, most CHARGEs included.
+        let opens =
+            flow.flow_type.opens_account() && flow.before.is_zero() && self.state.account(&flow.account_id).is_none();
         purse_core::apply(&mut self.state, flow).map_err(|error| error.to_string())?;
+        if opens {
+            // The card is the account's, fixed by the flow that opened it (spec §2).
+            if let Some(card_id) = self.state.account(&flow.account_id).and_then(|account| account.card_id.as_deref()) {
+                self.cards.insert(card_id, &flow.account_id);
+            }
+        }
         if recorded {
             self.requests
                 .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })

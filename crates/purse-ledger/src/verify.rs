@@ -12,7 +12,8 @@ use purse_idempotency::Record;
 
 use crate::error::Error;
 use crate::ledger::VerifyReport;
-use crate::projection::{read_log, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
+use crate::liability::Liability;
+use crate::projection::{read_log, CardIndex, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
 use crate::store::Store;
 
 /// Checks `live` against the log in `store`. `Ok` only when every projection equals the fold.
@@ -110,6 +111,15 @@ impl Checker<'_> {
         if !index_complete {
             return Err(differs("the per-account flow index (its length)", end));
         }
+        // The card index and the liability totals are derived from the accounts alone: check
+        // them against those of the fold (the index in the order the accounts were opened).
+        if live.cards != CardIndex::of(&self.state) {
+            return Err(differs("the card index", end));
+        }
+        let any_time = purse_core::Timestamp(0);
+        if Liability::of(&live.state, any_time) != Liability::of(&self.state, any_time) {
+            return Err(differs("the liability totals", end));
+        }
         if live.last_block_checksum != self.last_block_checksum || live.blocks != self.blocks {
             return Err(Error::Corruption("the block chain differs from the log".into()));
         }
@@ -164,7 +174,7 @@ mod tests {
         let report = verify(&store, &live).unwrap();
         assert_eq!((report.entries, report.flows, report.accounts), (3, 3, 2));
         type Tamper = fn(&mut Projections);
-        let tampered: [(&str, Tamper); 5] = [
+        let tampered: [(&str, Tamper); 6] = [
             ("a request's record", |live| {
                 let record = *live.requests.get("r1").unwrap();
                 let mut requests = purse_idempotency::Index::new();
@@ -183,6 +193,7 @@ mod tests {
                 live.account_flows.insert("ghost".into(), vec![]);
             }),
             ("the balances", |live| live.state = State::new(live.state.config())),
+            ("the card index", |live| live.cards.insert("card-of-nobody", "a")),
         ];
         for (what, tamper) in tampered {
             let mut copy = live.clone();
