@@ -337,8 +337,10 @@ fn statement_on(
     };
     let upto = &flows[..=closing_index];
     statement.backdated = upto.windows(2).any(|pair| pair[1].order_time < pair[0].order_time);
-    let mut sequences: Vec<u64> =
-        upto.iter().filter(|flow| flow.order_time >= start_time).map(|flow| flow.sequence).collect();
+    // The window: start_time ≤ order_time < end_time. Before the closing flow in log order there
+    // may be flows dated at or after end_time (the closing flow was backdated): not in it.
+    let in_window = |flow: &&crate::projection::FlowRef| flow.order_time >= start_time && flow.order_time < end_time;
+    let mut sequences: Vec<u64> = upto.iter().filter(in_window).map(|flow| flow.sequence).collect();
     let closing_sequence = upto[closing_index].sequence;
     let closing_in_window = sequences.last() == Some(&closing_sequence);
     if !closing_in_window {
@@ -395,7 +397,11 @@ fn check_statement(statement: &Statement, scale: Scale) -> Result<(), Error> {
             statement.opening, statement.closing
         ));
     }
-    if let Some(bucket) = statement.opening.negative_bucket() {
+    // In log order the opening is a balance the account really had (after its last flow before
+    // start_time), never negative. With backdated flows it is only closing − the window's
+    // affected (spec §13), which may be: flows dated after the window credited what the
+    // window's flows took, and they are not in it.
+    if let Some(bucket) = statement.opening.negative_bucket().filter(|_| !statement.backdated) {
         return corrupt(format!(
             "the opening {bucket} is negative ({}): the window's flows took more than was there",
             statement.opening.get(bucket).format(scale)
