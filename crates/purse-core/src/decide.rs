@@ -215,7 +215,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
             _ => None,
         },
-        lots: made_lots(command, &rules, &affected, order_time),
+        lots: crate::lots::LotCredit::stored(made_lots(command, &rules, &affected, order_time)),
         remark: command.remark.clone(),
         ext_info: command.ext_info.clone(),
         source: match &command.action {

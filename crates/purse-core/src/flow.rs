@@ -173,9 +173,11 @@ pub struct Flow {
     pub expire_time: Option<Timestamp>,
     /// A transfer's other account: the destination on TRANSFER_OUT, the source on TRANSFER_IN.
     pub counterparty: Option<String>,
-    /// The lots this flow makes (spec §11): one per credit to GIFT or PRE with its expiry, or
-    /// for a TRANSFER_IN the lots moved with theirs. Empty for flows that credit no lot, among
-    /// them the give-backs (UNDEDUCT of a known order), which refill the lots they came from.
+    /// The lots this flow makes (spec §11), when they are not the plain ones: one per credit to
+    /// GIFT or PRE with its expiry, or for a TRANSFER_IN the lots moved with theirs. Empty when
+    /// no lot expires (the plain lots, one per positive GIFT and PRE part, see
+    /// [`Flow::lot_credits`]), and for flows that make no lot, among them the give-backs
+    /// (UNDEDUCT of a known order), which refill the lots they came from.
     pub lots: Vec<LotCredit>,
     pub remark: Option<String>,
     pub ext_info: Option<String>,
@@ -190,14 +192,11 @@ impl Flow {
         !(self.flow_type == FlowType::Undeduct && self.source_order_id.is_some())
     }
 
-    /// The lots this flow would make if it stated no expiry: what flows written before lots
-    /// existed have.
-    pub fn plain_lots(&self) -> Vec<LotCredit> {
-        if self.makes_lots() {
-            LotCredit::plain(&self.affected)
-        } else {
-            Vec::new()
-        }
+    /// The lots this flow makes (spec §11): [`Flow::lots`] as stated, or, when that is empty,
+    /// the plain ones of its positive GIFT and PRE parts (none for a flow that makes none).
+    pub fn lot_credits(&self) -> impl Iterator<Item = LotCredit> + '_ {
+        let plain = (self.makes_lots() && self.lots.is_empty()).then(|| LotCredit::plain_iter(&self.affected));
+        plain.into_iter().flatten().chain(self.lots.iter().copied())
     }
 
     /// The balance after this flow; `None` only for a flow that could never have been decided.

@@ -6,7 +6,7 @@ use super::{Account, AccountStatus, Order, PendingTransfer, State, StoredOrder};
 use crate::balance::{Bucket, Buckets};
 use crate::error::FoldError;
 use crate::flow::{Flow, FlowType};
-use crate::lots::{moved_lots, takes_total, LotCredit, LotKey, Lots, Take, LOT_BUCKETS};
+use crate::lots::{moved_lots, takes_total, LotCredit, LotKey, LotOp, LotOps, Lots, Take, LOT_BUCKETS};
 
 /// What [`check`] worked out for [`commit`].
 pub(super) struct Checked {
@@ -20,13 +20,14 @@ pub(super) struct Checked {
 
 /// What a flow does to lots (spec §11), worked out by [`check_lots`].
 pub(super) struct LotChange {
-    /// The account's lots after the flow; `None`: unchanged (a flow that touches no GIFT or PRE).
-    lots: Option<Lots>,
-    /// What this flow's order took or reserved, kept for give-backs (DEDUCT, CAPTURE, HOLD).
-    own: Vec<Take>,
+    /// The changes to the account's lots, checked, in order.
+    ops: LotOps,
+    /// Which of `ops` holds what this flow's order took or reserved, kept for give-backs
+    /// (DEDUCT, CAPTURE, HOLD): its takes move into the order's once applied.
+    own: Option<usize>,
     /// The referenced order's takes after this flow (by its flow id; empty: none left).
     source: Option<(u64, Vec<Take>)>,
-    /// For a TRANSFER_OUT: the lots its TRANSFER_IN must make.
+    /// For a TRANSFER_OUT: the lots its TRANSFER_IN must make, as a flow stores them.
     moved: Vec<LotCredit>,
 }
 
@@ -85,17 +86,18 @@ pub(super) fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
 
 /// What `flow` does to the account's lots, checked against them: a debit takes only available
 /// lot value, a credit's lots add up to it exactly, a give-back returns to the lots it came
-/// from. The bucket amounts were checked already; this only decides which lot.
+/// from. The bucket amounts were checked already; this only decides which lot. Nothing is
+/// changed or copied whole: the changes are planned against the lots as they are and tried on a
+/// copy of the few they touch.
 fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<LotChange, String> {
+    let mut change = LotChange { ops: LotOps::default(), own: None, source: None, moved: Vec::new() };
     let touches = |buckets: &Buckets| LOT_BUCKETS.into_iter().any(|bucket| !buckets.get(bucket).is_zero());
     if !touches(&flow.affected) && !touches(&flow.held) && flow.lots.is_empty() {
-        // REAL only, or no money at all: no lot to look at (and no copy of them to make).
-        return Ok(LotChange { lots: None, own: Vec::new(), source: None, moved: Vec::new() });
+        // REAL only, or no money at all: no lot to look at.
+        return Ok(change);
     }
-    let mut lots = account.map(|account| account.lots.clone()).unwrap_or_default();
-    let mut own = Vec::new();
-    let mut source = None;
-    let mut moved = Vec::new();
+    let empty = Lots::default();
+    let lots = account.map_or(&empty, |account| &account.lots);
     let mut debits = Buckets::ZERO;
     let mut credits = Buckets::ZERO;
     for bucket in LOT_BUCKETS {
@@ -112,8 +114,8 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
     match flow.flow_type {
         FlowType::Hold => {
             let plan = lots.plan_buckets(&flow.held, None).ok_or_else(|| short("reserves"))?;
-            lots.reserve(&plan)?;
-            own = plan;
+            change.own = Some(change.ops.len());
+            change.ops.push(LotOp::Reserve(plan));
         }
         FlowType::Capture | FlowType::Release => {
             let hold = source_flow()?;
@@ -136,15 +138,14 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
                     return Err(format!("{} spends more {bucket} than the hold reserved in lots", flow.flow_type));
                 }
             }
-            if takes_total(reserved)
-                != Some(Buckets { real: crate::Amount::ZERO, ..flow.held.checked_neg().unwrap_or_default() })
-            {
+            let freed = flow.held.checked_neg().unwrap_or_default();
+            if takes_total(reserved) != Some(Buckets { real: crate::Amount::ZERO, ..freed }) {
                 return Err("the hold's lots differ from what it reserved".into());
             }
-            lots.spend_reserved(&spend)?;
-            lots.unreserve(&free)?;
-            own = spend;
-            source = Some((hold, Vec::new()));
+            change.own = Some(change.ops.len());
+            change.ops.push(LotOp::SpendReserved(spend));
+            change.ops.push(LotOp::Unreserve(free));
+            change.source = Some((hold, Vec::new()));
         }
         FlowType::Undeduct if flow.source_order_id.is_some() => {
             let original = source_flow()?;
@@ -166,8 +167,8 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
                 }
             }
             rest.retain(|take| take.value.is_positive());
-            lots.refill(&refill)?;
-            source = Some((original, rest));
+            change.ops.push(LotOp::Refill(refill));
+            change.source = Some((original, rest));
         }
         FlowType::Expire => {
             let plan = lots.plan_expired(flow.order_time);
@@ -177,7 +178,7 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
                     takes_total(&plan)
                 ));
             }
-            lots.take(&plan)?;
+            change.ops.push(LotOp::Take(plan));
         }
         _ => {
             // An UNCHARGE takes from its own CHARGE's lots first; a provider's UNCHARGE names none.
@@ -186,24 +187,29 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
                 _ => None,
             };
             let plan = lots.plan_buckets(&debits, first).ok_or_else(|| short("takes"))?;
-            lots.take(&plan)?;
-            match flow.flow_type {
-                FlowType::Deduct => own = plan,
-                FlowType::TransferOut => moved = moved_lots(&plan),
-                _ => {}
+            if flow.flow_type == FlowType::TransferOut {
+                change.moved = LotCredit::stored(moved_lots(&plan));
+            }
+            if !plan.is_empty() {
+                if flow.flow_type == FlowType::Deduct {
+                    change.own = Some(change.ops.len());
+                }
+                change.ops.push(LotOp::Take(plan));
             }
         }
     }
     if flow.makes_lots() {
         let mut made = Buckets::ZERO;
-        for (index, credit) in flow.lots.iter().enumerate() {
+        for (index, credit) in flow.lot_credits().enumerate() {
             if credit.bucket == Bucket::Real || !credit.value.is_positive() {
                 return Err(format!("a lot of {} in {}", credit.value.minor(), credit.bucket));
             }
             let sum = made.get(credit.bucket).checked_add(credit.value).ok_or("lots overflow")?;
             set(&mut made, credit.bucket, sum);
             let index = u32::try_from(index).map_err(|_| "too many lots")?;
-            lots.make(credit.bucket, LotKey::new(credit.expire_time, flow.flow_id, index), credit.value)?;
+            let key =
+                LotKey::new(credit.expire_time, flow.flow_id, index).ok_or("too many lots, or a flow id past 2^48")?;
+            change.ops.push(LotOp::Make(Take { bucket: credit.bucket, key, value: credit.value }));
         }
         if made != credits {
             return Err(format!("the flow's lots add up to {made:?}, its credit to {credits:?}"));
@@ -217,7 +223,12 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
     } else if !flow.lots.is_empty() {
         return Err(format!("{} of a known order makes no lots", flow.flow_type));
     }
-    Ok(LotChange { lots: Some(lots), own, source, moved })
+    // A plan made against the lots (Take, Reserve) and a Make hold by construction; what an
+    // order kept from earlier (a hold's reservation, a refund's takes) is checked on a copy.
+    if change.ops.iter().any(LotOp::rests_on_an_order) {
+        lots.check(&change.ops)?;
+    }
+    Ok(change)
 }
 
 fn set(buckets: &mut Buckets, bucket: Bucket, amount: crate::Amount) {
@@ -231,7 +242,7 @@ fn set(buckets: &mut Buckets, bucket: Bucket, amount: crate::Amount) {
 /// Folds a checked flow.
 pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     let Checked { after, held, lifetime, account, lots } = checked;
-    let LotChange { lots, own, source, moved } = lots;
+    let LotChange { ops, own, source, moved } = lots;
     let account_position = match account {
         Some(position) => position,
         None => {
@@ -255,11 +266,13 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     account.held = held;
     account.lifetime = lifetime;
     account.flow_count += 1;
-    if let Some(lots) = lots {
-        account.lots = lots;
+    for op in ops.iter() {
+        account.lots.apply(op).expect("checked by check_lots");
     }
-    if !own.is_empty() {
-        state.order_takes.insert(flow.flow_id, own);
+    if let Some(own) = own.and_then(|index| ops.into_nth(index)).map(LotOp::into_takes) {
+        if !own.is_empty() {
+            state.order_takes.insert(flow.flow_id, own);
+        }
     }
     if let Some((order, rest)) = source {
         if rest.is_empty() {

@@ -154,6 +154,13 @@ pub(crate) fn transfer_in(state: &State, out: &Flow, command: &Command) -> Resul
     let plan = source_lots.and_then(|lots| lots.plan_buckets(&taken, None)).ok_or_else(|| {
         Error::InsufficientBalance { message: format!("account {:?} lacks the lots to move", out.account_id) }
     })?;
+    let moved = crate::lots::moved_lots(&plan);
+    if moved.len() >= crate::lots::LOTS_PER_FLOW_MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "the transfer would move lots of {} different expiries, more than one flow holds; move less at a time",
+            moved.len()
+        )));
+    }
     Ok(Flow {
         flow_id: out.flow_id + 1,
         flow_type: FlowType::TransferIn,
@@ -171,7 +178,7 @@ pub(crate) fn transfer_in(state: &State, out: &Flow, command: &Command) -> Resul
         held: Buckets::ZERO,
         expire_time: None,
         counterparty: Some(out.account_id.clone()),
-        lots: crate::lots::moved_lots(&plan),
+        lots: crate::lots::LotCredit::stored(moved),
         remark: out.remark.clone(),
         ext_info: out.ext_info.clone(),
         source: None,

@@ -29,7 +29,26 @@ impl LotCredit {
     /// The lots of a credit of `affected`'s positive GIFT and PRE parts that states no expiry:
     /// one per part, neither expiring. Flows written before lots existed have these.
     pub fn plain(affected: &Buckets) -> Vec<LotCredit> {
-        Self::with_expiry(affected, None, None)
+        Self::plain_iter(affected).collect()
+    }
+
+    /// [`LotCredit::plain`] without a `Vec`.
+    pub fn plain_iter(affected: &Buckets) -> impl Iterator<Item = LotCredit> + '_ {
+        LOT_BUCKETS.into_iter().filter(|bucket| affected.get(*bucket).is_positive()).map(|bucket| LotCredit {
+            bucket,
+            value: affected.get(bucket),
+            expire_time: None,
+        })
+    }
+
+    /// `lots` as a flow stores them: empty when they are the plain ones (none expires), so the
+    /// common credit carries no list at all (see `Flow::lots`).
+    pub fn stored(lots: Vec<LotCredit>) -> Vec<LotCredit> {
+        if lots.iter().all(|lot| lot.expire_time.is_none()) {
+            Vec::new()
+        } else {
+            lots
+        }
     }
 
     /// One lot per positive GIFT and PRE part of `affected`, with the given expiries.
@@ -42,35 +61,46 @@ impl LotCredit {
     }
 }
 
-/// Where a lot stands in the spending order, and which lot it is.
+/// Where a lot stands in the spending order, and which lot it is: two words that compare in
+/// spending order (soonest expiry first, lots without expiry last, then the order made).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LotKey {
-    /// `false` sorts first: lots with an expiry go before lots without.
-    never: bool,
-    /// Unix seconds; 0 for a lot without expiry.
-    expire: i64,
-    /// The flow that made the lot, and the lot's index among that flow's lots.
-    flow_id: u64,
-    index: u32,
+    /// The expiry as an order-preserving `u64` (Unix seconds with the sign bit flipped), or
+    /// `u64::MAX` for a lot without expiry.
+    rank: u64,
+    /// The flow that made the lot (high 48 bits) and the lot's index among its lots (low 16).
+    made: u64,
 }
 
+/// Lots one flow may make at most (a TRANSFER_IN moving lots of that many expiries).
+pub const LOTS_PER_FLOW_MAX: u32 = 1 << 16;
+/// Flow ids a lot's key holds: 2⁴⁸, some 280 trillion flows.
+pub const LOT_FLOW_ID_MAX: u64 = (1 << 48) - 1;
+
 impl LotKey {
-    pub fn new(expire_time: Option<Timestamp>, flow_id: u64, index: u32) -> LotKey {
-        LotKey { never: expire_time.is_none(), expire: expire_time.map_or(0, |time| time.0), flow_id, index }
+    /// `None` when `flow_id` or `index` is beyond what a key holds ([`LOT_FLOW_ID_MAX`],
+    /// [`LOTS_PER_FLOW_MAX`]).
+    pub fn new(expire_time: Option<Timestamp>, flow_id: u64, index: u32) -> Option<LotKey> {
+        if flow_id > LOT_FLOW_ID_MAX || index >= LOTS_PER_FLOW_MAX {
+            return None;
+        }
+        // A real expiry never reaches the top rank (times are years 0000 to 9999).
+        let rank = expire_time.map_or(u64::MAX, |time| (time.0.cast_unsigned() ^ (1 << 63)).min(u64::MAX - 1));
+        Some(LotKey { rank, made: flow_id << 16 | u64::from(index) })
     }
 
     pub fn expire_time(&self) -> Option<Timestamp> {
-        (!self.never).then_some(Timestamp(self.expire))
+        (self.rank != u64::MAX).then(|| Timestamp((self.rank ^ (1 << 63)).cast_signed()))
     }
 
     /// The flow that made the lot.
     pub fn flow_id(&self) -> u64 {
-        self.flow_id
+        self.made >> 16
     }
 
     /// Whether the lot's expiry is at or before `now`.
     pub fn expired_at(&self, now: Timestamp) -> bool {
-        !self.never && self.expire <= now.0
+        self.expire_time().is_some_and(|expiry| expiry <= now)
     }
 }
 
@@ -112,44 +142,168 @@ pub fn takes_total(takes: &[Take]) -> Option<Buckets> {
     Some(total)
 }
 
+/// One change a flow makes to an account's lots, planned against the lots as they are: `fold.rs`
+/// checks a flow's changes on a copy of just the lots they touch, then applies them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LotOp {
+    Take(Vec<Take>),
+    Reserve(Vec<Take>),
+    Unreserve(Vec<Take>),
+    SpendReserved(Vec<Take>),
+    Refill(Vec<Take>),
+    Make(Take),
+}
+
+/// A flow's [`LotOp`]s: nearly always at most three (a CAPTURE's two, an ADJUST's take and two
+/// lots), kept inline so that the fold allocates nothing for them; more (a TRANSFER_IN moving
+/// lots of many expiries) spill to the heap.
+#[derive(Debug, Default)]
+pub(crate) struct LotOps {
+    inline: [Option<LotOp>; 3],
+    spill: Vec<LotOp>,
+}
+
+impl LotOps {
+    pub(crate) fn len(&self) -> usize {
+        self.inline.iter().filter(|op| op.is_some()).count() + self.spill.len()
+    }
+
+    pub(crate) fn push(&mut self, op: LotOp) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(op),
+            None => self.spill.push(op),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &LotOp> {
+        self.inline.iter().flatten().chain(&self.spill)
+    }
+
+    pub(crate) fn into_nth(self, index: usize) -> Option<LotOp> {
+        self.inline.into_iter().flatten().chain(self.spill).nth(index)
+    }
+}
+
+impl LotOp {
+    /// Whether the op's takes come from what an order kept rather than from a plan against the
+    /// lots as they are (which holds by construction).
+    pub(crate) fn rests_on_an_order(&self) -> bool {
+        matches!(self, LotOp::Unreserve(_) | LotOp::SpendReserved(_) | LotOp::Refill(_))
+    }
+
+    pub(crate) fn into_takes(self) -> Vec<Take> {
+        match self {
+            LotOp::Take(takes)
+            | LotOp::Reserve(takes)
+            | LotOp::Unreserve(takes)
+            | LotOp::SpendReserved(takes)
+            | LotOp::Refill(takes) => takes,
+            LotOp::Make(take) => vec![take],
+        }
+    }
+
+    fn takes(&self) -> &[Take] {
+        match self {
+            LotOp::Take(takes)
+            | LotOp::Reserve(takes)
+            | LotOp::Unreserve(takes)
+            | LotOp::SpendReserved(takes)
+            | LotOp::Refill(takes) => takes,
+            LotOp::Make(take) => std::slice::from_ref(take),
+        }
+    }
+}
+
 /// An account's lots in (bucket, key) order. Only lots with value left are kept: memory grows
 /// with the lots that still hold value, not with history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Lots(Vec<Lot>);
+pub struct Lots {
+    /// GIFT lots, then PRE lots, each in key order. A deque: debits drain the soonest lots, at
+    /// the front.
+    lots: std::collections::VecDeque<Lot>,
+    /// How many of `lots` are GIFT's.
+    gift: u32,
+}
 
 impl Lots {
     pub fn iter(&self) -> impl Iterator<Item = &Lot> {
-        self.0.iter()
+        self.lots.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.lots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.lots.is_empty()
     }
 
     fn bucket_range(&self, bucket: Bucket) -> std::ops::Range<usize> {
-        let start = self.0.partition_point(|lot| lot.bucket < bucket);
-        let end = self.0.partition_point(|lot| lot.bucket <= bucket);
-        start..end
+        let gift = self.gift as usize;
+        match bucket {
+            Bucket::Real => 0..0,
+            Bucket::Gift => 0..gift,
+            Bucket::Pre => gift..self.lots.len(),
+        }
     }
 
     fn find(&self, bucket: Bucket, key: LotKey) -> Result<usize, usize> {
-        self.0.binary_search_by(|lot| (lot.bucket, lot.key).cmp(&(bucket, key)))
+        let range = self.bucket_range(bucket);
+        // Debits take from the soonest lot first: look there before searching.
+        match self.lots.get(range.start) {
+            Some(first) if range.start < range.end && first.key == key => return Ok(range.start),
+            _ => {}
+        }
+        let (start, end) = (range.start, range.end);
+        let mut low = start;
+        let mut high = end;
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.lots[middle].key.cmp(&key) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Ok(middle),
+            }
+        }
+        Err(low)
+    }
+
+    fn insert(&mut self, index: usize, lot: Lot) {
+        if lot.bucket == Bucket::Gift {
+            self.gift += 1;
+        }
+        self.lots.insert(index, lot);
+    }
+
+    fn remove(&mut self, index: usize) {
+        if let Some(lot) = self.lots.remove(index) {
+            if lot.bucket == Bucket::Gift {
+                self.gift -= 1;
+            }
+        }
     }
 
     /// Plans taking `amount` of available value from `bucket`: the lots made by `first_flow`
     /// first (an UNCHARGE takes from its CHARGE's own lots), then the soonest-expiring.
     /// `None` when the bucket has less available than `amount`.
     pub fn plan(&self, bucket: Bucket, amount: Amount, first_flow: Option<u64>) -> Option<Vec<Take>> {
-        let mut left = amount.minor();
         let mut takes = Vec::new();
+        self.plan_into(&mut takes, bucket, amount, first_flow).then_some(takes)
+    }
+
+    /// [`Lots::plan`], appending to `takes`; `false` when the bucket has too little.
+    fn plan_into(&self, takes: &mut Vec<Take>, bucket: Bucket, amount: Amount, first_flow: Option<u64>) -> bool {
+        let mut left = amount.minor();
+        if left == 0 {
+            return true;
+        }
         let range = self.bucket_range(bucket);
-        let lots = &self.0[range];
-        let preferred = lots.iter().filter(|lot| Some(lot.key.flow_id) == first_flow);
-        let others = lots.iter().filter(|lot| Some(lot.key.flow_id) != first_flow);
+        let lots = self.lots.range(range);
+        // Only an UNCHARGE has a first flow; every other debit walks the lots once, from the
+        // soonest, and stops when it has enough (an account may hold many lots).
+        let preferred = lots.clone().filter(|lot| first_flow.is_some_and(|first| lot.key.flow_id() == first));
+        let others = lots.filter(|lot| first_flow.is_none_or(|first| lot.key.flow_id() != first));
+        let preferred = first_flow.map(|_| preferred).into_iter().flatten();
         for lot in preferred.chain(others) {
             if left == 0 {
                 break;
@@ -160,21 +314,21 @@ impl Lots {
                 left -= part;
             }
         }
-        (left == 0).then_some(takes)
+        left == 0
     }
 
     /// [`Lots::plan`] for the GIFT and PRE parts of `amounts` (each ≥ 0), GIFT first.
     pub fn plan_buckets(&self, amounts: &Buckets, first_flow: Option<u64>) -> Option<Vec<Take>> {
         let mut takes = Vec::new();
-        for bucket in LOT_BUCKETS {
-            takes.extend(self.plan(bucket, amounts.get(bucket), first_flow)?);
-        }
-        Some(takes)
+        LOT_BUCKETS
+            .into_iter()
+            .all(|bucket| self.plan_into(&mut takes, bucket, amounts.get(bucket), first_flow))
+            .then_some(takes)
     }
 
     /// Plans taking all available (unheld) value of the lots expired at `now`.
     pub fn plan_expired(&self, now: Timestamp) -> Vec<Take> {
-        self.0
+        self.lots
             .iter()
             .filter(|lot| lot.key.expired_at(now) && lot.available().is_positive())
             .map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.available() })
@@ -188,7 +342,7 @@ impl Lots {
 
     /// Whether some lot expired at `now` still has unheld value.
     pub fn has_expirable(&self, now: Timestamp) -> bool {
-        self.0.iter().any(|lot| lot.key.expired_at(now) && lot.available().is_positive())
+        self.lots.iter().any(|lot| lot.key.expired_at(now) && lot.available().is_positive())
     }
 
     /// Adds a lot (or, for a key already there, value to it).
@@ -278,33 +432,57 @@ impl Lots {
         let index = match self.find(bucket, key) {
             Ok(index) => index,
             Err(index) if create => {
-                self.0.insert(index, Lot { bucket, key, value: Amount::ZERO, held: Amount::ZERO });
+                self.insert(index, Lot { bucket, key, value: Amount::ZERO, held: Amount::ZERO });
                 index
             }
-            Err(_) => return Err(format!("no {bucket} lot of flow {} #{}", key.flow_id, key.index)),
+            Err(_) => return Err(format!("no {bucket} lot of flow {} ({key:?})", key.flow_id())),
         };
-        change(&mut self.0[index])?;
-        let lot = self.0[index];
+        change(&mut self.lots[index])?;
+        let lot = self.lots[index];
         if lot.value.is_negative() || lot.held.is_negative() || lot.held > lot.value {
             return Err(format!(
                 "{bucket} lot of flow {} would hold {} with {} held",
-                key.flow_id,
+                key.flow_id(),
                 lot.value.minor(),
                 lot.held.minor()
             ));
         }
         if lot.value.is_zero() {
-            self.0.remove(index);
+            self.remove(index);
         }
         Ok(())
+    }
+
+    /// Applies one planned change.
+    pub(crate) fn apply(&mut self, op: &LotOp) -> Result<(), String> {
+        match op {
+            LotOp::Take(takes) => self.take(takes),
+            LotOp::Reserve(takes) => self.reserve(takes),
+            LotOp::Unreserve(takes) => self.unreserve(takes),
+            LotOp::SpendReserved(takes) => self.spend_reserved(takes),
+            LotOp::Refill(takes) => self.refill(takes),
+            LotOp::Make(take) => self.make(take.bucket, take.key, take.value),
+        }
+    }
+
+    /// Whether `ops` apply, in order, without changing anything: tried on a copy of only the
+    /// lots they name (a flow names a few; an account may have many).
+    pub(crate) fn check(&self, ops: &LotOps) -> Result<(), String> {
+        let mut touched = Lots::default();
+        for take in ops.iter().flat_map(LotOp::takes) {
+            if let (Ok(index), Err(at)) = (self.find(take.bucket, take.key), touched.find(take.bucket, take.key)) {
+                touched.insert(at, self.lots[index]);
+            }
+        }
+        ops.iter().try_for_each(|op| touched.apply(op))
     }
 
     /// The value and the held value of all lots, per bucket (REAL zero).
     pub fn totals(&self) -> Option<(Buckets, Buckets)> {
         let value: Vec<Take> =
-            self.0.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.value }).collect();
+            self.lots.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.value }).collect();
         let held: Vec<Take> =
-            self.0.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.held }).collect();
+            self.lots.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.held }).collect();
         Some((takes_total(&value)?, takes_total(&held)?))
     }
 
@@ -312,7 +490,7 @@ impl Lots {
     /// (GIFT before PRE on the same instant); lots without expiry are not listed.
     pub fn expiring(&self) -> Vec<(Bucket, Amount, Timestamp)> {
         let mut list: Vec<(Timestamp, Bucket, Amount)> = Vec::new();
-        for lot in &self.0 {
+        for lot in &self.lots {
             let Some(expire_time) = lot.key.expire_time() else { continue };
             match list.iter_mut().find(|(time, bucket, _)| *time == expire_time && *bucket == lot.bucket) {
                 Some(entry) => entry.2 = entry.2.checked_add(lot.value).unwrap_or(entry.2),

@@ -296,7 +296,7 @@ impl<'a> EntryRecord<'a> {
     /// The record of `flow`: version 1 when it needs nothing version 2 adds, else version 2.
     pub fn flow(flow: &'a Flow, fingerprint: &Fingerprint) -> EntryRecord<'a> {
         let record = FlowRecord::from_flow(flow, fingerprint);
-        let plain_lots = flow.lots == flow.plain_lots();
+        let plain_lots = flow.lots.is_empty();
         let version_1 = usize::from(record.flow_type) < FLOW_TYPES_VERSION_1
             && flow.held.is_zero()
             && flow.expire_time.is_none()
@@ -346,15 +346,12 @@ impl EntryRecord<'_> {
         match self {
             EntryRecord::Flow(record) => {
                 let fingerprint = Fingerprint(record.fingerprint);
-                let mut flow = record.into_flow()?;
-                flow.lots = flow.plain_lots();
-                Ok((Entry::Flow(flow), Some(fingerprint)))
+                Ok((Entry::Flow(record.into_flow()?), Some(fingerprint)))
             }
             EntryRecord::FlowWithHolds(record, holds) => {
                 let fingerprint = Fingerprint(record.fingerprint);
                 let mut flow = record.into_flow()?;
                 holds.apply_to(&mut flow);
-                flow.lots = flow.plain_lots();
                 Ok((Entry::Flow(flow), Some(fingerprint)))
             }
             EntryRecord::FlowWithLots(record, holds, lots) => {
@@ -472,7 +469,6 @@ mod tests {
             flow_type: FlowType::TransferIn,
             source_order_id: None,
             counterparty: Some("from".into()),
-            lots: LotCredit::plain(&Buckets::from_minor(4, 5, 6)),
             ..sample_flow()
         };
         let freeze =
@@ -502,8 +498,10 @@ mod tests {
             lots: vec![expiring, plain_pre],
             ..sample_flow()
         };
-        // The same credit without expiry stays version 1, byte for byte as before lots.
-        let plain = Flow { lots: LotCredit::plain(&charge.affected), ..charge.clone() };
+        // The same credit without expiry (its lots the plain ones, stored as none) stays version
+        // 1, byte for byte as before lots.
+        let plain = Flow { lots: Vec::new(), ..charge.clone() };
+        assert_eq!(plain.lot_credits().collect::<Vec<_>>(), LotCredit::plain(&charge.affected));
         assert!(matches!(EntryRecord::flow(&plain, &Fingerprint([1; 32])), EntryRecord::Flow(_)));
         let record = EntryRecord::flow(&charge, &Fingerprint([3; 32]));
         assert!(matches!(record, EntryRecord::FlowWithLots(..)));
