@@ -277,14 +277,16 @@ fn check_sweep_ids(state: &State, command: &Command) -> Result<(), Error> {
 pub fn check_arguments(command: &Command, context: &Context) -> Result<(), Error> {
     check_common(command)?;
     check_action_arguments(command, context)?;
-    check_expiries(command, context)?;
+    check_expiries(command)?;
     check_amounts(command)
 }
 
 /// `gift_expire_time` and `pre_expire_time` (spec §11): only on what credits GIFT or PRE from
-/// outside (CHARGE, IMPORT, an opening balance, a provider's CHARGE or IMPORT), after the flow's
-/// own order_time, and not for a bucket the command plainly leaves alone.
-fn check_expiries(command: &Command, context: &Context) -> Result<(), Error> {
+/// outside (CHARGE, IMPORT, an opening balance, a provider's CHARGE or IMPORT), and not for a
+/// bucket the command plainly leaves alone. Any time is accepted, one at or before the flow's own
+/// order_time too (a migrated balance whose bonus has already expired): the domain has no clock,
+/// and such a lot simply goes at the next sweep (spec §13).
+fn check_expiries(command: &Command) -> Result<(), Error> {
     let given = [("gift_expire_time", command.gift_expire_time), ("pre_expire_time", command.pre_expire_time)];
     if given.iter().all(|(_, time)| time.is_none()) {
         return Ok(());
@@ -304,18 +306,13 @@ fn check_expiries(command: &Command, context: &Context) -> Result<(), Error> {
             )))
         }
     };
-    let order_time = command.biz_date.unwrap_or(context.now);
     for ((field, time), credited) in given.into_iter().zip(credits) {
-        let Some(time) = time else { continue };
-        if !credited {
+        if time.is_some() && !credited {
             let bucket = if field.starts_with("gift") { "GIFT" } else { "PRE" };
             return Err(Error::invalid_argument(format!(
                 "{field} is given but the {} credits no {bucket}",
                 command.action.flow_type()
             )));
-        }
-        if time <= order_time {
-            return Err(Error::invalid_argument(format!("{field} must be after the flow's order_time")));
         }
     }
     Ok(())

@@ -238,14 +238,21 @@ fn gift_valid_days_from_the_rules_and_expiry_arguments() {
                 "INVALID_ARGUMENT",
                 "GIFT 2.00@2027-02-09T12, GIFT 1.00@2027-05-01T00, GIFT 3.00@never, PRE 1.00@never",
             ),
+            // An expiry already past at the flow's own time is taken as given (a migrated bonus
+            // that has expired): it is the soonest lot, and the next sweep takes it.
             (
                 "charge a c4 real=1 gift=1 gift_expire=2027-01-01T00:00:00",
-                "INVALID_ARGUMENT",
-                "GIFT 2.00@2027-02-09T12, GIFT 1.00@2027-05-01T00, GIFT 3.00@never, PRE 1.00@never",
+                "1.00 1.00 0.00",
+                "GIFT 1.00@2027-01-01T00, GIFT 2.00@2027-02-09T12, GIFT 1.00@2027-05-01T00, GIFT 3.00@never, PRE 1.00@never",
             ),
             (
                 "deduct a d1 value=1 pre_expire=2027-05-01T00:00:00",
                 "INVALID_ARGUMENT",
+                "GIFT 1.00@2027-01-01T00, GIFT 2.00@2027-02-09T12, GIFT 1.00@2027-05-01T00, GIFT 3.00@never, PRE 1.00@never",
+            ),
+            (
+                "expire a - now=2027-01-15T00:00:00",
+                "0.00 -1.00 0.00",
                 "GIFT 2.00@2027-02-09T12, GIFT 1.00@2027-05-01T00, GIFT 3.00@never, PRE 1.00@never",
             ),
         ],

@@ -122,7 +122,7 @@ impl Model {
                 _ => return Err(INVALID_ARGUMENT),
             };
             for (time, credited) in given.into_iter().zip(credits) {
-                if time.is_some_and(|time| !credited || time.0 <= order_time) {
+                if time.is_some() && !credited {
                     return Err(INVALID_ARGUMENT);
                 }
             }
