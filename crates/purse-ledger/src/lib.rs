@@ -65,5 +65,5 @@ pub use ledger::{
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
-pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS};
+pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS, SWEEP_GROUP_COMMANDS};
 pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

@@ -5,7 +5,8 @@
 //! a RELEASE of each such hold, then one EXPIRE. Their ids are fixed by `now` and the account
 //! (or hold), so a second sweep at the same `now` is answered as a replay and writes nothing.
 //!
-//! It runs in groups of at most [`SWEEP_GROUP_ACCOUNTS`] accounts, each group one commit: a
+//! It runs in groups of at most [`SWEEP_GROUP_ACCOUNTS`] accounts and [`SWEEP_GROUP_COMMANDS`]
+//! commands, each group one commit: a
 //! sweep over a million accounts never holds the writer for long nor builds one huge commit, and
 //! other requests are served between its groups.
 
@@ -15,8 +16,10 @@ use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::writer::{GroupItem, GroupMode};
 
-/// Accounts per commit of a sweep.
+/// Accounts per commit of a sweep at most.
 pub const SWEEP_GROUP_ACCOUNTS: usize = 512;
+/// Commands (RELEASEs and EXPIREs) per commit of a sweep at most.
+pub const SWEEP_GROUP_COMMANDS: usize = 4096;
 
 /// Which accounts a sweep looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,34 +42,49 @@ impl Ledger {
     pub async fn expire(&self, now: Timestamp, scope: SweepScope) -> Result<Vec<Flow>, Error> {
         let due = self.query(move |writer| due(&writer.projections.state, now, &scope)).await?;
         let zone = self.zone();
+        // In log order: per account its RELEASEs, then its EXPIRE. Cut into commits of at most
+        // SWEEP_GROUP_ACCOUNTS accounts and SWEEP_GROUP_COMMANDS commands (an account with very
+        // many expired holds spans several; its EXPIRE still comes after all of them).
         let mut flows = Vec::new();
-        for group in due.chunks(SWEEP_GROUP_ACCOUNTS) {
-            let mut commands = Vec::new();
-            for account in group {
-                for hold in &account.holds {
-                    commands.push(Command::expire_hold(&account.account_id, hold, now, zone));
-                }
-                commands.push(Command::expire(&account.account_id, now, zone));
-            }
-            let outcome = self.submit_group(commands, GroupMode::Partial).await?;
-            let mut written = Vec::new();
-            for item in outcome.items {
-                match item {
-                    GroupItem::Written(summary) => written.push(summary.flow_id),
-                    // Swept at this `now` before, or nothing left to expire after the releases.
-                    GroupItem::Replayed(_) | GroupItem::Skipped(_) => {}
-                    // Captured or released since the sweep looked: nothing left for it to do.
-                    GroupItem::Rejected(error) if error.code() == ErrorCode::AlreadyReversed => {}
-                    GroupItem::Rejected(error) => return Err(error),
+        let mut commands = Vec::new();
+        let mut accounts = 0;
+        for account in &due {
+            for hold in &account.holds {
+                commands.push(Command::expire_hold(&account.account_id, hold, now, zone));
+                if commands.len() >= SWEEP_GROUP_COMMANDS {
+                    flows.extend(self.sweep_group(std::mem::take(&mut commands)).await?);
+                    accounts = 0;
                 }
             }
-            // Read back group by group: one read of every flow would hold the writer as long.
-            let read = self.query(move |writer| {
-                written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect::<Result<Vec<Flow>, Error>>()
-            });
-            flows.extend(read.await?);
+            commands.push(Command::expire(&account.account_id, now, zone));
+            accounts += 1;
+            if accounts >= SWEEP_GROUP_ACCOUNTS || commands.len() >= SWEEP_GROUP_COMMANDS {
+                flows.extend(self.sweep_group(std::mem::take(&mut commands)).await?);
+                accounts = 0;
+            }
+        }
+        if !commands.is_empty() {
+            flows.extend(self.sweep_group(commands).await?);
         }
         Ok(flows)
+    }
+
+    /// One commit of a sweep; the flows it wrote, read back.
+    async fn sweep_group(&self, commands: Vec<Command>) -> Result<Vec<Flow>, Error> {
+        let outcome = self.submit_group(commands, GroupMode::Partial).await?;
+        let mut written = Vec::new();
+        for item in outcome.items {
+            match item {
+                GroupItem::Written(summary) => written.push(summary.flow_id),
+                // Swept at this `now` before, or nothing left to expire after the releases.
+                GroupItem::Replayed(_) | GroupItem::Skipped(_) => {}
+                // Captured or released since the sweep looked: nothing left for it to do.
+                GroupItem::Rejected(error) if error.code() == ErrorCode::AlreadyReversed => {}
+                GroupItem::Rejected(error) => return Err(error),
+            }
+        }
+        // Read back group by group: one read of every flow would hold the writer as long.
+        self.query(move |writer| written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect()).await
     }
 }
 

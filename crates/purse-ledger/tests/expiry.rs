@@ -142,3 +142,36 @@ async fn an_account_as_of_an_entry_or_a_time_is_its_own_flows_folded() {
     assert_eq!(code(ledger.account_as_of("b", AsOf::Entry(99)).await), "INVALID_ARGUMENT");
     ledger.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_account_with_more_expired_holds_than_a_commit_holds_spans_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(dir.path()).await;
+    ledger.submit(charge_expiring("c", "a", "1", "2027-02-01 00:00:00", "2027-01-10 00:00:00")).await.unwrap();
+    let import = Action::Import { real: money("100"), gift: Amount::ZERO, pre: Amount::ZERO };
+    ledger.submit(Command::new("r-i", "i", "a", import)).await.unwrap();
+    let holds = purse_ledger::SWEEP_GROUP_COMMANDS + 10;
+    let commands: Vec<Command> = (0..holds)
+        .map(|index| {
+            let expire_time = Some(time("2027-01-31 00:00:00"));
+            let mut hold = Command::new(
+                &format!("r-h{index}"),
+                &format!("h{index}"),
+                "a",
+                Action::Hold { value: money("0.01"), expire_time },
+            );
+            hold.biz_date = Some(time("2027-01-20 00:00:00"));
+            hold
+        })
+        .collect();
+    assert!(ledger.submit_group(commands, purse_ledger::GroupMode::AllOrNothing).await.unwrap().committed);
+    let commits_before = ledger.stats().await.unwrap().commits;
+    let flows = ledger.expire(time("2027-02-01 00:00:00"), SweepScope::All).await.unwrap();
+    assert_eq!(flows.len(), holds + 1);
+    assert!(flows[..holds].iter().all(|flow| flow.flow_type == FlowType::Release));
+    // Every hold released first: the EXPIRE takes the whole GIFT 1.00, none of it held any more.
+    assert_eq!((flows[holds].flow_type, flows[holds].affected.gift), (FlowType::Expire, money("-1")));
+    assert_eq!(ledger.stats().await.unwrap().commits - commits_before, 2, "bounded by SWEEP_GROUP_COMMANDS");
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+}
