@@ -1,6 +1,6 @@
 //! A deliberately plain reference model of spec §2–§4 and §8–§11 (holds, account status,
 //! transfers, expiry lots, the sweep and CLEAR) with the precise points of §13, written from the
-//! spec alone (`../shared/SPEC.md`, of which docs/spec.md is the project copy).
+//! spec alone (`docs/spec.md`).
 //!
 //! It takes purse-core's [`Command`] as input (the data type only) and computes its own result:
 //! `Ok(`[`Outcome`]`)` (the change per bucket and of held value, and a transfer's destination

@@ -215,7 +215,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
             _ => None,
         },
-        lots: crate::lots::LotCredit::stored(made_lots(command, &rules, &affected, order_time)),
+        lots: made_lots(command, &rules, &affected, order_time),
         remark: command.remark.clone(),
         ext_info: command.ext_info.clone(),
         source: match &command.action {
@@ -240,18 +240,22 @@ fn made_lots(
     order_time: Timestamp,
 ) -> Vec<crate::lots::LotCredit> {
     use crate::lots::LotCredit;
-    let pre = command.pre_expire_time;
-    match &command.action {
+    let (gift, pre) = match &command.action {
         // spec §13: "every CHARGE gift", a provider's recorded CHARGE's included.
         Action::Charge { .. } | Action::Recorded { flow_type: FlowType::Charge, .. } => {
-            LotCredit::with_expiry(affected, command.gift_expire_time.or_else(|| rules.gift_expiry(order_time)), pre)
+            (command.gift_expire_time.or_else(|| rules.gift_expiry(order_time)), command.pre_expire_time)
         }
         Action::Import { .. } | Action::Open { .. } | Action::Recorded { .. } | Action::Adjust { .. } => {
-            LotCredit::with_expiry(affected, command.gift_expire_time, pre)
+            (command.gift_expire_time, command.pre_expire_time)
         }
         // A TRANSFER_OUT, and every debit or give-back, makes none (the TRANSFER_IN gets its own).
-        _ => Vec::new(),
+        _ => return Vec::new(),
+    };
+    if gift.is_none() && pre.is_none() {
+        // Plain lots are stored as none (`Flow::lots`): nothing to build for the common credit.
+        return Vec::new();
     }
+    LotCredit::stored(LotCredit::with_expiry(affected, gift, pre))
 }
 
 /// The sweep's ids are not free: `expire:<TIME>:<account or hold>` (spec §11), at the ledger's zone.

@@ -214,6 +214,22 @@ impl LotOp {
     }
 }
 
+/// A per-bucket sum that cannot overflow on the way (each part fits an amount).
+#[derive(Default)]
+struct WideSum([i128; 3]);
+
+impl WideSum {
+    fn add(&mut self, bucket: Bucket, amount: Amount) {
+        let index = Bucket::ALL.iter().position(|each| *each == bucket).unwrap_or(0);
+        self.0[index] += i128::from(amount.minor());
+    }
+
+    fn buckets(&self) -> Option<Buckets> {
+        let [real, gift, pre] = self.0.map(|sum| i64::try_from(sum).ok().map(Amount::from_minor));
+        Some(Buckets::new(real?, gift?, pre?))
+    }
+}
+
 /// An account's lots in (bucket, key) order. Only lots with value left are kept: memory grows
 /// with the lots that still hold value, not with history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -328,9 +344,8 @@ impl Lots {
 
     /// Plans taking all available (unheld) value of the lots expired at `now`.
     pub fn plan_expired(&self, now: Timestamp) -> Vec<Take> {
-        self.lots
-            .iter()
-            .filter(|lot| lot.key.expired_at(now) && lot.available().is_positive())
+        self.expired(now)
+            .filter(|lot| lot.available().is_positive())
             .map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.available() })
             .collect()
     }
@@ -342,7 +357,15 @@ impl Lots {
 
     /// Whether some lot expired at `now` still has unheld value.
     pub fn has_expirable(&self, now: Timestamp) -> bool {
-        self.lots.iter().any(|lot| lot.key.expired_at(now) && lot.available().is_positive())
+        self.expired(now).any(|lot| lot.available().is_positive())
+    }
+
+    /// The lots expired at `now`: in key order they lead each bucket, so the walk stops at the
+    /// first that is not (the sweep asks this of every account).
+    fn expired(&self, now: Timestamp) -> impl Iterator<Item = &Lot> {
+        LOT_BUCKETS.into_iter().flat_map(move |bucket| {
+            self.lots.range(self.bucket_range(bucket)).take_while(move |lot| lot.key.expired_at(now))
+        })
     }
 
     /// Adds a lot (or, for a key already there, value to it).
@@ -479,11 +502,12 @@ impl Lots {
 
     /// The value and the held value of all lots, per bucket (REAL zero).
     pub fn totals(&self) -> Option<(Buckets, Buckets)> {
-        let value: Vec<Take> =
-            self.lots.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.value }).collect();
-        let held: Vec<Take> =
-            self.lots.iter().map(|lot| Take { bucket: lot.bucket, key: lot.key, value: lot.held }).collect();
-        Some((takes_total(&value)?, takes_total(&held)?))
+        let (mut value, mut held) = (WideSum::default(), WideSum::default());
+        for lot in &self.lots {
+            value.add(lot.bucket, lot.value);
+            held.add(lot.bucket, lot.held);
+        }
+        Some((value.buckets()?, held.buckets()?))
     }
 
     /// spec §11 `expiring`: value left (held included) per bucket and expiry, soonest first
