@@ -285,7 +285,7 @@ fn decode(block: &Block<'_>, sequence: u64) -> Result<Entry, Error> {
 }
 
 /// Reads the flows with `sequences` (ascending), each block once however many it holds.
-fn read_flows(
+pub(crate) fn read_flows(
     writer: &Writer,
     sequences: &[u64],
     mut each: impl FnMut(Flow) -> Result<(), Error>,

@@ -3,8 +3,9 @@
 //!
 //! Not a fold of the whole log: the per-account index says which log entries are the
 //! account's, and only those are read and folded, alone, in a [`State::for_one_account`]. The
-//! cost is one log read and one fold step per flow of that account up to the point (none for
-//! any other account's); no checkpoints are kept (docs/performance.md has the figures).
+//! cost is one fold step per flow of that account up to the point, and one read of each log block
+//! holding any of them (none for any other account's); no checkpoints are kept
+//! (docs/performance.md has the figures).
 
 use purse_core::{Account, State, Timestamp};
 
@@ -61,11 +62,11 @@ pub(crate) fn account_at(
         return Ok(None);
     }
     let mut state = State::for_one_account(writer.projections.state.config());
-    for flow in &flows[..upto] {
-        let flow = writer.read_flow(flow.sequence)?;
+    let sequences: Vec<u64> = flows[..upto].iter().map(|flow| flow.sequence).collect();
+    crate::history::read_flows(writer, &sequences, |flow| {
         purse_core::apply(&mut state, &flow)
-            .map_err(|error| Error::Corruption(format!("refolding account {account_id:?}: {error}")))?;
-    }
+            .map_err(|error| Error::Corruption(format!("refolding account {account_id:?}: {error}")))
+    })?;
     state.check_lots().map_err(|reason| Error::Corruption(format!("refolding account {account_id:?}: {reason}")))?;
     Ok(state.account(account_id).cloned())
 }

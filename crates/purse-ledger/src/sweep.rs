@@ -83,8 +83,17 @@ impl Ledger {
                 GroupItem::Rejected(error) => return Err(error),
             }
         }
-        // Read back group by group: one read of every flow would hold the writer as long.
-        self.query(move |writer| written.iter().map(|flow_id| writer.read_flow(*flow_id)).collect()).await
+        // Read back group by group (one read of every flow would hold the writer as long), each
+        // block once: a group's flows sit in a few consecutive blocks.
+        self.query(move |writer| {
+            let mut flows = Vec::with_capacity(written.len());
+            crate::history::read_flows(writer, &written, |flow| {
+                flows.push(flow);
+                Ok(())
+            })?;
+            Ok(flows)
+        })
+        .await
     }
 }
 
