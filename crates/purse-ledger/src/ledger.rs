@@ -12,12 +12,19 @@ use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
 use crate::store::Store;
-use crate::writer::{GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats};
+use crate::writer::{BatchItem, GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats};
 
 /// Requests handled in one group commit at most.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
 /// Requests that may wait in the queue; callers beyond it wait to enqueue (back-pressure).
 pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
+/// Commands one [`Ledger::submit_batch`] call takes at most: TigerBeetle's limit for
+/// `create_transfers` (8,189 transfers of 128 bytes in its 1 MiB message), so a gateway built
+/// for one fits the other. A larger batch buys nothing: the writer commits one every few ms.
+pub const SUBMIT_BATCH_MAX: usize = 8189;
+/// Below this many commands [`Ledger::submit_batch`] fingerprints on the caller's own task: a
+/// hop to the blocking pool costs more than a few dozen SHA-256s.
+const BATCH_FINGERPRINT_INLINE_MAX: usize = 64;
 /// The largest page `flows` returns (spec §7).
 pub const PAGE_SIZE_MAX: u32 = 5000;
 /// The page size when none is given.
@@ -237,6 +244,45 @@ impl Ledger {
         let transfer_in =
             transfer_in.ok_or_else(|| Error::Corruption(format!("transfer {} has no TRANSFER_IN", flow.flow_id)))?;
         Ok(Transfer { out: flow, transfer_in: *transfer_in })
+    }
+
+    /// Runs up to [`SUBMIT_BATCH_MAX`] independent write commands in one call, in order, and
+    /// answers each on its own, like [`Ledger::submit`] would: not all or nothing (that is
+    /// [`Ledger::submit_group`]). A rejected command writes nothing and the others go on; a
+    /// retry gets its first answer. Every answer comes only once the whole batch is durable.
+    ///
+    /// For callers that have many commands at once: ingestion and bulk loads, or a gateway that
+    /// gathers its clients' requests. It saves a message, a wake-up and a reply per command, and
+    /// the fingerprints (SHA-256) are computed on tokio's blocking pool, not on the caller's
+    /// async thread. The outer error is the batch's (too large, the ledger closed); an empty
+    /// batch answers an empty list.
+    pub async fn submit_batch(&self, commands: Vec<Command>) -> Result<Vec<BatchItem>, Error> {
+        if commands.len() > SUBMIT_BATCH_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "a batch holds at most {SUBMIT_BATCH_MAX} commands, this one {}; nothing was written",
+                commands.len()
+            )));
+        }
+        if commands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fingerprinted = |commands: Vec<Command>| {
+            commands
+                .into_iter()
+                .map(|command| {
+                    let fingerprint = purse_idempotency::fingerprint(&command);
+                    (command, fingerprint)
+                })
+                .collect::<Vec<_>>()
+        };
+        let commands = if commands.len() <= BATCH_FINGERPRINT_INLINE_MAX {
+            fingerprinted(commands)
+        } else {
+            tokio::task::spawn_blocking(move || fingerprinted(commands))
+                .await
+                .map_err(|error| Error::Storage(format!("fingerprinting a batch: {error}")))?
+        };
+        self.call(|reply| Request::Batch { commands, reply }).await
     }
 
     async fn submit_decided(&self, command: Command) -> Result<Box<purse_core::Decision>, Error> {

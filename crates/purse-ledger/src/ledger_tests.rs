@@ -14,35 +14,100 @@ fn charge(id: &str, real: i64) -> Command {
     )
 }
 
+/// A ledger over sled whose syncs fail (EIO) once the switch returned is set; `pipelined`: its
+/// commits are synced on the writer's syncer thread.
+fn failing_ledger(dir: &std::path::Path, pipelined: bool) -> (Ledger, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let (inner, _) = SledStorage::open(dir, true).unwrap();
+    let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined };
+    let config = LedgerConfig::new(dir);
+    let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
+    (Ledger::start(writer, &config, None).unwrap(), failing)
+}
+
 #[tokio::test]
 async fn after_a_failed_commit_every_query_refuses_with_storage() {
-    let dir = tempfile::tempdir().unwrap();
-    let failing = Arc::new(AtomicBool::new(false));
-    let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
-    let storage = FailingSync { inner, failing: Arc::clone(&failing) };
-    let config = LedgerConfig::new(dir.path());
-    let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
-    let ledger = Ledger::start(writer, &config, None).unwrap();
-    ledger.submit(charge("c-1", 100)).await.unwrap();
-    failing.store(true, Ordering::SeqCst);
-    let error = ledger.submit(charge("c-2", 250)).await.unwrap_err();
-    assert_eq!(error.code(), ErrorCode::Storage, "{error}");
-    assert!(error.to_string().contains("Input/output error"), "the cause is kept: {error}");
-    // The projections now hold c-2, which never reached the disk: nothing may answer from them.
-    let refusals: Vec<(&str, Result<String, Error>)> = vec![
-        ("account", ledger.account("alice").await.map(|view| format!("{view:?}"))),
-        ("flow", ledger.flow(FlowKey::Id(1)).await.map(|flow| format!("{flow:?}"))),
-        ("flows", ledger.flows(FlowQuery::new("alice")).await.map(|page| format!("{page:?}"))),
-        ("rules", ledger.rules(None).await.map(|rules| format!("{rules:?}"))),
-        ("stats", ledger.stats().await.map(|stats| format!("{stats:?}"))),
-        ("verify", ledger.verify().await.map(|report| format!("{report:?}"))),
-        ("a retry", ledger.submit(charge("c-1", 100)).await.map(|flow| format!("{flow:?}"))),
-    ];
-    for (what, result) in refusals {
-        let error = result.expect_err(what);
-        assert_eq!(error.code(), ErrorCode::Storage, "{what}: {error}");
+    for pipelined in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, failing) = failing_ledger(dir.path(), pipelined);
+        ledger.submit(charge("c-1", 100)).await.unwrap();
+        failing.store(true, Ordering::SeqCst);
+        let error = ledger.submit(charge("c-2", 250)).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Storage, "{error}");
+        assert!(error.to_string().contains("Input/output error"), "the cause is kept: {error}");
+        // The projections now hold c-2, which never reached the disk: nothing may answer from them.
+        let refusals: Vec<(&str, Result<String, Error>)> = vec![
+            ("account", ledger.account("alice").await.map(|view| format!("{view:?}"))),
+            ("flow", ledger.flow(FlowKey::Id(1)).await.map(|flow| format!("{flow:?}"))),
+            ("flows", ledger.flows(FlowQuery::new("alice")).await.map(|page| format!("{page:?}"))),
+            ("rules", ledger.rules(None).await.map(|rules| format!("{rules:?}"))),
+            ("stats", ledger.stats().await.map(|stats| format!("{stats:?}"))),
+            ("verify", ledger.verify().await.map(|report| format!("{report:?}"))),
+            ("a retry", ledger.submit(charge("c-1", 100)).await.map(|flow| format!("{flow:?}"))),
+            (
+                "a batch",
+                ledger
+                    .submit_batch(vec![charge("c-3", 1)])
+                    .await
+                    .and_then(|mut items| items.remove(0))
+                    .map(|decided| format!("{decided:?}")),
+            ),
+        ];
+        for (what, result) in refusals {
+            let error = result.expect_err(what);
+            assert_eq!(error.code(), ErrorCode::Storage, "pipelined {pipelined}, {what}: {error}");
+        }
+        assert_eq!(ledger.close().await.unwrap_err().code(), ErrorCode::Storage);
     }
+}
+
+/// The pipelined writer decides batches while earlier ones are being synced. When a sync fails,
+/// that batch and every one decided on top of it fail, nothing is answered `Ok` that is not
+/// durable, and the ledger reopens with every acknowledged flow.
+#[tokio::test]
+async fn a_failed_sync_fails_every_batch_decided_on_top_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, failing) = failing_ledger(dir.path(), true);
+    let callers: Vec<_> = (0..32)
+        .map(|caller| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for index in 0..200 {
+                    let id = format!("c-{caller}-{index}");
+                    let answer = ledger.submit(charge(&id, 1)).await;
+                    answers.push((id, answer.map(|flow| flow.flow_id).map_err(|error| error.code())));
+                }
+                answers
+            })
+        })
+        .collect();
+    // Fail the disk while the callers are in full flow.
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    failing.store(true, Ordering::SeqCst);
+    let mut acknowledged = Vec::new();
+    let mut failed = 0;
+    for caller in callers {
+        let answers = caller.await.unwrap();
+        // Once a caller saw the failure, it sees nothing but failures.
+        let first_failure = answers.iter().position(|(_, answer)| answer.is_err()).unwrap_or(answers.len());
+        for (id, answer) in &answers[first_failure..] {
+            assert_eq!(*answer, Err(ErrorCode::Storage), "{id} after a failure");
+        }
+        failed += answers.len() - first_failure;
+        acknowledged.extend(answers.into_iter().filter_map(|(id, answer)| Some((id, answer.ok()?))));
+    }
+    assert!(failed > 0, "the disk failed during the run");
     assert_eq!(ledger.close().await.unwrap_err().code(), ErrorCode::Storage);
+    // The poisoned close answers before the writer thread lets go of sled.
+    crate::sled_storage::wait_until_released(dir.path()).unwrap();
+    let reopened = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    for (id, flow_id) in &acknowledged {
+        let flow = reopened.flow(FlowKey::OuterOrderId(id.clone())).await.unwrap();
+        assert_eq!(flow.flow_id, *flow_id, "{id} was acknowledged as flow {flow_id}");
+    }
+    reopened.verify().await.unwrap();
+    reopened.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ mod history;
 mod ledger;
 mod liability;
 mod pages;
+mod pipeline;
 mod point_in_time;
 mod projection;
 mod record;
@@ -61,9 +62,9 @@ pub use history::{
 };
 pub use ledger::{
     AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
-    BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
+    BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT, SUBMIT_BATCH_MAX,
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
 pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS, SWEEP_GROUP_COMMANDS};
-pub use writer::{FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};
+pub use writer::{BatchItem, FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

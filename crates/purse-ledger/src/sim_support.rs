@@ -212,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let failing = Arc::new(AtomicBool::new(false));
         let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
-        let storage = FailingSync { inner, failing: Arc::clone(&failing) };
+        let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined: false };
         let mut ledger =
             SyncLedger::open(Box::new(storage), None, None, Box::new(|| Timestamp(1_800_000_000))).unwrap();
         let charge = |request: &str| {

@@ -26,6 +26,12 @@ pub type Bytes = sled::IVec;
 /// The bytes of one head slot (see `head.rs` for the layout).
 pub const HEAD_SLOT_BYTES: usize = 32;
 
+/// Makes durable, from a thread of its own, every write made to the medium before each call to
+/// [`Syncer::sync`]; what [`Storage::sync`] does, without borrowing the medium.
+pub trait Syncer: Send {
+    fn sync(&mut self) -> Result<(), Error>;
+}
+
 /// The medium a ledger lives on. See the module documentation for the contract.
 pub trait Storage: Send + Sync + Debug {
     /// The value under `key` in the meta tree.
@@ -42,6 +48,12 @@ pub trait Storage: Send + Sync + Debug {
     fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a>;
     /// Makes every write before it durable.
     fn sync(&mut self) -> Result<(), Error>;
+    /// A [`Syncer`] for this medium, if it has one: the writer then decides the next batch on
+    /// its thread while the syncer makes the last one durable on another. `None` (the default):
+    /// every commit is synced on the writer's thread, between batches.
+    fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {
+        Ok(None)
+    }
 
     /// Whether the head file exists.
     fn head_exists(&self) -> Result<bool, Error>;

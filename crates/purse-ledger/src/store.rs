@@ -2,6 +2,9 @@
 //! batches and their removal, the ledger's meta, and the repairs and warnings found on open.
 //! Nothing above this file touches the medium.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use purse_core::{Scale, Zone};
 
 use crate::error::Error;
@@ -36,7 +39,8 @@ fn meta_checksum(version: &[u8], scale: &[u8], zone: &[u8]) -> [u8; 4] {
 #[derive(Debug)]
 pub(crate) struct Store {
     storage: Box<dyn Storage>,
-    fsyncs: u64,
+    /// Shared with the writer's syncer, which makes commits durable on a thread of its own.
+    fsyncs: Arc<AtomicU64>,
     /// Problems found while opening that lost nothing (a damaged head slot).
     warnings: Vec<String>,
 }
@@ -51,11 +55,23 @@ impl Store {
 
     /// A store over any medium (the simulator's).
     pub fn over(storage: Box<dyn Storage>) -> Store {
-        Store { storage, fsyncs: 0, warnings: Vec::new() }
+        Store { storage, fsyncs: Arc::default(), warnings: Vec::new() }
     }
 
     pub fn fsyncs(&self) -> u64 {
-        self.fsyncs
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// A syncer of this store's medium for another thread (see [`Storage::syncer`]), counting
+    /// its fsyncs with the store's own.
+    pub fn syncer(&self) -> Result<Option<StoreSyncer>, Error> {
+        Ok(self.storage.syncer()?.map(|syncer| StoreSyncer { syncer, fsyncs: self.fsyncs.clone() }))
+    }
+
+    /// Records `head` as acknowledged, for a commit a syncer made durable. Not synced, like the
+    /// head [`Store::append`] writes.
+    pub fn write_head(&mut self, head: Head) -> Result<(), Error> {
+        head::write(self.storage.as_mut(), head)
     }
 
     pub fn warnings(&self) -> &[String] {
@@ -228,7 +244,7 @@ impl Store {
 
     fn make_durable(&mut self) -> Result<(), Error> {
         self.storage.sync()?;
-        self.fsyncs += 1;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -256,5 +272,19 @@ impl Store {
     pub fn close(&mut self) -> Result<(), Error> {
         self.make_durable()?;
         self.storage.head_sync()
+    }
+}
+
+/// A [`Syncer`] and the store's fsync count.
+pub(crate) struct StoreSyncer {
+    syncer: Box<dyn crate::storage::Syncer>,
+    fsyncs: Arc<AtomicU64>,
+}
+
+impl StoreSyncer {
+    pub fn sync(&mut self) -> Result<(), Error> {
+        self.syncer.sync()?;
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }

@@ -5,13 +5,34 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::sled_storage::SledStorage;
-use crate::storage::{Bytes, Storage, HEAD_SLOT_BYTES};
+use crate::storage::{Bytes, Storage, Syncer, HEAD_SLOT_BYTES};
 
-/// sled, except that `sync` fails (EIO) once `failing` is set.
+/// sled, except that `sync` fails (EIO) once `failing` is set; with `pipelined`, also from the
+/// writer's syncer thread.
 #[derive(Debug)]
 pub(crate) struct FailingSync {
     pub inner: SledStorage,
     pub failing: Arc<AtomicBool>,
+    pub pipelined: bool,
+}
+
+fn eio_if(failing: &AtomicBool) -> Result<(), Error> {
+    if failing.load(Ordering::SeqCst) {
+        return Err(crate::sled_storage::io_error("fdatasync", &std::io::Error::from_raw_os_error(5)));
+    }
+    Ok(())
+}
+
+struct FailingSyncer {
+    inner: Box<dyn Syncer>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Syncer for FailingSyncer {
+    fn sync(&mut self) -> Result<(), Error> {
+        eio_if(&self.failing)?;
+        self.inner.sync()
+    }
 }
 
 impl Storage for FailingSync {
@@ -34,10 +55,15 @@ impl Storage for FailingSync {
         self.inner.log_from(first)
     }
     fn sync(&mut self) -> Result<(), Error> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(crate::sled_storage::io_error("fdatasync", &std::io::Error::from_raw_os_error(5)));
-        }
+        eio_if(&self.failing)?;
         self.inner.sync()
+    }
+    fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {
+        if !self.pipelined {
+            return Ok(None);
+        }
+        let inner = self.inner.syncer()?.expect("sled has a syncer");
+        Ok(Some(Box::new(FailingSyncer { inner, failing: Arc::clone(&self.failing) })))
     }
     fn head_exists(&self) -> Result<bool, Error> {
         self.inner.head_exists()

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::block::{Block, BlockWriter};
 use crate::error::Error;
 use crate::head::Head;
+use crate::pipeline::{Answer, Job, Pipeline};
 use crate::projection::Projections;
 use crate::record::EntryRecord;
 use crate::store::{Store, BATCH_BLOCKS_MAX};
@@ -33,6 +34,12 @@ pub(crate) enum Request {
         command: Box<Command>,
         fingerprint: Fingerprint,
         reply: Reply<Box<CoreDecision>>,
+    },
+    /// Independent commands, each decided and answered on its own (see
+    /// [`crate::Ledger::submit_batch`]), all in this batch's commit.
+    Batch {
+        commands: Vec<(Command, Fingerprint)>,
+        reply: Reply<Vec<BatchItem>>,
     },
     /// A group whose commands arrive in parts on `parts` (see [`crate::GroupSender`]).
     Group {
@@ -116,12 +123,27 @@ struct Decided {
     replays: Vec<usize>,
 }
 
+/// The answer to one command of [`crate::Ledger::submit_batch`]: its flows (both of a
+/// transfer), or why it was refused.
+pub type BatchItem = Result<CoreDecision, Error>;
+
+/// One command of a batch request, decided but not yet answered.
+// Nearly every slot is `Written`: boxing it would cost an allocation per command.
+#[allow(clippy::large_enum_variant)]
+enum Slot {
+    Written(CoreDecision),
+    /// Answered as the commit's failure if the commit fails.
+    Refused(Error),
+    Replayed(u64),
+}
+
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
     Written(Reply<Box<CoreDecision>>, Box<CoreDecision>),
     /// A refusal, answered as the commit's failure if the commit fails.
     Refused(Reply<Box<CoreDecision>>, Error),
     Replayed(Reply<Box<CoreDecision>>, u64),
+    Batch(Reply<Vec<BatchItem>>, Vec<Slot>),
     Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
@@ -155,11 +177,21 @@ pub(crate) struct Writer {
     /// may be answered until the ledger is reopened and rebuilt from the log.
     poisoned: Option<String>,
     pub(crate) stats: WriterStats,
+    /// The syncer, when the medium has one (see `pipeline.rs`); `None`: every commit is synced
+    /// on this thread (the simulator's synchronous ledger, media without a syncer).
+    pipeline: Option<Pipeline>,
 }
 
 impl Writer {
     pub fn new(store: Store, projections: Projections) -> Writer {
-        Writer { store, clock: Box::new(now), projections, poisoned: None, stats: WriterStats::default() }
+        Writer {
+            store,
+            clock: Box::new(now),
+            projections,
+            poisoned: None,
+            stats: WriterStats::default(),
+            pipeline: None,
+        }
     }
 
     /// Replaces the clock (the simulator's time).
@@ -173,6 +205,8 @@ impl Writer {
 
     /// Serves requests until a `Close` or until every handle is dropped.
     pub fn run(mut self, mut receiver: mpsc::Receiver<Request>, batch_commands_max: usize) {
+        // Without a syncer (or if it cannot start) every commit is synced here, as before.
+        self.pipeline = self.store.syncer().ok().flatten().and_then(|syncer| Pipeline::start(syncer).ok());
         let mut batch = Vec::with_capacity(batch_commands_max);
         // A group always runs in a batch of its own: undoing a group that is not committed
         // refolds the durable log, which must not lose other requests' uncommitted flows.
@@ -182,14 +216,19 @@ impl Writer {
                 break;
             };
             let alone = matches!(first, Request::Group { .. });
+            // Counted in commands: a batch request counts as many as it holds, and is never split.
+            let mut commands = first.commands();
             batch.push(first);
-            while !alone && batch.len() < batch_commands_max {
+            while !alone && commands < batch_commands_max {
                 match receiver.try_recv() {
                     Ok(request @ Request::Group { .. }) => {
                         carried = Some(request);
                         break;
                     }
-                    Ok(request) => batch.push(request),
+                    Ok(request) => {
+                        commands += request.commands();
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
@@ -202,14 +241,18 @@ impl Writer {
             }
         }
         // Every handle is gone without a close: still leave the store flushed and synced.
+        self.settle(true);
         let _ = self.store.close();
     }
 
     /// Decides, commits and answers one batch. Returns whether the ledger was closed.
     pub(crate) fn process(&mut self, batch: &mut Vec<Request>) -> bool {
+        let commands = batch.iter().map(Request::commands).sum::<usize>() as u64;
         self.stats.batches += 1;
-        self.stats.requests += batch.len() as u64;
-        self.stats.batch_requests_max = self.stats.batch_requests_max.max(batch.len() as u64);
+        self.stats.requests += commands;
+        self.stats.batch_requests_max = self.stats.batch_requests_max.max(commands);
+        // Record what the syncer made durable meanwhile (the head), or that it failed.
+        self.settle(false);
         let now = (self.clock)();
         let mut blocks = BlockWriter::new(self.projections.last_block_checksum, self.projections.state.next_sequence());
         let mut pending = Vec::with_capacity(batch.len());
@@ -222,30 +265,40 @@ impl Writer {
                             entries += entries_of(&decided);
                             pending.push(Pending::Written(reply, Box::new(decided)));
                         }
-                        Ok(None) => {
-                            let flow_id = self
-                                .projections
-                                .requests
-                                .get(&command.request_id)
-                                .expect("a replay has a record")
-                                .flow_id;
-                            pending.push(Pending::Replayed(reply, flow_id));
-                        }
+                        Ok(None) => pending.push(Pending::Replayed(reply, self.replayed_flow_id(&command.request_id))),
                         // Answered after the commit: the refusal may rest on a flow of this batch
                         // (a DUPLICATE_ORDER of an order written just before it), and if the commit
                         // fails that flow never existed.
                         Err(error) => pending.push(Pending::Refused(reply, error)),
                     }
                 }
-                Request::Group { parts, mode, reply } => match self.submit_group(parts, mode, now, &mut blocks) {
-                    Ok((decided, committed, written)) => {
-                        entries += written;
-                        pending.push(Pending::Group(reply, decided, committed));
+                Request::Batch { commands, reply } => {
+                    let slots = commands
+                        .into_iter()
+                        .map(|(command, fingerprint)| match self.submit(&command, fingerprint, now, &mut blocks) {
+                            Ok(Some(decided)) => {
+                                entries += entries_of(&decided);
+                                Slot::Written(decided)
+                            }
+                            Ok(None) => Slot::Replayed(self.replayed_flow_id(&command.request_id)),
+                            Err(error) => Slot::Refused(error),
+                        })
+                        .collect();
+                    pending.push(Pending::Batch(reply, slots));
+                }
+                Request::Group { parts, mode, reply } => {
+                    // A group not committed refolds the log: every batch before it durable first.
+                    self.settle(true);
+                    match self.submit_group(parts, mode, now, &mut blocks) {
+                        Ok((decided, committed, written)) => {
+                            entries += written;
+                            pending.push(Pending::Group(reply, decided, committed));
+                        }
+                        Err(error) => {
+                            let _ = reply.send(Err(error));
+                        }
                     }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
-                },
+                }
                 Request::SetRules { brand_id, rules, reply } => match self.set_rules(brand_id, rules, now, &mut blocks)
                 {
                     Ok(change) => {
@@ -260,8 +313,67 @@ impl Writer {
                 Request::Close { reply } => pending.push(Pending::Close(reply)),
             }
         }
+        if self.pipeline.is_some() && !pending.iter().any(Pending::reads_projections) {
+            self.hand_over(blocks, entries, pending);
+            return false;
+        }
+        // Queries read the projections, close ends the ledger: all of it durable first.
+        self.settle(true);
         let commit = self.commit(blocks, entries);
         self.answer(pending, commit)
+    }
+
+    /// Puts the batch's blocks into the log unsynced and hands its answers to the syncer, which
+    /// sends them once the blocks are durable (see `pipeline.rs`).
+    fn hand_over(&mut self, blocks: BlockWriter, entries: u64, pending: Vec<Pending>) {
+        let (blocks, last_checksum) = blocks.finish();
+        let in_flight = self.pipeline.as_ref().map_or(0, Pipeline::in_flight);
+        if blocks.is_empty() && in_flight == 0 {
+            // Nothing new and nothing in flight: every answer rests on durable state already.
+            self.answer(pending, Ok(()));
+            return;
+        }
+        if !blocks.is_empty() {
+            let block_count = blocks.len() as u64;
+            if let Err(error) = self.store.append_unfinished(blocks) {
+                self.poisoned = Some(error.to_string());
+                self.answer(pending, Err(error));
+                return;
+            }
+            self.projections.last_block_checksum = last_checksum;
+            self.projections.blocks += block_count;
+            self.stats.commits += 1;
+            self.stats.entries_written += entries;
+        }
+        let head = Head {
+            sequence: self.projections.state.last_sequence(),
+            block_checksum: self.projections.last_block_checksum,
+        };
+        // A replay reads its flow now: the blocks of this batch are in sled, and may be its own.
+        let answers = pending
+            .into_iter()
+            .map(|item| self.resolve(item).unwrap_or_else(|_| unreachable!("checked: the batch holds only answers")))
+            .collect();
+        self.pipeline.as_mut().expect("handing over needs a pipeline").hand_over(Job { head, answers });
+    }
+
+    /// Takes note of what the syncer finished: records the furthest durable head, or poisons the
+    /// writer after a failed sync. With `wait`, first waits until nothing is in flight.
+    fn settle(&mut self, wait: bool) {
+        let Some(pipeline) = &mut self.pipeline else { return };
+        let settled = if wait { pipeline.drain() } else { pipeline.settled() };
+        if let Some(reason) = settled.failed {
+            self.poisoned.get_or_insert(reason);
+        } else if let Some(head) = settled.head {
+            if let Err(error) = self.store.write_head(head) {
+                self.poisoned.get_or_insert_with(|| format!("recording the head: {error}"));
+            }
+        }
+    }
+
+    /// The flow a replayed request was first answered with.
+    fn replayed_flow_id(&self, request_id: &str) -> u64 {
+        self.projections.requests.get(request_id).expect("a replay has a record").flow_id
     }
 
     /// Decides one command and records its entry. `Ok(None)` is a replay of an earlier request.
@@ -382,8 +494,7 @@ impl Writer {
                         .push(FlowSummary::of(&flow.flow).map_or_else(GroupItem::Rejected, GroupItem::Written));
                 }
                 Ok(None) => {
-                    let flow_id =
-                        self.projections.requests.get(&command.request_id).expect("a replay has a record").flow_id;
+                    let flow_id = self.replayed_flow_id(&command.request_id);
                     decided.replays.push(decided.items.len());
                     let unresolved = FlowSummary { flow_id, before: Buckets::ZERO, after: Buckets::ZERO };
                     decided.items.push(GroupItem::Replayed(unresolved));
@@ -470,33 +581,47 @@ impl Writer {
     fn answer(&mut self, pending: Vec<Pending>, commit: Result<(), Error>) -> bool {
         let mut closing = false;
         for item in pending {
-            match item {
-                Pending::Written(reply, flow) => {
-                    let _ = reply.send(commit.clone().map(|()| flow));
-                }
-                Pending::Refused(reply, error) => {
-                    let _ = reply.send(Err(commit.clone().err().unwrap_or(error)));
-                }
-                Pending::Replayed(reply, flow_id) => {
-                    let _ = reply.send(commit.clone().and_then(|()| self.read_decided(flow_id)).map(Box::new));
-                }
-                Pending::Group(reply, decided, committed) => {
+            match self.resolve(item) {
+                Ok(answer) => answer.send(&commit),
+                Err(Pending::Group(reply, decided, committed)) => {
                     let _ = reply.send(self.group_outcome(decided, committed, &commit));
                 }
-                Pending::Rules(reply, rules) => {
-                    let _ = reply.send(commit.clone().map(|()| rules));
-                }
-                Pending::Query(query) => query(self),
-                Pending::Close(reply) => {
+                Err(Pending::Query(query)) => query(self),
+                Err(Pending::Close(reply)) => {
                     closing = true;
                     // A clean close makes everything durable, the head included, and says if it
                     // could not; a poisoned writer has nothing more to make durable.
                     let closed = self.check_not_poisoned().and_then(|()| self.store.close());
                     let _ = reply.send(closed);
                 }
+                Err(_) => unreachable!("resolve answers every other kind"),
             }
         }
         closing
+    }
+
+    /// What a caller gets once the commit is durable, for all but what runs on the writer
+    /// (groups, queries, close), which come back as they were. A replay reads its flow from the
+    /// log, so it must come after the batch's blocks are in sled.
+    fn resolve(&self, item: Pending) -> Result<Answer, Pending> {
+        Ok(match item {
+            Pending::Written(reply, decided) => Answer::Flow(reply, Ok(decided)),
+            Pending::Refused(reply, error) => Answer::Flow(reply, Err(error)),
+            Pending::Replayed(reply, flow_id) => Answer::Flow(reply, self.read_decided(flow_id).map(Box::new)),
+            Pending::Batch(reply, slots) => {
+                let items = slots
+                    .into_iter()
+                    .map(|slot| match slot {
+                        Slot::Written(decided) => Ok(decided),
+                        Slot::Refused(error) => Err(error),
+                        Slot::Replayed(flow_id) => self.read_decided(flow_id),
+                    })
+                    .collect();
+                Answer::Batch(reply, items)
+            }
+            Pending::Rules(reply, rules) => Answer::Rules(reply, rules),
+            other @ (Pending::Group(..) | Pending::Query(_) | Pending::Close(_)) => return Err(other),
+        })
     }
 
     fn group_outcome(
@@ -569,6 +694,24 @@ impl Writer {
             _ => None,
         };
         Ok(CoreDecision { flow, transfer_in })
+    }
+}
+
+impl Pending {
+    /// Whether this must run on the writer against durable projections: a query reads them, a
+    /// close ends the ledger, a group's outcome may read the log.
+    fn reads_projections(&self) -> bool {
+        matches!(self, Pending::Group(..) | Pending::Query(_) | Pending::Close(_))
+    }
+}
+
+impl Request {
+    /// The commands this request carries, as the writer counts them against a batch's limit.
+    fn commands(&self) -> usize {
+        match self {
+            Request::Batch { commands, .. } => commands.len().max(1),
+            _ => 1,
+        }
     }
 }
 

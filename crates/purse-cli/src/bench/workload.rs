@@ -226,18 +226,37 @@ impl Tally {
         *self.rejected.entry(code.as_str()).or_default() += 1;
     }
 
+    /// What the caller takes from an answer: from its spec §5 text view (read back, so a view
+    /// that does not parse is a fault), or, with `--batch`, from the typed flow.
+    fn seen(&mut self, answer: &Answered, scale: Scale) -> Option<Seen> {
+        match answer {
+            Answered::Rendered(detail) => {
+                let Ok(flow_id) = detail.flow_id.parse() else {
+                    self.fault(format!("flow_id {:?} does not parse", detail.flow_id));
+                    return None;
+                };
+                let affected = self.parts(detail, "affected", &detail.affected_property_list, scale)?;
+                let held = self.parts(detail, "held", &detail.held_property_list, scale)?;
+                Some(Seen { flow_id, affected, held })
+            }
+            Answered::Typed(flow) => {
+                let minor =
+                    |buckets: purse_core::Buckets| [buckets.real.minor(), buckets.gift.minor(), buckets.pre.minor()];
+                Some(Seen { flow_id: flow.flow_id, affected: minor(flow.affected), held: minor(flow.held) })
+            }
+        }
+    }
+
     /// Adds an accepted flow's `affected` to the effect and its `held` to the held sum; returns
     /// its affected REAL+GIFT+PRE sum.
-    fn add_effect(&mut self, detail: &FlowDetail, scale: Scale) -> Option<i64> {
-        let held = self.parts(detail, "held", &detail.held_property_list, scale)?;
-        let parts = self.parts(detail, "affected", &detail.affected_property_list, scale)?;
-        for (sum, part) in self.effect.iter_mut().zip(parts) {
+    fn add_effect(&mut self, seen: &Seen) -> Option<i64> {
+        for (sum, part) in self.effect.iter_mut().zip(seen.affected) {
             *sum += i128::from(part);
         }
-        for (sum, part) in self.held.iter_mut().zip(held) {
+        for (sum, part) in self.held.iter_mut().zip(seen.held) {
             *sum += i128::from(part);
         }
-        parts.iter().try_fold(0i64, |sum, part| sum.checked_add(*part))
+        seen.affected.iter().try_fold(0i64, |sum, part| sum.checked_add(*part))
     }
 
     /// REAL, GIFT, PRE of one property list, in minor units.
@@ -265,6 +284,21 @@ impl Tally {
 
 const FAULTS_KEPT: usize = 8;
 
+/// An accepted answer as the caller got it.
+pub enum Answered {
+    /// The spec §5 view, rendered inside the timed span as a caller answering in JSON would.
+    Rendered(FlowDetail),
+    /// The typed flow of `Ledger::submit_batch`, as an embedding gateway or bulk load uses it.
+    Typed(purse_core::Flow),
+}
+
+/// What the self-check keeps of an accepted flow: its id, and its changes in minor units.
+pub struct Seen {
+    flow_id: u64,
+    affected: [i64; 3],
+    held: [i64; 3],
+}
+
 /// An accepted DEDUCT a later UNDEDUCT may refund.
 #[derive(Debug)]
 struct Refundable {
@@ -274,18 +308,38 @@ struct Refundable {
     left: i64,
 }
 
+/// What a request sent expects of its answer.
+enum Expected {
+    /// A retry: its first answer's flow id.
+    Retry {
+        flow_id: u64,
+    },
+    Fresh(Box<Fresh>),
+}
+
+/// A fresh request, for recording its answer.
+struct Fresh {
+    kind: Kind,
+    order_id: String,
+    account: usize,
+    /// The command, if it may be retried later.
+    kept: Option<Command>,
+}
+
 /// One caller's closed loop.
 pub struct Caller {
     plan: Arc<Plan>,
     number: u64,
     requests: u64,
+    /// Commands per call: 1 sends each through `Ledger::submit`, more through `submit_batch`.
+    batch: u64,
     rng: Rng,
     next_id: u64,
     deducts: Vec<Refundable>,
     charges: Vec<(String, usize)>,
     /// Open holds: order id, account, minor units held.
     holds: Vec<(String, usize, i64)>,
-    recent: Vec<(Command, String)>,
+    recent: Vec<(Command, u64)>,
     tally: Tally,
 }
 
@@ -296,13 +350,14 @@ impl std::fmt::Debug for Caller {
 }
 
 impl Caller {
-    pub fn new(plan: Arc<Plan>, number: u64, requests: u64) -> Caller {
+    pub fn new(plan: Arc<Plan>, number: u64, requests: u64, batch: u64) -> Caller {
         let rng = Rng::new(plan.seed ^ number.wrapping_mul(0xA24B_AED4_963E_E407));
         let capacity = usize::try_from(requests).unwrap_or(0);
         Caller {
             plan,
             number,
             requests,
+            batch: batch.max(1),
             rng,
             next_id: 0,
             deducts: Vec::new(),
@@ -314,32 +369,57 @@ impl Caller {
     }
 
     pub async fn run(mut self) -> Tally {
-        for _ in 0..self.requests {
-            let replay =
-                self.plan.replay_ppm > 0 && !self.recent.is_empty() && self.rng.below(1_000_000) < self.plan.replay_ppm;
-            if replay {
-                self.retry().await;
+        let mut left = self.requests;
+        while left > 0 {
+            let count = left.min(self.batch);
+            left -= count;
+            let (commands, expected): (Vec<Command>, Vec<Expected>) = (0..count).map(|_| self.next()).unzip();
+            let started = Instant::now();
+            // Rendered as a caller that answers in JSON would, inside the timed span, as always.
+            let ledger = &self.plan.ledger;
+            let answers: Vec<Result<Answered, purse_ledger::Error>> = if self.batch == 1 {
+                let command = commands.into_iter().next().expect("one command");
+                vec![ledger.submit(command).await.and_then(|flow| ledger.detail(&flow)).map(Answered::Rendered)]
             } else {
-                self.fresh().await;
+                batch_answers(ledger, commands).await
+            };
+            self.record_latency(started);
+            for (expected, answer) in expected.into_iter().zip(answers) {
+                self.take(expected, answer);
             }
         }
         self.tally
     }
 
-    /// Sends an earlier accepted request again: it must come back as the same flow.
-    async fn retry(&mut self) {
-        let index = self.rng.index(self.recent.len());
-        let (command, flow_id) = self.recent[index].clone();
-        let started = Instant::now();
-        // Rendered as a caller that answers in JSON would, inside the timed span, as always.
-        let ledger = &self.plan.ledger;
-        let answer = ledger.submit(command).await.and_then(|flow| ledger.detail(&flow));
-        self.record_latency(started);
-        match answer {
-            Ok(detail) if detail.flow_id == *flow_id => self.tally.replayed += 1,
-            Ok(detail) => {
-                self.tally.fault(format!("a retry of flow {flow_id} was answered with flow {}", detail.flow_id))
+    /// The next request: a retry of an earlier accepted one, or a fresh one of the mix.
+    fn next(&mut self) -> (Command, Expected) {
+        let replay =
+            self.plan.replay_ppm > 0 && !self.recent.is_empty() && self.rng.below(1_000_000) < self.plan.replay_ppm;
+        if replay {
+            let index = self.rng.index(self.recent.len());
+            let (command, flow_id) = self.recent[index].clone();
+            (command, Expected::Retry { flow_id })
+        } else {
+            self.fresh()
+        }
+    }
+
+    /// Records what the ledger answered to a request built by [`Caller::next`].
+    fn take(&mut self, expected: Expected, answer: Result<Answered, purse_ledger::Error>) {
+        match expected {
+            Expected::Retry { flow_id } => self.take_retry(flow_id, answer),
+            Expected::Fresh(fresh) => self.take_fresh(*fresh, answer),
+        }
+    }
+
+    /// A retry must come back as the same flow.
+    fn take_retry(&mut self, flow_id: u64, answer: Result<Answered, purse_ledger::Error>) {
+        match answer.map(|answer| self.tally.seen(&answer, self.plan.scale)) {
+            Ok(Some(seen)) if seen.flow_id == flow_id => self.tally.replayed += 1,
+            Ok(Some(seen)) => {
+                self.tally.fault(format!("a retry of flow {flow_id} was answered with flow {}", seen.flow_id))
             }
+            Ok(None) => {}
             Err(error) => {
                 self.tally.reject(error.code());
                 self.tally.fault(format!("a retry of flow {flow_id} was refused: {error}"));
@@ -347,7 +427,10 @@ impl Caller {
         }
     }
 
-    async fn fresh(&mut self) {
+    /// A fresh request of the mix. What it refunds, reverses or resolves is taken off the
+    /// caller's lists now, whatever the answer: several requests of one batch are built before
+    /// any is answered, and none may pick the same hold or the same refund twice.
+    fn fresh(&mut self) -> (Command, Expected) {
         let mut kind = self.plan.mix.pick(u32::try_from(self.rng.below(100)).expect("below 100"));
         // A refund needs something to refund: without one the caller sends the forward command.
         if kind == Kind::Undeduct && self.deducts.is_empty() {
@@ -363,7 +446,6 @@ impl Caller {
         self.next_id += 1;
         let request_id = format!("r{}.{id}", self.number);
         let order_id = format!("o{}.{id}", self.number);
-        let mut refund = None;
         let (account, action) = match kind {
             Kind::Charge => {
                 let real = CHARGE_REAL_MINOR[self.rng.index(CHARGE_REAL_MINOR.len())];
@@ -381,14 +463,18 @@ impl Caller {
             }
             Kind::Undeduct => {
                 let index = self.rng.index(self.deducts.len());
-                let original = &self.deducts[index];
+                let original = &mut self.deducts[index];
                 let value = if original.left >= 2 { original.left / 2 } else { original.left };
-                refund = Some((index, value));
+                original.left -= value;
                 let action = Action::Undeduct {
                     original_outer_order_id: original.order.clone(),
                     value: Some(Amount::from_minor(value)),
                 };
-                (original.account, action)
+                let account = original.account;
+                if original.left <= 0 {
+                    self.deducts.swap_remove(index);
+                }
+                (account, action)
             }
             Kind::Uncharge => {
                 let (src, account) = self.charges.pop().expect("checked non-empty");
@@ -414,47 +500,38 @@ impl Caller {
         let command = Command::new(&request_id, &order_id, &self.plan.account_ids[account], action);
         let kept = (self.plan.replay_ppm > 0).then(|| command.clone());
         self.tally.sent[kind.index()] += 1;
-        let started = Instant::now();
-        // Rendered as a caller that answers in JSON would, inside the timed span, as always.
-        let ledger = &self.plan.ledger;
-        let answer = ledger.submit(command).await.and_then(|flow| ledger.detail(&flow));
-        self.record_latency(started);
-        let detail = match answer {
-            Ok(detail) => detail,
+        (command, Expected::Fresh(Box::new(Fresh { kind, order_id, account, kept })))
+    }
+
+    fn take_fresh(&mut self, fresh: Fresh, answer: Result<Answered, purse_ledger::Error>) {
+        let Fresh { kind, order_id, account, kept } = fresh;
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(error) => {
                 self.tally.reject(error.code());
                 if matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) {
                     // The ledger failed, not the request: the check fails and says why.
-                    self.tally.fault(format!("{} {request_id} failed: {error}", kind.name()));
+                    self.tally.fault(format!("{} {order_id} failed: {error}", kind.name()));
                 }
                 return;
             }
         };
         self.tally.accepted[kind.index()] += 1;
-        let Some(order_value) = self.tally.add_effect(&detail, self.plan.scale) else { return };
+        let Some(seen) = self.tally.seen(&answer, self.plan.scale) else { return };
+        let Some(order_value) = self.tally.add_effect(&seen) else { return };
         match kind {
             Kind::Charge => self.charges.push((order_id, account)),
             Kind::Deduct => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
-            Kind::Undeduct => {
-                let (index, value) = refund.expect("set for an UNDEDUCT");
-                self.deducts[index].left -= value;
-                if self.deducts[index].left <= 0 {
-                    self.deducts.swap_remove(index);
-                }
-            }
-            Kind::Hold => {
-                let held = self.tally.parts(&detail, "held", &detail.held_property_list, self.plan.scale);
-                self.holds.push((order_id, account, held.map_or(0, |parts| parts.iter().sum())));
-            }
+            Kind::Hold => self.holds.push((order_id, account, seen.held.iter().sum())),
             Kind::Capture => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
-            Kind::Uncharge | Kind::Release => {}
+            Kind::Undeduct | Kind::Uncharge | Kind::Release => {}
         }
         if let Some(command) = kept {
             if self.recent.len() < REPLAY_CANDIDATES {
-                self.recent.push((command, detail.flow_id));
+                self.recent.push((command, seen.flow_id));
             } else {
                 let slot = self.rng.index(REPLAY_CANDIDATES);
-                self.recent[slot] = (command, detail.flow_id);
+                self.recent[slot] = (command, seen.flow_id);
             }
         }
     }
@@ -464,24 +541,49 @@ impl Caller {
     }
 }
 
+/// `commands` through `Ledger::submit_batch`: one answer per command, the batch's own error
+/// for each if the call itself failed.
+async fn batch_answers(ledger: &Ledger, commands: Vec<Command>) -> Vec<Result<Answered, purse_ledger::Error>> {
+    let count = commands.len();
+    match ledger.submit_batch(commands).await {
+        Ok(items) => items.into_iter().map(|item| item.map(|decided| Answered::Typed(decided.flow))).collect(),
+        Err(error) => (0..count).map(|_| Err(error.clone())).collect(),
+    }
+}
+
 /// Opens accounts `range` with one CHARGE of 100.00 each (the rule adds 20.00), before the
-/// timed run, so that its DEDUCTs find accounts. Returns what was accepted.
-pub async fn open_accounts(plan: Arc<Plan>, range: std::ops::Range<usize>) -> Tally {
+/// timed run, so that its DEDUCTs find accounts; `batch` commands per call. Returns what was
+/// accepted.
+pub async fn open_accounts(plan: Arc<Plan>, range: std::ops::Range<usize>, batch: usize) -> Tally {
     let mut tally = Tally::default();
-    for index in range {
-        let id = format!("open.{index}");
-        let action =
-            Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
-        let command = Command::new(&id, &id, &plan.account_ids[index], action);
-        tally.sent[Kind::Charge.index()] += 1;
-        match plan.ledger.submit(command).await.and_then(|flow| plan.ledger.detail(&flow)) {
-            Ok(detail) => {
-                tally.accepted[Kind::Charge.index()] += 1;
-                tally.add_effect(&detail, plan.scale);
-            }
-            Err(error) => {
-                tally.reject(error.code());
-                tally.fault(format!("opening {} failed: {error}", plan.account_ids[index]));
+    let indexes: Vec<usize> = range.collect();
+    for chunk in indexes.chunks(batch.max(1)) {
+        let commands: Vec<Command> = chunk
+            .iter()
+            .map(|&index| {
+                let id = format!("open.{index}");
+                let action = Action::Charge {
+                    real: Amount::from_minor(10_000),
+                    gift: None,
+                    pre: Amount::ZERO,
+                    trigger_gift: true,
+                };
+                Command::new(&id, &id, &plan.account_ids[index], action)
+            })
+            .collect();
+        tally.sent[Kind::Charge.index()] += commands.len() as u64;
+        for (&index, answer) in chunk.iter().zip(batch_answers(&plan.ledger, commands).await) {
+            match answer {
+                Ok(answer) => {
+                    tally.accepted[Kind::Charge.index()] += 1;
+                    if let Some(seen) = tally.seen(&answer, plan.scale) {
+                        tally.add_effect(&seen);
+                    }
+                }
+                Err(error) => {
+                    tally.reject(error.code());
+                    tally.fault(format!("opening {} failed: {error}", plan.account_ids[index]));
+                }
             }
         }
     }
