@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 
 use crate::error::CliError;
 use crate::render::to_text;
-use measure::{directory_bytes, peak_rss_bytes, MachineCpu, ThreadCpu};
+use measure::{directory_bytes, fdatasync_floor, peak_rss_bytes, MachineCpu, ThreadCpu, FSYNC_PROBES};
 use workload::{account_id, Accounts, Caller, Kind, Mix, Plan, Tally};
 
 /// `purse bench`
@@ -204,6 +204,10 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
     }
     let setup_micros = micros(setup_started);
 
+    // The disk's floor, in the same session, just before the run.
+    let floor = fdatasync_floor(&config.path)
+        .map_err(|io| CliError::System(format!("measuring fdatasync beside {}: {io}", config.path.display())))?;
+
     // The timed run.
     let stats_before = ledger.stats().await?;
     let fsyncs_before = ledger.fsyncs().await?;
@@ -307,12 +311,19 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
         "latency_of": if args.batch > 1 { "one call of --batch commands, from send to its durable answers" } else { "one request, from send to its durable answer" },
         "group_commit": group_commit(&stats_before, &stats_after, batches, batched_requests, fsyncs),
         "fsyncs": fsyncs,
+        "fdatasync_floor_us": {
+            "p50": floor.0,
+            "p99": floor.1,
+            "probes": FSYNC_PROBES,
+            "note": "just before the run: 4 KiB appended to a file beside the ledger, then fdatasync; no durable commit can be faster",
+        },
         "cpu_ms": {
             "writer": cpu.writer,
+            "syncer": cpu.syncer,
             "callers": cpu.callers,
             "sled": cpu.sled,
             "writer_busy_percent": cpu.writer * 100 / (run_micros / 1000).max(1),
-            "note": "CPU time (user + system, 10 ms ticks) of the timed run by thread: the ledger's writer thread, the callers' runtime thread(s), sled's own threads; writer_busy_percent is the writer's CPU over the run's wall time: the rest it waits (for the disk, or for requests)",
+            "note": "CPU time (user + system, 10 ms ticks) of the timed run by thread: the ledger's writer thread, its syncer thread (sled's flush and the fdatasync), the callers' runtime thread(s) (with tokio's blocking pool, where batches are fingerprinted), sled's own threads; writer_busy_percent is the writer's CPU over the run's wall time: the rest it waits (for the disk, or for requests)",
         },
         "disk": {
             "bytes": disk.allocated,

@@ -7,6 +7,8 @@ use std::path::Path;
 #[derive(Debug, Default)]
 pub struct ThreadCpu {
     pub writer: u64,
+    /// The writer's syncer thread: sled's flush and the fdatasync.
+    pub syncer: u64,
     pub callers: u64,
     pub sled: u64,
 }
@@ -26,6 +28,8 @@ impl ThreadCpu {
             let millis = (ticks(11) + ticks(12)) * 10;
             if comm == "purse-writer" {
                 cpu.writer += millis;
+            } else if comm == "purse-syncer" {
+                cpu.syncer += millis;
             } else if comm.starts_with("sled") || comm.starts_with("log flush") {
                 cpu.sled += millis;
             } else {
@@ -38,6 +42,7 @@ impl ThreadCpu {
     pub fn since(&self, before: &ThreadCpu) -> ThreadCpu {
         ThreadCpu {
             writer: self.writer.saturating_sub(before.writer),
+            syncer: self.syncer.saturating_sub(before.syncer),
             callers: self.callers.saturating_sub(before.callers),
             sled: self.sled.saturating_sub(before.sled),
         }
@@ -112,4 +117,28 @@ pub fn directory_bytes(path: &Path) -> DiskUse {
         }
     }
     total
+}
+
+/// Probes of [`fdatasync_floor`].
+pub const FSYNC_PROBES: usize = 200;
+/// Bytes appended before each probe's fdatasync: about what one small commit adds to sled's file.
+const FSYNC_PROBE_BYTES: usize = 4096;
+
+/// The disk's floor under every durable commit, measured in the same run: [`FSYNC_PROBES`]
+/// times, append 4 KiB to a file beside the ledger (same file system) and fdatasync it. Returns
+/// the median and p99 in microseconds. A commit can never be durable faster than this.
+pub fn fdatasync_floor(beside: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::Write;
+    let directory = beside.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    let block = [0x5au8; FSYNC_PROBE_BYTES];
+    let mut micros = Vec::with_capacity(FSYNC_PROBES);
+    for _ in 0..FSYNC_PROBES {
+        file.write_all(&block)?;
+        let started = std::time::Instant::now();
+        file.as_file().sync_data()?;
+        micros.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    micros.sort_unstable();
+    Ok((micros[FSYNC_PROBES / 2], micros[FSYNC_PROBES * 99 / 100]))
 }
