@@ -361,7 +361,9 @@ fn group_commit(before: &WriterStats, after: &WriterStats, batches: u64, request
         "batch_size_max": after.batch_requests_max,
         "commits": after.commits - before.commits,
         "flows_per_fsync": decimal(after.entries_written - before.entries_written, fsyncs.max(1), 2),
-        "note": "the writer counts batches, requests and the largest batch only: the size is a mean (requests / batches in the timed run), not a p50; the max covers the setup too",
+        "writer_idle_ms": (after.idle_micros - before.idle_micros) / 1000,
+        "writer_durability_wait_ms": (after.durability_wait_micros - before.durability_wait_micros) / 1000,
+        "note": "idle: the writer waited for requests; durability wait: for the syncer to take a batch or finish those in flight, or for its own sync. The writer counts batches, requests and the largest batch only: the size is a mean (requests / batches in the timed run), not a p50; the max covers the setup too",
     })
 }
 

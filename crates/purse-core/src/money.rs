@@ -165,16 +165,32 @@ impl Amount {
     /// [`Amount::format`] for a sum of many amounts in minor units, which may pass `i64` (a
     /// ledger-wide total): the same text for every value an amount can hold.
     pub fn format_wide(minor: i128, scale: Scale) -> String {
-        let decimals = scale.decimals();
+        let decimals = scale.decimals() as usize;
         let magnitude = minor.unsigned_abs();
-        let sign = if minor < 0 { "-" } else { "" };
-        if decimals == 0 {
-            return format!("{sign}{magnitude}");
+        // Every answer renders several amounts: digits are written by hand, without the
+        // formatting machinery (u128's Display alone cost more than the rest of a flow's view).
+        let mut digits = [0u8; 40];
+        let mut start = digits.len();
+        let mut rest = magnitude;
+        while rest > 0 || digits.len() - start <= decimals {
+            start -= 1;
+            // `rest % 10` is below 10: the cast cannot truncate.
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
         }
-        let factor = u128::from(scale.factor().unsigned_abs());
-        let whole = magnitude / factor;
-        let fraction = magnitude % factor;
-        format!("{sign}{whole}.{fraction:0width$}", width = decimals as usize)
+        let text = &digits[start..];
+        let (whole, fraction) = text.split_at(text.len() - decimals);
+        let mut out = String::with_capacity(text.len() + 2);
+        if minor < 0 {
+            out.push('-');
+        }
+        // ASCII digits only.
+        out.extend(whole.iter().map(|&digit| char::from(digit)));
+        if decimals > 0 {
+            out.push('.');
+            out.extend(fraction.iter().map(|&digit| char::from(digit)));
+        }
+        out
     }
 }
 
@@ -327,6 +343,32 @@ mod tests {
             let scale = Scale::new(decimals).unwrap();
             assert_eq!(Amount::from_minor(minor).format(scale), expect);
             assert_eq!(Amount::parse(expect, scale), Ok(Amount::from_minor(minor)), "round trip {expect}");
+        }
+    }
+
+    /// The hand-written digits against `format!`, which `format_wide` used before: every scale,
+    /// the extremes of `i128` and `i64`, and values around each power of ten.
+    #[test]
+    fn format_wide_matches_the_formatting_machinery() {
+        let reference = |minor: i128, decimals: u32| {
+            let magnitude = minor.unsigned_abs();
+            let sign = if minor < 0 { "-" } else { "" };
+            if decimals == 0 {
+                return format!("{sign}{magnitude}");
+            }
+            let factor = 10u128.pow(decimals);
+            format!("{sign}{}.{:0width$}", magnitude / factor, magnitude % factor, width = decimals as usize)
+        };
+        let mut values = vec![0, 1, -1, i128::MAX, i128::MIN, i128::from(i64::MAX), i128::from(i64::MIN)];
+        for power in 0..39 {
+            let ten = 10i128.pow(power);
+            values.extend([ten - 1, ten, ten + 1, -ten + 1, -ten, -ten - 1]);
+        }
+        for decimals in 0..=SCALE_MAX {
+            let scale = Scale::new(decimals).unwrap();
+            for &minor in &values {
+                assert_eq!(Amount::format_wide(minor, scale), reference(minor, decimals), "{minor} at {decimals}");
+            }
         }
     }
 

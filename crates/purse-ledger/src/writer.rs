@@ -164,6 +164,11 @@ pub struct WriterStats {
     /// The longest the writer took over one batch (deciding, committing with its fsync and
     /// answering), in microseconds: the longest any other request waited behind one.
     pub batch_micros_max: u64,
+    /// Microseconds the writer waited for requests (nothing queued).
+    pub idle_micros: u64,
+    /// Microseconds the writer waited on durability: for the syncer to take a batch (the
+    /// pipeline full) or to finish the batches in flight, or for its own commit's sync.
+    pub durability_wait_micros: u64,
 }
 
 /// Where the writer reads the time of a batch: the wall clock, or the simulator's.
@@ -212,9 +217,11 @@ impl Writer {
         // refolds the durable log, which must not lose other requests' uncommitted flows.
         let mut carried: Option<Request> = None;
         loop {
+            let waiting = std::time::Instant::now();
             let Some(first) = carried.take().or_else(|| receiver.blocking_recv()) else {
                 break;
             };
+            self.stats.idle_micros += elapsed_micros(waiting);
             let alone = matches!(first, Request::Group { .. });
             // Counted in commands: a batch request counts as many as it holds, and is never split.
             let mut commands = first.commands();
@@ -318,8 +325,10 @@ impl Writer {
             return false;
         }
         // Queries read the projections, close ends the ledger: all of it durable first.
+        let waiting = std::time::Instant::now();
         self.settle(true);
         let commit = self.commit(blocks, entries);
+        self.stats.durability_wait_micros += elapsed_micros(waiting);
         self.answer(pending, commit)
     }
 
@@ -354,7 +363,9 @@ impl Writer {
             .into_iter()
             .map(|item| self.resolve(item).unwrap_or_else(|_| unreachable!("checked: the batch holds only answers")))
             .collect();
+        let waiting = std::time::Instant::now();
         self.pipeline.as_mut().expect("handing over needs a pipeline").hand_over(Job { head, answers });
+        self.stats.durability_wait_micros += elapsed_micros(waiting);
     }
 
     /// Takes note of what the syncer finished: records the furthest durable head, or poisons the
@@ -713,6 +724,10 @@ impl Request {
             _ => 1,
         }
     }
+}
+
+fn elapsed_micros(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Log entries a decided command takes: two for a transfer.
