@@ -121,20 +121,25 @@ pub fn directory_bytes(path: &Path) -> DiskUse {
 
 /// Probes of [`fdatasync_floor`].
 pub const FSYNC_PROBES: usize = 200;
-/// Bytes appended before each probe's fdatasync: about what one small commit adds to sled's file.
+/// Bytes written before each probe's fdatasync: about what one small commit adds to sled's file.
 const FSYNC_PROBE_BYTES: usize = 4096;
+/// The probe file grows to this, then the probes write it again from the start: a small file,
+/// removed after, on a disk that may be nearly full.
+const FSYNC_PROBE_FILE_BYTES: u64 = 64 * 1024;
 
 /// The disk's floor under every durable commit, measured in the same run: [`FSYNC_PROBES`]
-/// times, append 4 KiB to a file beside the ledger (same file system) and fdatasync it. Returns
-/// the median and p99 in microseconds. A commit can never be durable faster than this.
+/// times, write 4 KiB to a file beside the ledger (same file system; appended until the file
+/// holds 64 KiB, then over it again) and fdatasync it. Returns the median and p99 in
+/// microseconds. A commit can never be durable faster than this.
 pub fn fdatasync_floor(beside: &Path) -> std::io::Result<(u64, u64)> {
-    use std::io::Write;
+    use std::os::unix::fs::FileExt;
     let directory = beside.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(directory)?;
+    let file = tempfile::NamedTempFile::new_in(directory)?;
     let block = [0x5au8; FSYNC_PROBE_BYTES];
     let mut micros = Vec::with_capacity(FSYNC_PROBES);
-    for _ in 0..FSYNC_PROBES {
-        file.write_all(&block)?;
+    for probe in 0..FSYNC_PROBES as u64 {
+        let offset = probe * FSYNC_PROBE_BYTES as u64 % FSYNC_PROBE_FILE_BYTES;
+        file.as_file().write_all_at(&block, offset)?;
         let started = std::time::Instant::now();
         file.as_file().sync_data()?;
         micros.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
