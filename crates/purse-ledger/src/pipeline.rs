@@ -60,6 +60,9 @@ impl Answer {
 pub(crate) struct Job {
     /// The log's head once this batch is durable.
     pub head: Head,
+    /// Whether the batch wrote blocks. One that did not (only refusals and replays, resting on
+    /// batches still in flight) needs no sync of its own once those are synced.
+    pub wrote: bool,
     pub answers: Vec<Answer>,
 }
 
@@ -105,15 +108,19 @@ impl Pipeline {
         self.in_flight
     }
 
-    /// Hands a job over; waits while [`JOBS_QUEUED_MAX`] jobs already wait.
-    pub fn hand_over(&mut self, job: Job) {
+    /// Hands a job over; waits while [`JOBS_QUEUED_MAX`] jobs already wait. `Err` if the
+    /// syncer thread is gone (it panicked): the job's callers were told, and the writer must stop.
+    pub fn hand_over(&mut self, job: Job) -> Result<(), Error> {
         let Some(jobs) = &self.jobs else { unreachable!("the pipeline is open until dropped") };
         match jobs.send(job) {
-            Ok(()) => self.in_flight += 1,
-            // The syncer thread is gone (it panicked): nobody will answer, so say so here.
+            Ok(()) => {
+                self.in_flight += 1;
+                Ok(())
+            }
             Err(mpsc::SendError(job)) => {
-                let gone = Err(Error::Storage("the syncer thread stopped".into()));
-                job.answers.into_iter().for_each(|answer| answer.send(&gone));
+                let gone = Error::Storage("the syncer thread stopped".into());
+                job.answers.into_iter().for_each(|answer| answer.send(&Err(gone.clone())));
+                Err(gone)
             }
         }
     }
@@ -173,9 +180,11 @@ fn run(mut syncer: StoreSyncer, jobs: &Receiver<Job>, report: &mpsc::Sender<Done
     while let Ok(first) = jobs.recv() {
         let mut taken = vec![first];
         taken.extend(jobs.try_iter());
+        // Every job before these was synced already: a sync is owed only for blocks written since.
         let commit = match &failed {
             Some(error) => Err(error.clone()),
-            None => syncer.sync(),
+            None if taken.iter().any(|job| job.wrote) => syncer.sync(),
+            None => Ok(()),
         };
         if let Err(error) = &commit {
             failed.get_or_insert_with(|| error.clone());

@@ -342,7 +342,8 @@ impl Writer {
             self.answer(pending, Ok(()));
             return;
         }
-        if !blocks.is_empty() {
+        let wrote = !blocks.is_empty();
+        if wrote {
             let block_count = blocks.len() as u64;
             if let Err(error) = self.store.append_unfinished(blocks) {
                 self.poisoned = Some(error.to_string());
@@ -364,7 +365,10 @@ impl Writer {
             .map(|item| self.resolve(item).unwrap_or_else(|_| unreachable!("checked: the batch holds only answers")))
             .collect();
         let waiting = std::time::Instant::now();
-        self.pipeline.as_mut().expect("handing over needs a pipeline").hand_over(Job { head, answers });
+        let job = Job { head, wrote, answers };
+        if let Err(error) = self.pipeline.as_mut().expect("handing over needs a pipeline").hand_over(job) {
+            self.poisoned.get_or_insert_with(|| error.to_string());
+        }
         self.stats.durability_wait_micros += elapsed_micros(waiting);
     }
 
