@@ -438,11 +438,17 @@ fn out_of_range(what: &str) -> Error {
 }
 
 fn check_text(field: &str, value: &str, chars_max: usize) -> Result<(), Error> {
-    let chars = value.chars().count();
+    // Ids are nearly always ASCII, where a byte is a character and the control characters are
+    // the bytes below 0x20 and 0x7F: checked without decoding (this runs on the writer, for
+    // every id of every command).
+    let ascii = value.is_ascii();
+    let chars = if ascii { value.len() } else { value.chars().count() };
     if chars == 0 || chars > chars_max {
         return Err(Error::invalid_argument(format!("{field} must be 1 to {chars_max} characters, got {chars}")));
     }
-    if value.chars().any(char::is_control) {
+    let control =
+        if ascii { value.bytes().any(|byte| byte < 0x20 || byte == 0x7f) } else { value.chars().any(char::is_control) };
+    if control {
         return Err(Error::invalid_argument(format!("{field} must not contain control characters")));
     }
     Ok(())

@@ -480,3 +480,36 @@ fn recorded_flows_keep_the_providers_change() {
     assert_eq!(account.balance, Buckets::from_minor(10_005, 1_995, 0));
     assert_eq!(account.lifetime, Buckets::from_minor(10_000, 2_000, 0));
 }
+
+/// Ids are checked in characters, not bytes, and refuse control characters, ASCII or not: the
+/// ASCII fast path of `check_text` must answer exactly as decoding would.
+#[test]
+fn ids_are_counted_in_characters_and_refuse_control_characters() {
+    let long = |unit: &str, count: usize| unit.repeat(count);
+    let table: Vec<(String, bool)> = vec![
+        (String::new(), false),
+        ("a".into(), true),
+        (long("a", crate::REQUEST_ID_CHARS_MAX), true),
+        (long("a", crate::REQUEST_ID_CHARS_MAX + 1), false),
+        // Two bytes a character: as many characters are allowed, twice the bytes.
+        (long("é", crate::REQUEST_ID_CHARS_MAX), true),
+        (long("é", crate::REQUEST_ID_CHARS_MAX + 1), false),
+        ("a\tb".into(), false),
+        ("a\u{0}".into(), false),
+        ("a\u{1f}".into(), false),
+        ("a\u{7f}".into(), false),
+        ("a~".into(), true),
+        ("é\u{85}".into(), false),
+        ("é\u{9f}".into(), false),
+        ("é\u{a0}".into(), true),
+    ];
+    let context = Context { sequence: 1, now: NOW };
+    for (request_id, accepted) in table {
+        let command = Command::new(&request_id, "o-1", "alice", Action::Deduct { value: money("1") });
+        let answer = crate::check_arguments(&command, &context);
+        assert_eq!(answer.is_ok(), accepted, "{request_id:?}: {answer:?}");
+        if let Err(error) = answer {
+            assert_eq!(error.code(), crate::ErrorCode::InvalidArgument, "{request_id:?}");
+        }
+    }
+}
