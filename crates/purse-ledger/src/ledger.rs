@@ -12,7 +12,9 @@ use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
 use crate::store::Store;
-use crate::writer::{BatchItem, GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats};
+use crate::writer::{
+    Answered, BatchItem, GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats,
+};
 
 /// Requests handled in one group commit at most.
 pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
@@ -186,6 +188,9 @@ struct Inner {
     /// The sled ledger's directory, to wait on its lock at close; `None` on other media.
     path: Option<PathBuf>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Reads the flows of replays off the writer; `None` on media without one (the writer then
+    /// reads them), and after close: it holds sled open, so `close` lets go of it.
+    reader: std::sync::RwLock<Option<Arc<dyn crate::storage::LogReader>>>,
 }
 
 impl Ledger {
@@ -203,15 +208,20 @@ impl Ledger {
 
     /// Starts the writer thread of an opened writer; `path` is a sled ledger's directory, whose
     /// lock `close` waits on.
-    fn start(writer: Writer, config: &LedgerConfig, path: Option<PathBuf>) -> Result<Ledger, Error> {
+    fn start(mut writer: Writer, config: &LedgerConfig, path: Option<PathBuf>) -> Result<Ledger, Error> {
         let ledger_config = writer.projections.state.config();
+        // Without a reader the writer reads replays' flows, as before.
+        let reader = writer.store().log_reader().ok().flatten();
+        writer.set_replays_read_by_callers(reader.is_some());
         let (sender, receiver) = mpsc::channel(config.queue_commands_max);
         let batch_commands_max = config.batch_commands_max;
         let thread = std::thread::Builder::new()
             .name("purse-writer".into())
             .spawn(move || writer.run(receiver, batch_commands_max))
             .map_err(|error| Error::Storage(format!("starting the writer thread: {error}")))?;
-        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, path, thread: Mutex::new(Some(thread)) }) })
+        let thread = Mutex::new(Some(thread));
+        let reader = std::sync::RwLock::new(reader);
+        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, path, thread, reader }) })
     }
 
     pub fn scale(&self) -> Scale {
@@ -282,12 +292,52 @@ impl Ledger {
                 .await
                 .map_err(|error| Error::Storage(format!("fingerprinting a batch: {error}")))?
         };
-        self.call(|reply| Request::Batch { commands, reply }).await
+        let items = self.call(|reply| Request::Batch { commands, reply }).await?;
+        // Replays came back as flow ids: read them here, all in one trip to the blocking pool.
+        let replays: Vec<u64> = items
+            .iter()
+            .filter_map(|item| match item {
+                Ok(Answered::Replayed(flow_id)) => Some(*flow_id),
+                _ => None,
+            })
+            .collect();
+        let mut read = self.read_replays(replays).await?.into_iter();
+        Ok(items
+            .into_iter()
+            .map(|item| match item? {
+                Answered::Decided(decided) => Ok(*decided),
+                Answered::Replayed(_) => {
+                    read.next().unwrap_or_else(|| Err(Error::Corruption("a replay was not read".into())))
+                }
+            })
+            .collect())
+    }
+
+    /// Reads the flows of replays answered by id, through this handle's own [`LogReader`], on
+    /// tokio's blocking pool: neither the writer nor the caller's async thread reads the log.
+    async fn read_replays(&self, flow_ids: Vec<u64>) -> Result<Vec<Result<purse_core::Decision, Error>>, Error> {
+        if flow_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reader = self.inner.reader.read().map_err(|_| Error::Storage("log reader lock poisoned".into()))?.clone();
+        // Gone only after close, and then the writer answered nothing.
+        let reader = reader.ok_or_else(closed)?;
+        tokio::task::spawn_blocking(move || {
+            flow_ids.into_iter().map(|flow_id| crate::writer::read_decided_with(reader.as_ref(), flow_id)).collect()
+        })
+        .await
+        .map_err(|error| Error::Storage(format!("reading replayed flows: {error}")))
     }
 
     async fn submit_decided(&self, command: Command) -> Result<Box<purse_core::Decision>, Error> {
         let fingerprint = purse_idempotency::fingerprint(&command);
-        self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await
+        match self.call(|reply| Request::Submit { command: Box::new(command), fingerprint, reply }).await? {
+            Answered::Decided(decided) => Ok(decided),
+            Answered::Replayed(flow_id) => {
+                let read = self.read_replays(vec![flow_id]).await?.pop();
+                Ok(Box::new(read.unwrap_or_else(|| Err(Error::Corruption("a replay was not read".into())))?))
+            }
+        }
     }
 
     /// The spec §5 view of `flow` at this ledger's scale and time zone: amounts and times as
@@ -396,7 +446,11 @@ impl Ledger {
 
     /// Finishes queued work, syncs and stops the writer. Other clones get `STORAGE` afterwards.
     pub async fn close(self) -> Result<(), Error> {
-        self.call(|reply| Request::Close { reply }).await?;
+        let closed = self.call(|reply| Request::Close { reply }).await;
+        // The reader holds sled open: let go of it (also when the close failed, so that the
+        // writer's end releases sled as before), then wait for sled's lock below.
+        self.inner.reader.write().map_err(|_| Error::Storage("log reader lock poisoned".into()))?.take();
+        closed?;
         let thread = self.inner.thread.lock().map_err(|_| Error::Storage("writer lock poisoned".into()))?.take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())

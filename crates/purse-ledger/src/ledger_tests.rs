@@ -177,3 +177,52 @@ async fn an_opening_balance_for_an_account_that_exists_is_skipped() {
     ledger.verify().await.unwrap();
     ledger.close().await.unwrap();
 }
+
+/// A retry is answered with its first flow without a log read on the writer: the writer sends
+/// the flow id and the handle reads the flow through its own reader. Over a medium without a
+/// reader the writer reads it, as before, and counts it.
+#[tokio::test]
+async fn replays_are_read_off_the_writer() {
+    let commands: Vec<Command> = (0..50).map(|index| charge(&format!("c-{index}"), 1)).collect();
+    // sled: the handle has a log reader.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
+    let first: Vec<u64> = ledger
+        .submit_batch(commands.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| item.unwrap().flow.flow_id)
+        .collect();
+    let again: Vec<u64> = ledger
+        .submit_batch(commands.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| item.unwrap().flow.flow_id)
+        .collect();
+    assert_eq!(again, first);
+    assert_eq!(ledger.submit(commands[7].clone()).await.unwrap().flow_id, first[7]);
+    assert_eq!(ledger.stats().await.unwrap().replays_read_on_writer, 0);
+    ledger.close().await.unwrap();
+    // A medium without a reader: the same answers, read on the writer.
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _failing) = failing_ledger(dir.path(), true);
+    let first: Vec<u64> = ledger
+        .submit_batch(commands.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| item.unwrap().flow.flow_id)
+        .collect();
+    let again: Vec<u64> = ledger
+        .submit_batch(commands.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|item| item.unwrap().flow.flow_id)
+        .collect();
+    assert_eq!(again, first);
+    assert_eq!(ledger.stats().await.unwrap().replays_read_on_writer, 50);
+    ledger.close().await.unwrap();
+}

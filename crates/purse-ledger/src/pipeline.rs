@@ -21,12 +21,12 @@
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use purse_core::{Decision as CoreDecision, RuleSet};
+use purse_core::RuleSet;
 
 use crate::error::Error;
 use crate::head::Head;
 use crate::store::StoreSyncer;
-use crate::writer::{BatchItem, Reply};
+use crate::writer::{Answered, Reply};
 
 /// Jobs that may wait for the syncer; a writer further ahead waits to hand over the next one.
 /// Two: one being synced, one waiting, while the writer decides a third.
@@ -35,8 +35,8 @@ const JOBS_QUEUED_MAX: usize = 2;
 /// What one caller gets once its batch is durable; if the batch's commit fails, the commit's
 /// error instead.
 pub(crate) enum Answer {
-    Flow(Reply<Box<CoreDecision>>, Result<Box<CoreDecision>, Error>),
-    Batch(Reply<Vec<BatchItem>>, Vec<BatchItem>),
+    Flow(Reply<Answered>, Result<Answered, Error>),
+    Batch(Reply<Vec<Result<Answered, Error>>>, Vec<Result<Answered, Error>>),
     Rules(Reply<RuleSet>, RuleSet),
 }
 

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::ledger::{open_writer_over, LedgerConfig, VerifyReport};
 use crate::storage::Storage;
 use crate::store::Store;
-use crate::writer::{GroupMode, GroupOutcome, GroupPart, Request, Writer};
+use crate::writer::{Answered, GroupMode, GroupOutcome, GroupPart, Request, Writer};
 
 /// One request of a batch.
 #[derive(Debug, Clone)]
@@ -160,7 +160,7 @@ impl SyncLedger {
 }
 
 enum Waiting {
-    Submit(oneshot::Receiver<Result<Box<Decision>, Error>>),
+    Submit(oneshot::Receiver<Result<Answered, Error>>),
     Group(oneshot::Receiver<Result<GroupOutcome, Error>>),
     Rules(oneshot::Receiver<Result<RuleSet, Error>>),
 }
@@ -169,7 +169,9 @@ impl Waiting {
     fn take(self) -> SimAnswer {
         let unanswered = || Error::Storage("the writer did not answer".into());
         match self {
-            Waiting::Submit(mut answer) => SimAnswer::Submit(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
+            Waiting::Submit(mut answer) => {
+                SimAnswer::Submit(answer.try_recv().unwrap_or_else(|_| Err(unanswered())).and_then(Answered::decided))
+            }
             Waiting::Group(mut answer) => SimAnswer::Group(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
             Waiting::Rules(mut answer) => SimAnswer::Rules(answer.try_recv().unwrap_or_else(|_| Err(unanswered()))),
         }

@@ -27,7 +27,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::storage::{Bytes, Storage, Syncer, HEAD_SLOT_BYTES};
+use crate::storage::{Bytes, LogReader, Storage, Syncer, HEAD_SLOT_BYTES};
 
 /// sled's page cache. The log is read back mostly at open; queries touch few blocks.
 const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -226,6 +226,24 @@ fn check_is_ledger(path: &Path, create: bool) -> Result<(), Error> {
     Ok(())
 }
 
+fn block_at_or_before(log: &sled::Tree, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
+    let upper = crate::block::key(sequence);
+    let found = guard("reading the log", || log.range(..=&upper[..]).next_back().transpose())?;
+    found.map(|(key, bytes)| Ok((key_sequence(&key)?, bytes))).transpose()
+}
+
+/// The log tree, shared: sled's trees may be read from any thread while the writer inserts.
+#[derive(Debug)]
+struct SledLogReader {
+    log: sled::Tree,
+}
+
+impl LogReader for SledLogReader {
+    fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
+        block_at_or_before(&self.log, sequence)
+    }
+}
+
 /// sled's flush, then the fdatasync its flush leaves out (see the module documentation).
 fn sync_sled(db: &sled::Db, data_file: &File) -> Result<(), Error> {
     guard("flushing sled", || db.flush())?;
@@ -411,9 +429,7 @@ impl Storage for SledStorage {
     }
 
     fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error> {
-        let upper = crate::block::key(sequence);
-        let found = guard("reading the log", || self.log.range(..=&upper[..]).next_back().transpose())?;
-        found.map(|(key, bytes)| Ok((key_sequence(&key)?, bytes))).transpose()
+        block_at_or_before(&self.log, sequence)
     }
 
     fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a> {
@@ -427,6 +443,10 @@ impl Storage for SledStorage {
 
     fn sync(&mut self) -> Result<(), Error> {
         sync_sled(&self.db, &self.data_file)
+    }
+
+    fn log_reader(&self) -> Result<Option<std::sync::Arc<dyn LogReader>>, Error> {
+        Ok(Some(std::sync::Arc::new(SledLogReader { log: self.log.clone() })))
     }
 
     fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {

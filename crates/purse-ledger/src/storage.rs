@@ -32,6 +32,13 @@ pub trait Syncer: Send {
     fn sync(&mut self) -> Result<(), Error>;
 }
 
+/// Reads the log from any thread, beside the writer: what answers a replayed request without a
+/// log read on the writer. It sees every block put so far, synced or not.
+pub trait LogReader: Send + Sync + Debug {
+    /// The block with the greatest first sequence at or below `sequence`.
+    fn log_at_or_before(&self, sequence: u64) -> Result<Option<(u64, Bytes)>, Error>;
+}
+
 /// The medium a ledger lives on. See the module documentation for the contract.
 pub trait Storage: Send + Sync + Debug {
     /// The value under `key` in the meta tree.
@@ -52,6 +59,11 @@ pub trait Storage: Send + Sync + Debug {
     /// its thread while the syncer makes the last one durable on another. `None` (the default):
     /// every commit is synced on the writer's thread, between batches.
     fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {
+        Ok(None)
+    }
+    /// A [`LogReader`] for other threads, if the medium has one. `None` (the default): the
+    /// writer reads for everyone.
+    fn log_reader(&self) -> Result<Option<std::sync::Arc<dyn LogReader>>, Error> {
         Ok(None)
     }
 

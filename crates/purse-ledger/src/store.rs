@@ -68,6 +68,11 @@ impl Store {
         Ok(self.storage.syncer()?.map(|syncer| StoreSyncer { syncer, fsyncs: self.fsyncs.clone() }))
     }
 
+    /// A reader of this store's log for other threads (see [`Storage::log_reader`]).
+    pub fn log_reader(&self) -> Result<Option<Arc<dyn crate::storage::LogReader>>, Error> {
+        self.storage.log_reader()
+    }
+
     /// Records `head` as acknowledged, for a commit a syncer made durable. Not synced, like the
     /// head [`Store::append`] writes.
     pub fn write_head(&mut self, head: Head) -> Result<(), Error> {

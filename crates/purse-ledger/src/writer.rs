@@ -21,9 +21,33 @@ use crate::head::Head;
 use crate::pipeline::{Answer, Job, Pipeline};
 use crate::projection::Projections;
 use crate::record::EntryRecord;
+use crate::storage::LogReader;
 use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// A command's answer as the writer sends it.
+#[derive(Debug)]
+pub(crate) enum Answered {
+    /// Its flows.
+    Decided(Box<CoreDecision>),
+    /// A replay, when callers read the log themselves ([`Writer::set_replays_read_by_callers`]):
+    /// only its first flow's id, which the caller's own [`LogReader`] turns into the flows, so
+    /// that a retry costs the writer no log read.
+    Replayed(u64),
+}
+
+impl Answered {
+    /// The flows, for a caller that has no [`LogReader`] (so the writer read them).
+    pub fn decided(self) -> Result<Box<CoreDecision>, Error> {
+        match self {
+            Answered::Decided(decided) => Ok(decided),
+            Answered::Replayed(flow_id) => Err(Error::Corruption(format!(
+                "replay of flow {flow_id} answered by id to a caller without a log reader"
+            ))),
+        }
+    }
+}
 
 /// A read, run on the writer thread between batches. It sends its own answer.
 pub(crate) type Query = Box<dyn FnOnce(&Writer) + Send>;
@@ -33,13 +57,13 @@ pub(crate) enum Request {
     Submit {
         command: Box<Command>,
         fingerprint: Fingerprint,
-        reply: Reply<Box<CoreDecision>>,
+        reply: Reply<Answered>,
     },
     /// Independent commands, each decided and answered on its own (see
     /// [`crate::Ledger::submit_batch`]), all in this batch's commit.
     Batch {
         commands: Vec<(Command, Fingerprint)>,
-        reply: Reply<Vec<BatchItem>>,
+        reply: Reply<Vec<Result<Answered, Error>>>,
     },
     /// A group whose commands arrive in parts on `parts` (see [`crate::GroupSender`]).
     Group {
@@ -139,11 +163,11 @@ enum Slot {
 
 /// What a batch owes a caller once its commit is durable.
 enum Pending {
-    Written(Reply<Box<CoreDecision>>, Box<CoreDecision>),
+    Written(Reply<Answered>, Box<CoreDecision>),
     /// A refusal, answered as the commit's failure if the commit fails.
-    Refused(Reply<Box<CoreDecision>>, Error),
-    Replayed(Reply<Box<CoreDecision>>, u64),
-    Batch(Reply<Vec<BatchItem>>, Vec<Slot>),
+    Refused(Reply<Answered>, Error),
+    Replayed(Reply<Answered>, u64),
+    Batch(Reply<Vec<Result<Answered, Error>>>, Vec<Slot>),
     Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
@@ -169,6 +193,9 @@ pub struct WriterStats {
     /// Microseconds the writer waited on durability: for the syncer to take a batch (the
     /// pipeline full) or to finish the batches in flight, or for its own commit's sync.
     pub durability_wait_micros: u64,
+    /// Replays whose flows the writer read from the log itself: only on media without a
+    /// [`LogReader`] (and for groups); otherwise the caller reads them.
+    pub replays_read_on_writer: u64,
 }
 
 /// Where the writer reads the time of a batch: the wall clock, or the simulator's.
@@ -185,6 +212,8 @@ pub(crate) struct Writer {
     /// The syncer, when the medium has one (see `pipeline.rs`); `None`: every commit is synced
     /// on this thread (the simulator's synchronous ledger, media without a syncer).
     pipeline: Option<Pipeline>,
+    /// See [`Writer::set_replays_read_by_callers`].
+    replays_read_by_callers: bool,
 }
 
 impl Writer {
@@ -196,6 +225,7 @@ impl Writer {
             poisoned: None,
             stats: WriterStats::default(),
             pipeline: None,
+            replays_read_by_callers: false,
         }
     }
 
@@ -384,6 +414,15 @@ impl Writer {
                 self.poisoned.get_or_insert_with(|| format!("recording the head: {error}"));
             }
         }
+    }
+
+    /// A replay's answer: its id for a caller that reads the log itself, else its flows read here.
+    fn replayed(&mut self, flow_id: u64) -> Result<Answered, Error> {
+        if self.replays_read_by_callers {
+            return Ok(Answered::Replayed(flow_id));
+        }
+        self.stats.replays_read_on_writer += 1;
+        self.read_decided(flow_id).map(|decided| Answered::Decided(Box::new(decided)))
     }
 
     /// The flow a replayed request was first answered with.
@@ -618,18 +657,18 @@ impl Writer {
     /// What a caller gets once the commit is durable, for all but what runs on the writer
     /// (groups, queries, close), which come back as they were. A replay reads its flow from the
     /// log, so it must come after the batch's blocks are in sled.
-    fn resolve(&self, item: Pending) -> Result<Answer, Pending> {
+    fn resolve(&mut self, item: Pending) -> Result<Answer, Pending> {
         Ok(match item {
-            Pending::Written(reply, decided) => Answer::Flow(reply, Ok(decided)),
+            Pending::Written(reply, decided) => Answer::Flow(reply, Ok(Answered::Decided(decided))),
             Pending::Refused(reply, error) => Answer::Flow(reply, Err(error)),
-            Pending::Replayed(reply, flow_id) => Answer::Flow(reply, self.read_decided(flow_id).map(Box::new)),
+            Pending::Replayed(reply, flow_id) => Answer::Flow(reply, self.replayed(flow_id)),
             Pending::Batch(reply, slots) => {
                 let items = slots
                     .into_iter()
                     .map(|slot| match slot {
-                        Slot::Written(decided) => Ok(decided),
+                        Slot::Written(decided) => Ok(Answered::Decided(Box::new(decided))),
                         Slot::Refused(error) => Err(error),
-                        Slot::Replayed(flow_id) => self.read_decided(flow_id),
+                        Slot::Replayed(flow_id) => self.replayed(flow_id),
                     })
                     .collect();
                 Answer::Batch(reply, items)
@@ -640,7 +679,7 @@ impl Writer {
     }
 
     fn group_outcome(
-        &self,
+        &mut self,
         decided: Decided,
         committed: bool,
         commit: &Result<(), Error>,
@@ -665,7 +704,10 @@ impl Writer {
             let GroupItem::Replayed(unresolved) = items[position] else { unreachable!("replays name replays") };
             let summary = match written.binary_search_by_key(&unresolved.flow_id, |summary| summary.flow_id) {
                 Ok(found) => Ok(written[found]),
-                Err(_) => self.read_flow(unresolved.flow_id).and_then(|flow| FlowSummary::of(&flow)),
+                Err(_) => {
+                    self.stats.replays_read_on_writer += 1;
+                    self.read_flow(unresolved.flow_id).and_then(|flow| FlowSummary::of(&flow))
+                }
             };
             items[position] = summary.map_or_else(GroupItem::Rejected, GroupItem::Replayed);
         }
@@ -683,33 +725,52 @@ impl Writer {
 
     /// Reads the flow with `sequence` back from the log.
     pub fn read_flow(&self, sequence: u64) -> Result<Flow, Error> {
-        let not_found = || Error::NotFound(format!("no flow has flow_id {sequence}"));
         if sequence == 0 || sequence > self.projections.state.last_sequence() {
-            return Err(not_found());
+            return Err(Error::NotFound(format!("no flow has flow_id {sequence}")));
         }
-        let (key, bytes) = self.store.block_containing(sequence)?.ok_or_else(not_found)?;
-        let block = Block::parse(key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
-        if sequence > block.last_sequence() {
-            return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
-        }
-        match block.entry(sequence).and_then(EntryRecord::into_entry).map_err(Error::Corruption)? {
-            (purse_core::Entry::Flow(flow), _) => Ok(flow),
-            (purse_core::Entry::Rules(_), _) => {
-                Err(Error::NotFound(format!("{sequence} is a rules change, not a flow")))
-            }
-        }
+        flow_in(self.store.block_containing(sequence)?, sequence)
     }
 
     /// What the command whose first flow is `flow_id` wrote: that flow, and a transfer's
     /// TRANSFER_IN right after it.
     pub fn read_decided(&self, flow_id: u64) -> Result<CoreDecision, Error> {
-        let flow = self.read_flow(flow_id)?;
-        let transfer_in = match flow.flow_type {
-            FlowType::TransferOut => Some(Box::new(self.read_flow(flow_id + 1)?)),
-            _ => None,
-        };
-        Ok(CoreDecision { flow, transfer_in })
+        decided_from(|sequence| self.read_flow(sequence), flow_id)
     }
+
+    /// Whether callers read their replays' flows themselves, through a [`LogReader`] of their
+    /// own (see [`Answered::Replayed`]).
+    pub fn set_replays_read_by_callers(&mut self, yes: bool) {
+        self.replays_read_by_callers = yes;
+    }
+}
+
+/// The flow with `sequence` in `found`, the block at or before it.
+pub(crate) fn flow_in(found: Option<(u64, crate::storage::Bytes)>, sequence: u64) -> Result<Flow, Error> {
+    let (key, bytes) = found.ok_or_else(|| Error::NotFound(format!("no flow has flow_id {sequence}")))?;
+    let block = Block::parse(key, &bytes).map_err(|reason| Error::Corruption(format!("log block: {reason}")))?;
+    if sequence > block.last_sequence() {
+        return Err(Error::Corruption(format!("flow {sequence} is missing from the log")));
+    }
+    match block.entry(sequence).and_then(EntryRecord::into_entry).map_err(Error::Corruption)? {
+        (purse_core::Entry::Flow(flow), _) => Ok(flow),
+        (purse_core::Entry::Rules(_), _) => Err(Error::NotFound(format!("{sequence} is a rules change, not a flow"))),
+    }
+}
+
+/// A command's flows from its first flow's id: that flow, and a transfer's TRANSFER_IN right
+/// after it, each read by `read`.
+pub(crate) fn decided_from(read: impl Fn(u64) -> Result<Flow, Error>, flow_id: u64) -> Result<CoreDecision, Error> {
+    let flow = read(flow_id)?;
+    let transfer_in = match flow.flow_type {
+        FlowType::TransferOut => Some(Box::new(read(flow_id + 1)?)),
+        _ => None,
+    };
+    Ok(CoreDecision { flow, transfer_in })
+}
+
+/// Reads a replay's flows through a [`LogReader`], off the writer.
+pub(crate) fn read_decided_with(reader: &dyn LogReader, flow_id: u64) -> Result<CoreDecision, Error> {
+    decided_from(|sequence| flow_in(reader.log_at_or_before(sequence)?, sequence), flow_id)
 }
 
 impl Pending {
