@@ -21,7 +21,8 @@ async fn after_a_failed_commit_every_query_refuses_with_storage() {
     let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
     let storage = FailingSync { inner, failing: Arc::clone(&failing) };
     let config = LedgerConfig::new(dir.path());
-    let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
+    let writer =
+        open_writer_over(Store::over(Box::new(storage)), &config, crate::snapshot::Snapshotter::disabled()).unwrap();
     let ledger = Ledger::start(writer, &config, None).unwrap();
     ledger.submit(charge("c-1", 100)).await.unwrap();
     failing.store(true, Ordering::SeqCst);

@@ -14,12 +14,17 @@ use crate::error::Error;
 use crate::ledger::VerifyReport;
 use crate::liability::Liability;
 use crate::projection::{read_log, CardIndex, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
+use crate::snapshot::{read_checked, Snapshotter};
 use crate::store::Store;
 
-/// Checks `live` against the log in `store`. `Ok` only when every projection equals the fold.
-pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, Error> {
+/// Checks `live` against the log in `store`, and the newest of `snapshots` against the fold at
+/// the position it covers. `Ok` only when every projection equals the fold. A newest snapshot
+/// that fails its own checks is a warning (opening skips it too); one that passes them but
+/// differs from the fold is `CORRUPTION`, because the next open would trust it.
+pub(crate) fn verify(store: &Store, live: &Projections, snapshots: &Snapshotter) -> Result<VerifyReport, Error> {
     let capacity = usize::try_from(live.state.last_sequence()).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
     let mut checker = Checker {
+        snapshot: newest_snapshot(store, live, snapshots),
         live,
         state: State::with_capacity(live.state.config(), capacity),
         flows_seen_per_account: HashMap::default(),
@@ -32,7 +37,30 @@ pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, 
     checker.finish()
 }
 
+/// The newest snapshot, decoded and checked as opening would; a failure is warned about.
+/// Holding it costs about one more copy of the projections while `verify` runs.
+fn newest_snapshot(store: &Store, live: &Projections, snapshots: &Snapshotter) -> Option<(String, Projections)> {
+    let snapshot_store = snapshots.store()?;
+    let sequence = match snapshot_store.list() {
+        Ok(sequences) => *sequences.last()?,
+        Err(error) => {
+            snapshots.warn(format!("the snapshots could not be listed ({error})"));
+            return None;
+        }
+    };
+    let name = snapshot_store.name(sequence);
+    match read_checked(snapshot_store.as_ref(), sequence, store, live.state.config()) {
+        Ok(projections) => Some((name, projections)),
+        Err(reason) => {
+            snapshots.warn(format!("snapshot {name} fails its checks ({reason}); the next open will not use it"));
+            None
+        }
+    }
+}
+
 struct Checker<'a> {
+    /// The newest snapshot, compared with the fold once the fold reaches its position.
+    snapshot: Option<(String, Projections)>,
     live: &'a Projections,
     /// The fold of the log so far.
     state: State,
@@ -87,7 +115,46 @@ impl Checker<'_> {
         }
         self.last_block_checksum = block.checksum;
         self.blocks += 1;
+        let reached = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(_, snapshot)| snapshot.state.last_sequence() == self.state.last_sequence());
+        if reached {
+            self.compare_snapshot()?;
+        }
         Ok(())
+    }
+
+    /// The newest snapshot against the fold at its position: its state, and its requests and
+    /// per-account index against the live ones (checked against the fold entry by entry) cut
+    /// at that position. The card index is rebuilt from the accounts, so it follows.
+    fn compare_snapshot(&mut self) -> Result<(), Error> {
+        let Some((name, snapshot)) = self.snapshot.take() else { return Ok(()) };
+        let live = self.live;
+        let requests_equal = snapshot.requests.len() as u64 == self.requests
+            && snapshot.requests.iter().all(|(id, record)| live.requests.get(id) == Some(record));
+        let index_equal = snapshot.account_flows.len() == self.flows_seen_per_account.len()
+            && snapshot.account_flows.iter().all(|(account, flows)| {
+                self.flows_seen_per_account.get(account) == Some(&flows.len())
+                    && live.account_flows.get(account).and_then(|all| all.get(..flows.len())) == Some(flows.as_slice())
+            });
+        let differs = [
+            (snapshot.state != self.state, "balances, orders or rules"),
+            (!requests_equal, "idempotency records"),
+            (!index_equal, "the per-account flow index"),
+            (
+                snapshot.last_block_checksum != self.last_block_checksum || snapshot.blocks != self.blocks,
+                "the block chain",
+            ),
+        ];
+        match differs.iter().find(|(differ, _)| *differ) {
+            Some((_, what)) => Err(Error::Corruption(format!(
+                "snapshot {name} differs from the fold of the log at entry {} ({what}); the next open would trust it. \
+                 A snapshot is derived data: remove the file and nothing is lost",
+                self.state.last_sequence()
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn finish(self) -> Result<VerifyReport, Error> {
@@ -171,7 +238,7 @@ mod tests {
     fn every_projection_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let (store, live) = ledger(dir.path());
-        let report = verify(&store, &live).unwrap();
+        let report = verify(&store, &live, &Snapshotter::disabled()).unwrap();
         assert_eq!((report.entries, report.flows, report.accounts), (3, 3, 2));
         type Tamper = fn(&mut Projections);
         let tampered: [(&str, Tamper); 6] = [
@@ -198,7 +265,7 @@ mod tests {
         for (what, tamper) in tampered {
             let mut copy = live.clone();
             tamper(&mut copy);
-            let error = verify(&store, &copy).expect_err(what);
+            let error = verify(&store, &copy, &Snapshotter::disabled()).expect_err(what);
             assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "{what}: {error}");
         }
     }

@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
 use crate::record::EntryRecord;
+use crate::snapshot::Snapshotter;
 use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
@@ -155,11 +156,20 @@ pub(crate) struct Writer {
     /// may be answered until the ledger is reopened and rebuilt from the log.
     poisoned: Option<String>,
     pub(crate) stats: WriterStats,
+    /// When to checkpoint the projections, and the checkpoints being written (snapshot.rs).
+    pub(crate) snapshots: Snapshotter,
 }
 
 impl Writer {
     pub fn new(store: Store, projections: Projections) -> Writer {
-        Writer { store, clock: Box::new(now), projections, poisoned: None, stats: WriterStats::default() }
+        Writer {
+            store,
+            clock: Box::new(now),
+            projections,
+            poisoned: None,
+            stats: WriterStats::default(),
+            snapshots: Snapshotter::disabled(),
+        }
     }
 
     /// Replaces the clock (the simulator's time).
@@ -261,7 +271,11 @@ impl Writer {
             }
         }
         let commit = self.commit(blocks, entries);
-        self.answer(pending, commit)
+        let healthy = commit.is_ok() && self.poisoned.is_none();
+        let closing = self.answer(pending, commit);
+        // After the answers, so no caller of this batch waits for a snapshot.
+        self.snapshots.after_batch(&self.projections, healthy, closing);
+        closing
     }
 
     /// Decides one command and records its entry. `Ok(None)` is a replay of an earlier request.
