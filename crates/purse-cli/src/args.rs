@@ -24,6 +24,11 @@ pub struct Cli {
     /// Business time zone of a new ledger, like +08:00 (the default) or Z.
     #[arg(long, value_name = "OFFSET", value_parser = parse_zone, global = true, allow_hyphen_values = true)]
     pub time_zone: Option<Zone>,
+    /// Entries after the newest snapshot that make the ledger take the next one (0: none).
+    /// Hidden: the default suits every use; the crash tests lower it so that snapshots are
+    /// written, and killed, at random moments.
+    #[arg(long, env = "PURSE_SNAPSHOT_EVERY_ENTRIES", value_name = "N", global = true, hide = true)]
+    pub snapshot_every_entries: Option<u64>,
     #[command(subcommand)]
     pub command: CliCommand,
 }

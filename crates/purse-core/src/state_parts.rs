@@ -105,9 +105,6 @@ impl StateBuilder {
         if order.flow_id == 0 || order.reversed_by.is_some_and(|by| by <= order.flow_id) {
             return Err(format!("{named}: flow {} reversed by {:?}", order.flow_id, order.reversed_by));
         }
-        if order.moved.negative_bucket().is_some() || order.refunded.negative_bucket().is_some() {
-            return Err(format!("{named}: a negative amount"));
-        }
         let stored = StoredOrder {
             flow_id: order.flow_id,
             moved: order.moved,
@@ -188,4 +185,133 @@ fn check_account(account: &Account) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lots::{Lot, LotKey, Lots};
+    use crate::money::Amount;
+    use crate::{AccountStatus, Bucket};
+
+    fn account(id: &str, balance: Buckets, held: Buckets, lots: Vec<Lot>) -> Account {
+        Account {
+            account_id: id.into(),
+            card_id: None,
+            brand_id: None,
+            balance,
+            held,
+            lifetime: balance,
+            status: AccountStatus::Active,
+            open_holds: 0,
+            flow_count: 1,
+            lots: Lots::from_lots(lots).unwrap(),
+        }
+    }
+
+    fn lot(bucket: Bucket, flow_id: u64, value: i64, held: i64) -> Lot {
+        let key = LotKey::new(Some(Timestamp(2_000_000_000)), flow_id, 0).unwrap();
+        Lot { bucket, key, value: Amount::from_minor(value), held: Amount::from_minor(held) }
+    }
+
+    fn order(id: &str, flow_id: u64, account: u32) -> OrderPart<'_> {
+        OrderPart {
+            outer_order_id: id,
+            flow_id,
+            flow_type: FlowType::Hold,
+            account,
+            moved: Buckets::from_minor(5, 0, 0),
+            refunded: Buckets::ZERO,
+            reversed_by: None,
+        }
+    }
+
+    /// A small state with one of everything, built part by part.
+    fn built() -> Result<StateBuilder, String> {
+        let mut builder = StateBuilder::new(Config::default(), 4);
+        let balance = Buckets::from_minor(100, 30, 0);
+        let held = Buckets::from_minor(5, 10, 0);
+        builder.account(account("a", balance, held, vec![lot(Bucket::Gift, 1, 30, 10)]))?;
+        builder.account(account("b", Buckets::from_minor(7, 0, 0), Buckets::ZERO, vec![]))?;
+        builder.order(order("h", 3, 0))?;
+        builder.rules(None, RuleSet::default())?;
+        builder.hold_expiry(3, Timestamp(2_000_000_000))?;
+        let take = Take {
+            bucket: Bucket::Gift,
+            key: LotKey::new(Some(Timestamp(2_000_000_000)), 1, 0).unwrap(),
+            value: Amount::from_minor(10),
+        };
+        builder.order_takes(3, vec![take])?;
+        builder.open_hold_expiry(Timestamp(2_000_000_000), 3, "h".into())?;
+        Ok(builder)
+    }
+
+    #[test]
+    fn parts_round_trip() {
+        let state = built().unwrap().finish(3).unwrap();
+        let mut again = StateBuilder::new(state.config(), 0);
+        for account in state.accounts() {
+            again.account(account.clone()).unwrap();
+        }
+        for order in state.order_parts() {
+            again.order(order).unwrap();
+        }
+        for (brand, rules) in state.rules_parts() {
+            again.rules(brand.map(str::to_owned), rules.clone()).unwrap();
+        }
+        for (flow_id, time) in state.hold_expiry_parts() {
+            again.hold_expiry(flow_id, time).unwrap();
+        }
+        for (flow_id, takes) in state.order_takes_parts() {
+            again.order_takes(flow_id, takes.to_vec()).unwrap();
+        }
+        for (time, flow_id, id) in state.open_hold_expiry_parts() {
+            again.open_hold_expiry(time, flow_id, id.to_owned()).unwrap();
+        }
+        let again = again.finish(state.last_sequence()).unwrap();
+        assert_eq!(again, state);
+        assert_eq!(again.expired_holds(Timestamp(2_000_000_000)), [("a".to_owned(), "h".to_owned())]);
+        assert_eq!(again.order("h").unwrap().account_id, "a");
+    }
+
+    /// Each damage to the parts is refused with an error that names it, never a panic.
+    #[test]
+    fn bad_parts_are_refused() {
+        type Damage = fn(&mut StateBuilder) -> Result<(), String>;
+        let check = |damage: Damage, expect: &str| {
+            let error = built().and_then(|mut builder| {
+                damage(&mut builder)?;
+                builder.finish(3).map(|_| ())
+            });
+            match error {
+                Err(message) => assert!(message.contains(expect), "{expect}: {message}"),
+                Ok(()) => panic!("{expect}: accepted"),
+            }
+        };
+        fn plain(id: &str, balance: Buckets, held: Buckets) -> Account {
+            account(id, balance, held, vec![])
+        }
+        check(|b| b.account(plain("a", Buckets::ZERO, Buckets::ZERO)), "two accounts");
+        check(
+            |b| b.account(plain("c", Buckets::from_minor(1, 0, 0), Buckets::from_minor(2, 0, 0))),
+            "more than its balance",
+        );
+        check(|b| b.account(plain("c", Buckets::from_minor(-1, 0, 0), Buckets::ZERO)), "negative");
+        check(|b| b.account(plain("c", Buckets::from_minor(0, 5, 0), Buckets::ZERO)), "lots do not add up");
+        check(|b| b.account(plain("c", Buckets::from_minor(i64::MAX, 1, 0), Buckets::ZERO)), "outside i64");
+        check(|b| b.order(order("h", 9, 0)), "two order");
+        check(|b| b.order(order("x", 9, 2)), "account #2 does not exist");
+        check(|b| b.order(OrderPart { reversed_by: Some(2), ..order("x", 2, 0) }), "reversed by");
+        check(|b| b.order(order("x", 4, 1)), "beyond entry 3");
+        check(|b| b.rules(None, RuleSet::default()), "two rules");
+        check(|b| b.hold_expiry(3, Timestamp(0)), "two hold expiries");
+        check(|b| b.hold_expiry(8, Timestamp(0)), "flow 8 is beyond");
+        check(|b| b.order_takes(2, vec![]), "empty");
+        check(|b| b.open_hold_expiry(Timestamp(0), 3, "nope".into()), "no HOLD order");
+        check(|b| b.open_hold_expiry(Timestamp(2_000_000_000), 3, "h".into()), "two expiring holds");
+        let out_of_order = Lots::from_lots(vec![lot(Bucket::Pre, 1, 1, 0), lot(Bucket::Gift, 1, 1, 0)]);
+        assert!(out_of_order.unwrap_err().contains("out of order"));
+        assert!(Lots::from_lots(vec![lot(Bucket::Gift, 1, 1, 2)]).unwrap_err().contains("cannot be"));
+        assert!(Lots::from_lots(vec![lot(Bucket::Real, 1, 1, 0)]).unwrap_err().contains("cannot be"));
+    }
 }
