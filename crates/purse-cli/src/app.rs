@@ -124,6 +124,10 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             let report = ledger.verify().await?;
             Ok(to_text(&VerifyJson::new(&report)))
         }
+        CliCommand::Snapshot => {
+            let snapshot = ledger.snapshot().await?;
+            Ok(to_text(&serde_json::json!({ "sequence": snapshot.sequence, "bytes": snapshot.bytes })))
+        }
         CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
     }
 }

@@ -85,6 +85,9 @@ pub enum CliCommand {
     Rules(RulesCommand),
     /// Replay the whole log and check every projection against it.
     Verify,
+    /// Write a snapshot of the projections now, so the next open folds only what comes after
+    /// it (the ledger also takes them by itself); prints the entry it covers and its size.
+    Snapshot,
     /// Apply provider exports (KYBIO, ALSC, Zenlayer) and reconcile the balances they state.
     Ingest(crate::ingest::IngestArgs),
     /// Load-test an embedded ledger in a fresh temporary directory (or an empty --data DIR)

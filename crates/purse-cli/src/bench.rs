@@ -326,6 +326,7 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
             "entries_per_second": entries * 1_000_000 / reopen_micros,
             "snapshot_loaded_from": snapshots_reopen.loaded_from,
             "entries_folded": snapshots_reopen.entries_folded_on_open,
+            "snapshot_load_ms": snapshots_reopen.load_micros / 1000,
         },
         "snapshots": {
             "written_in_run": snapshots_run.written,

@@ -98,12 +98,13 @@ impl StateBuilder {
 
     /// Adds the next order (orders in the order written).
     pub fn order(&mut self, order: OrderPart<'_>) -> Result<(), String> {
-        let named = format!("order {:?}", order.outer_order_id);
+        // The message is made only on failure: a million orders pass here on every open.
+        let named = || format!("order {:?}", order.outer_order_id);
         if order.account as usize >= self.state.accounts.len() {
-            return Err(format!("{named}: account #{} does not exist", order.account));
+            return Err(format!("{}: account #{} does not exist", named(), order.account));
         }
         if order.flow_id == 0 || order.reversed_by.is_some_and(|by| by <= order.flow_id) {
-            return Err(format!("{named}: flow {} reversed by {:?}", order.flow_id, order.reversed_by));
+            return Err(format!("{}: flow {} reversed by {:?}", named(), order.flow_id, order.reversed_by));
         }
         let stored = StoredOrder {
             flow_id: order.flow_id,
@@ -113,7 +114,7 @@ impl StateBuilder {
             account: order.account,
             flow_type: order.flow_type,
         };
-        self.state.orders.insert_new(order.outer_order_id, stored).map(|_| ()).map_err(|_| format!("two {named}"))
+        self.state.orders.insert_new(order.outer_order_id, stored).map(|_| ()).map_err(|_| format!("two {}", named()))
     }
 
     /// Adds the rules of `brand_id` (`None`: the ledger default).

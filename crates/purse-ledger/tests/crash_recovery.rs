@@ -7,6 +7,11 @@
 //! acknowledged request returns the same flow id. Rounds share one data directory, so each
 //! round also recovers from all the crashes before it.
 //!
+//! The child takes a snapshot of its projections every [`CHILD_SNAPSHOT_EVERY_ENTRIES`] entries
+//! (far more often than the default), so kills also land while one is being encoded or written;
+//! each reopen starts from the newest snapshot that is whole, and `verify` (which also compares
+//! that snapshot with the fold of the log) must report no snapshot warning.
+//!
 //! `PURSE_CRASH_ROUNDS` (default 30: 20 kills under load, 10 early ones) and `PURSE_CRASH_SEED` (default: from the clock, printed)
 //! control a run.
 
@@ -23,6 +28,8 @@ const TASKS: u64 = 32;
 const ACCOUNTS: u64 = 8;
 /// Two of every three rounds kill under load, so the default gives 20 kills mid-write.
 const ROUNDS_DEFAULT: u64 = 30;
+/// The child writes a few thousand entries a second: a snapshot every few hundred of them.
+const CHILD_SNAPSHOT_EVERY_ENTRIES: u64 = 300;
 
 /// The command a child sends as its `index`-th request of `task` in `round`: a pure function,
 /// so the parent can retry exactly what was acknowledged.
@@ -63,7 +70,9 @@ fn parse_id(request_id: &str) -> (u64, u64, u64) {
 fn child(dir: &str, round: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let ledger = Ledger::open(LedgerConfig::new(dir)).await.expect("child opens the ledger");
+        let mut config = LedgerConfig::new(dir);
+        config.snapshot_every_entries = CHILD_SNAPSHOT_EVERY_ENTRIES;
+        let ledger = Ledger::open(config).await.expect("child opens the ledger");
         let mut tasks = Vec::new();
         for task in 0..TASKS {
             let ledger = ledger.clone();
@@ -153,6 +162,12 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)], kin
         .await
         .unwrap_or_else(|error| panic!("round {round}: reopening after SIGKILL failed: {error}"));
     let report = ledger.verify().await.unwrap_or_else(|error| panic!("round {round}: verify: {error}"));
+    assert!(
+        !report.warnings.iter().any(|warning| warning.contains("snapshot")),
+        "round {round}: a kill left a snapshot that fails its checks: {:?}",
+        report.warnings
+    );
+    let snapshots = ledger.snapshot_stats().await.unwrap();
     for (request_id, flow_id) in acknowledged {
         let flow = ledger
             .flow(FlowKey::Id(*flow_id))
@@ -182,9 +197,10 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)], kin
     let of_type = &kinds.of_type;
     assert_eq!(of_type.get("TRANSFER_OUT"), of_type.get("TRANSFER_IN"), "round {round}: transfers are whole");
     println!(
-        "round {round}: {} acknowledged, log holds {} flows ({of_type:?}), verify ok",
+        "round {round}: {} acknowledged, log holds {} flows ({of_type:?}), opened from the snapshot at {:?}, verify ok",
         acknowledged.len(),
-        report.flows
+        report.flows,
+        snapshots.loaded_from
     );
     ledger.close().await.unwrap();
 }
