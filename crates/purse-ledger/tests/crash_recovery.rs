@@ -18,6 +18,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
@@ -110,7 +111,10 @@ fn main() {
     // Flows of each type in the log so far, and the entries counted: each round reads only the
     // entries the rounds before it did not.
     let mut kinds = Kinds::default();
+    // Kills that left a snapshot half-written (its `.partial` file).
+    let mut kills_during_snapshots = 0;
     for round in 0..rounds {
+        let partial_before = partial_snapshots(&path);
         let mut process = Process::new(std::env::current_exe().unwrap())
             .args(["--child", &path, &round.to_string()])
             .stdout(Stdio::piped())
@@ -142,13 +146,29 @@ fn main() {
         }
         process.kill().expect("SIGKILL the child");
         process.wait().expect("reap the child");
+        if partial_snapshots(&path).iter().any(|name| !partial_before.contains(name)) {
+            kills_during_snapshots += 1;
+        }
         let acknowledged = reader.join().unwrap();
         acknowledged_total += acknowledged.len();
         runtime.block_on(check_round(&path, round, &acknowledged, &mut kinds));
     }
     assert!(acknowledged_total > 0, "the children acknowledged nothing: the test tested nothing");
-    println!("crash_recovery: {acknowledged_total} acknowledged flows survived {rounds} kills");
+    println!(
+        "crash_recovery: {acknowledged_total} acknowledged flows survived {rounds} kills, \
+         {kills_during_snapshots} of them while a snapshot was being written"
+    );
     println!("1 passed, 0 failed");
+}
+
+/// The half-written snapshots in the ledger (a kill while one was being written leaves one; its
+/// name says the entry it was to cover, so a new one has a new name).
+fn partial_snapshots(path: &str) -> Vec<String> {
+    let entries = std::fs::read_dir(Path::new(path).join("purse-snapshots")).into_iter().flatten().flatten();
+    entries
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect()
 }
 
 #[derive(Default)]
