@@ -61,8 +61,9 @@ enum Item<'a> {
     Start(StartRecord),
     Account(AccountRecord<'a>),
     Order(OrderRecord<'a>),
-    /// A rules set, as the log stores a rules change (its sequence 0).
-    Rules(EntryRecord<'a>),
+    /// A rules set, as the log stores a rules change (its sequence 0). Boxed: it is far larger
+    /// than the records there are millions of (serde encodes a box as its contents).
+    Rules(Box<EntryRecord<'a>>),
     /// `(HOLD flow id, expiry in Unix seconds)`.
     HoldExpiry(u64, i64),
     /// `(flow id, takes)`.
@@ -332,7 +333,7 @@ pub(crate) fn encode(projections: &Projections, emit: impl FnMut(Vec<u8>) -> Res
     }
     for (brand_id, rules) in state.rules_parts() {
         let change = RulesChange { sequence: 0, brand_id: brand_id.map(str::to_owned), rules: rules.clone() };
-        writer.push(&Item::Rules(EntryRecord::rules(&change)))?;
+        writer.push(&Item::Rules(Box::new(EntryRecord::rules(&change))))?;
     }
     for (flow_id, time) in state.hold_expiry_parts() {
         writer.push(&Item::HoldExpiry(flow_id, time.0))?;

@@ -22,7 +22,7 @@ use super::{
     HEADER_BYTES, MAGIC, STATUSES,
 };
 use crate::projection::{CardIndex, FlowRef, Projections, ENTRIES_RESERVED_MAX};
-use crate::record::{array_to_buckets, bucket_of_tag, flow_type_of_tag};
+use crate::record::{array_to_buckets, bucket_of_tag, flow_type_of_tag, EntryRecord};
 
 /// Decoded chunks waiting for the build at most (each about 1 MiB of items).
 const CHUNKS_DECODED_AHEAD_MAX: usize = 4;
@@ -268,7 +268,7 @@ impl Decoder {
     /// Takes one item; what it keeps it moves out, the rest stays in `item` to be freed by the
     /// reading thread (see [`read_body`]).
     fn take(&mut self, item: &mut Item<'static>) -> Result<(), String> {
-        let phase = phase(&item);
+        let phase = phase(item);
         let in_order = match self.phase {
             None => phase == 0,
             Some(9) => false,
@@ -300,7 +300,7 @@ impl Decoder {
                 })?;
                 self.counts.orders += 1;
             }
-            Item::Rules(record) => match record.clone().into_entry()? {
+            Item::Rules(record) => match EntryRecord::clone(record).into_entry()? {
                 (Entry::Rules(change), _) => state.rules(change.brand_id, change.rules)?,
                 (Entry::Flow(_), _) => return Err("a flow where a rules set belongs".into()),
             },
