@@ -62,6 +62,39 @@ impl State {
         self.order_takes.iter().map(|(flow_id, takes)| (*flow_id, takes.as_slice()))
     }
 
+    /// The position of an account in [`State::accounts`] (the order opened).
+    pub fn account_position(&self, account_id: &str) -> Option<usize> {
+        self.accounts.position(account_id)
+    }
+
+    /// The position of an order in [`State::orders`] (the order written).
+    pub fn order_position(&self, outer_order_id: &str) -> Option<usize> {
+        self.orders.position(outer_order_id)
+    }
+
+    /// One order as [`State::order_parts`] gives it.
+    pub fn order_part<'a>(&self, outer_order_id: &'a str) -> Option<OrderPart<'a>> {
+        self.orders.get(outer_order_id).map(|order| OrderPart {
+            outer_order_id,
+            flow_id: order.flow_id,
+            flow_type: order.flow_type,
+            account: order.account,
+            moved: order.moved,
+            refunded: order.refunded,
+            reversed_by: (order.reversed_by != 0).then_some(order.reversed_by),
+        })
+    }
+
+    /// The expiry of the HOLD of flow `flow_id`, if it has one.
+    pub fn hold_expiry_of(&self, flow_id: u64) -> Option<Timestamp> {
+        self.hold_expiry.get(&flow_id).copied()
+    }
+
+    /// The order id of the open HOLD of flow `flow_id` expiring at `expire_time`, if any.
+    pub fn open_hold_expiry_of(&self, expire_time: Timestamp, flow_id: u64) -> Option<&str> {
+        self.open_hold_expiry.get(&(expire_time.0, flow_id)).map(String::as_str)
+    }
+
     /// The open HOLDs that expire: `(expiry, flow id, order id)`, soonest first.
     pub fn open_hold_expiry_parts(&self) -> impl Iterator<Item = (Timestamp, u64, &str)> {
         self.open_hold_expiry.iter().map(|((time, flow_id), id)| (Timestamp(*time), *flow_id, id.as_str()))

@@ -394,6 +394,20 @@ pub(crate) fn read_checked(
     store: &Store,
     config: Config,
 ) -> Result<Projections, String> {
+    let mut opened = open_at_position(snapshots, sequence, store)?;
+    snapshot_format::read_body(&mut opened.reader, &opened.header, opened.covered, config)
+}
+
+/// A snapshot whose header was read and checked, and whose position is in the log: the rest of
+/// it is still to read.
+pub(crate) struct Opened {
+    pub covered: Covered,
+    pub header: [u8; snapshot_format::HEADER_BYTES],
+    pub reader: std::io::BufReader<Box<dyn Read + Send>>,
+}
+
+/// Opens the snapshot covering `sequence` and checks its header and position.
+pub(crate) fn open_at_position(snapshots: &dyn SnapshotStore, sequence: u64, store: &Store) -> Result<Opened, String> {
     let file = snapshots.open(sequence).map_err(|error| error.to_string())?;
     let mut reader = std::io::BufReader::with_capacity(snapshot_format::CHUNK_BYTES_TARGET, file);
     let (covered, header) = snapshot_format::read_header(&mut reader)?;
@@ -401,7 +415,7 @@ pub(crate) fn read_checked(
         return Err(format!("its name says entry {sequence} but its header says {}", covered.sequence));
     }
     check_position(store, covered)?;
-    snapshot_format::read_body(&mut reader, &header, covered, config)
+    Ok(Opened { covered, header, reader })
 }
 
 /// Whether the log holds the position a snapshot covers: a block that ends exactly there, with

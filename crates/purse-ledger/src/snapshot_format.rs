@@ -27,6 +27,8 @@ use crate::error::Error;
 use crate::projection::Projections;
 use crate::record::{bucket_tag, buckets_to_array, flow_type_tag, EntryRecord};
 
+#[path = "snapshot_compare.rs"]
+pub(crate) mod compare;
 #[path = "snapshot_read.rs"]
 mod read;
 

@@ -18,8 +18,8 @@ use purse_core::{Account, Config, Entry, FlowType, Lot, LotKey, Lots, OrderPart,
 use purse_idempotency::{Fingerprint, Index, Record};
 
 use super::{
-    be_u32, be_u64, options, AccountRecord, Counts, Covered, Item, StartRecord, CHUNK_BYTES_MAX, FORMAT_VERSION,
-    HEADER_BYTES, MAGIC, STATUSES,
+    be_u32, be_u64, options, AccountRecord, Counts, Covered, Item, StartRecord, TakeRecord, CHUNK_BYTES_MAX,
+    FORMAT_VERSION, HEADER_BYTES, MAGIC, STATUSES,
 };
 use crate::projection::{CardIndex, FlowRef, Projections, ENTRIES_RESERVED_MAX};
 use crate::record::{array_to_buckets, bucket_of_tag, flow_type_of_tag, EntryRecord};
@@ -66,6 +66,19 @@ pub(crate) fn read_body(
     covered: Covered,
     config: Config,
 ) -> Result<Projections, String> {
+    let mut decoder = Decoder::new(config, covered);
+    read_items(reader, header, |item| decoder.take(item))?;
+    decoder.finish()
+}
+
+/// Hands every record of the rest of a snapshot to `each`, in order, while a second thread
+/// reads, checks and decodes the chunks ahead. `Ok` only once every chunk and the trailer were
+/// checked and `each` accepted every record.
+pub(super) fn read_items(
+    reader: &mut (impl Read + Send),
+    header: &[u8; HEADER_BYTES],
+    each: impl FnMut(&mut Item<'static>) -> Result<(), String>,
+) -> Result<(), String> {
     let (sender, receiver) = sync_channel::<Decoded>(CHUNKS_DECODED_AHEAD_MAX);
     let (recycle, recycled) = channel::<Vec<Item<'static>>>();
     std::thread::scope(|scope| {
@@ -81,30 +94,30 @@ pub(crate) fn read_body(
                 drop(items);
             }
         });
-        let built = build(receiver, &recycle, Decoder::new(config, covered));
+        let taken = take_all(receiver, &recycle, each);
         drop(recycle);
-        built
+        taken
     })
 }
 
-/// Builds the projections from the decoded chunks, until the reader says it checked them all.
-fn build(
+/// Hands the decoded chunks' records to `each`, until the reader says it checked them all.
+fn take_all(
     receiver: Receiver<Decoded>,
     recycle: &std::sync::mpsc::Sender<Vec<Item<'static>>>,
-    mut decoder: Decoder,
-) -> Result<Projections, String> {
+    mut each: impl FnMut(&mut Item<'static>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut chunk = 0u64;
     for decoded in receiver {
         match decoded {
             Decoded::Chunk(mut items) => {
                 for item in &mut items {
-                    decoder.take(item).map_err(|reason| format!("chunk {chunk}: {reason}"))?;
+                    each(item).map_err(|reason| format!("chunk {chunk}: {reason}"))?;
                 }
                 chunk += 1;
                 // The reading thread may have finished; then this one frees them.
                 let _ = recycle.send(items);
             }
-            Decoded::Complete => return decoder.finish(),
+            Decoded::Complete => return Ok(()),
             Decoded::Failed(reason) => return Err(reason),
         }
     }
@@ -215,12 +228,26 @@ fn lot_bucket(tag: u8) -> Result<purse_core::Bucket, String> {
     bucket_of_tag(tag).ok_or_else(|| format!("unknown lot bucket tag {tag}"))
 }
 
-fn flow_type(tag: u8) -> Result<FlowType, String> {
+pub(super) fn flow_type(tag: u8) -> Result<FlowType, String> {
     flow_type_of_tag(tag).ok_or_else(|| format!("unknown flow type tag {tag}"))
 }
 
+/// The lot takes of a record.
+pub(super) fn takes_of(takes: &[TakeRecord]) -> Result<Vec<Take>, String> {
+    takes
+        .iter()
+        .map(|take| {
+            Ok(Take {
+                bucket: lot_bucket(take.bucket)?,
+                key: lot_key(take.expire_time, take.flow_id, take.index)?,
+                value: purse_core::Amount::from_minor(take.value),
+            })
+        })
+        .collect()
+}
+
 /// The account of `record`, its strings moved out of it.
-fn account_of(record: &mut AccountRecord<'_>) -> Result<Account, String> {
+pub(super) fn account_of(record: &mut AccountRecord<'_>) -> Result<Account, String> {
     let lots = record
         .lots
         .iter()
@@ -305,19 +332,7 @@ impl Decoder {
                 (Entry::Flow(_), _) => return Err("a flow where a rules set belongs".into()),
             },
             Item::HoldExpiry(flow_id, time) => state.hold_expiry(*flow_id, Timestamp(*time))?,
-            Item::OrderTakes(flow_id, takes) => {
-                let takes = takes
-                    .iter()
-                    .map(|take| {
-                        Ok(Take {
-                            bucket: lot_bucket(take.bucket)?,
-                            key: lot_key(take.expire_time, take.flow_id, take.index)?,
-                            value: purse_core::Amount::from_minor(take.value),
-                        })
-                    })
-                    .collect::<Result<Vec<Take>, String>>()?;
-                state.order_takes(*flow_id, takes)?;
-            }
+            Item::OrderTakes(flow_id, takes) => state.order_takes(*flow_id, takes_of(takes)?)?,
             Item::OpenHoldExpiry(time, flow_id, order_id) => {
                 state.open_hold_expiry(Timestamp(*time), *flow_id, order_id.to_string())?
             }

@@ -299,16 +299,35 @@ async fn verify_checks_the_newest_snapshot_against_the_fold() {
     crate::verify::verify(&store, &full, &snapshotter).unwrap();
     assert!(snapshotter.warnings()[0].contains("fails its checks"), "{:?}", snapshotter.warnings());
 
-    // Checksums that hold over contents that differ from the fold: CORRUPTION.
-    let mut wrong = full.clone();
-    let flows = wrong.account_flows.get_mut("a").unwrap();
-    flows[0].order_time = Timestamp(flows[0].order_time.0 + 1);
-    let fresh = MemorySnapshots::default();
-    let end = fresh.take(&wrong);
-    let error = crate::verify::verify(&store, &full, &fresh.snapshotter()).unwrap_err();
-    assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "{error}");
-    assert!(
-        error.to_string().contains(&format!("memory-{end}")) && error.to_string().contains("per-account"),
-        "{error}"
-    );
+    // Checksums that hold over contents that differ from the fold: CORRUPTION, naming what.
+    type Tamper = fn(&mut Projections);
+    let tampered: [(Tamper, &str); 2] = [
+        (
+            |wrong| {
+                let flows = wrong.account_flows.get_mut("a").unwrap();
+                flows[0].order_time = Timestamp(flows[0].order_time.0 + 1);
+            },
+            "the flow index of \"a\"",
+        ),
+        (
+            |wrong| {
+                let mut requests = purse_idempotency::Index::new();
+                for (id, record) in wrong.requests.iter() {
+                    let flow_id = if id == "1-c1" { record.flow_id + 1 } else { record.flow_id };
+                    requests.insert(id, purse_idempotency::Record { flow_id, ..*record }).unwrap();
+                }
+                wrong.requests = requests;
+            },
+            "the idempotency record of \"1-c1\"",
+        ),
+    ];
+    for (tamper, expect) in tampered {
+        let mut wrong = full.clone();
+        tamper(&mut wrong);
+        let fresh = MemorySnapshots::default();
+        let end = fresh.take(&wrong);
+        let error = crate::verify::verify(&store, &full, &fresh.snapshotter()).unwrap_err();
+        assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "{error}");
+        assert!(error.to_string().contains(&format!("memory-{end}")) && error.to_string().contains(expect), "{error}");
+    }
 }

@@ -3,7 +3,9 @@
 //! Balances, orders and rules need a second, freshly folded `State` (the fold's own checks need
 //! them). The idempotency records and the per-account index are instead checked entry by entry
 //! as the log streams past, so verifying a million-flow ledger holds one extra `State`, not a
-//! second copy of every projection.
+//! second copy of every projection. The newest snapshot is compared with the fold when the fold
+//! reaches its position, record by record as it is read (`snapshot_compare.rs`), so it adds one
+//! chunk of memory, not a third copy.
 
 use std::collections::HashMap;
 
@@ -14,7 +16,8 @@ use crate::error::Error;
 use crate::ledger::VerifyReport;
 use crate::liability::Liability;
 use crate::projection::{read_log, CardIndex, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
-use crate::snapshot::{read_checked, Snapshotter};
+use crate::snapshot::{open_at_position, Opened, Snapshotter};
+use crate::snapshot_format::compare::{compare, Against};
 use crate::store::Store;
 
 /// Checks `live` against the log in `store`, and the newest of `snapshots` against the fold at
@@ -24,7 +27,8 @@ use crate::store::Store;
 pub(crate) fn verify(store: &Store, live: &Projections, snapshots: &Snapshotter) -> Result<VerifyReport, Error> {
     let capacity = usize::try_from(live.state.last_sequence()).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
     let mut checker = Checker {
-        snapshot: newest_snapshot(store, live, snapshots),
+        snapshot: newest_snapshot(store, snapshots),
+        snapshots,
         live,
         state: State::with_capacity(live.state.config(), capacity),
         flows_seen_per_account: HashMap::default(),
@@ -37,9 +41,9 @@ pub(crate) fn verify(store: &Store, live: &Projections, snapshots: &Snapshotter)
     checker.finish()
 }
 
-/// The newest snapshot, decoded and checked as opening would; a failure is warned about.
-/// Holding it costs about one more copy of the projections while `verify` runs.
-fn newest_snapshot(store: &Store, live: &Projections, snapshots: &Snapshotter) -> Option<(String, Projections)> {
+/// The newest snapshot, its header and position checked as opening would (the rest is read
+/// when the fold reaches it); a failure is warned about.
+fn newest_snapshot(store: &Store, snapshots: &Snapshotter) -> Option<(String, Opened)> {
     let snapshot_store = snapshots.store()?;
     let sequence = match snapshot_store.list() {
         Ok(sequences) => *sequences.last()?,
@@ -49,8 +53,8 @@ fn newest_snapshot(store: &Store, live: &Projections, snapshots: &Snapshotter) -
         }
     };
     let name = snapshot_store.name(sequence);
-    match read_checked(snapshot_store.as_ref(), sequence, store, live.state.config()) {
-        Ok(projections) => Some((name, projections)),
+    match open_at_position(snapshot_store.as_ref(), sequence, store) {
+        Ok(opened) => Some((name, opened)),
         Err(reason) => {
             snapshots.warn(format!("snapshot {name} fails its checks ({reason}); the next open will not use it"));
             None
@@ -60,7 +64,8 @@ fn newest_snapshot(store: &Store, live: &Projections, snapshots: &Snapshotter) -
 
 struct Checker<'a> {
     /// The newest snapshot, compared with the fold once the fold reaches its position.
-    snapshot: Option<(String, Projections)>,
+    snapshot: Option<(String, Opened)>,
+    snapshots: &'a Snapshotter,
     live: &'a Projections,
     /// The fold of the log so far.
     state: State,
@@ -115,45 +120,38 @@ impl Checker<'_> {
         }
         self.last_block_checksum = block.checksum;
         self.blocks += 1;
-        let reached = self
-            .snapshot
-            .as_ref()
-            .is_some_and(|(_, snapshot)| snapshot.state.last_sequence() == self.state.last_sequence());
+        let reached =
+            self.snapshot.as_ref().is_some_and(|(_, opened)| opened.covered.sequence == self.state.last_sequence());
         if reached {
             self.compare_snapshot()?;
         }
         Ok(())
     }
 
-    /// The newest snapshot against the fold at its position: its state, and its requests and
-    /// per-account index against the live ones (checked against the fold entry by entry) cut
-    /// at that position. The card index is rebuilt from the accounts, so it follows.
+    /// The newest snapshot against the fold at its position (see `snapshot_compare.rs`). One
+    /// that fails its own checks is a warning: opening skips it too.
     fn compare_snapshot(&mut self) -> Result<(), Error> {
-        let Some((name, snapshot)) = self.snapshot.take() else { return Ok(()) };
-        let live = self.live;
-        let requests_equal = snapshot.requests.len() as u64 == self.requests
-            && snapshot.requests.iter().all(|(id, record)| live.requests.get(id) == Some(record));
-        let index_equal = snapshot.account_flows.len() == self.flows_seen_per_account.len()
-            && snapshot.account_flows.iter().all(|(account, flows)| {
-                self.flows_seen_per_account.get(account) == Some(&flows.len())
-                    && live.account_flows.get(account).and_then(|all| all.get(..flows.len())) == Some(flows.as_slice())
-            });
-        let differs = [
-            (snapshot.state != self.state, "balances, orders or rules"),
-            (!requests_equal, "idempotency records"),
-            (!index_equal, "the per-account flow index"),
-            (
-                snapshot.last_block_checksum != self.last_block_checksum || snapshot.blocks != self.blocks,
-                "the block chain",
-            ),
-        ];
-        match differs.iter().find(|(differ, _)| *differ) {
-            Some((_, what)) => Err(Error::Corruption(format!(
+        let Some((name, mut opened)) = self.snapshot.take() else { return Ok(()) };
+        let against = Against {
+            fold: &self.state,
+            live: self.live,
+            requests: self.requests,
+            seen: &self.flows_seen_per_account,
+            last_block_checksum: self.last_block_checksum,
+            blocks: self.blocks,
+        };
+        match compare(&mut opened.reader, &opened.header, opened.covered, against) {
+            Ok(None) => Ok(()),
+            Ok(Some(what)) => Err(Error::Corruption(format!(
                 "snapshot {name} differs from the fold of the log at entry {} ({what}); the next open would trust it. \
                  A snapshot is derived data: remove the file and nothing is lost",
                 self.state.last_sequence()
             ))),
-            None => Ok(()),
+            Err(reason) => {
+                self.snapshots
+                    .warn(format!("snapshot {name} fails its checks ({reason}); the next open will not use it"));
+                Ok(())
+            }
         }
     }
 
