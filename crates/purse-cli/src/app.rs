@@ -27,11 +27,15 @@ use crate::rules_file;
 /// temporary directory unless it was (never `PURSE_DATA`, which may name a real ledger).
 pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
     if let CliCommand::Bench(args) = cli.command {
-        return crate::bench::run(args, data_given.then_some(cli.data), cli.scale, cli.time_zone).await;
+        let data = data_given.then_some(cli.data);
+        return crate::bench::run(args, data, cli.scale, cli.time_zone, cli.snapshot_every_entries).await;
     }
     let mut config = LedgerConfig::new(&cli.data);
     config.scale = cli.scale;
     config.zone = cli.time_zone;
+    if let Some(entries) = cli.snapshot_every_entries {
+        config.snapshot_every_entries = entries;
+    }
     // Only a write creates a ledger: a read on a mistyped path says there is none.
     config.create = !cli.command.reads_only();
     let ledger = Ledger::open(config).await?;
@@ -119,6 +123,10 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         CliCommand::Verify => {
             let report = ledger.verify().await?;
             Ok(to_text(&VerifyJson::new(&report)))
+        }
+        CliCommand::Snapshot => {
+            let snapshot = ledger.snapshot().await?;
+            Ok(to_text(&serde_json::json!({ "sequence": snapshot.sequence, "bytes": snapshot.bytes })))
         }
         CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
     }

@@ -24,6 +24,11 @@ pub struct Cli {
     /// Business time zone of a new ledger, like +08:00 (the default) or Z.
     #[arg(long, value_name = "OFFSET", value_parser = parse_zone, global = true, allow_hyphen_values = true)]
     pub time_zone: Option<Zone>,
+    /// Entries after the newest snapshot that make the ledger take the next one (0: none).
+    /// Hidden: the default suits every use; the crash tests lower it so that snapshots are
+    /// written, and killed, at random moments.
+    #[arg(long, env = "PURSE_SNAPSHOT_EVERY_ENTRIES", value_name = "N", global = true, hide = true)]
+    pub snapshot_every_entries: Option<u64>,
     #[command(subcommand)]
     pub command: CliCommand,
 }
@@ -80,6 +85,9 @@ pub enum CliCommand {
     Rules(RulesCommand),
     /// Replay the whole log and check every projection against it.
     Verify,
+    /// Write a snapshot of the projections now, so the next open folds only what comes after
+    /// it (the ledger also takes them by itself); prints the entry it covers and its size.
+    Snapshot,
     /// Apply provider exports (KYBIO, ALSC, Zenlayer) and reconcile the balances they state.
     Ingest(crate::ingest::IngestArgs),
     /// Load-test an embedded ledger in a fresh temporary directory (or an empty --data DIR)

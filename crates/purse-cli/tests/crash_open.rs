@@ -17,6 +17,11 @@
 //!   from 0 to the current length of an unkilled run (the median of the last `verify` runs):
 //!   sled's risky step, writing and renaming its snapshot file, comes at a moment that depends
 //!   on the build and the machine's load, and past 30 ms in a loaded debug build.
+//! - `PURSE_CRASH_OPEN_SNAPSHOT_EVERY` (default 1): every run of the binary gets it as
+//!   `PURSE_SNAPSHOT_EVERY_ENTRIES`, so the ledger writes a snapshot of its projections that
+//!   often (by default after every charge, off the commit path, and the next open starts from
+//!   it). Kills land while a snapshot is being written too; after each, `verify` must pass with
+//!   no warning about a snapshot: one is there whole or not at all.
 //! - `PURSE_CRASH_SEED` (default: from the clock, printed).
 //! - `PURSE_CRASH_OPEN_KEEP_GOING=1`: after a ledger that does not open, count it, keep the
 //!   first such directory, go on with a fresh ledger, and fail at the end with the count. For
@@ -66,6 +71,8 @@ struct Window {
     /// empty or cut short (shorter than the last complete one), which the next open may not read.
     left_snapshot: u64,
     left_short: u64,
+    /// Kills that left one of purse's snapshots half-written (`purse-snapshots/*.partial`).
+    left_purse_snapshot: u64,
     unopenable: u64,
 }
 
@@ -79,7 +86,16 @@ impl Window {
                 (from < to).then_some(Span::Millis(from, to))?
             }
         };
-        Some(Window { span, rounds: 0, landed: 0, acknowledged: 0, left_snapshot: 0, left_short: 0, unopenable: 0 })
+        Some(Window {
+            span,
+            rounds: 0,
+            landed: 0,
+            acknowledged: 0,
+            left_snapshot: 0,
+            left_short: 0,
+            left_purse_snapshot: 0,
+            unopenable: 0,
+        })
     }
 
     fn name(&self) -> String {
@@ -110,6 +126,17 @@ fn snapshots(data: &Path) -> Vec<(String, u64)> {
         .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.metadata().map_or(0, |meta| meta.len())))
         .filter(|(name, _)| name.starts_with("snap."))
         .collect()
+}
+
+/// Whether a kill left one of purse's own snapshots half-written.
+fn purse_snapshot_partial(data: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(data.join("purse-snapshots")) else { return false };
+    entries.filter_map(Result::ok).any(|entry| entry.file_name().to_string_lossy().ends_with(".partial"))
+}
+
+/// How often the binary snapshots: `PURSE_CRASH_OPEN_SNAPSHOT_EVERY`, default every entry.
+fn snapshot_every() -> String {
+    std::env::var("PURSE_CRASH_OPEN_SNAPSHOT_EVERY").unwrap_or_else(|_| "1".to_owned())
 }
 
 struct Settings {
@@ -147,6 +174,7 @@ fn fail(message: &str) -> ! {
 fn purse(data: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_purse"));
     command.arg("--data").arg(data).args(args).env_remove("PURSE_DATA");
+    command.env("PURSE_SNAPSHOT_EVERY_ENTRIES", snapshot_every());
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }
@@ -295,8 +323,9 @@ fn main() {
     let Settings { rounds, mut windows, seed, keep_going } = settings();
     let names: Vec<String> = windows.iter().map(Window::name).collect();
     println!(
-        "crash_open: {rounds} rounds, windows {}, PURSE_CRASH_SEED={seed}{}",
+        "crash_open: {rounds} rounds, windows {}, snapshots every {} entries, PURSE_CRASH_SEED={seed}{}",
         names.join(", "),
+        snapshot_every(),
         if keep_going { ", keep going" } else { "" }
     );
     let mut random = Rng::new(seed);
@@ -334,6 +363,9 @@ fn main() {
                 window.left_short += 1;
             }
         }
+        if purse_snapshot_partial(&data) {
+            window.left_purse_snapshot += 1;
+        }
         match output.status.signal() {
             Some(SIGKILL) => window.landed += 1,
             _ if output.status.success() => {
@@ -359,6 +391,10 @@ fn main() {
                 let flows = number(&report, "flows");
                 if flows < acknowledged.len() as u64 {
                     return Err(format!("verify counts {flows} flows, {} were acknowledged", acknowledged.len()));
+                }
+                let warnings = report["warnings"].as_array().cloned().unwrap_or_default();
+                if warnings.iter().any(|warning| warning.as_str().is_some_and(|text| text.contains("snapshot"))) {
+                    return Err(format!("a kill left a snapshot that fails its checks: {warnings:?}"));
                 }
                 Ok(())
             })
@@ -402,13 +438,15 @@ fn main() {
         .iter()
         .map(|window| {
             format!(
-                "{}: {} rounds, {} landed, {} acknowledged, {} left a snapshot in progress ({} short), {} unopenable",
+                "{}: {} rounds, {} landed, {} acknowledged, {} left a snapshot in progress ({} short), \
+                 {} left a purse snapshot half-written, {} unopenable",
                 window.name(),
                 window.rounds,
                 window.landed,
                 window.acknowledged,
                 window.left_snapshot,
                 window.left_short,
+                window.left_purse_snapshot,
                 window.unopenable
             )
         })

@@ -3,7 +3,8 @@
 //! folder's `make.sh` says how it was made), and `expected.jsonl`, what that version answered to
 //! each read. This test opens a copy with today's binary and checks every answer still says the
 //! same: each field the old answer had must be there with the same value (fields added since are
-//! allowed), and `verify` must pass.
+//! allowed), and `verify` must pass. Then it takes a snapshot of the copy (today's format) and
+//! checks every answer again, now read from the snapshot.
 
 #[path = "support/files.rs"]
 mod files;
@@ -47,20 +48,29 @@ fn check(fixture: &str, entries: u64, reads_min: usize) {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(&folder.join("ledger"), copy.path());
     let expected = std::fs::read_to_string(folder.join("expected.jsonl")).unwrap();
-    let mut reads = 0;
-    for line in expected.lines() {
-        let read: Value = serde_json::from_str(line).unwrap();
-        let args: Vec<&str> = read["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()).collect();
-        let actual = purse(copy.path(), &args);
-        if let Err(difference) = contains(&actual, &read["output"], "") {
-            panic!("{fixture}: {args:?} answers differently: {difference}");
+    // First by a full fold (the fixture has no snapshot), then from a snapshot of it taken now:
+    // the same answers.
+    for from_snapshot in [false, true] {
+        let mut reads = 0;
+        for line in expected.lines() {
+            let read: Value = serde_json::from_str(line).unwrap();
+            let args: Vec<&str> = read["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()).collect();
+            let actual = purse(copy.path(), &args);
+            if let Err(difference) = contains(&actual, &read["output"], "") {
+                panic!("{fixture} (from a snapshot: {from_snapshot}): {args:?} answers differently: {difference}");
+            }
+            reads += 1;
         }
-        reads += 1;
+        assert!(reads >= reads_min, "{fixture}: the fixture holds its reads ({reads})");
+        let verify = purse(copy.path(), &["verify"]);
+        assert_eq!(verify["entries"], entries, "{fixture}: {verify}");
+        assert_eq!(verify["repairs"], Value::Array(vec![]), "{fixture}: opening it needed no repair");
+        assert_eq!(verify["warnings"], Value::Array(vec![]), "{fixture}: {verify}");
+        if !from_snapshot {
+            assert!(!copy.path().join("purse-snapshots").exists(), "{fixture}: reads took no snapshot");
+            assert_eq!(purse(copy.path(), &["snapshot"])["sequence"], entries, "{fixture}");
+        }
     }
-    assert!(reads >= reads_min, "{fixture}: the fixture holds its reads ({reads})");
-    let verify = purse(copy.path(), &["verify"]);
-    assert_eq!(verify["entries"], entries, "{fixture}: {verify}");
-    assert_eq!(verify["repairs"], Value::Array(vec![]), "{fixture}: opening it needed no repair");
 }
 
 #[test]

@@ -60,6 +60,6 @@ pub use rules::{
     deduction_split, DeductionOrder, GiftRule, RuleSet, RuleSetText, Tier, TierGift, BASIS_POINTS_ONE,
     GIFT_BASIS_POINTS_MAX, GIFT_VALID_DAYS_MAX, TIERS_MAX,
 };
-pub use state::{apply, apply_rules, Account, AccountStatus, Config, Order, State};
+pub use state::{apply, apply_rules, Account, AccountStatus, Config, Order, OrderPart, State, StateBuilder};
 pub use table::StrTable;
 pub use time::{Timestamp, Zone, TIME_FORMAT};

@@ -98,6 +98,11 @@ impl LotKey {
         self.made >> 16
     }
 
+    /// The lot's index among the lots its flow made.
+    pub fn index(&self) -> u32 {
+        u32::try_from(self.made & 0xFFFF).expect("16 bits")
+    }
+
     /// Whether the lot's expiry is at or before `now`.
     pub fn expired_at(&self, now: Timestamp) -> bool {
         self.expire_time().is_some_and(|expiry| expiry <= now)
@@ -242,6 +247,24 @@ pub struct Lots {
 }
 
 impl Lots {
+    /// Lots from a list in the order [`Lots::iter`] gives them (GIFT, then PRE, each by key),
+    /// as a snapshot stores them. `Err` names the first lot out of order, of REAL, without value
+    /// or holding more than it has: the list comes from disk.
+    pub fn from_lots(lots: Vec<Lot>) -> Result<Lots, String> {
+        let rank = |lot: &Lot| (lot.bucket == Bucket::Pre, lot.key);
+        if let Some(lot) = lots.iter().find(|lot| {
+            lot.bucket == Bucket::Real || !lot.value.is_positive() || lot.held.is_negative() || lot.held > lot.value
+        }) {
+            return Err(format!("a lot that cannot be: {lot:?}"));
+        }
+        if let Some(pair) = lots.windows(2).find(|pair| rank(&pair[0]) >= rank(&pair[1])) {
+            return Err(format!("lots out of order: {:?} before {:?}", pair[0], pair[1]));
+        }
+        let gift = lots.iter().filter(|lot| lot.bucket == Bucket::Gift).count();
+        let gift = u32::try_from(gift).map_err(|_| "more than 2^32 lots")?;
+        Ok(Lots { lots: lots.into(), gift })
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Lot> {
         self.lots.iter()
     }

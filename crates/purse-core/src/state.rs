@@ -11,6 +11,10 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
 #[path = "fold.rs"]
 mod fold;
+#[path = "state_parts.rs"]
+mod parts;
+
+pub use parts::{OrderPart, StateBuilder};
 
 use crate::table::StrTable;
 

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::Error;
 use crate::head::Head;
 use crate::projection::Projections;
+use crate::snapshot::Snapshotter;
 use crate::store::Store;
 use crate::writer::{
     Answered, BatchItem, GroupMode, GroupOutcome, GroupPart, Query, Reply, Request, Writer, WriterStats,
@@ -50,6 +51,12 @@ pub struct LedgerConfig {
     /// no ledger is `INVALID_ARGUMENT` and nothing is created: for reads, so that a mistyped path
     /// is reported instead of answered from an empty ledger made on the spot.
     pub create: bool,
+    /// Entries after the newest snapshot that make the writer take the next one; 0: never take
+    /// one (existing snapshots are still read). See `snapshot.rs`.
+    pub snapshot_every_entries: u64,
+    /// Time after the last snapshot that makes the writer take the next one, if enough entries
+    /// came since ([`crate::SNAPSHOT_TAIL_ENTRIES_MIN`]).
+    pub snapshot_every: std::time::Duration,
 }
 
 impl LedgerConfig {
@@ -61,6 +68,8 @@ impl LedgerConfig {
             batch_commands_max: BATCH_COMMANDS_MAX_DEFAULT,
             queue_commands_max: QUEUE_COMMANDS_MAX_DEFAULT,
             create: true,
+            snapshot_every_entries: crate::snapshot::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            snapshot_every: crate::snapshot::SNAPSHOT_EVERY_DEFAULT,
         }
     }
 }
@@ -492,11 +501,11 @@ impl Ledger {
 pub(crate) fn verify_on(writer: &Writer) -> Result<VerifyReport, Error> {
     writer.check_not_poisoned()?;
     let store = writer.store();
-    let mut report = crate::verify::verify(store, &writer.projections)?;
+    let mut report = crate::verify::verify(store, &writer.projections, &writer.snapshots)?;
     store.check_medium()?;
     report.repairs = store.repairs_logged()?;
     report.warnings = store.warnings().to_vec();
-    for warning in store.head_warnings()? {
+    for warning in store.head_warnings()?.into_iter().chain(writer.snapshots.warnings()) {
         if !report.warnings.contains(&warning) {
             report.warnings.push(warning);
         }
@@ -562,12 +571,16 @@ impl GroupSender {
 }
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
-    open_writer_over(Store::open(&config.path, config.create)?, config)
+    open_writer_over(Store::open(&config.path, config.create)?, config, Snapshotter::for_ledger(config))
 }
 
 /// Opens a ledger over `store`: creates it if it has no meta, else checks the head, removes an
-/// unfinished commit and folds the log.
-pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Result<Writer, Error> {
+/// unfinished commit and folds the log (after the newest good snapshot of `snapshots`).
+pub(crate) fn open_writer_over(
+    mut store: Store,
+    config: &LedgerConfig,
+    snapshots: Snapshotter,
+) -> Result<Writer, Error> {
     let stored_config = store.config()?;
     if stored_config.is_none() {
         // No meta: a new ledger, unless a head file says entries were acknowledged here.
@@ -602,12 +615,14 @@ pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Resul
             let config = Config { scale: config.scale.unwrap_or_default(), zone: config.zone.unwrap_or_default() };
             store.create_head()?;
             store.write_config(config.scale, config.zone)?;
-            return Ok(Writer::new(store, Projections::new(config)));
+            let mut writer = Writer::new(store, Projections::new(config));
+            writer.snapshots = snapshots;
+            return Ok(writer);
         }
     };
     let head = store.open_head()?;
     let unfinished_entries_dropped = store.drop_unfinished_commit(head.sequence)?;
-    let projections = Projections::load(&store, ledger_config, head.sequence)?;
+    let projections = snapshots.load(&store, ledger_config, head.sequence)?;
     let last_sequence = projections.state.last_sequence();
     if last_sequence < head.sequence {
         return Err(Error::Corruption(format!(
@@ -626,6 +641,7 @@ pub(crate) fn open_writer_over(mut store: Store, config: &LedgerConfig) -> Resul
     }
     let mut writer = Writer::new(store, projections);
     writer.stats.unfinished_entries_dropped = unfinished_entries_dropped;
+    writer.snapshots = snapshots;
     Ok(writer)
 }
 

@@ -21,7 +21,8 @@ fn failing_ledger(dir: &std::path::Path, pipelined: bool) -> (Ledger, Arc<Atomic
     let (inner, _) = SledStorage::open(dir, true).unwrap();
     let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined };
     let config = LedgerConfig::new(dir);
-    let writer = open_writer_over(Store::over(Box::new(storage)), &config).unwrap();
+    let writer =
+        open_writer_over(Store::over(Box::new(storage)), &config, crate::snapshot::Snapshotter::disabled()).unwrap();
     (Ledger::start(writer, &config, None).unwrap(), failing)
 }
 

@@ -48,6 +48,8 @@ mod record;
 #[doc(hidden)]
 pub mod sim_support;
 mod sled_storage;
+mod snapshot;
+mod snapshot_format;
 pub mod storage;
 mod store;
 mod sweep;
@@ -66,5 +68,9 @@ pub use ledger::{
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
+pub use snapshot::{
+    SnapshotInfo, SnapshotStats, SNAPSHOTS_KEPT, SNAPSHOT_EVERY_DEFAULT, SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+    SNAPSHOT_TAIL_ENTRIES_MIN,
+};
 pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS, SWEEP_GROUP_COMMANDS};
 pub use writer::{BatchItem, FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};

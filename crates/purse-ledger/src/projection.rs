@@ -39,12 +39,21 @@ pub(crate) struct DecodedBlock {
 /// cores that nearly halves the time to open. Folded blocks go back to the decoding thread to be
 /// freed there: their strings were allocated by it, and glibc frees a chunk under the lock of
 /// the arena that allocated it, so freeing them here made the two threads contend on every flow.
-pub(crate) fn read_log(store: &Store, mut fold: impl FnMut(&DecodedBlock) -> Result<(), Error>) -> Result<(), Error> {
+pub(crate) fn read_log(store: &Store, fold: impl FnMut(&DecodedBlock) -> Result<(), Error>) -> Result<(), Error> {
+    read_log_from(store, 0, fold)
+}
+
+/// [`read_log`] from the block that starts at `first` on (the log after a snapshot).
+pub(crate) fn read_log_from(
+    store: &Store,
+    first: u64,
+    mut fold: impl FnMut(&DecodedBlock) -> Result<(), Error>,
+) -> Result<(), Error> {
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<DecodedBlock, Error>>(DECODE_QUEUE_BLOCKS_MAX);
     let (recycle, recycled) = std::sync::mpsc::channel::<DecodedBlock>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            for block in store.blocks() {
+            for block in store.blocks_from(first) {
                 let decoded = block.and_then(|(key, bytes)| DecodedBlock::decode(key, &bytes));
                 let failed = decoded.is_err();
                 if sender.send(decoded).is_err() || failed {
@@ -295,6 +304,17 @@ impl Projections {
             return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
         }
         Ok(projections)
+    }
+
+    /// Folds the log after what these projections hold (those of a snapshot), with the same
+    /// checks as [`Projections::load`]: the first block must start right after them and chain to
+    /// their last block.
+    pub fn fold_tail(&mut self, store: &Store) -> Result<(), Error> {
+        read_log_from(store, self.state.next_sequence(), |block| self.fold_block(block))?;
+        if self.state.mid_transfer() {
+            return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
+        }
+        Ok(())
     }
 
     fn fold_block(&mut self, block: &DecodedBlock) -> Result<(), Error> {

@@ -148,7 +148,17 @@ fn tag_of<T: PartialEq>(table: &[T], value: &T) -> u8 {
     u8::try_from(index).expect("tag tables are short")
 }
 
-fn bucket_tag(bucket: Bucket) -> u8 {
+/// The stored tag of a flow type (snapshots store them too, with the same table).
+pub(crate) fn flow_type_tag(flow_type: FlowType) -> u8 {
+    tag_of(&FLOW_TYPES, &flow_type)
+}
+
+/// The flow type of a stored tag, `None` for one this version does not know.
+pub(crate) fn flow_type_of_tag(tag: u8) -> Option<FlowType> {
+    FLOW_TYPES.get(usize::from(tag)).copied()
+}
+
+pub(crate) fn bucket_tag(bucket: Bucket) -> u8 {
     match bucket {
         Bucket::Real => 0,
         Bucket::Gift => 1,
@@ -156,7 +166,7 @@ fn bucket_tag(bucket: Bucket) -> u8 {
     }
 }
 
-fn bucket_of_tag(tag: u8) -> Option<Bucket> {
+pub(crate) fn bucket_of_tag(tag: u8) -> Option<Bucket> {
     match tag {
         1 => Some(Bucket::Gift),
         2 => Some(Bucket::Pre),
@@ -172,11 +182,11 @@ impl HoldsRecord<'_> {
     }
 }
 
-fn buckets_to_array(buckets: &Buckets) -> [i64; 3] {
+pub(crate) fn buckets_to_array(buckets: &Buckets) -> [i64; 3] {
     [buckets.real.minor(), buckets.gift.minor(), buckets.pre.minor()]
 }
 
-fn array_to_buckets(array: [i64; 3]) -> Buckets {
+pub(crate) fn array_to_buckets(array: [i64; 3]) -> Buckets {
     Buckets::from_minor(array[0], array[1], array[2])
 }
 

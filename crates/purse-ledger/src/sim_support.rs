@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::ledger::{open_writer_over, LedgerConfig, VerifyReport};
+use crate::snapshot::Snapshotter;
 use crate::storage::Storage;
 use crate::store::Store;
 use crate::writer::{Answered, GroupMode, GroupOutcome, GroupPart, Request, Writer};
@@ -55,7 +56,8 @@ impl SyncLedger {
         let mut config = LedgerConfig::new("simulated");
         config.scale = scale;
         config.zone = zone;
-        let mut writer = open_writer_over(Store::over(storage), &config)?;
+        // The simulator's medium keeps no snapshots: every open folds the whole log.
+        let mut writer = open_writer_over(Store::over(storage), &config, Snapshotter::disabled())?;
         writer.set_clock(clock);
         Ok(SyncLedger { writer })
     }

@@ -180,8 +180,15 @@ impl SledStorage {
 
 /// Files and folders a ledger directory may hold (sled's and purse's own).
 fn is_ledger_file(name: &str) -> bool {
-    matches!(name, "db" | "conf" | "blobs" | HEAD_FILE_NAME | REPAIRS_FILE_NAME | QUARANTINE_DIR_NAME)
-        || name.starts_with("snap.")
+    matches!(
+        name,
+        "db" | "conf"
+            | "blobs"
+            | HEAD_FILE_NAME
+            | REPAIRS_FILE_NAME
+            | QUARANTINE_DIR_NAME
+            | crate::snapshot::SNAPSHOT_DIR_NAME
+    ) || name.starts_with("snap.")
         || name == "conf.purse-rewrite"
 }
 

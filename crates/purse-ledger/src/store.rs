@@ -258,9 +258,9 @@ impl Store {
         self.storage.log_at_or_before(sequence)
     }
 
-    /// Every block in sequence order.
-    pub fn blocks(&self) -> impl Iterator<Item = Result<(u64, Bytes), Error>> + '_ {
-        self.storage.log_from(0)
+    /// The blocks whose first sequence is at least `first`, in order (the tail after a snapshot).
+    pub fn blocks_from(&self, first: u64) -> impl Iterator<Item = Result<(u64, Bytes), Error>> + '_ {
+        self.storage.log_from(first)
     }
 
     /// Problems of the medium the log's checks cannot see (sled's unsynced blob files).

@@ -3,7 +3,9 @@
 //! Balances, orders and rules need a second, freshly folded `State` (the fold's own checks need
 //! them). The idempotency records and the per-account index are instead checked entry by entry
 //! as the log streams past, so verifying a million-flow ledger holds one extra `State`, not a
-//! second copy of every projection.
+//! second copy of every projection. The newest snapshot is compared with the fold when the fold
+//! reaches its position, record by record as it is read (`snapshot_compare.rs`), so it adds one
+//! chunk of memory, not a third copy.
 
 use std::collections::HashMap;
 
@@ -14,12 +16,19 @@ use crate::error::Error;
 use crate::ledger::VerifyReport;
 use crate::liability::Liability;
 use crate::projection::{read_log, CardIndex, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
+use crate::snapshot::{open_at_position, Opened, Snapshotter};
+use crate::snapshot_format::compare::{compare, Against};
 use crate::store::Store;
 
-/// Checks `live` against the log in `store`. `Ok` only when every projection equals the fold.
-pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, Error> {
+/// Checks `live` against the log in `store`, and the newest of `snapshots` against the fold at
+/// the position it covers. `Ok` only when every projection equals the fold. A newest snapshot
+/// that fails its own checks is a warning (opening skips it too); one that passes them but
+/// differs from the fold is `CORRUPTION`, because the next open would trust it.
+pub(crate) fn verify(store: &Store, live: &Projections, snapshots: &Snapshotter) -> Result<VerifyReport, Error> {
     let capacity = usize::try_from(live.state.last_sequence()).unwrap_or(0).min(ENTRIES_RESERVED_MAX);
     let mut checker = Checker {
+        snapshot: newest_snapshot(store, snapshots),
+        snapshots,
         live,
         state: State::with_capacity(live.state.config(), capacity),
         flows_seen_per_account: HashMap::default(),
@@ -32,7 +41,31 @@ pub(crate) fn verify(store: &Store, live: &Projections) -> Result<VerifyReport, 
     checker.finish()
 }
 
+/// The newest snapshot, its header and position checked as opening would (the rest is read
+/// when the fold reaches it); a failure is warned about.
+fn newest_snapshot(store: &Store, snapshots: &Snapshotter) -> Option<(String, Opened)> {
+    let snapshot_store = snapshots.store()?;
+    let sequence = match snapshot_store.list() {
+        Ok(sequences) => *sequences.last()?,
+        Err(error) => {
+            snapshots.warn(format!("the snapshots could not be listed ({error})"));
+            return None;
+        }
+    };
+    let name = snapshot_store.name(sequence);
+    match open_at_position(snapshot_store.as_ref(), sequence, store) {
+        Ok(opened) => Some((name, opened)),
+        Err(reason) => {
+            snapshots.warn(format!("snapshot {name} fails its checks ({reason}); the next open will not use it"));
+            None
+        }
+    }
+}
+
 struct Checker<'a> {
+    /// The newest snapshot, compared with the fold once the fold reaches its position.
+    snapshot: Option<(String, Opened)>,
+    snapshots: &'a Snapshotter,
     live: &'a Projections,
     /// The fold of the log so far.
     state: State,
@@ -87,7 +120,39 @@ impl Checker<'_> {
         }
         self.last_block_checksum = block.checksum;
         self.blocks += 1;
+        let reached =
+            self.snapshot.as_ref().is_some_and(|(_, opened)| opened.covered.sequence == self.state.last_sequence());
+        if reached {
+            self.compare_snapshot()?;
+        }
         Ok(())
+    }
+
+    /// The newest snapshot against the fold at its position (see `snapshot_compare.rs`). One
+    /// that fails its own checks is a warning: opening skips it too.
+    fn compare_snapshot(&mut self) -> Result<(), Error> {
+        let Some((name, mut opened)) = self.snapshot.take() else { return Ok(()) };
+        let against = Against {
+            fold: &self.state,
+            live: self.live,
+            requests: self.requests,
+            seen: &self.flows_seen_per_account,
+            last_block_checksum: self.last_block_checksum,
+            blocks: self.blocks,
+        };
+        match compare(&mut opened.reader, &opened.header, opened.covered, against) {
+            Ok(None) => Ok(()),
+            Ok(Some(what)) => Err(Error::Corruption(format!(
+                "snapshot {name} differs from the fold of the log at entry {} ({what}); the next open would trust it. \
+                 A snapshot is derived data: remove the file and nothing is lost",
+                self.state.last_sequence()
+            ))),
+            Err(reason) => {
+                self.snapshots
+                    .warn(format!("snapshot {name} fails its checks ({reason}); the next open will not use it"));
+                Ok(())
+            }
+        }
     }
 
     fn finish(self) -> Result<VerifyReport, Error> {
@@ -171,7 +236,7 @@ mod tests {
     fn every_projection_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let (store, live) = ledger(dir.path());
-        let report = verify(&store, &live).unwrap();
+        let report = verify(&store, &live, &Snapshotter::disabled()).unwrap();
         assert_eq!((report.entries, report.flows, report.accounts), (3, 3, 2));
         type Tamper = fn(&mut Projections);
         let tampered: [(&str, Tamper); 6] = [
@@ -198,7 +263,7 @@ mod tests {
         for (what, tamper) in tampered {
             let mut copy = live.clone();
             tamper(&mut copy);
-            let error = verify(&store, &copy).expect_err(what);
+            let error = verify(&store, &copy, &Snapshotter::disabled()).expect_err(what);
             assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "{what}: {error}");
         }
     }

@@ -21,6 +21,7 @@ use crate::head::Head;
 use crate::pipeline::{Answer, Job, Pipeline};
 use crate::projection::Projections;
 use crate::record::EntryRecord;
+use crate::snapshot::Snapshotter;
 use crate::storage::LogReader;
 use crate::store::{Store, BATCH_BLOCKS_MAX};
 
@@ -214,6 +215,8 @@ pub(crate) struct Writer {
     pipeline: Option<Pipeline>,
     /// See [`Writer::set_replays_read_by_callers`].
     replays_read_by_callers: bool,
+    /// When to checkpoint the projections, and the checkpoints being written (snapshot.rs).
+    pub(crate) snapshots: Snapshotter,
 }
 
 impl Writer {
@@ -226,6 +229,7 @@ impl Writer {
             stats: WriterStats::default(),
             pipeline: None,
             replays_read_by_callers: false,
+            snapshots: Snapshotter::disabled(),
         }
     }
 
@@ -352,6 +356,11 @@ impl Writer {
         }
         if self.pipeline.is_some() && !pending.iter().any(Pending::reads_projections) {
             self.hand_over(blocks, entries, pending);
+            if self.snapshots.due(&self.projections, false) {
+                // A snapshot covers durable state only: the batches in flight first.
+                self.settle(true);
+                self.snapshots.after_batch(&self.projections, self.poisoned.is_none(), false);
+            }
             return false;
         }
         // Queries read the projections, close ends the ledger: all of it durable first.
@@ -359,7 +368,11 @@ impl Writer {
         self.settle(true);
         let commit = self.commit(blocks, entries);
         self.stats.durability_wait_micros += elapsed_micros(waiting);
-        self.answer(pending, commit)
+        let healthy = commit.is_ok() && self.poisoned.is_none();
+        let closing = self.answer(pending, commit);
+        // After the answers, so no caller of this batch waits for a snapshot.
+        self.snapshots.after_batch(&self.projections, healthy, closing);
+        closing
     }
 
     /// Puts the batch's blocks into the log unsynced and hands its answers to the syncer, which

@@ -7,12 +7,18 @@
 //! acknowledged request returns the same flow id. Rounds share one data directory, so each
 //! round also recovers from all the crashes before it.
 //!
+//! The child takes a snapshot of its projections every [`CHILD_SNAPSHOT_EVERY_ENTRIES`] entries
+//! (far more often than the default), so kills also land while one is being encoded or written;
+//! each reopen starts from the newest snapshot that is whole, and `verify` (which also compares
+//! that snapshot with the fold of the log) must report no snapshot warning.
+//!
 //! `PURSE_CRASH_ROUNDS` (default 30: 20 kills under load, 10 early ones) and `PURSE_CRASH_SEED` (default: from the clock, printed)
 //! control a run.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ const TASKS: u64 = 32;
 const ACCOUNTS: u64 = 8;
 /// Two of every three rounds kill under load, so the default gives 20 kills mid-write.
 const ROUNDS_DEFAULT: u64 = 30;
+/// The child writes a few thousand entries a second: a snapshot every few hundred of them.
+const CHILD_SNAPSHOT_EVERY_ENTRIES: u64 = 300;
 
 /// The command a child sends as its `index`-th request of `task` in `round`: a pure function,
 /// so the parent can retry exactly what was acknowledged.
@@ -63,7 +71,9 @@ fn parse_id(request_id: &str) -> (u64, u64, u64) {
 fn child(dir: &str, round: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let ledger = Ledger::open(LedgerConfig::new(dir)).await.expect("child opens the ledger");
+        let mut config = LedgerConfig::new(dir);
+        config.snapshot_every_entries = CHILD_SNAPSHOT_EVERY_ENTRIES;
+        let ledger = Ledger::open(config).await.expect("child opens the ledger");
         let mut tasks = Vec::new();
         for task in 0..TASKS {
             let ledger = ledger.clone();
@@ -101,7 +111,10 @@ fn main() {
     // Flows of each type in the log so far, and the entries counted: each round reads only the
     // entries the rounds before it did not.
     let mut kinds = Kinds::default();
+    // Kills that left a snapshot half-written (its `.partial` file).
+    let mut kills_during_snapshots = 0;
     for round in 0..rounds {
+        let partial_before = partial_snapshots(&path);
         let mut process = Process::new(std::env::current_exe().unwrap())
             .args(["--child", &path, &round.to_string()])
             .stdout(Stdio::piped())
@@ -133,13 +146,29 @@ fn main() {
         }
         process.kill().expect("SIGKILL the child");
         process.wait().expect("reap the child");
+        if partial_snapshots(&path).iter().any(|name| !partial_before.contains(name)) {
+            kills_during_snapshots += 1;
+        }
         let acknowledged = reader.join().unwrap();
         acknowledged_total += acknowledged.len();
         runtime.block_on(check_round(&path, round, &acknowledged, &mut kinds));
     }
     assert!(acknowledged_total > 0, "the children acknowledged nothing: the test tested nothing");
-    println!("crash_recovery: {acknowledged_total} acknowledged flows survived {rounds} kills");
+    println!(
+        "crash_recovery: {acknowledged_total} acknowledged flows survived {rounds} kills, \
+         {kills_during_snapshots} of them while a snapshot was being written"
+    );
     println!("1 passed, 0 failed");
+}
+
+/// The half-written snapshots in the ledger (a kill while one was being written leaves one; its
+/// name says the entry it was to cover, so a new one has a new name).
+fn partial_snapshots(path: &str) -> Vec<String> {
+    let entries = std::fs::read_dir(Path::new(path).join("purse-snapshots")).into_iter().flatten().flatten();
+    entries
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect()
 }
 
 #[derive(Default)]
@@ -153,6 +182,12 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)], kin
         .await
         .unwrap_or_else(|error| panic!("round {round}: reopening after SIGKILL failed: {error}"));
     let report = ledger.verify().await.unwrap_or_else(|error| panic!("round {round}: verify: {error}"));
+    assert!(
+        !report.warnings.iter().any(|warning| warning.contains("snapshot")),
+        "round {round}: a kill left a snapshot that fails its checks: {:?}",
+        report.warnings
+    );
+    let snapshots = ledger.snapshot_stats().await.unwrap();
     for (request_id, flow_id) in acknowledged {
         let flow = ledger
             .flow(FlowKey::Id(*flow_id))
@@ -182,9 +217,10 @@ async fn check_round(path: &str, round: u64, acknowledged: &[(String, u64)], kin
     let of_type = &kinds.of_type;
     assert_eq!(of_type.get("TRANSFER_OUT"), of_type.get("TRANSFER_IN"), "round {round}: transfers are whole");
     println!(
-        "round {round}: {} acknowledged, log holds {} flows ({of_type:?}), verify ok",
+        "round {round}: {} acknowledged, log holds {} flows ({of_type:?}), opened from the snapshot at {:?}, verify ok",
         acknowledged.len(),
-        report.flows
+        report.flows,
+        snapshots.loaded_from
     );
     ledger.close().await.unwrap();
 }

@@ -1,0 +1,569 @@
+//! Snapshots: the projections checkpointed off the commit path, so that opening a ledger folds
+//! only the log after the newest one instead of the whole log (about 2 s per million flows).
+//!
+//! A snapshot is derived data and never trusted on its word. Opening takes the newest snapshot
+//! whose version, checksums and decoding hold, whose records agree with one another, and whose
+//! covered position is in the log (the block ending there exists with the CRC it records); then
+//! it folds the log after it through the fold's usual checks. Any snapshot that fails is skipped
+//! with a warning (`verify` reports it) and the next older one tried, then the whole log.
+//! `verify` still folds the whole log and compares the newest snapshot with the fold at its
+//! position. The file format is `snapshot_format.rs`; the medium is a [`SnapshotStore`].
+//!
+//! The writer thread owns the projections, so it encodes the snapshot itself, between batches,
+//! chunk by chunk into a bounded queue; a background thread writes the chunks, syncs the file
+//! and only then makes it visible (rename, directory sync), and removes all but the newest
+//! [`SNAPSHOTS_KEPT`]. The writer's pause is the encoding (`SnapshotStats::pause_micros_max`);
+//! the disk's fsync is never on it, except when a clean close waits for its snapshot.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use purse_core::Config;
+
+use crate::block::Block;
+use crate::error::Error;
+use crate::ledger::{Ledger, LedgerConfig};
+use crate::projection::Projections;
+use crate::sled_storage::io_error;
+use crate::snapshot_format::{self, Covered};
+use crate::store::Store;
+
+/// Entries after the newest snapshot that make the writer take the next one. A million entries
+/// fold in about 2 s on the development machine, which bounds the open after a crash; taking a
+/// snapshot of a million-flow ledger pauses the writer for a fraction of that (performance.md),
+/// so even at full speed (about 100,000 flows/s) the pause costs under one percent.
+pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 1_000_000;
+/// The time after the last snapshot that makes the writer take the next one, if at least
+/// [`SNAPSHOT_TAIL_ENTRIES_MIN`] entries came since: a slow ledger still opens fast.
+pub const SNAPSHOT_EVERY_DEFAULT: Duration = Duration::from_secs(10 * 60);
+/// The fewest entries after the last snapshot for which a snapshot by time or at a clean close
+/// is worth it (or `snapshot_every_entries`, if that is lower): 10,000 entries fold in about
+/// 20 ms, less than reading a snapshot of any ledger that has them.
+pub const SNAPSHOT_TAIL_ENTRIES_MIN: u64 = 10_000;
+/// Complete snapshots kept: the newest, and one before it in case the newest is damaged.
+pub const SNAPSHOTS_KEPT: usize = 2;
+/// Encoded chunks queued for the background thread at most (each about 1 MiB).
+const CHUNKS_QUEUED_MAX: usize = 8;
+/// Warnings kept at most (the newest), so a disk that keeps failing cannot grow them.
+const WARNINGS_MAX: usize = 16;
+/// The folder of a sled ledger that holds its snapshots.
+pub(crate) const SNAPSHOT_DIR_NAME: &str = "purse-snapshots";
+
+/// Where snapshots are kept. Implementations: [`DirSnapshots`] (files beside the sled ledger)
+/// and, for tests, an in-memory one. Snapshots are named by the sequence they cover.
+pub(crate) trait SnapshotStore: Send + Sync + std::fmt::Debug {
+    /// The complete snapshots, by the sequence each covers, oldest first.
+    fn list(&self) -> Result<Vec<u64>, Error>;
+    /// Reads the snapshot covering `sequence`.
+    fn open(&self, sequence: u64) -> Result<Box<dyn Read + Send>, Error>;
+    /// Starts the snapshot covering `sequence`; `list` does not show it until it is committed.
+    fn create(&self, sequence: u64) -> Result<Box<dyn SnapshotWriter>, Error>;
+    fn remove(&self, sequence: u64) -> Result<(), Error>;
+    /// The snapshot's name in messages (its path).
+    fn name(&self, sequence: u64) -> String;
+}
+
+/// A snapshot being written.
+pub(crate) trait SnapshotWriter: Send {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error>;
+    /// Makes the snapshot durable, then visible: after a crash it is there whole or not at all.
+    fn commit(self: Box<Self>) -> Result<(), Error>;
+}
+
+/// Snapshot files in `<ledger>/purse-snapshots/`: `snapshot-<sequence, 20 digits>.purse`, written
+/// as `….partial`, fsynced, renamed, and the folder fsynced. Plain files, not sled: sled would
+/// hold hundreds of megabytes of snapshot in its own log and page cache, and its flush on every
+/// commit would carry them.
+#[derive(Debug, Clone)]
+pub(crate) struct DirSnapshots {
+    dir: PathBuf,
+}
+
+const SNAPSHOT_SUFFIX: &str = ".purse";
+const PARTIAL_SUFFIX: &str = ".partial";
+
+impl DirSnapshots {
+    pub fn new(ledger: &Path) -> DirSnapshots {
+        DirSnapshots { dir: ledger.join(SNAPSHOT_DIR_NAME) }
+    }
+
+    fn path(&self, sequence: u64, suffix: &str) -> PathBuf {
+        self.dir.join(format!("snapshot-{sequence:020}{suffix}"))
+    }
+
+    /// Every file name of the folder (none if it does not exist).
+    fn names(&self) -> Result<Vec<String>, Error> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io_error("listing the snapshots", &error)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|error| io_error("listing the snapshots", &error))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+}
+
+fn sync_dir(path: &Path) -> Result<(), Error> {
+    std::fs::File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| io_error("syncing a directory", &error))
+}
+
+impl SnapshotStore for DirSnapshots {
+    fn list(&self) -> Result<Vec<u64>, Error> {
+        let mut sequences: Vec<u64> = self
+            .names()?
+            .iter()
+            .filter_map(|name| name.strip_prefix("snapshot-")?.strip_suffix(SNAPSHOT_SUFFIX)?.parse().ok())
+            .collect();
+        sequences.sort_unstable();
+        Ok(sequences)
+    }
+
+    fn open(&self, sequence: u64) -> Result<Box<dyn Read + Send>, Error> {
+        let file = std::fs::File::open(self.path(sequence, SNAPSHOT_SUFFIX))
+            .map_err(|error| io_error("opening a snapshot", &error))?;
+        Ok(Box::new(file))
+    }
+
+    fn create(&self, sequence: u64) -> Result<Box<dyn SnapshotWriter>, Error> {
+        if !self.dir.exists() {
+            std::fs::create_dir_all(&self.dir).map_err(|error| io_error("creating the snapshot folder", &error))?;
+            if let Some(ledger) = self.dir.parent() {
+                sync_dir(ledger)?;
+            }
+        }
+        // Only one snapshot is written at a time: any partial file is a leftover of a crash.
+        for name in self.names()?.iter().filter(|name| name.ends_with(PARTIAL_SUFFIX)) {
+            std::fs::remove_file(self.dir.join(name))
+                .map_err(|error| io_error("removing a partial snapshot", &error))?;
+        }
+        let partial = self.path(sequence, PARTIAL_SUFFIX);
+        let file = std::fs::File::create(&partial).map_err(|error| io_error("creating a snapshot", &error))?;
+        Ok(Box::new(FileWriter {
+            file,
+            partial,
+            complete: self.path(sequence, SNAPSHOT_SUFFIX),
+            dir: self.dir.clone(),
+        }))
+    }
+
+    fn remove(&self, sequence: u64) -> Result<(), Error> {
+        std::fs::remove_file(self.path(sequence, SNAPSHOT_SUFFIX))
+            .map_err(|error| io_error("removing an old snapshot", &error))
+    }
+
+    fn name(&self, sequence: u64) -> String {
+        self.path(sequence, SNAPSHOT_SUFFIX).display().to_string()
+    }
+}
+
+struct FileWriter {
+    file: std::fs::File,
+    partial: PathBuf,
+    complete: PathBuf,
+    dir: PathBuf,
+}
+
+impl SnapshotWriter for FileWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        use std::io::Write;
+        self.file.write_all(bytes).map_err(|error| io_error("writing a snapshot", &error))
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), Error> {
+        self.file.sync_data().map_err(|error| io_error("syncing a snapshot", &error))?;
+        drop(self.file);
+        std::fs::rename(&self.partial, &self.complete).map_err(|error| io_error("completing a snapshot", &error))?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// What a snapshot covers, as [`Ledger::snapshot`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The last log entry it holds.
+    pub sequence: u64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// Counters of the snapshots of one open ledger.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// The sequence covered by the snapshot this open started from; `None`: it folded the whole
+    /// log (no snapshot, or none passed its checks).
+    pub loaded_from: Option<u64>,
+    /// Log entries folded when opening (after the snapshot, or all of them).
+    pub entries_folded_on_open: u64,
+    /// How long opening took to read the snapshot and fold the rest, in microseconds.
+    pub load_micros: u64,
+    /// Snapshots made durable since opening, and those that failed (each a warning).
+    pub written: u64,
+    pub failed: u64,
+    /// The newest snapshot written since opening.
+    pub last: Option<SnapshotInfo>,
+    /// The longest and the last pause of the writer for a snapshot (encoding it), in µs.
+    pub pause_micros_max: u64,
+    pub pause_micros_last: u64,
+}
+
+/// A snapshot whose background write has not been collected yet.
+#[derive(Debug)]
+struct InFlight {
+    info: SnapshotInfo,
+    thread: JoinHandle<Result<(), Error>>,
+}
+
+#[derive(Debug)]
+struct Progress {
+    /// The sequence the last snapshot taken (or loaded, or tried) covers: the trigger counts the
+    /// entries after it. A failed one counts too, so a full disk is not retried every batch.
+    attempted: u64,
+    since: Instant,
+    in_flight: Option<InFlight>,
+    warnings: Vec<String>,
+    stats: SnapshotStats,
+}
+
+/// One piece of a snapshot for the background thread.
+enum Piece {
+    Bytes(Vec<u8>),
+    /// Every piece was sent: make it durable and visible.
+    Commit,
+}
+
+/// The writer's snapshots: when to take one, taking it, and loading the newest on open.
+#[derive(Debug)]
+pub(crate) struct Snapshotter {
+    store: Option<Arc<dyn SnapshotStore>>,
+    every_entries: u64,
+    every: Duration,
+    progress: Mutex<Progress>,
+}
+
+impl Snapshotter {
+    /// No snapshots at all (a medium without a snapshot store: the simulator's).
+    pub fn disabled() -> Snapshotter {
+        Snapshotter::over(None, 0, SNAPSHOT_EVERY_DEFAULT)
+    }
+
+    /// Snapshots beside the sled ledger of `config`, taken as `config` says.
+    pub fn for_ledger(config: &LedgerConfig) -> Snapshotter {
+        let store: Arc<dyn SnapshotStore> = Arc::new(DirSnapshots::new(&config.path));
+        Snapshotter::over(Some(store), config.snapshot_every_entries, config.snapshot_every)
+    }
+
+    pub(crate) fn over(store: Option<Arc<dyn SnapshotStore>>, every_entries: u64, every: Duration) -> Snapshotter {
+        let progress = Progress {
+            attempted: 0,
+            since: Instant::now(),
+            in_flight: None,
+            warnings: Vec::new(),
+            stats: SnapshotStats::default(),
+        };
+        Snapshotter { store, every_entries, every, progress: Mutex::new(progress) }
+    }
+
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        // Only the writer thread locks it; a panic while holding it leaves plain counters.
+        self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn stats(&self) -> SnapshotStats {
+        self.progress().stats
+    }
+
+    /// Problems with snapshots that lost nothing: skipped on open, failed to write.
+    pub fn warnings(&self) -> Vec<String> {
+        self.progress().warnings.clone()
+    }
+
+    /// The newest snapshot store, if any.
+    pub(crate) fn store(&self) -> Option<&Arc<dyn SnapshotStore>> {
+        self.store.as_ref()
+    }
+
+    pub(crate) fn warn(&self, warning: String) {
+        self.progress().warn(warning);
+    }
+
+    /// The hook the writer calls after every batch (`healthy`: its commit succeeded and it is not
+    /// poisoned). Takes a snapshot when enough entries or time passed; at a clean close waits
+    /// for any snapshot in flight, and takes one more if the tail since is large.
+    pub fn after_batch(&self, projections: &Projections, healthy: bool, closing: bool) {
+        let Some(store) = &self.store else { return };
+        let mut progress = self.progress();
+        progress.collect(closing);
+        if !healthy || progress.in_flight.is_some() {
+            return;
+        }
+        if self.is_due(&progress, projections, closing) {
+            progress.take(store, projections);
+            progress.collect(closing);
+        }
+    }
+
+    /// Whether [`Snapshotter::after_batch`] would take a snapshot now: the pipelined writer
+    /// first waits for its batches in flight, since a snapshot must cover durable state only.
+    pub fn due(&self, projections: &Projections, closing: bool) -> bool {
+        if self.store.is_none() {
+            return false;
+        }
+        let mut progress = self.progress();
+        progress.collect(closing);
+        progress.in_flight.is_none() && self.is_due(&progress, projections, closing)
+    }
+
+    fn is_due(&self, progress: &Progress, projections: &Projections, closing: bool) -> bool {
+        if self.every_entries == 0 {
+            return false;
+        }
+        let tail = projections.state.last_sequence().saturating_sub(progress.attempted);
+        let tail_min = SNAPSHOT_TAIL_ENTRIES_MIN.min(self.every_entries);
+        let due = if closing {
+            tail >= tail_min
+        } else {
+            tail >= self.every_entries || (tail >= tail_min && progress.since.elapsed() >= self.every)
+        };
+        due && tail > 0
+    }
+
+    /// Takes a snapshot now and waits until it is durable ([`Ledger::snapshot`]).
+    pub fn take_now(&self, projections: &Projections) -> Result<SnapshotInfo, Error> {
+        let store =
+            self.store.as_ref().ok_or_else(|| Error::InvalidArgument("this ledger keeps no snapshots".into()))?;
+        let sequence = projections.state.last_sequence();
+        if sequence == 0 {
+            return Err(Error::InvalidArgument("an empty ledger has nothing to snapshot".into()));
+        }
+        let mut progress = self.progress();
+        progress.collect(true);
+        if let Some(last) = progress.stats.last.filter(|last| last.sequence == sequence) {
+            return Ok(last);
+        }
+        let failed = progress.stats.failed;
+        progress.take(store, projections);
+        progress.collect(true);
+        match progress.stats.last {
+            Some(last) if last.sequence == sequence && progress.stats.failed == failed => Ok(last),
+            _ => Err(Error::Storage(progress.warnings.last().cloned().unwrap_or_else(|| "the snapshot failed".into()))),
+        }
+    }
+
+    /// The projections of the ledger in `store`, from the newest snapshot that passes every
+    /// check and the log after it, else from the whole log.
+    pub fn load(&self, store: &Store, config: Config, entries_expected: u64) -> Result<Projections, Error> {
+        let started = Instant::now();
+        let loaded = self.load_newest(store, config);
+        let (projections, from) = match loaded {
+            Some((projections, from)) => (projections, Some(from)),
+            None => (Projections::load(store, config, entries_expected)?, None),
+        };
+        let mut progress = self.progress();
+        progress.attempted = from.unwrap_or(0);
+        progress.stats.loaded_from = from;
+        progress.stats.entries_folded_on_open = projections.state.last_sequence() - from.unwrap_or(0);
+        progress.stats.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(projections)
+    }
+
+    fn load_newest(&self, store: &Store, config: Config) -> Option<(Projections, u64)> {
+        let snapshots = self.store.as_ref()?;
+        let sequences = match snapshots.list() {
+            Ok(sequences) => sequences,
+            Err(error) => {
+                self.warn(format!("the snapshots could not be listed ({error}); the whole log was folded instead"));
+                return None;
+            }
+        };
+        for (position, sequence) in sequences.iter().enumerate().rev() {
+            let loaded = read_checked(snapshots.as_ref(), *sequence, store, config).and_then(|mut projections| {
+                projections
+                    .fold_tail(store)
+                    .map_err(|error| format!("the log after it does not fold onto it ({error})"))?;
+                Ok(projections)
+            });
+            match loaded {
+                Ok(projections) => return Some((projections, *sequence)),
+                Err(reason) => {
+                    let instead = if position > 0 { "an older snapshot" } else { "the whole log" };
+                    self.warn(format!(
+                        "snapshot {} was not used: {reason}; {instead} was folded instead (a snapshot is derived data: nothing is lost)",
+                        snapshots.name(*sequence)
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The snapshot covering `sequence`, decoded and checked, if its position is in `store`'s log.
+pub(crate) fn read_checked(
+    snapshots: &dyn SnapshotStore,
+    sequence: u64,
+    store: &Store,
+    config: Config,
+) -> Result<Projections, String> {
+    let mut opened = open_at_position(snapshots, sequence, store)?;
+    snapshot_format::read_body(&mut opened.reader, &opened.header, opened.covered, config)
+}
+
+/// A snapshot whose header was read and checked, and whose position is in the log: the rest of
+/// it is still to read.
+pub(crate) struct Opened {
+    pub covered: Covered,
+    pub header: [u8; snapshot_format::HEADER_BYTES],
+    pub reader: std::io::BufReader<Box<dyn Read + Send>>,
+}
+
+/// Opens the snapshot covering `sequence` and checks its header and position.
+pub(crate) fn open_at_position(snapshots: &dyn SnapshotStore, sequence: u64, store: &Store) -> Result<Opened, String> {
+    let file = snapshots.open(sequence).map_err(|error| error.to_string())?;
+    let mut reader = std::io::BufReader::with_capacity(snapshot_format::CHUNK_BYTES_TARGET, file);
+    let (covered, header) = snapshot_format::read_header(&mut reader)?;
+    if covered.sequence != sequence {
+        return Err(format!("its name says entry {sequence} but its header says {}", covered.sequence));
+    }
+    check_position(store, covered)?;
+    Ok(Opened { covered, header, reader })
+}
+
+/// Whether the log holds the position a snapshot covers: a block that ends exactly there, with
+/// the CRC the snapshot recorded, and not part of an unfinished commit.
+fn check_position(store: &Store, covered: Covered) -> Result<(), String> {
+    let block =
+        store.block_containing(covered.sequence).map_err(|error| format!("the log cannot be read there ({error})"))?;
+    let Some((key, bytes)) = block else {
+        return Err(format!("the log does not reach entry {}", covered.sequence));
+    };
+    let block = Block::parse(key, &bytes).map_err(|reason| format!("the log's block there is damaged ({reason})"))?;
+    if block.last_sequence() < covered.sequence {
+        return Err(format!("the log ends at entry {}, before entry {}", block.last_sequence(), covered.sequence));
+    }
+    if block.last_sequence() != covered.sequence || block.continues {
+        return Err(format!("no finished commit of the log ends at entry {}", covered.sequence));
+    }
+    if block.checksum != covered.block_checksum {
+        return Err(format!("the log's block ending at entry {} is not the one it was taken after", covered.sequence));
+    }
+    Ok(())
+}
+
+impl Progress {
+    fn warn(&mut self, warning: String) {
+        if self.warnings.len() == WARNINGS_MAX {
+            self.warnings.remove(0);
+        }
+        self.warnings.push(warning);
+    }
+
+    /// Encodes a snapshot of `projections` on this thread into a bounded queue for a background
+    /// thread that writes it; sets `in_flight`, or warns if it failed.
+    fn take(&mut self, store: &Arc<dyn SnapshotStore>, projections: &Projections) {
+        let sequence = projections.state.last_sequence();
+        self.attempted = sequence;
+        self.since = Instant::now();
+        let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
+        let writing = Arc::clone(store);
+        let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
+            let mut file = writing.create(sequence)?;
+            for piece in receiver {
+                match piece {
+                    Piece::Bytes(bytes) => file.write(&bytes)?,
+                    Piece::Commit => {
+                        file.commit()?;
+                        return prune(writing.as_ref());
+                    }
+                }
+            }
+            Err(Error::Storage("the snapshot was abandoned before it was complete".into()))
+        });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(error) => return self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
+        };
+        let started = Instant::now();
+        let encoded = snapshot_format::encode(projections, |bytes| send(&sender, Piece::Bytes(bytes)));
+        let pause = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.pause_micros_last = pause;
+        self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
+        let encoded = encoded.and_then(|bytes| send(&sender, Piece::Commit).map(|()| bytes));
+        drop(sender);
+        match encoded {
+            Ok(bytes) => self.in_flight = Some(InFlight { info: SnapshotInfo { sequence, bytes }, thread }),
+            Err(error) => {
+                // The thread's own error (a full disk, say) is why the queue closed.
+                let cause = thread.join().ok().and_then(Result::err).unwrap_or(error);
+                self.failed(sequence, &cause);
+            }
+        }
+    }
+
+    /// Collects the snapshot in flight once its thread is done (`wait`: waits for it).
+    fn collect(&mut self, wait: bool) {
+        let Some(in_flight) = self.in_flight.take() else { return };
+        if !wait && !in_flight.thread.is_finished() {
+            self.in_flight = Some(in_flight);
+            return;
+        }
+        let sequence = in_flight.info.sequence;
+        match in_flight.thread.join() {
+            Ok(Ok(())) => {
+                self.stats.written += 1;
+                self.stats.last = Some(in_flight.info);
+            }
+            Ok(Err(error)) => self.failed(sequence, &error),
+            Err(_) => self.failed(sequence, &Error::Storage("its thread panicked".into())),
+        }
+    }
+
+    fn failed(&mut self, sequence: u64, error: &Error) {
+        self.stats.failed += 1;
+        self.warn(format!("a snapshot at entry {sequence} was not written ({error}); the log holds everything"));
+    }
+}
+
+impl Drop for Snapshotter {
+    /// A ledger dropped without a close still finishes the snapshot it was writing.
+    fn drop(&mut self) {
+        self.progress().collect(true);
+    }
+}
+
+fn send(sender: &SyncSender<Piece>, piece: Piece) -> Result<(), Error> {
+    sender.send(piece).map_err(|_| Error::Storage("the snapshot writer stopped".into()))
+}
+
+/// Removes every complete snapshot but the newest [`SNAPSHOTS_KEPT`], once a new one is durable.
+fn prune(store: &dyn SnapshotStore) -> Result<(), Error> {
+    let sequences = store.list()?;
+    let old = sequences.len().saturating_sub(SNAPSHOTS_KEPT);
+    sequences[..old].iter().try_for_each(|sequence| store.remove(*sequence))
+}
+
+impl Ledger {
+    /// Writes a snapshot of the projections now and returns once it is durable: what it covers.
+    /// The ledger takes snapshots by itself (`LedgerConfig::snapshot_every_entries`,
+    /// `snapshot_every`, and at a clean close); this is for tests and tools. A ledger already
+    /// snapshotted at its last entry answers that snapshot again.
+    pub async fn snapshot(&self) -> Result<SnapshotInfo, Error> {
+        self.query(|writer| writer.snapshots.take_now(&writer.projections)).await
+    }
+
+    /// Counters of this handle's snapshots: where opening started, the writer's pauses.
+    pub async fn snapshot_stats(&self) -> Result<SnapshotStats, Error> {
+        self.query(|writer| Ok(writer.snapshots.stats())).await
+    }
+}
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

@@ -1,0 +1,361 @@
+//! The snapshot file: the projections at one log position, in versioned records of their own
+//! (see docs/storage-format.md, "Snapshots"). Like `record.rs`, the domain types are converted
+//! by hand into private mirror records, so the domain can change without changing the disk;
+//! enum variants and tags are only ever appended.
+//!
+//! ```text
+//! header   magic "PURSESNP" | version u8 | covered sequence u64 BE | covered block CRC u32 BE
+//!          | blocks u64 BE | CRC-32 of the 29 bytes before it, u32 BE              (33 bytes)
+//! chunk*   length n u32 BE (1..=CHUNK_BYTES_MAX) | n bytes: the items | CRC-32 of length and items
+//! trailer  0 u32 | chunks u64 BE | bytes before the trailer u64 BE | CRC-32 of every byte before it
+//! ```
+//!
+//! The items of a chunk are a bincode sequence (varint, like block format 2: their count, then
+//! each record), and the records of all chunks come in a fixed order: `Start`, the accounts, orders, rules, hold expiries, lot takes, expiring holds,
+//! requests, per-account flow references, `End`. The encoder emits a chunk as soon as it holds
+//! [`CHUNK_BYTES_TARGET`] bytes, so memory stays bounded however large the ledger; the decoder
+//! checks each chunk's CRC before it decodes a byte of it and the file's CRC at the end, and
+//! builds nothing it has not checked (`StateBuilder` re-checks the domain's cheap invariants).
+
+use std::borrow::Cow;
+
+use bincode::Options;
+use purse_core::{Account, AccountStatus, Lot, OrderPart, RulesChange, Take};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::projection::Projections;
+use crate::record::{bucket_tag, buckets_to_array, flow_type_tag, EntryRecord};
+
+#[path = "snapshot_compare.rs"]
+pub(crate) mod compare;
+#[path = "snapshot_read.rs"]
+mod read;
+
+pub(crate) use read::{read_body, read_header};
+
+/// The format version this code writes, and the only one it reads.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+const MAGIC: [u8; 8] = *b"PURSESNP";
+pub(crate) const HEADER_BYTES: usize = 33;
+/// A chunk is emitted once it holds this many bytes of items.
+pub(crate) const CHUNK_BYTES_TARGET: usize = 1 << 20;
+/// The largest chunk written or read: bounds what a damaged length can make a reader allocate.
+/// Only an account with hundreds of thousands of lots comes near it (one item is never split).
+pub(crate) const CHUNK_BYTES_MAX: usize = 64 << 20;
+/// Flow references per `AccountFlows` item at most: one busy account is many items.
+const FLOW_REFS_PER_ITEM_MAX: usize = 4096;
+
+const _: () = assert!(CHUNK_BYTES_TARGET < CHUNK_BYTES_MAX && CHUNK_BYTES_MAX < u32::MAX as usize);
+
+/// The log position a snapshot covers: its last entry, that entry's block's CRC and how many
+/// blocks the log has up to there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Covered {
+    pub sequence: u64,
+    pub block_checksum: u32,
+    pub blocks: u64,
+}
+
+/// One record of a snapshot. Variant order is part of the format: append only.
+#[derive(Debug, Serialize, Deserialize)]
+enum Item<'a> {
+    Start(StartRecord),
+    Account(AccountRecord<'a>),
+    Order(OrderRecord<'a>),
+    /// A rules set, as the log stores a rules change (its sequence 0). Boxed: it is far larger
+    /// than the records there are millions of (serde encodes a box as its contents).
+    Rules(Box<EntryRecord<'a>>),
+    /// `(HOLD flow id, expiry in Unix seconds)`.
+    HoldExpiry(u64, i64),
+    /// `(flow id, takes)`.
+    OrderTakes(u64, Vec<TakeRecord>),
+    /// `(expiry, HOLD flow id, its outer order id)`.
+    OpenHoldExpiry(i64, u64, Cow<'a, str>),
+    /// `(request_id, fingerprint, flow id)`.
+    Request(Cow<'a, str>, [u8; 32], u64),
+    /// An account's next flow references: `(sequence, order_time, flow type tag)`.
+    AccountFlows(Cow<'a, str>, Vec<(u64, i64, u8)>),
+    End(Counts),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StartRecord {
+    scale: u32,
+    zone_offset_seconds: i32,
+    last_sequence: u64,
+    counts: Counts,
+}
+
+/// How many of each the snapshot holds: capacity at the start, a completeness check at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+struct Counts {
+    accounts: u64,
+    orders: u64,
+    requests: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccountRecord<'a> {
+    account_id: Cow<'a, str>,
+    card_id: Option<Cow<'a, str>>,
+    brand_id: Option<Cow<'a, str>>,
+    balance: [i64; 3],
+    held: [i64; 3],
+    lifetime: [i64; 3],
+    /// 0 ACTIVE, 1 FROZEN, 2 CLOSED.
+    status: u8,
+    open_holds: u32,
+    flow_count: u64,
+    lots: Vec<LotRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LotRecord {
+    /// 1 GIFT, 2 PRE (as in `record.rs`).
+    bucket: u8,
+    expire_time: Option<i64>,
+    flow_id: u64,
+    index: u32,
+    value: i64,
+    held: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TakeRecord {
+    bucket: u8,
+    expire_time: Option<i64>,
+    flow_id: u64,
+    index: u32,
+    value: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderRecord<'a> {
+    outer_order_id: Cow<'a, str>,
+    flow_id: u64,
+    flow_type: u8,
+    account: u32,
+    moved: [i64; 3],
+    refunded: [i64; 3],
+    /// 0: none.
+    reversed_by: u64,
+}
+
+const STATUSES: [AccountStatus; 3] = [AccountStatus::Active, AccountStatus::Frozen, AccountStatus::Closed];
+
+/// How records are decoded: varint, and no record may claim more than a chunk holds.
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().with_limit(CHUNK_BYTES_MAX as u64)
+}
+
+/// How records are encoded: the same bytes as [`options`], without the limit, which made
+/// bincode size every record in a pass of its own before writing it (a fifth of the writer's
+/// pause). `close_chunk` checks each chunk's size instead.
+fn encode_options() -> impl Options {
+    bincode::DefaultOptions::new()
+}
+
+fn header(covered: Covered) -> [u8; HEADER_BYTES] {
+    let mut bytes = [0; HEADER_BYTES];
+    bytes[..8].copy_from_slice(&MAGIC);
+    bytes[8] = FORMAT_VERSION;
+    bytes[9..17].copy_from_slice(&covered.sequence.to_be_bytes());
+    bytes[17..21].copy_from_slice(&covered.block_checksum.to_be_bytes());
+    bytes[21..29].copy_from_slice(&covered.blocks.to_be_bytes());
+    let checksum = crc32fast::hash(&bytes[..29]);
+    bytes[29..].copy_from_slice(&checksum.to_be_bytes());
+    bytes
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().expect("8 bytes"))
+}
+
+fn be_u32(bytes: &[u8]) -> u32 {
+    u32::from_be_bytes(bytes.try_into().expect("4 bytes"))
+}
+
+fn encoding_failed(error: bincode::Error) -> Error {
+    Error::Storage(format!("encoding a snapshot: {error}"))
+}
+
+/// Frames items into chunks and hands each finished piece of the file to `emit`.
+struct ChunkWriter<E> {
+    emit: E,
+    /// The items of the chunk being filled, encoded.
+    items: Vec<u8>,
+    /// How many.
+    count: u64,
+    file: crc32fast::Hasher,
+    chunks: u64,
+    bytes: u64,
+}
+
+impl<E: FnMut(Vec<u8>) -> Result<(), Error>> ChunkWriter<E> {
+    fn send(&mut self, piece: Vec<u8>) -> Result<(), Error> {
+        self.file.update(&piece);
+        self.bytes += piece.len() as u64;
+        (self.emit)(piece)
+    }
+
+    fn push(&mut self, item: &Item<'_>) -> Result<(), Error> {
+        encode_options().serialize_into(&mut self.items, item).map_err(encoding_failed)?;
+        self.count += 1;
+        if self.items.len() >= CHUNK_BYTES_TARGET {
+            self.close_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// Frames the items as one chunk: its length, then the items as a bincode sequence (their
+    /// count, then each), which the reader decodes straight from the slice.
+    fn close_chunk(&mut self) -> Result<(), Error> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut chunk = Vec::with_capacity(self.items.len() + 24);
+        chunk.extend_from_slice(&[0; 4]);
+        encode_options().serialize_into(&mut chunk, &self.count).map_err(encoding_failed)?;
+        chunk.extend_from_slice(&self.items);
+        self.items.clear();
+        self.count = 0;
+        let length = chunk.len() - 4;
+        if length > CHUNK_BYTES_MAX {
+            return Err(Error::Storage(format!("a snapshot item of {length} bytes is larger than a chunk may be")));
+        }
+        chunk[..4].copy_from_slice(&u32::try_from(length).expect("checked above").to_be_bytes());
+        let checksum = crc32fast::hash(&chunk);
+        chunk.extend_from_slice(&checksum.to_be_bytes());
+        self.chunks += 1;
+        self.send(chunk)
+    }
+
+    fn finish(mut self) -> Result<u64, Error> {
+        self.close_chunk()?;
+        let mut trailer = Vec::with_capacity(24);
+        trailer.extend_from_slice(&0u32.to_be_bytes());
+        trailer.extend_from_slice(&self.chunks.to_be_bytes());
+        trailer.extend_from_slice(&self.bytes.to_be_bytes());
+        let mut file = self.file.clone();
+        file.update(&trailer);
+        trailer.extend_from_slice(&file.finalize().to_be_bytes());
+        self.send(trailer)?;
+        Ok(self.bytes)
+    }
+}
+
+fn lot_record(lot: &Lot) -> LotRecord {
+    LotRecord {
+        bucket: bucket_tag(lot.bucket),
+        expire_time: lot.key.expire_time().map(|time| time.0),
+        flow_id: lot.key.flow_id(),
+        index: lot.key.index(),
+        value: lot.value.minor(),
+        held: lot.held.minor(),
+    }
+}
+
+fn take_record(take: &Take) -> TakeRecord {
+    TakeRecord {
+        bucket: bucket_tag(take.bucket),
+        expire_time: take.key.expire_time().map(|time| time.0),
+        flow_id: take.key.flow_id(),
+        index: take.key.index(),
+        value: take.value.minor(),
+    }
+}
+
+fn account_record(account: &Account) -> AccountRecord<'_> {
+    AccountRecord {
+        account_id: Cow::Borrowed(&account.account_id),
+        card_id: account.card_id.as_deref().map(Cow::Borrowed),
+        brand_id: account.brand_id.as_deref().map(Cow::Borrowed),
+        balance: buckets_to_array(&account.balance),
+        held: buckets_to_array(&account.held),
+        lifetime: buckets_to_array(&account.lifetime),
+        status: u8::try_from(STATUSES.iter().position(|status| *status == account.status).expect("every status"))
+            .expect("3 statuses"),
+        open_holds: account.open_holds,
+        flow_count: account.flow_count,
+        lots: account.lots.iter().map(lot_record).collect(),
+    }
+}
+
+fn order_record(order: OrderPart<'_>) -> OrderRecord<'_> {
+    OrderRecord {
+        outer_order_id: Cow::Borrowed(order.outer_order_id),
+        flow_id: order.flow_id,
+        flow_type: flow_type_tag(order.flow_type),
+        account: order.account,
+        moved: buckets_to_array(&order.moved),
+        refunded: buckets_to_array(&order.refunded),
+        reversed_by: order.reversed_by.unwrap_or(0),
+    }
+}
+
+/// Encodes `projections` (at a commit boundary) as a snapshot file, handing it to `emit` piece
+/// by piece (the header, then each chunk, then the trailer). Returns the file's length.
+pub(crate) fn encode(projections: &Projections, emit: impl FnMut(Vec<u8>) -> Result<(), Error>) -> Result<u64, Error> {
+    let state = &projections.state;
+    if state.mid_transfer() {
+        return Err(Error::Storage("a snapshot inside a transfer (a bug: snapshots are taken between batches)".into()));
+    }
+    let covered = Covered {
+        sequence: state.last_sequence(),
+        block_checksum: projections.last_block_checksum,
+        blocks: projections.blocks,
+    };
+    let mut writer = ChunkWriter {
+        emit,
+        items: Vec::with_capacity(CHUNK_BYTES_TARGET + 64 * 1024),
+        count: 0,
+        file: crc32fast::Hasher::new(),
+        chunks: 0,
+        bytes: 0,
+    };
+    writer.send(header(covered).to_vec())?;
+    let counts = Counts {
+        accounts: state.accounts().count() as u64,
+        orders: state.orders().count() as u64,
+        requests: projections.requests.len() as u64,
+    };
+    let config = state.config();
+    writer.push(&Item::Start(StartRecord {
+        scale: config.scale.decimals(),
+        zone_offset_seconds: config.zone.offset_seconds(),
+        last_sequence: state.last_sequence(),
+        counts,
+    }))?;
+    for account in state.accounts() {
+        writer.push(&Item::Account(account_record(account)))?;
+    }
+    for order in state.order_parts() {
+        writer.push(&Item::Order(order_record(order)))?;
+    }
+    for (brand_id, rules) in state.rules_parts() {
+        let change = RulesChange { sequence: 0, brand_id: brand_id.map(str::to_owned), rules: rules.clone() };
+        writer.push(&Item::Rules(Box::new(EntryRecord::rules(&change))))?;
+    }
+    for (flow_id, time) in state.hold_expiry_parts() {
+        writer.push(&Item::HoldExpiry(flow_id, time.0))?;
+    }
+    for (flow_id, takes) in state.order_takes_parts() {
+        writer.push(&Item::OrderTakes(flow_id, takes.iter().map(take_record).collect()))?;
+    }
+    for (time, flow_id, order_id) in state.open_hold_expiry_parts() {
+        writer.push(&Item::OpenHoldExpiry(time.0, flow_id, Cow::Borrowed(order_id)))?;
+    }
+    for (request_id, record) in projections.requests.iter() {
+        writer.push(&Item::Request(Cow::Borrowed(request_id), record.fingerprint.0, record.flow_id))?;
+    }
+    for (account_id, flows) in &projections.account_flows {
+        for part in flows.chunks(FLOW_REFS_PER_ITEM_MAX) {
+            let refs =
+                part.iter().map(|flow| (flow.sequence, flow.order_time.0, flow_type_tag(flow.flow_type))).collect();
+            writer.push(&Item::AccountFlows(Cow::Borrowed(account_id), refs))?;
+        }
+    }
+    writer.push(&Item::End(counts))?;
+    writer.finish()
+}
