@@ -23,6 +23,7 @@ SMALL_FLOWS=${SMALL_FLOWS:-1000000}
 LARGE_FLOWS=${LARGE_FLOWS:-10000000}
 PARENT=${DATA_PARENT:-${TMPDIR:-/tmp}}
 LOGS=${LOGS:-$(mktemp -d "$PARENT/purse-scale-logs-XXXXXX")}
+mkdir -p "$LOGS"
 OUT=${OUT:-$LOGS/summary.md}
 here=$(cd "$(dirname "$0")" && pwd)
 measure="$here/measure.sh"

@@ -65,7 +65,7 @@ async fn after_a_failed_commit_every_query_refuses_with_storage() {
 /// The pipelined writer decides batches while earlier ones are being synced. When a sync fails,
 /// that batch and every one decided on top of it fail, nothing is answered `Ok` that is not
 /// durable, and the ledger reopens with every acknowledged flow.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sync_fails_every_batch_decided_on_top_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, failing) = failing_ledger(dir.path(), true);
@@ -83,8 +83,13 @@ async fn a_failed_sync_fails_every_batch_decided_on_top_of_it() {
             })
         })
         .collect();
-    // Fail the disk while the callers are in full flow.
-    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    // Fail the disk while the callers are in full flow, once batches go through the syncer.
+    let mut waited = 0;
+    while ledger.stats().await.unwrap().batches_pipelined == 0 {
+        assert!(waited < 5000, "no batch went through the syncer in 5 s");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        waited += 5;
+    }
     failing.store(true, Ordering::SeqCst);
     let mut acknowledged = Vec::new();
     let mut failed = 0;

@@ -197,6 +197,8 @@ pub struct WriterStats {
     /// Replays whose flows the writer read from the log itself: only on media without a
     /// [`LogReader`] (and for groups); otherwise the caller reads them.
     pub replays_read_on_writer: u64,
+    /// Batches handed to the syncer (the pipelined commit); the others were synced on the writer.
+    pub batches_pipelined: u64,
 }
 
 /// Where the writer reads the time of a batch: the wall clock, or the simulator's.
@@ -274,7 +276,7 @@ impl Writer {
                 }
             }
             let started = std::time::Instant::now();
-            let closed = self.process(&mut batch);
+            let closed = self.process_with(&mut batch, &|| !receiver.is_empty());
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.stats.batch_micros_max = self.stats.batch_micros_max.max(micros);
             if closed {
@@ -288,6 +290,13 @@ impl Writer {
 
     /// Decides, commits and answers one batch. Returns whether the ledger was closed.
     pub(crate) fn process(&mut self, batch: &mut Vec<Request>) -> bool {
+        self.process_with(batch, &|| false)
+    }
+
+    /// [`Writer::process`]; `more_waiting` says whether requests came in meanwhile. If none did
+    /// and nothing is in flight, the batch is synced here: without the next batch to decide, the
+    /// hop to the syncer would only add to the latency (a lone caller's).
+    fn process_with(&mut self, batch: &mut Vec<Request>, more_waiting: &dyn Fn() -> bool) -> bool {
         let commands = batch.iter().map(Request::commands).sum::<usize>() as u64;
         self.stats.batches += 1;
         self.stats.requests += commands;
@@ -354,7 +363,9 @@ impl Writer {
                 Request::Close { reply } => pending.push(Pending::Close(reply)),
             }
         }
-        if self.pipeline.is_some() && !pending.iter().any(Pending::reads_projections) {
+        let in_flight = self.pipeline.as_ref().map_or(0, Pipeline::in_flight);
+        let alone = in_flight == 0 && !more_waiting();
+        if self.pipeline.is_some() && !alone && !pending.iter().any(Pending::reads_projections) {
             self.hand_over(blocks, entries, pending);
             if self.snapshots.due(&self.projections, false) {
                 // A snapshot covers durable state only: the batches in flight first.
@@ -363,7 +374,8 @@ impl Writer {
             }
             return false;
         }
-        // Queries read the projections, close ends the ledger: all of it durable first.
+        // Queries read the projections, close ends the ledger: all of it durable first. A lone
+        // batch is synced here too.
         let waiting = std::time::Instant::now();
         self.settle(true);
         let commit = self.commit(blocks, entries);
@@ -378,6 +390,7 @@ impl Writer {
     /// Puts the batch's blocks into the log unsynced and hands its answers to the syncer, which
     /// sends them once the blocks are durable (see `pipeline.rs`).
     fn hand_over(&mut self, blocks: BlockWriter, entries: u64, pending: Vec<Pending>) {
+        self.stats.batches_pipelined += 1;
         let (blocks, last_checksum) = blocks.finish();
         let in_flight = self.pipeline.as_ref().map_or(0, Pipeline::in_flight);
         if blocks.is_empty() && in_flight == 0 {
