@@ -69,15 +69,23 @@ async fn after_a_failed_commit_every_query_refuses_with_storage() {
 async fn a_failed_sync_fails_every_batch_decided_on_top_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, failing) = failing_ledger(dir.path(), true);
-    let callers: Vec<_> = (0..32)
+    // Batches large enough for the syncer (PIPELINE_COMMANDS_MIN), from a few callers at once.
+    let batch = usize::try_from(crate::writer::PIPELINE_COMMANDS_MIN).unwrap() + 1;
+    let callers: Vec<_> = (0..4)
         .map(|caller| {
             let ledger = ledger.clone();
             tokio::spawn(async move {
                 let mut answers = Vec::new();
-                for index in 0..200 {
-                    let id = format!("c-{caller}-{index}");
-                    let answer = ledger.submit(charge(&id, 1)).await;
-                    answers.push((id, answer.map(|flow| flow.flow_id).map_err(|error| error.code())));
+                for round in 0..12 {
+                    let ids: Vec<String> = (0..batch).map(|index| format!("c-{caller}-{round}-{index}")).collect();
+                    let commands = ids.iter().map(|id| charge(id, 1)).collect();
+                    let items = match ledger.submit_batch(commands).await {
+                        Ok(items) => items.into_iter().map(|item| item.map(|decided| decided.flow.flow_id)).collect(),
+                        Err(error) => vec![Err(error); batch],
+                    };
+                    for (id, item) in ids.into_iter().zip(items) {
+                        answers.push((id, item.map_err(|error| error.code())));
+                    }
                 }
                 answers
             })

@@ -201,6 +201,13 @@ pub struct WriterStats {
     pub batches_pipelined: u64,
 }
 
+/// Batches of fewer commands are synced on the writer (unless batches are in flight): measured on
+/// two cores (docs/performance.md), handing small batches to the syncer made the default workload
+/// of 1,024 single-command callers 5–15 % slower (smaller group commits, more fsyncs, one more
+/// thread on the cores), while batches of thousands of commands, whose deciding takes longer
+/// than their sync, are where the overlap can pay.
+pub(crate) const PIPELINE_COMMANDS_MIN: u64 = 2048;
+
 /// Where the writer reads the time of a batch: the wall clock, or the simulator's.
 pub(crate) type Clock = Box<dyn Fn() -> Timestamp + Send>;
 
@@ -293,9 +300,10 @@ impl Writer {
         self.process_with(batch, &|| false)
     }
 
-    /// [`Writer::process`]; `more_waiting` says whether requests came in meanwhile. If none did
-    /// and nothing is in flight, the batch is synced here: without the next batch to decide, the
-    /// hop to the syncer would only add to the latency (a lone caller's).
+    /// [`Writer::process`]; `more_waiting` says whether requests came in meanwhile. With nothing
+    /// in flight, the batch is synced here if none did (without a next batch to decide, the hop
+    /// to the syncer only adds to the latency: a lone caller's) or if it is smaller than
+    /// [`PIPELINE_COMMANDS_MIN`].
     fn process_with(&mut self, batch: &mut Vec<Request>, more_waiting: &dyn Fn() -> bool) -> bool {
         let commands = batch.iter().map(Request::commands).sum::<usize>() as u64;
         self.stats.batches += 1;
@@ -365,7 +373,8 @@ impl Writer {
         }
         let in_flight = self.pipeline.as_ref().map_or(0, Pipeline::in_flight);
         let alone = in_flight == 0 && !more_waiting();
-        if self.pipeline.is_some() && !alone && !pending.iter().any(Pending::reads_projections) {
+        let small = in_flight == 0 && commands < PIPELINE_COMMANDS_MIN;
+        if self.pipeline.is_some() && !alone && !small && !pending.iter().any(Pending::reads_projections) {
             self.hand_over(blocks, entries, pending);
             if self.snapshots.due(&self.projections, false) {
                 // A snapshot covers durable state only: the batches in flight first.
