@@ -198,45 +198,24 @@ async fn an_opening_balance_for_an_account_that_exists_is_skipped() {
 #[tokio::test]
 async fn replays_are_read_off_the_writer() {
     let commands: Vec<Command> = (0..50).map(|index| charge(&format!("c-{index}"), 1)).collect();
-    // sled: the handle has a log reader.
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(LedgerConfig::new(dir.path())).await.unwrap();
-    let first: Vec<u64> = ledger
-        .submit_batch(commands.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| item.unwrap().flow.flow_id)
-        .collect();
-    let again: Vec<u64> = ledger
-        .submit_batch(commands.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| item.unwrap().flow.flow_id)
-        .collect();
-    assert_eq!(again, first);
-    assert_eq!(ledger.submit(commands[7].clone()).await.unwrap().flow_id, first[7]);
-    assert_eq!(ledger.stats().await.unwrap().replays_read_on_writer, 0);
-    ledger.close().await.unwrap();
-    // A medium without a reader: the same answers, read on the writer.
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, _failing) = failing_ledger(dir.path(), true);
-    let first: Vec<u64> = ledger
-        .submit_batch(commands.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| item.unwrap().flow.flow_id)
-        .collect();
-    let again: Vec<u64> = ledger
-        .submit_batch(commands.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|item| item.unwrap().flow.flow_id)
-        .collect();
-    assert_eq!(again, first);
-    assert_eq!(ledger.stats().await.unwrap().replays_read_on_writer, 50);
-    ledger.close().await.unwrap();
+    let flow_ids = |ledger: Ledger, commands: Vec<Command>| async move {
+        let items = ledger.submit_batch(commands).await.unwrap();
+        items.into_iter().map(|item| item.unwrap().flow.flow_id).collect::<Vec<u64>>()
+    };
+    // sled: the handle has a log reader, so the writer reads none; without one, it reads each.
+    let sled = tempfile::tempdir().unwrap();
+    let readerless = tempfile::tempdir().unwrap();
+    let media = [
+        (Ledger::open(LedgerConfig::new(sled.path())).await.unwrap(), 0),
+        (failing_ledger(readerless.path(), true).0, 50),
+    ];
+    for (ledger, read_on_writer) in media {
+        let first = flow_ids(ledger.clone(), commands.clone()).await;
+        assert_eq!(flow_ids(ledger.clone(), commands.clone()).await, first, "every retry answers its first flow");
+        if read_on_writer == 0 {
+            assert_eq!(ledger.submit(commands[7].clone()).await.unwrap().flow_id, first[7]);
+        }
+        assert_eq!(ledger.stats().await.unwrap().replays_read_on_writer, read_on_writer);
+        ledger.close().await.unwrap();
+    }
 }
