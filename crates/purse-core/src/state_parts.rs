@@ -33,18 +33,24 @@ pub struct OrderPart<'a> {
     pub reversed_by: Option<u64>,
 }
 
-impl State {
-    /// Every order in the order written, with its account's position.
-    pub fn order_parts(&self) -> impl Iterator<Item = OrderPart<'_>> {
-        self.orders.iter().map(|(id, order)| OrderPart {
-            outer_order_id: id,
+impl<'a> OrderPart<'a> {
+    fn of(outer_order_id: &'a str, order: &StoredOrder) -> OrderPart<'a> {
+        OrderPart {
+            outer_order_id,
             flow_id: order.flow_id,
             flow_type: order.flow_type,
             account: order.account,
             moved: order.moved,
             refunded: order.refunded,
             reversed_by: (order.reversed_by != 0).then_some(order.reversed_by),
-        })
+        }
+    }
+}
+
+impl State {
+    /// Every order in the order written, with its account's position.
+    pub fn order_parts(&self) -> impl Iterator<Item = OrderPart<'_>> {
+        self.orders.iter().map(|(id, order)| OrderPart::of(id, order))
     }
 
     /// Every rules set, by brand (`None`: the ledger default), in no particular order.
@@ -74,15 +80,7 @@ impl State {
 
     /// One order as [`State::order_parts`] gives it.
     pub fn order_part<'a>(&self, outer_order_id: &'a str) -> Option<OrderPart<'a>> {
-        self.orders.get(outer_order_id).map(|order| OrderPart {
-            outer_order_id,
-            flow_id: order.flow_id,
-            flow_type: order.flow_type,
-            account: order.account,
-            moved: order.moved,
-            refunded: order.refunded,
-            reversed_by: (order.reversed_by != 0).then_some(order.reversed_by),
-        })
+        self.orders.get(outer_order_id).map(|order| OrderPart::of(outer_order_id, order))
     }
 
     /// The expiry of the HOLD of flow `flow_id`, if it has one.

@@ -23,7 +23,7 @@ pub const BATCH_COMMANDS_MAX_DEFAULT: usize = 2048;
 pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
 /// Commands one [`Ledger::submit_batch`] call takes at most: TigerBeetle's limit for
 /// `create_transfers` (8,189 transfers of 128 bytes in its 1 MiB message), so a gateway built
-/// for one fits the other. A larger batch buys nothing: the writer commits one every few ms.
+/// for one fits the other.
 pub const SUBMIT_BATCH_MAX: usize = 8189;
 /// Below this many commands [`Ledger::submit_batch`] fingerprints on the caller's own task: a
 /// hop to the blocking pool costs more than a few dozen SHA-256s.
@@ -314,7 +314,7 @@ impl Ledger {
         Ok(items
             .into_iter()
             .map(|item| match item? {
-                Answered::Decided(decided) => Ok(*decided),
+                Answered::Decided(decided) => Ok(decided),
                 Answered::Replayed(_) => {
                     read.next().unwrap_or_else(|| Err(Error::Corruption("a replay was not read".into())))
                 }

@@ -21,7 +21,7 @@
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use purse_core::RuleSet;
+use purse_core::{Decision as CoreDecision, RuleSet};
 
 use crate::error::Error;
 use crate::head::Head;
@@ -36,7 +36,7 @@ const JOBS_QUEUED_MAX: usize = 2;
 /// error instead.
 pub(crate) enum Answer {
     Flow(Reply<Answered>, Result<Answered, Error>),
-    Batch(Reply<Vec<Result<Answered, Error>>>, Vec<Result<Answered, Error>>),
+    Batch(Reply<Vec<Result<Answered<CoreDecision>, Error>>>, Vec<Result<Answered<CoreDecision>, Error>>),
     Rules(Reply<RuleSet>, RuleSet),
 }
 

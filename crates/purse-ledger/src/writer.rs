@@ -27,11 +27,12 @@ use crate::store::{Store, BATCH_BLOCKS_MAX};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
-/// A command's answer as the writer sends it.
+/// A command's answer as the writer sends it: boxed for `submit`'s reply, unboxed inside a
+/// batch's list (no allocation per command).
 #[derive(Debug)]
-pub(crate) enum Answered {
+pub(crate) enum Answered<D = Box<CoreDecision>> {
     /// Its flows.
-    Decided(Box<CoreDecision>),
+    Decided(D),
     /// A replay, when callers read the log themselves ([`Writer::set_replays_read_by_callers`]):
     /// only its first flow's id, which the caller's own [`LogReader`] turns into the flows, so
     /// that a retry costs the writer no log read.
@@ -64,7 +65,7 @@ pub(crate) enum Request {
     /// [`crate::Ledger::submit_batch`]), all in this batch's commit.
     Batch {
         commands: Vec<(Command, Fingerprint)>,
-        reply: Reply<Vec<Result<Answered, Error>>>,
+        reply: Reply<Vec<Result<Answered<CoreDecision>, Error>>>,
     },
     /// A group whose commands arrive in parts on `parts` (see [`crate::GroupSender`]).
     Group {
@@ -168,7 +169,7 @@ enum Pending {
     /// A refusal, answered as the commit's failure if the commit fails.
     Refused(Reply<Answered>, Error),
     Replayed(Reply<Answered>, u64),
-    Batch(Reply<Vec<Result<Answered, Error>>>, Vec<Slot>),
+    Batch(Reply<Vec<Result<Answered<CoreDecision>, Error>>>, Vec<Slot>),
     Group(Reply<GroupOutcome>, Decided, bool),
     Rules(Reply<RuleSet>, RuleSet),
     Query(Query),
@@ -284,8 +285,7 @@ impl Writer {
             }
             let started = std::time::Instant::now();
             let closed = self.process_with(&mut batch, &|| !receiver.is_empty());
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.stats.batch_micros_max = self.stats.batch_micros_max.max(micros);
+            self.stats.batch_micros_max = self.stats.batch_micros_max.max(elapsed_micros(started));
             if closed {
                 return;
             }
@@ -452,12 +452,12 @@ impl Writer {
     }
 
     /// A replay's answer: its id for a caller that reads the log itself, else its flows read here.
-    fn replayed(&mut self, flow_id: u64) -> Result<Answered, Error> {
+    fn replayed<D: From<CoreDecision>>(&mut self, flow_id: u64) -> Result<Answered<D>, Error> {
         if self.replays_read_by_callers {
             return Ok(Answered::Replayed(flow_id));
         }
         self.stats.replays_read_on_writer += 1;
-        self.read_decided(flow_id).map(|decided| Answered::Decided(Box::new(decided)))
+        self.read_decided(flow_id).map(|decided| Answered::Decided(D::from(decided)))
     }
 
     /// The flow a replayed request was first answered with.
@@ -701,7 +701,7 @@ impl Writer {
                 let items = slots
                     .into_iter()
                     .map(|slot| match slot {
-                        Slot::Written(decided) => Ok(Answered::Decided(Box::new(decided))),
+                        Slot::Written(decided) => Ok(Answered::Decided(decided)),
                         Slot::Refused(error) => Err(error),
                         Slot::Replayed(flow_id) => self.replayed(flow_id),
                     })
