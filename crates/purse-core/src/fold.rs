@@ -294,10 +294,12 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
         (FlowType::Undeduct, Some(source)) => {
             let original = state.orders.get_mut(source).expect("checked by check_type_rules");
             original.refunded = original.refunded.checked_add(&flow.affected).expect("checked by check_type_rules");
+            original.changed = flow.flow_id;
         }
         (FlowType::Uncharge | FlowType::Capture | FlowType::Release, Some(source)) => {
             let order = state.orders.get_mut(source).expect("checked by check_type_rules");
             order.reversed_by = flow.flow_id;
+            order.changed = flow.flow_id;
             let hold_flow = order.flow_id;
             if flow.flow_type != FlowType::Uncharge {
                 if let Some(expire_time) = state.hold_expiry.get(&hold_flow) {
@@ -346,6 +348,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
         moved,
         refunded: Buckets::ZERO,
         reversed_by: 0,
+        changed: flow.flow_id,
         account: u32::try_from(account_position).expect("at most 2^32 accounts"),
         flow_type: flow.flow_type,
     };

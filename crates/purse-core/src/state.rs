@@ -13,6 +13,8 @@ type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 mod fold;
 #[path = "state_parts.rs"]
 mod parts;
+#[path = "residency.rs"]
+mod residency;
 
 pub use parts::{OrderPart, StateBuilder};
 
@@ -106,19 +108,23 @@ pub struct Order<'a> {
 }
 
 /// An [`Order`] as the state keeps it: the account by its position in the account table
-/// instead of a copy of its id, and no reversal as 0 (flow ids start at 1). 72 bytes.
+/// instead of a copy of its id, and no reversal as 0 (flow ids start at 1). 80 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct StoredOrder {
     flow_id: u64,
     moved: Buckets,
     refunded: Buckets,
     reversed_by: u64,
+    /// The last flow folded here that made or changed it; 0 for one admitted from outside the
+    /// state (a snapshot, the ledger's cold store), unchanged since. What
+    /// [`State::evict_orders`] goes by.
+    changed: u64,
     account: u32,
     flow_type: FlowType,
 }
 
-// The size the doc above promises: a million of them are held by a million-flow ledger.
-const _: () = assert!(std::mem::size_of::<StoredOrder>() == 72);
+// The size the doc above promises: the orders changed since the last snapshot are held.
+const _: () = assert!(std::mem::size_of::<StoredOrder>() == 80);
 
 impl Order<'_> {
     /// For a DEDUCT or CAPTURE: what is left to refund in each bucket.

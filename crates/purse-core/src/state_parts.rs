@@ -33,6 +33,30 @@ pub struct OrderPart<'a> {
     pub reversed_by: Option<u64>,
 }
 
+impl StoredOrder {
+    /// An order from outside the fold (a snapshot, the cold store), as far as it can be checked
+    /// alone: its account exists, and a reversal comes after it. Unchanged since (`changed` 0).
+    pub(super) fn checked(state: &State, order: &OrderPart<'_>) -> Result<StoredOrder, String> {
+        // The message is made only on failure: a million orders pass here on every open.
+        let named = || format!("order {:?}", order.outer_order_id);
+        if order.account as usize >= state.accounts.len() {
+            return Err(format!("{}: account #{} does not exist", named(), order.account));
+        }
+        if order.flow_id == 0 || order.reversed_by.is_some_and(|by| by <= order.flow_id) {
+            return Err(format!("{}: flow {} reversed by {:?}", named(), order.flow_id, order.reversed_by));
+        }
+        Ok(StoredOrder {
+            flow_id: order.flow_id,
+            moved: order.moved,
+            refunded: order.refunded,
+            reversed_by: order.reversed_by.unwrap_or(0),
+            changed: 0,
+            account: order.account,
+            flow_type: order.flow_type,
+        })
+    }
+}
+
 impl<'a> OrderPart<'a> {
     fn of(outer_order_id: &'a str, order: &StoredOrder) -> OrderPart<'a> {
         OrderPart {
@@ -129,23 +153,12 @@ impl StateBuilder {
 
     /// Adds the next order (orders in the order written).
     pub fn order(&mut self, order: OrderPart<'_>) -> Result<(), String> {
-        // The message is made only on failure: a million orders pass here on every open.
-        let named = || format!("order {:?}", order.outer_order_id);
-        if order.account as usize >= self.state.accounts.len() {
-            return Err(format!("{}: account #{} does not exist", named(), order.account));
-        }
-        if order.flow_id == 0 || order.reversed_by.is_some_and(|by| by <= order.flow_id) {
-            return Err(format!("{}: flow {} reversed by {:?}", named(), order.flow_id, order.reversed_by));
-        }
-        let stored = StoredOrder {
-            flow_id: order.flow_id,
-            moved: order.moved,
-            refunded: order.refunded,
-            reversed_by: order.reversed_by.unwrap_or(0),
-            account: order.account,
-            flow_type: order.flow_type,
-        };
-        self.state.orders.insert_new(order.outer_order_id, stored).map(|_| ()).map_err(|_| format!("two {}", named()))
+        let stored = StoredOrder::checked(&self.state, &order)?;
+        self.state
+            .orders
+            .insert_new(order.outer_order_id, stored)
+            .map(|_| ())
+            .map_err(|_| format!("two orders {:?}", order.outer_order_id))
     }
 
     /// Adds the rules of `brand_id` (`None`: the ledger default).

@@ -318,8 +318,7 @@ fn statement_on(
     start_time: Timestamp,
     end_time: Timestamp,
 ) -> Result<Statement, Error> {
-    let flows =
-        writer.projections.account_flows.get(&account_id).ok_or_else(|| Error::AccountNotFound(account_id.clone()))?;
+    let flows = writer.projections.flow_refs(&account_id)?.ok_or_else(|| Error::AccountNotFound(account_id.clone()))?;
     let mut statement = Statement {
         account_id,
         start_time,

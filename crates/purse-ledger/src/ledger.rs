@@ -393,12 +393,15 @@ impl Ledger {
         self.query(move |writer| {
             let sequence = match &key {
                 FlowKey::Id(sequence) => *sequence,
-                FlowKey::OuterOrderId(id) => writer
-                    .projections
-                    .state
-                    .order(id)
-                    .map(|order| order.flow_id)
-                    .ok_or_else(|| Error::NotFound(format!("no flow has outer_order_id {id:?}")))?,
+                FlowKey::OuterOrderId(id) => {
+                    writer.projections.admit_orders([id.as_str()])?;
+                    writer
+                        .projections
+                        .state
+                        .order(id)
+                        .map(|order| order.flow_id)
+                        .ok_or_else(|| Error::NotFound(format!("no flow has outer_order_id {id:?}")))?
+                }
             };
             writer.read_flow(sequence)
         })
@@ -435,12 +438,22 @@ impl Ledger {
 
     /// Re-reads and re-folds the whole log from disk and compares every projection with it.
     pub async fn verify(&self) -> Result<VerifyReport, Error> {
-        self.query(verify_on).await
+        self.query(|writer| verify_on(writer)).await
     }
 
     /// Counters of the commit path.
     pub async fn stats(&self) -> Result<WriterStats, Error> {
-        self.query(|writer| Ok(writer.stats)).await
+        self.query(|writer| {
+            let projections = &writer.projections;
+            Ok(WriterStats {
+                orders_in_memory: projections.state.orders_held() as u64,
+                requests_in_memory: projections.requests.len() as u64,
+                flow_refs_in_memory: projections.account_flows.values().map(|refs| refs.len() as u64).sum(),
+                bloom_bytes: projections.bloom.bytes() as u64,
+                ..writer.stats
+            })
+        })
+        .await
     }
 
     /// Bytes sled's files take on disk.
@@ -483,11 +496,11 @@ impl Ledger {
 
     pub(crate) async fn query<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Writer) -> Result<T, Error> + Send + 'static,
+        read: impl FnOnce(&mut Writer) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         self.call(|reply: Reply<T>| {
             // After a failed write the projections are ahead of the disk: answer nothing from them.
-            let query: Query = Box::new(move |writer: &Writer| {
+            let query: Query = Box::new(move |writer: &mut Writer| {
                 let _ = reply.send(writer.check_not_poisoned().and_then(|()| read(writer)));
             });
             Request::Query(query)
@@ -579,8 +592,9 @@ fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
 pub(crate) fn open_writer_over(
     mut store: Store,
     config: &LedgerConfig,
-    snapshots: Snapshotter,
+    mut snapshots: Snapshotter,
 ) -> Result<Writer, Error> {
+    snapshots.set_cold(store.cold()?);
     let stored_config = store.config()?;
     if stored_config.is_none() {
         // No meta: a new ledger, unless a head file says entries were acknowledged here.
@@ -615,7 +629,11 @@ pub(crate) fn open_writer_over(
             let config = Config { scale: config.scale.unwrap_or_default(), zone: config.zone.unwrap_or_default() };
             store.create_head()?;
             store.write_config(config.scale, config.zone)?;
-            let mut writer = Writer::new(store, Projections::new(config));
+            let mut projections = Projections::new(config);
+            if let Some(cold) = snapshots.cold() {
+                projections.attach_cold(cold)?;
+            }
+            let mut writer = Writer::new(store, projections);
             writer.snapshots = snapshots;
             return Ok(writer);
         }

@@ -1,4 +1,4 @@
-//! Paging an account's history: filter the in-memory index, then read only the page's flows.
+//! Paging an account's history: filter its flow index, then read only the page's flows.
 
 use crate::error::Error;
 use crate::ledger::{FlowPage, FlowQuery};
@@ -9,8 +9,7 @@ pub(crate) fn page(writer: &Writer, query: &FlowQuery) -> Result<FlowPage, Error
     writer.check_not_poisoned()?;
     let flows = writer
         .projections
-        .account_flows
-        .get(&query.account_id)
+        .flow_refs(&query.account_id)?
         .ok_or_else(|| Error::AccountNotFound(query.account_id.clone()))?;
     let matches = |flow: &&FlowRef| {
         (query.flow_types.is_empty() || query.flow_types.contains(&flow.flow_type))

@@ -52,7 +52,7 @@ pub(crate) fn account_at(
     point: AsOf,
     through: u64,
 ) -> Result<Option<Account>, Error> {
-    let Some(flows) = writer.projections.account_flows.get(account_id) else { return Ok(None) };
+    let Some(flows) = writer.projections.flow_refs(account_id)? else { return Ok(None) };
     let flows = &flows[..flows.partition_point(|flow| flow.sequence <= through)];
     let upto = match point {
         AsOf::Entry(entry) => flows.partition_point(|flow| flow.sequence <= entry),

@@ -4,12 +4,15 @@
 
 use std::collections::HashMap;
 
-use purse_core::{Config, Entry, Flow, FlowType, RulesChange, State, StrTable, Timestamp};
-use purse_idempotency::{Fingerprint, Index, Record};
+use std::sync::Arc;
+
+use purse_core::{Action, Command, Config, Entry, Flow, FlowType, RulesChange, State, StrTable, Timestamp};
+use purse_idempotency::{Decision, Fingerprint, Index, Record};
 
 use crate::block::Block;
 use crate::error::Error;
 use crate::record::EntryRecord;
+use crate::snapshot_format::cold::{self, Bloom, ColdStore, Kind};
 use crate::store::Store;
 
 /// What the per-account index keeps of each flow: enough to filter without reading the log.
@@ -210,11 +213,19 @@ impl IdArena {
     }
 }
 
+/// What the writer derives from the log. With a cold store attached (`snapshot_cold.rs`), the
+/// orders, idempotency records and flow references the last snapshot held may be there instead
+/// of in memory: `state`, `requests` and `account_flows` then hold what changed since (and the
+/// orders admitted back), and every lookup goes through [`Projections::request`],
+/// [`Projections::admit_orders`] and [`Projections::flow_refs`].
 #[derive(Debug, Clone)]
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,
     pub account_flows: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
+    pub cold: Option<Arc<dyn ColdStore>>,
+    /// Every request and order id ever folded here or held by the cold store (a superset).
+    pub bloom: Bloom,
     /// `card_id` → the accounts opened with it, in the order they were opened. The spec does not
     /// make a card unique, so one card may name several accounts.
     pub cards: CardIndex,
@@ -235,9 +246,125 @@ impl Projections {
             requests: Index::with_capacity(entries),
             account_flows: HashMap::default(),
             cards: CardIndex::default(),
+            cold: None,
+            bloom: Bloom::default(),
             last_block_checksum: 0,
             blocks: 0,
         }
+    }
+
+    /// Attaches the cold store: its Bloom filter replaces this one, and every id held in memory
+    /// joins it (a snapshot's, which the stored filter may predate).
+    pub fn attach_cold(&mut self, cold: Arc<dyn ColdStore>) -> Result<(), Error> {
+        if let Some(stored) = cold::bloom(cold.as_ref())? {
+            self.bloom = stored;
+        }
+        for (request_id, _) in self.requests.iter() {
+            self.bloom.insert(Kind::Request, request_id);
+        }
+        for (order_id, _) in self.state.orders() {
+            self.bloom.insert(Kind::Order, order_id);
+        }
+        self.cold = Some(cold);
+        Ok(())
+    }
+
+    /// The record of `request_id`: in memory, else in the cold store.
+    pub fn request(&self, request_id: &str) -> Result<Option<Record>, Error> {
+        if let Some(record) = self.requests.get(request_id) {
+            return Ok(Some(*record));
+        }
+        match &self.cold {
+            Some(cold) if self.bloom.may_contain(Kind::Request, request_id) => cold::request(cold.as_ref(), request_id),
+            _ => Ok(None),
+        }
+    }
+
+    /// The idempotency decision for a command (see [`purse_idempotency::decide`]).
+    pub fn check_request(&self, request_id: &str, fingerprint: &Fingerprint) -> Result<Decision, Error> {
+        Ok(purse_idempotency::decide(self.request(request_id)?.as_ref(), fingerprint))
+    }
+
+    /// Brings every order of `ids` the cold store has and memory does not back into the state,
+    /// so that the state answers for each exactly as if it held every order.
+    pub fn admit_orders<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
+        let Some(cold) = &self.cold else { return Ok(()) };
+        for id in ids {
+            if self.state.holds_order(id) || !self.bloom.may_contain(Kind::Order, id) {
+                continue;
+            }
+            if let Some(order) = cold::order(cold.as_ref(), id)? {
+                self.state.admit_order(order.part(id), order.expire_time, order.takes).map_err(|reason| {
+                    Error::Corruption(format!("the cold store's order {id:?} does not fit the state: {reason}"))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Projections::admit_orders`] for the orders a command names.
+    pub fn admit_for_command(&mut self, command: &Command) -> Result<(), Error> {
+        let source = match &command.action {
+            Action::Undeduct { original_outer_order_id: id, .. } => Some(id.as_str()),
+            Action::Uncharge { src_outer_order_id: id }
+            | Action::Capture { src_outer_order_id: id, .. }
+            | Action::Release { src_outer_order_id: id }
+            | Action::ExpireHold { src_outer_order_id: id, .. } => Some(id.as_str()),
+            _ => None,
+        };
+        self.admit_orders(std::iter::once(command.outer_order_id.as_str()).chain(source))
+    }
+
+    /// [`Projections::admit_orders`] for the orders a flow names, and (folding the log onto a
+    /// snapshot) the check that its request is not one the cold store holds for another flow.
+    fn admit_for_flow(&mut self, flow: &Flow) -> Result<(), Error> {
+        if self.cold.is_none() {
+            return Ok(());
+        }
+        if flow.flow_type != FlowType::TransferIn && self.requests.get(&flow.request_id).is_none() {
+            if let Some(record) = self.request(&flow.request_id)? {
+                return Err(Error::Corruption(format!(
+                    "flow {}: request_id {:?} already has flow {} in the cold store",
+                    flow.flow_id, flow.request_id, record.flow_id
+                )));
+            }
+        }
+        self.admit_orders(std::iter::once(flow.outer_order_id.as_str()).chain(flow.source_order_id.as_deref()))
+    }
+
+    /// The flow references of `account_id`, in order: the cold store's, then memory's. `None`
+    /// for an account the ledger does not have.
+    pub fn flow_refs(&self, account_id: &str) -> Result<Option<Vec<FlowRef>>, Error> {
+        if self.state.account(account_id).is_none() {
+            return Ok(None);
+        }
+        let mut refs = match &self.cold {
+            Some(cold) => cold::flow_refs(cold.as_ref(), account_id)?,
+            None => Vec::new(),
+        };
+        let last = refs.last().map_or(0, |last| last.sequence);
+        // After a crash while the cold store was written, both may hold the same references.
+        let held = self.account_flows.get(account_id).map_or(&[][..], Vec::as_slice);
+        refs.extend(held.iter().filter(|reference| reference.sequence > last));
+        Ok(Some(refs))
+    }
+
+    /// Drops from memory what the cold store now holds as of entry `through`: the orders no
+    /// later flow changed (but open HOLDs), the records and references up to it.
+    pub fn evict_through(&mut self, through: u64) {
+        self.state.evict_orders(through);
+        let kept = self.requests.iter().filter(|(_, record)| record.flow_id > through).count();
+        if kept < self.requests.len() {
+            let mut requests = Index::with_capacity(kept);
+            for (request_id, record) in self.requests.iter().filter(|(_, record)| record.flow_id > through) {
+                requests.insert(request_id, *record).expect("ids of one index are unique");
+            }
+            self.requests = requests;
+        }
+        self.account_flows.retain(|_, refs| {
+            refs.retain(|reference| reference.sequence > through);
+            !refs.is_empty()
+        });
     }
 
     /// Folds one flow, the writer's or the log's. On error nothing changed: the core's `apply`
@@ -271,6 +398,8 @@ impl Projections {
             self.requests
                 .insert(&flow.request_id, Record { fingerprint, flow_id: flow.flow_id })
                 .expect("checked above: the request_id is new");
+            self.bloom.insert(Kind::Request, &flow.request_id);
+            self.bloom.insert(Kind::Order, &flow.outer_order_id);
         }
         let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
         match self.account_flows.get_mut(&flow.account_id) {
@@ -321,6 +450,9 @@ impl Projections {
         block.check_follows(self.state.next_sequence(), self.last_block_checksum)?;
         let corrupt = |reason: String| block.corrupt(reason);
         for (entry, fingerprint) in &block.entries {
+            if let Entry::Flow(flow) = entry {
+                self.admit_for_flow(flow)?;
+            }
             self.fold_entry(entry, *fingerprint).map_err(corrupt)?;
         }
         self.last_block_checksum = block.checksum;

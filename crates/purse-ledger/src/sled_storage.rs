@@ -93,7 +93,7 @@ fn guard<T>(what: &str, call: impl FnOnce() -> sled::Result<T>) -> Result<T, Err
 }
 
 /// A sled error as a purse error: a full disk says so, and that nothing written is lost.
-fn sled_error(what: &str, error: sled::Error) -> Error {
+pub(crate) fn sled_error(what: &str, error: sled::Error) -> Error {
     match error {
         sled::Error::Io(io) => io_error(what, &io),
         sled::Error::Corruption { .. } => Error::Corruption(format!("{what}: {error}")),
@@ -454,6 +454,17 @@ impl Storage for SledStorage {
 
     fn log_reader(&self) -> Result<Option<std::sync::Arc<dyn LogReader>>, Error> {
         Ok(Some(std::sync::Arc::new(SledLogReader { log: self.log.clone() })))
+    }
+
+    fn cold(&self) -> Result<Option<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>, Error> {
+        let tree = guard("opening the cold tree", || self.db.open_tree("cold"))?;
+        let data_file = self
+            .data_file
+            .try_clone()
+            .map_err(|error| io_error("opening sled's data file for the cold store", &error))?;
+        let db = self.db.clone();
+        let sync = Box::new(move || sync_sled(&db, &data_file));
+        Ok(Some(std::sync::Arc::new(crate::snapshot_format::cold::SledCold { tree, sync })))
     }
 
     fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {

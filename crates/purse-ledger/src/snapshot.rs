@@ -29,6 +29,7 @@ use crate::error::Error;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::projection::Projections;
 use crate::sled_storage::io_error;
+use crate::snapshot_format::cold::{self, Bloom, ColdStore};
 use crate::snapshot_format::{self, Covered};
 use crate::store::Store;
 
@@ -212,13 +213,16 @@ pub struct SnapshotStats {
     /// The longest and the last pause of the writer for a snapshot (encoding it), in µs.
     pub pause_micros_max: u64,
     pub pause_micros_last: u64,
+    /// Keys written into the cold store since opening.
+    pub cold_keys_written: u64,
 }
 
 /// A snapshot whose background write has not been collected yet.
 #[derive(Debug)]
 struct InFlight {
     info: SnapshotInfo,
-    thread: JoinHandle<Result<(), Error>>,
+    /// `Ok(Some(..))`: what filling the cold store from it gave (keys written).
+    thread: JoinHandle<Result<Option<Result<u64, Error>>, Error>>,
 }
 
 #[derive(Debug)]
@@ -243,6 +247,9 @@ enum Piece {
 #[derive(Debug)]
 pub(crate) struct Snapshotter {
     store: Option<Arc<dyn SnapshotStore>>,
+    /// Where the orders, records and references of each snapshot go once it is durable, so
+    /// that memory can let go of them (`snapshot_cold.rs`); `None`: memory keeps everything.
+    cold: Option<Arc<dyn ColdStore>>,
     every_entries: u64,
     every: Duration,
     progress: Mutex<Progress>,
@@ -268,7 +275,19 @@ impl Snapshotter {
             warnings: Vec::new(),
             stats: SnapshotStats::default(),
         };
-        Snapshotter { store, every_entries, every, progress: Mutex::new(progress) }
+        Snapshotter { store, cold: None, every_entries, every, progress: Mutex::new(progress) }
+    }
+
+    pub fn cold(&self) -> Option<Arc<dyn ColdStore>> {
+        self.cold.clone()
+    }
+
+    /// Gives the snapshots a cold store (only with a snapshot store: the cold store is filled
+    /// from snapshot files).
+    pub fn set_cold(&mut self, cold: Option<Arc<dyn ColdStore>>) {
+        if self.store.is_some() {
+            self.cold = cold;
+        }
     }
 
     fn progress(&self) -> MutexGuard<'_, Progress> {
@@ -297,27 +316,27 @@ impl Snapshotter {
     /// The hook the writer calls after every batch (`healthy`: its commit succeeded and it is not
     /// poisoned). Takes a snapshot when enough entries or time passed; at a clean close waits
     /// for any snapshot in flight, and takes one more if the tail since is large.
-    pub fn after_batch(&self, projections: &Projections, healthy: bool, closing: bool) {
+    pub fn after_batch(&self, projections: &mut Projections, healthy: bool, closing: bool) {
         let Some(store) = &self.store else { return };
         let mut progress = self.progress();
-        progress.collect(closing);
+        progress.collect(closing, projections);
         if !healthy || progress.in_flight.is_some() {
             return;
         }
         if self.is_due(&progress, projections, closing) {
             progress.take(store, projections);
-            progress.collect(closing);
+            progress.collect(closing, projections);
         }
     }
 
     /// Whether [`Snapshotter::after_batch`] would take a snapshot now: the pipelined writer
     /// first waits for its batches in flight, since a snapshot must cover durable state only.
-    pub fn due(&self, projections: &Projections, closing: bool) -> bool {
+    pub fn due(&self, projections: &mut Projections, closing: bool) -> bool {
         if self.store.is_none() {
             return false;
         }
         let mut progress = self.progress();
-        progress.collect(closing);
+        progress.collect(closing, projections);
         progress.in_flight.is_none() && self.is_due(&progress, projections, closing)
     }
 
@@ -336,7 +355,7 @@ impl Snapshotter {
     }
 
     /// Takes a snapshot now and waits until it is durable ([`Ledger::snapshot`]).
-    pub fn take_now(&self, projections: &Projections) -> Result<SnapshotInfo, Error> {
+    pub fn take_now(&self, projections: &mut Projections) -> Result<SnapshotInfo, Error> {
         let store =
             self.store.as_ref().ok_or_else(|| Error::InvalidArgument("this ledger keeps no snapshots".into()))?;
         let sequence = projections.state.last_sequence();
@@ -344,13 +363,13 @@ impl Snapshotter {
             return Err(Error::InvalidArgument("an empty ledger has nothing to snapshot".into()));
         }
         let mut progress = self.progress();
-        progress.collect(true);
+        progress.collect(true, projections);
         if let Some(last) = progress.stats.last.filter(|last| last.sequence == sequence) {
             return Ok(last);
         }
         let failed = progress.stats.failed;
         progress.take(store, projections);
-        progress.collect(true);
+        progress.collect(true, projections);
         match progress.stats.last {
             Some(last) if last.sequence == sequence && progress.stats.failed == failed => Ok(last),
             _ => Err(Error::Storage(progress.warnings.last().cloned().unwrap_or_else(|| "the snapshot failed".into()))),
@@ -361,11 +380,7 @@ impl Snapshotter {
     /// check and the log after it, else from the whole log.
     pub fn load(&self, store: &Store, config: Config, entries_expected: u64) -> Result<Projections, Error> {
         let started = Instant::now();
-        let loaded = self.load_newest(store, config);
-        let (projections, from) = match loaded {
-            Some((projections, from)) => (projections, Some(from)),
-            None => (Projections::load(store, config, entries_expected)?, None),
-        };
+        let (projections, from) = self.reload(store, config, entries_expected)?;
         let mut progress = self.progress();
         progress.attempted = from.unwrap_or(0);
         progress.stats.loaded_from = from;
@@ -374,7 +389,48 @@ impl Snapshotter {
         Ok(projections)
     }
 
-    fn load_newest(&self, store: &Store, config: Config) -> Option<(Projections, u64)> {
+    /// [`Snapshotter::load`] without its counters (a group not committed undoes by this), and
+    /// the snapshot it started from.
+    pub fn reload(
+        &self,
+        store: &Store,
+        config: Config,
+        entries_expected: u64,
+    ) -> Result<(Projections, Option<u64>), Error> {
+        let cold_in_use = match &self.cold {
+            Some(cold) => !cold.is_empty()?,
+            None => false,
+        };
+        if let Some(loaded) = self.load_newest(store, config, cold_in_use) {
+            return Ok(loaded);
+        }
+        if cold_in_use {
+            self.forget_cold()?;
+        }
+        let mut projections = Projections::load(store, config, entries_expected)?;
+        if let Some(cold) = &self.cold {
+            projections.attach_cold(Arc::clone(cold))?;
+        }
+        Ok((projections, None))
+    }
+
+    /// Empties the cold store before the whole log is folded: its values may be newer than any
+    /// snapshot left. The snapshot files go first (each needs the cold store), so a crash in
+    /// between leaves a cold store without snapshots, which the next open empties again.
+    fn forget_cold(&self) -> Result<(), Error> {
+        if let Some(snapshots) = &self.store {
+            for sequence in snapshots.list()? {
+                snapshots.remove(sequence)?;
+            }
+        }
+        if let Some(cold) = &self.cold {
+            cold.clear()?;
+            cold.flush()?;
+        }
+        Ok(())
+    }
+
+    fn load_newest(&self, store: &Store, config: Config, cold_in_use: bool) -> Option<(Projections, Option<u64>)> {
         let snapshots = self.store.as_ref()?;
         let sequences = match snapshots.list() {
             Ok(sequences) => sequences,
@@ -384,20 +440,37 @@ impl Snapshotter {
             }
         };
         for (position, sequence) in sequences.iter().enumerate().rev() {
-            let loaded = read_checked(snapshots.as_ref(), *sequence, store, config).and_then(|mut projections| {
-                projections
-                    .fold_tail(store)
-                    .map_err(|error| format!("the log after it does not fold onto it ({error})"))?;
-                Ok(projections)
-            });
+            let loaded =
+                read_checked(snapshots.as_ref(), *sequence, store, config).and_then(|(mut projections, cold)| {
+                    match (&self.cold, cold) {
+                        (Some(store), true) if cold_in_use => projections
+                            .attach_cold(Arc::clone(store))
+                            .map_err(|error| format!("its cold store cannot be read ({error})"))?,
+                        (_, true) => return Err("it needs the cold store, which is empty".into()),
+                        (Some(store), false) => projections
+                            .attach_cold(Arc::clone(store))
+                            .map_err(|error| format!("the cold store cannot be read ({error})"))?,
+                        (None, false) => {}
+                    }
+                    projections
+                        .fold_tail(store)
+                        .map_err(|error| format!("the log after it does not fold onto it ({error})"))?;
+                    Ok(projections)
+                });
             match loaded {
-                Ok(projections) => return Some((projections, *sequence)),
+                Ok(projections) => return Some((projections, Some(*sequence))),
                 Err(reason) => {
-                    let instead = if position > 0 { "an older snapshot" } else { "the whole log" };
+                    // The cold store may hold values newer than an older snapshot: only the
+                    // newest can stand on it.
+                    let older = position > 0 && !cold_in_use;
+                    let instead = if older { "an older snapshot" } else { "the whole log" };
                     self.warn(format!(
                         "snapshot {} was not used: {reason}; {instead} was folded instead (a snapshot is derived data: nothing is lost)",
                         snapshots.name(*sequence)
                     ));
+                    if !older {
+                        return None;
+                    }
                 }
             }
         }
@@ -411,7 +484,7 @@ pub(crate) fn read_checked(
     sequence: u64,
     store: &Store,
     config: Config,
-) -> Result<Projections, String> {
+) -> Result<(Projections, bool), String> {
     let mut opened = open_at_position(snapshots, sequence, store)?;
     snapshot_format::read_body(&mut opened.reader, &opened.header, opened.covered, config)
 }
@@ -473,6 +546,7 @@ impl Progress {
         self.since = Instant::now();
         let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
         let writing = Arc::clone(store);
+        let cold = projections.cold.clone().map(|cold| (cold, projections.bloom.clone()));
         let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
             let mut file = writing.create(sequence)?;
             for piece in receiver {
@@ -480,7 +554,9 @@ impl Progress {
                     Piece::Bytes(bytes) => file.write(&bytes)?,
                     Piece::Commit => {
                         file.commit()?;
-                        return prune(writing.as_ref());
+                        prune(writing.as_ref())?;
+                        let Some((cold, bloom)) = cold else { return Ok(None) };
+                        return Ok(Some(fill_cold(writing.as_ref(), sequence, cold.as_ref(), &bloom)));
                     }
                 }
             }
@@ -507,8 +583,9 @@ impl Progress {
         }
     }
 
-    /// Collects the snapshot in flight once its thread is done (`wait`: waits for it).
-    fn collect(&mut self, wait: bool) {
+    /// Collects the snapshot in flight once its thread is done (`wait`: waits for it). Once the
+    /// cold store holds it, lets `projections` drop from memory what it holds.
+    fn collect(&mut self, wait: bool, projections: &mut Projections) {
         let Some(in_flight) = self.in_flight.take() else { return };
         if !wait && !in_flight.thread.is_finished() {
             self.in_flight = Some(in_flight);
@@ -516,9 +593,19 @@ impl Progress {
         }
         let sequence = in_flight.info.sequence;
         match in_flight.thread.join() {
-            Ok(Ok(())) => {
+            Ok(Ok(cold)) => {
                 self.stats.written += 1;
                 self.stats.last = Some(in_flight.info);
+                match cold {
+                    Some(Ok(keys)) => {
+                        self.stats.cold_keys_written += keys;
+                        projections.evict_through(sequence);
+                    }
+                    Some(Err(error)) => self.warn(format!(
+                        "the snapshot at entry {sequence} did not go into the cold store ({error}); memory keeps it"
+                    )),
+                    None => {}
+                }
             }
             Ok(Err(error)) => self.failed(sequence, &error),
             Err(_) => self.failed(sequence, &Error::Storage("its thread panicked".into())),
@@ -534,12 +621,21 @@ impl Progress {
 impl Drop for Snapshotter {
     /// A ledger dropped without a close still finishes the snapshot it was writing.
     fn drop(&mut self) {
-        self.progress().collect(true);
+        let Some(in_flight) = self.progress().in_flight.take() else { return };
+        let _ = in_flight.thread.join();
     }
 }
 
 fn send(sender: &SyncSender<Piece>, piece: Piece) -> Result<(), Error> {
     sender.send(piece).map_err(|_| Error::Storage("the snapshot writer stopped".into()))
+}
+
+/// Reads the snapshot just committed back (from the page cache) into the cold store.
+fn fill_cold(snapshots: &dyn SnapshotStore, sequence: u64, cold: &dyn ColdStore, bloom: &Bloom) -> Result<u64, Error> {
+    let mut reader = snapshots.open(sequence)?;
+    let (_, header) = snapshot_format::read_header(&mut reader)
+        .map_err(|reason| Error::Corruption(format!("the snapshot just written reads back damaged: {reason}")))?;
+    cold::apply_snapshot(cold, &mut reader, &header, bloom)
 }
 
 /// Removes every complete snapshot but the newest [`SNAPSHOTS_KEPT`], once a new one is durable.
@@ -555,7 +651,7 @@ impl Ledger {
     /// `snapshot_every`, and at a clean close); this is for tests and tools. A ledger already
     /// snapshotted at its last entry answers that snapshot again.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, Error> {
-        self.query(|writer| writer.snapshots.take_now(&writer.projections)).await
+        self.query(|writer| writer.snapshots.take_now(&mut writer.projections)).await
     }
 
     /// Counters of this handle's snapshots: where opening started, the writer's pauses.

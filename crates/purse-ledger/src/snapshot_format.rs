@@ -27,6 +27,8 @@ use crate::error::Error;
 use crate::projection::Projections;
 use crate::record::{bucket_tag, buckets_to_array, flow_type_tag, EntryRecord};
 
+#[path = "snapshot_cold.rs"]
+pub(crate) mod cold;
 #[path = "snapshot_compare.rs"]
 pub(crate) mod compare;
 #[path = "snapshot_read.rs"]
@@ -77,6 +79,9 @@ enum Item<'a> {
     /// An account's next flow references: `(sequence, order_time, flow type tag)`.
     AccountFlows(Cow<'a, str>, Vec<(u64, i64, u8)>),
     End(Counts),
+    /// Right after `Start`: the orders, requests and flow references are only those held in
+    /// memory; the cold store (`snapshot_cold.rs`) has the rest.
+    Cold,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -327,6 +332,9 @@ pub(crate) fn encode(projections: &Projections, emit: impl FnMut(Vec<u8>) -> Res
         last_sequence: state.last_sequence(),
         counts,
     }))?;
+    if projections.cold.is_some() {
+        writer.push(&Item::Cold)?;
+    }
     for account in state.accounts() {
         writer.push(&Item::Account(account_record(account)))?;
     }

@@ -65,7 +65,7 @@ pub(crate) fn read_body(
     header: &[u8; HEADER_BYTES],
     covered: Covered,
     config: Config,
-) -> Result<Projections, String> {
+) -> Result<(Projections, bool), String> {
     let mut decoder = Decoder::new(config, covered);
     read_items(reader, header, |item| decoder.take(item))?;
     decoder.finish()
@@ -186,19 +186,22 @@ fn read_chunks(
     Ok(())
 }
 
+const END_PHASE: u8 = 10;
+
 /// The position of each kind of item in a snapshot's fixed order.
 fn phase(item: &Item<'_>) -> u8 {
     match item {
         Item::Start(_) => 0,
-        Item::Account(_) => 1,
-        Item::Order(_) => 2,
-        Item::Rules(_) => 3,
-        Item::HoldExpiry(..) => 4,
-        Item::OrderTakes(..) => 5,
-        Item::OpenHoldExpiry(..) => 6,
-        Item::Request(..) => 7,
-        Item::AccountFlows(..) => 8,
-        Item::End(_) => 9,
+        Item::Cold => 1,
+        Item::Account(_) => 2,
+        Item::Order(_) => 3,
+        Item::Rules(_) => 4,
+        Item::HoldExpiry(..) => 5,
+        Item::OrderTakes(..) => 6,
+        Item::OpenHoldExpiry(..) => 7,
+        Item::Request(..) => 8,
+        Item::AccountFlows(..) => 9,
+        Item::End(_) => END_PHASE,
     }
 }
 
@@ -217,6 +220,8 @@ struct Decoder {
     last_indexed: Option<String>,
     counts: Counts,
     end: Option<Counts>,
+    /// The snapshot holds only what memory held; the cold store has the rest.
+    cold: bool,
 }
 
 fn lot_key(expire_time: Option<i64>, flow_id: u64, index: u32) -> Result<LotKey, String> {
@@ -289,6 +294,7 @@ impl Decoder {
             last_indexed: None,
             counts: Counts::default(),
             end: None,
+            cold: false,
         }
     }
 
@@ -298,7 +304,7 @@ impl Decoder {
         let phase = phase(item);
         let in_order = match self.phase {
             None => phase == 0,
-            Some(9) => false,
+            Some(END_PHASE) => false,
             Some(last) => phase >= last && phase != 0,
         };
         if !in_order {
@@ -347,6 +353,7 @@ impl Decoder {
             }
             Item::AccountFlows(account_id, refs) => self.index(account_id, refs)?,
             Item::End(counts) => self.end = Some(*counts),
+            Item::Cold => self.cold = true,
         }
         Ok(())
     }
@@ -389,21 +396,25 @@ impl Decoder {
         Ok(())
     }
 
-    /// The projections, once every record is in and they agree with one another.
-    fn finish(self) -> Result<Projections, String> {
+    /// The projections, once every record is in and they agree with one another, and whether
+    /// the snapshot holds only what memory held (the cold store has the rest).
+    fn finish(self) -> Result<(Projections, bool), String> {
         let end = self.end.ok_or("it has no End record")?;
         if Some(end) != self.start || end != self.counts {
             return Err(format!("it counts {end:?} but holds {:?}", self.counts));
         }
         let state = self.state.ok_or("no Start record")?.finish(self.covered.sequence)?;
-        if self.account_flows.len() as u64 != self.counts.accounts {
+        if !self.cold && self.account_flows.len() as u64 != self.counts.accounts {
             return Err("the per-account flow index does not cover every account".into());
         }
         let mut recorded = 0u64;
         for (account_id, flows) in &self.account_flows {
             let account =
                 state.account(account_id).ok_or_else(|| format!("flows of an unknown account {account_id:?}"))?;
-            if account.flow_count != flows.len() as u64 {
+            // With the cold store, memory holds an account's latest flows only.
+            let indexed = flows.len() as u64;
+            let fits = account.flow_count == indexed || (self.cold && account.flow_count > indexed);
+            if !fits {
                 return Err(format!(
                     "account {account_id:?} has {} flows but {} indexed",
                     account.flow_count,
@@ -412,17 +423,20 @@ impl Decoder {
             }
             recorded += flows.iter().filter(|flow| flow.flow_type != FlowType::TransferIn).count() as u64;
         }
-        if recorded != self.counts.requests {
+        if !self.cold && recorded != self.counts.requests {
             return Err(format!("{} requests recorded for {recorded} flows that have one", self.counts.requests));
         }
         let cards = CardIndex::of(&state);
-        Ok(Projections {
+        let projections = Projections {
             state,
             requests: self.requests,
             account_flows: self.account_flows,
             cards,
+            cold: None,
+            bloom: Default::default(),
             last_block_checksum: self.covered.block_checksum,
             blocks: self.covered.blocks,
-        })
+        };
+        Ok((projections, self.cold))
     }
 }

@@ -23,6 +23,8 @@ use crate::error::Error;
 /// from a `Vec<u8>`.
 pub type Bytes = sled::IVec;
 
+pub use crate::snapshot_format::cold::ColdStore;
+
 /// The bytes of one head slot (see `head.rs` for the layout).
 pub const HEAD_SLOT_BYTES: usize = 32;
 
@@ -64,6 +66,11 @@ pub trait Storage: Send + Sync + Debug {
     /// A [`LogReader`] for other threads, if the medium has one. `None` (the default): the
     /// writer reads for everyone.
     fn log_reader(&self) -> Result<Option<std::sync::Arc<dyn LogReader>>, Error> {
+        Ok(None)
+    }
+    /// The cold store of this medium (`snapshot_cold.rs`), if it has one. `None` (the default):
+    /// memory keeps every order, record and reference.
+    fn cold(&self) -> Result<Option<std::sync::Arc<dyn ColdStore>>, Error> {
         Ok(None)
     }
 

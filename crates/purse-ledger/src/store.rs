@@ -73,6 +73,11 @@ impl Store {
         self.storage.log_reader()
     }
 
+    /// The cold store of this store's medium (see [`crate::storage::Storage::cold`]).
+    pub fn cold(&self) -> Result<Option<Arc<dyn crate::snapshot_format::cold::ColdStore>>, Error> {
+        self.storage.cold()
+    }
+
     /// Records `head` as acknowledged, for a commit a syncer made durable. Not synced, like the
     /// head [`Store::append`] writes.
     pub fn write_head(&mut self, head: Head) -> Result<(), Error> {

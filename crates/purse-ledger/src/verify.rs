@@ -17,6 +17,7 @@ use crate::ledger::VerifyReport;
 use crate::liability::Liability;
 use crate::projection::{read_log, CardIndex, DecodedBlock, FlowRef, Projections, ENTRIES_RESERVED_MAX};
 use crate::snapshot::{open_at_position, Opened, Snapshotter};
+use crate::snapshot_format::cold::{self, ColdStore};
 use crate::snapshot_format::compare::{compare, Against};
 use crate::store::Store;
 
@@ -32,6 +33,7 @@ pub(crate) fn verify(store: &Store, live: &Projections, snapshots: &Snapshotter)
         live,
         state: State::with_capacity(live.state.config(), capacity),
         flows_seen_per_account: HashMap::default(),
+        live_refs: HashMap::default(),
         flows: 0,
         requests: 0,
         last_block_checksum: 0,
@@ -71,11 +73,32 @@ struct Checker<'a> {
     state: State,
     /// How many of each account's flows the log has shown so far.
     flows_seen_per_account: HashMap<String, usize, foldhash::quality::RandomState>,
+    /// The live flow index of each account seen (memory's and the cold store's).
+    live_refs: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
     flows: u64,
     /// Flows that have their own idempotency record (all but TRANSFER_IN).
     requests: u64,
     last_block_checksum: u32,
     blocks: u64,
+}
+
+/// Every order of the fold, with its hold expiry and lot takes, is the live one (in memory or
+/// in the cold store), and the live ledger has no other.
+fn same_orders(fold: &State, live: &Projections, cold: &dyn ColdStore) -> Result<bool, Error> {
+    for (id, _) in fold.orders() {
+        let folded = fold.order_whole(id).expect("an order of the fold");
+        let equal = match live.state.order_whole(id) {
+            Some(held) => held == folded,
+            None => cold::order(cold, id)?
+                .is_some_and(|read| (read.part(id), read.expire_time, read.takes.as_slice()) == folded),
+        };
+        if !equal {
+            return Ok(false);
+        }
+    }
+    let ids = cold::order_ids(cold)?;
+    let only_held = live.state.orders().filter(|(id, _)| ids.binary_search_by(|other| other.as_str().cmp(id)).is_err());
+    Ok(ids.len() + only_held.count() == fold.orders().count())
 }
 
 fn differs(what: &str, sequence: u64) -> Error {
@@ -99,7 +122,7 @@ impl Checker<'_> {
             // A TRANSFER_IN shares its TRANSFER_OUT's request record.
             let transfer_in = flow.flow_type == purse_core::FlowType::TransferIn;
             let expected = Record { fingerprint, flow_id: if transfer_in { sequence - 1 } else { sequence } };
-            if self.live.requests.get(&flow.request_id) != Some(&expected) {
+            if self.live.request(&flow.request_id)? != Some(expected) {
                 return Err(differs("idempotency records", sequence));
             }
             if !transfer_in {
@@ -110,7 +133,11 @@ impl Checker<'_> {
                 None => self.flows_seen_per_account.entry(flow.account_id.clone()).or_insert(0),
             };
             let reference = FlowRef { sequence, order_time: flow.order_time, flow_type: flow.flow_type };
-            let indexed = self.live.account_flows.get(&flow.account_id).and_then(|flows| flows.get(*seen));
+            if !self.live_refs.contains_key(&flow.account_id) {
+                let refs = self.live.flow_refs(&flow.account_id)?.unwrap_or_default();
+                self.live_refs.insert(flow.account_id.clone(), refs);
+            }
+            let indexed = self.live_refs.get(&flow.account_id).and_then(|flows| flows.get(*seen));
             if indexed != Some(&reference) {
                 return Err(differs("the per-account flow index", sequence));
             }
@@ -158,19 +185,34 @@ impl Checker<'_> {
     fn finish(self) -> Result<VerifyReport, Error> {
         let live = self.live;
         let end = self.state.last_sequence();
-        if self.state != live.state {
+        let same = match &live.cold {
+            None => self.state == live.state,
+            Some(cold) => self.state.same_but_orders(&live.state) && same_orders(&self.state, live, cold.as_ref())?,
+        };
+        if !same {
             return Err(Error::Corruption("balances, orders or rules differ from the fold of the log".into()));
         }
         if self.state.mid_transfer() {
             return Err(Error::Corruption("the log ends between a TRANSFER_OUT and its TRANSFER_IN".into()));
         }
         self.state.check_lots().map_err(|reason| Error::Corruption(format!("expiry lots: {reason}")))?;
-        if live.requests.len() as u64 != self.requests {
+        let records = match &live.cold {
+            None => live.requests.len() as u64,
+            Some(cold) => {
+                let only_held = live.requests.iter().map(|(id, _)| cold::request(cold.as_ref(), id));
+                let only_held =
+                    only_held.collect::<Result<Vec<_>, Error>>()?.iter().filter(|found| found.is_none()).count();
+                cold::request_count(cold.as_ref())? + only_held as u64
+            }
+        };
+        if records != self.requests {
             return Err(differs("idempotency records (their number)", end));
         }
-        let index_complete = live.account_flows.len() == self.flows_seen_per_account.len()
-            && live
-                .account_flows
+        let accounts_indexed = live.state.accounts().count();
+        let index_complete = accounts_indexed == self.flows_seen_per_account.len()
+            && live.account_flows.keys().all(|account| self.flows_seen_per_account.contains_key(account))
+            && self
+                .live_refs
                 .iter()
                 .all(|(account, flows)| self.flows_seen_per_account.get(account) == Some(&flows.len()));
         if !index_complete {

@@ -52,7 +52,7 @@ impl Answered {
 }
 
 /// A read, run on the writer thread between batches. It sends its own answer.
-pub(crate) type Query = Box<dyn FnOnce(&Writer) + Send>;
+pub(crate) type Query = Box<dyn FnOnce(&mut Writer) + Send>;
 
 pub(crate) enum Request {
     /// Answered with the flow; the caller's task renders it, off the writer thread.
@@ -179,6 +179,12 @@ enum Pending {
 /// Counters of the commit path, for `purse bench` and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
+    /// Orders, idempotency records and flow references held in memory when asked (the rest is
+    /// in the cold store; see docs/ARCHITECTURE.md), and the Bloom filter's bytes.
+    pub orders_in_memory: u64,
+    pub requests_in_memory: u64,
+    pub flow_refs_in_memory: u64,
+    pub bloom_bytes: u64,
     pub batches: u64,
     pub commits: u64,
     pub entries_written: u64,
@@ -376,10 +382,10 @@ impl Writer {
         let small = in_flight == 0 && commands < PIPELINE_COMMANDS_MIN;
         if self.pipeline.is_some() && !alone && !small && !pending.iter().any(Pending::reads_projections) {
             self.hand_over(blocks, entries, pending);
-            if self.snapshots.due(&self.projections, false) {
+            if self.snapshots.due(&mut self.projections, false) {
                 // A snapshot covers durable state only: the batches in flight first.
                 self.settle(true);
-                self.snapshots.after_batch(&self.projections, self.poisoned.is_none(), false);
+                self.snapshots.after_batch(&mut self.projections, self.poisoned.is_none(), false);
             }
             return false;
         }
@@ -392,7 +398,7 @@ impl Writer {
         let healthy = commit.is_ok() && self.poisoned.is_none();
         let closing = self.answer(pending, commit);
         // After the answers, so no caller of this batch waits for a snapshot.
-        self.snapshots.after_batch(&self.projections, healthy, closing);
+        self.snapshots.after_batch(&mut self.projections, healthy, closing);
         closing
     }
 
@@ -462,7 +468,8 @@ impl Writer {
 
     /// The flow a replayed request was first answered with.
     fn replayed_flow_id(&self, request_id: &str) -> u64 {
-        self.projections.requests.get(request_id).expect("a replay has a record").flow_id
+        let record = self.projections.request(request_id).ok().flatten();
+        record.expect("a replay has a record, read a moment ago").flow_id
     }
 
     /// Decides one command and records its entry. `Ok(None)` is a replay of an earlier request.
@@ -493,7 +500,7 @@ impl Writer {
         now: Timestamp,
     ) -> Result<Option<CoreDecision>, Error> {
         self.check_not_poisoned()?;
-        match self.projections.requests.check(&command.request_id, &fingerprint) {
+        match self.projections.check_request(&command.request_id, &fingerprint)? {
             Decision::Fresh => {}
             Decision::Replay { .. } => return Ok(None),
             Decision::Conflict { flow_id } => {
@@ -508,6 +515,7 @@ impl Writer {
             }
         }
         let context = Context { sequence: self.projections.state.next_sequence(), now };
+        self.projections.admit_for_command(command)?;
         let decided = decide(&self.projections.state, command, &context)?;
         let fold = |projections: &mut Projections, flow: &Flow| {
             projections
@@ -614,8 +622,8 @@ impl Writer {
         if written > 0 && self.poisoned.is_none() {
             let config = self.projections.state.config();
             let sequence = self.projections.state.last_sequence() - written;
-            match Projections::load(&self.store, config, sequence) {
-                Ok(projections) => self.projections = projections,
+            match self.snapshots.reload(&self.store, config, sequence) {
+                Ok((projections, _)) => self.projections = projections,
                 Err(error) => self.poisoned = Some(format!("restoring after a group that was not committed: {error}")),
             }
         }

@@ -1,0 +1,660 @@
+//! The cold store: every order, idempotency record and per-account flow reference a snapshot
+//! held, on disk, so that memory holds only what changed since (issue 13, docs/ARCHITECTURE.md
+//! "Memory bounded by what is live").
+//!
+//! One sled tree, `cold`, written only from a committed snapshot file (see
+//! [`apply_snapshot`]): after the file of the snapshot at position P is durable, its orders,
+//! records and references go into the tree (one value per key, replaced), then a Bloom filter
+//! of every key, then sled is flushed; only then does the writer drop them from memory. So the
+//! tree never holds anything newer than the newest snapshot file, and whatever that file holds
+//! shadows the tree on open: a crash while the tree is written loses nothing. A damaged newest
+//! snapshot cannot be replaced by an older one (the tree may hold values newer than it): the
+//! ledger then clears the tree and folds the whole log.
+//!
+//! ```text
+//! key                                         value (version byte 1 first)
+//! 'R' request_id                              fingerprint [32] | flow id u64 BE
+//! 'F' len u16 BE | account_id | sequence BE   order_time i64 BE | flow type tag u8
+//! 'O' outer_order_id                          bincode (varint) of ColdOrder
+//! 'B' chunk u32 BE                            the Bloom filter (see Bloom::encode), in chunks
+//! ```
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::io::Read;
+
+use bincode::Options;
+use purse_core::{OrderPart, Take, Timestamp};
+use purse_idempotency::{Fingerprint, Record};
+use serde::{Deserialize, Serialize};
+
+use super::read::{flow_type, takes_of};
+#[cfg(test)]
+use super::take_record;
+use super::{encode_options, options, Item, OrderRecord, TakeRecord, HEADER_BYTES};
+use crate::error::Error;
+use crate::projection::FlowRef;
+use crate::record::array_to_buckets;
+#[cfg(test)]
+use crate::record::{buckets_to_array, flow_type_tag};
+
+/// The version byte every cold value starts with.
+const VALUE_VERSION: u8 = 1;
+/// Keys written per sled batch when a snapshot goes into the tree.
+const PAIRS_PER_BATCH: usize = 4096;
+/// Bytes per value at most, for an order's value and for the Bloom filter's chunks: sled writes
+/// a leaf (up to 16 keys) of more than 128 KiB as a blob file, which no fsync covers (see
+/// `block.rs`), so every value stays small; a larger one is cut into chunks under keys of
+/// their own.
+const VALUE_BYTES_MAX: usize = 4 * 1024;
+
+const REQUEST: u8 = b'R';
+const FLOW: u8 = b'F';
+const ORDER: u8 = b'O';
+const BLOOM: u8 = b'B';
+
+/// Keys with their values.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The medium of the cold store: a sled tree, or memory in tests.
+pub trait ColdStore: Send + Sync + Debug {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    /// Every pair whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error>;
+    /// Inserts (or replaces) every pair; with `atomic`, all or none of them after a crash.
+    fn put(&self, pairs: Pairs, atomic: bool) -> Result<(), Error>;
+    /// Makes every write before it durable.
+    fn flush(&self) -> Result<(), Error>;
+    fn is_empty(&self) -> Result<bool, Error>;
+    /// Removes everything (before a fold of the whole log rebuilds it).
+    fn clear(&self) -> Result<(), Error>;
+}
+
+/// The cold store in a sled tree of the ledger's own sled.
+pub(crate) struct SledCold {
+    pub tree: sled::Tree,
+    /// Flushes sled and syncs its data file, as a commit does.
+    pub sync: Box<dyn Fn() -> Result<(), Error> + Send + Sync>,
+}
+
+impl Debug for SledCold {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("SledCold").field("tree", &self.tree.name()).finish_non_exhaustive()
+    }
+}
+
+fn sled_failed(what: &str, error: sled::Error) -> Error {
+    crate::sled_storage::sled_error(what, error)
+}
+
+impl ColdStore for SledCold {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let found = self.tree.get(key).map_err(|error| sled_failed("reading the cold store", error))?;
+        Ok(found.map(|value| value.to_vec()))
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|pair| pair.map(|(key, value)| (key.to_vec(), value.to_vec())))
+            .collect::<Result<_, _>>()
+            .map_err(|error| sled_failed("scanning the cold store", error))
+    }
+
+    fn put(&self, pairs: Pairs, atomic: bool) -> Result<(), Error> {
+        let failed = |error| sled_failed("writing the cold store", error);
+        if atomic {
+            let mut batch = sled::Batch::default();
+            for (key, value) in pairs {
+                batch.insert(key, value);
+            }
+            return self.tree.apply_batch(batch).map_err(failed);
+        }
+        // One by one: a batch holds sled's write lock, which the writer's commits wait for.
+        for (key, value) in pairs {
+            self.tree.insert(key, value).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        (self.sync)()
+    }
+
+    fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.tree.is_empty())
+    }
+
+    fn clear(&self) -> Result<(), Error> {
+        self.tree.clear().map_err(|error| sled_failed("clearing the cold store", error))
+    }
+}
+
+/// The cold store in memory (tests).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct MemCold {
+    pairs: std::sync::Mutex<std::collections::BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+#[cfg(test)]
+impl MemCold {
+    fn pairs(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.pairs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+impl ColdStore for MemCold {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.pairs().get(key).cloned())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error> {
+        let pairs = self.pairs();
+        Ok(pairs
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn put(&self, pairs: Pairs, _atomic: bool) -> Result<(), Error> {
+        self.pairs().extend(pairs);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn is_empty(&self) -> Result<bool, Error> {
+        Ok(self.pairs().is_empty())
+    }
+
+    fn clear(&self) -> Result<(), Error> {
+        self.pairs().clear();
+        Ok(())
+    }
+}
+
+fn request_key(request_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + request_id.len());
+    key.push(REQUEST);
+    key.extend_from_slice(request_id.as_bytes());
+    key
+}
+
+/// The prefix of an order's chunks: ids hold no control characters, so `0` ends the id.
+fn order_key(outer_order_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + outer_order_id.len());
+    key.push(ORDER);
+    key.extend_from_slice(outer_order_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// An order's value as pairs: chunks of [`VALUE_BYTES_MAX`], numbered.
+fn order_pairs(outer_order_id: &str, value: &[u8]) -> Pairs {
+    value
+        .chunks(VALUE_BYTES_MAX)
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut key = order_key(outer_order_id);
+            key.extend_from_slice(&u16::try_from(index).expect("an order of under 256 MiB").to_be_bytes());
+            (key, chunk.to_vec())
+        })
+        .collect()
+}
+
+/// The prefix of every flow reference of `account_id`.
+fn account_prefix(account_id: &str) -> Vec<u8> {
+    let length = u16::try_from(account_id.len()).expect("ids are at most 64 characters");
+    let mut key = Vec::with_capacity(3 + account_id.len() + 8);
+    key.push(FLOW);
+    key.extend_from_slice(&length.to_be_bytes());
+    key.extend_from_slice(account_id.as_bytes());
+    key
+}
+
+fn corrupt(what: &str, key: &[u8]) -> Error {
+    Error::Corruption(format!("the cold store's {what} under {:?} cannot be read", String::from_utf8_lossy(key)))
+}
+
+/// An order as the cold store keeps it, with its hold expiry and lot takes.
+#[derive(Debug, Serialize, Deserialize)]
+struct ColdOrder {
+    flow_id: u64,
+    flow_type: u8,
+    account: u32,
+    moved: [i64; 3],
+    refunded: [i64; 3],
+    reversed_by: u64,
+    expire_time: Option<i64>,
+    takes: Vec<TakeRecord>,
+}
+
+/// An order read from the cold store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ColdOrderRead {
+    pub flow_id: u64,
+    pub flow_type: purse_core::FlowType,
+    pub account: u32,
+    pub moved: purse_core::Buckets,
+    pub refunded: purse_core::Buckets,
+    pub reversed_by: Option<u64>,
+    pub expire_time: Option<Timestamp>,
+    pub takes: Vec<Take>,
+}
+
+impl ColdOrderRead {
+    pub fn part<'a>(&self, outer_order_id: &'a str) -> OrderPart<'a> {
+        OrderPart {
+            outer_order_id,
+            flow_id: self.flow_id,
+            flow_type: self.flow_type,
+            account: self.account,
+            moved: self.moved,
+            refunded: self.refunded,
+            reversed_by: self.reversed_by,
+        }
+    }
+}
+
+fn versioned(body: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + body.len());
+    value.push(VALUE_VERSION);
+    value.extend_from_slice(body);
+    value
+}
+
+fn body<'a>(what: &str, key: &[u8], value: &'a [u8]) -> Result<&'a [u8], Error> {
+    match value.split_first() {
+        Some((&VALUE_VERSION, body)) => Ok(body),
+        _ => Err(corrupt(what, key)),
+    }
+}
+
+/// The idempotency record of `request_id`, if the cold store has one.
+pub(crate) fn request(cold: &dyn ColdStore, request_id: &str) -> Result<Option<Record>, Error> {
+    let key = request_key(request_id);
+    let Some(value) = cold.get(&key)? else { return Ok(None) };
+    let body = body("idempotency record", &key, &value)?;
+    if body.len() != 40 {
+        return Err(corrupt("idempotency record", &key));
+    }
+    let fingerprint = Fingerprint(body[..32].try_into().expect("32 bytes"));
+    let flow_id = u64::from_be_bytes(body[32..].try_into().expect("8 bytes"));
+    Ok(Some(Record { fingerprint, flow_id }))
+}
+
+/// Order `outer_order_id`, if the cold store has it.
+pub(crate) fn order(cold: &dyn ColdStore, outer_order_id: &str) -> Result<Option<ColdOrderRead>, Error> {
+    let key = order_key(outer_order_id);
+    let chunks = cold.scan(&key)?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let mut value = Vec::new();
+    for (index, (chunk_key, chunk)) in chunks.iter().enumerate() {
+        if chunk_key[key.len()..] != u16::try_from(index).unwrap_or(u16::MAX).to_be_bytes() {
+            return Err(corrupt("order", &key));
+        }
+        value.extend_from_slice(chunk);
+    }
+    let record: ColdOrder = options().deserialize(body("order", &key, &value)?).map_err(|_| corrupt("order", &key))?;
+    Ok(Some(ColdOrderRead {
+        flow_id: record.flow_id,
+        flow_type: flow_type(record.flow_type).map_err(|_| corrupt("order", &key))?,
+        account: record.account,
+        moved: array_to_buckets(record.moved),
+        refunded: array_to_buckets(record.refunded),
+        reversed_by: (record.reversed_by != 0).then_some(record.reversed_by),
+        expire_time: record.expire_time.map(Timestamp),
+        takes: takes_of(&record.takes).map_err(|_| corrupt("order", &key))?,
+    }))
+}
+
+/// Every flow reference of `account_id` the cold store has, in order.
+pub(crate) fn flow_refs(cold: &dyn ColdStore, account_id: &str) -> Result<Vec<FlowRef>, Error> {
+    let prefix = account_prefix(account_id);
+    cold.scan(&prefix)?
+        .into_iter()
+        .map(|(key, value)| {
+            let sequence = key.get(prefix.len()..).and_then(|tail| <[u8; 8]>::try_from(tail).ok());
+            let body = body("flow reference", &key, &value)?;
+            match (sequence, body.len()) {
+                (Some(sequence), 9) => Ok(FlowRef {
+                    sequence: u64::from_be_bytes(sequence),
+                    order_time: Timestamp(i64::from_be_bytes(body[..8].try_into().expect("8 bytes"))),
+                    flow_type: flow_type(body[8]).map_err(|_| corrupt("flow reference", &key))?,
+                }),
+                _ => Err(corrupt("flow reference", &key)),
+            }
+        })
+        .collect()
+}
+
+/// Every order id the cold store has (for `verify`).
+pub(crate) fn order_ids(cold: &dyn ColdStore) -> Result<Vec<String>, Error> {
+    let first = [0u8, 0u8];
+    cold.scan(&[ORDER])?
+        .into_iter()
+        .filter(|(key, _)| key.ends_with(&first))
+        .map(|(key, _)| String::from_utf8(key[1..key.len() - 3].to_vec()).map_err(|_| corrupt("order id", &key)))
+        .collect()
+}
+
+/// Every request id the cold store has, with its record (for `verify`).
+pub(crate) fn request_count(cold: &dyn ColdStore) -> Result<u64, Error> {
+    Ok(cold.scan(&[REQUEST])?.len() as u64)
+}
+
+/// The Bloom filter of the cold store, if it has one.
+pub(crate) fn bloom(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
+    let chunks = cold.scan(&[BLOOM])?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    for (index, (key, value)) in chunks.iter().enumerate() {
+        if key[1..] != u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes() {
+            return Err(corrupt("Bloom filter", key));
+        }
+        bytes.extend_from_slice(body("Bloom filter", key, value)?);
+    }
+    Bloom::decode(&bytes).map(Some).ok_or_else(|| corrupt("Bloom filter", &[BLOOM]))
+}
+
+/// Puts what the committed snapshot file in `reader` holds of orders, idempotency records and
+/// flow references into the cold store, then `bloom`, then flushes. Returns how many keys.
+pub(crate) fn apply_snapshot(
+    cold: &dyn ColdStore,
+    reader: &mut (impl Read + Send),
+    header: &[u8; HEADER_BYTES],
+    bloom: &Bloom,
+) -> Result<u64, Error> {
+    let mut pairs = Vec::with_capacity(PAIRS_PER_BATCH);
+    let mut written = 0u64;
+    let mut orders: Vec<(String, ColdOrder)> = Vec::new();
+    let mut expiries: HashMap<u64, i64> = HashMap::new();
+    let mut takes: HashMap<u64, Vec<TakeRecord>> = HashMap::new();
+    let mut failed: Option<Error> = None;
+    let mut flush = |pairs: &mut Pairs, failed: &mut Option<Error>| {
+        if failed.is_none() && !pairs.is_empty() {
+            written += pairs.len() as u64;
+            if let Err(error) = cold.put(std::mem::take(pairs), false) {
+                *failed = Some(error);
+            }
+        }
+    };
+    super::read::read_items(reader, header, |item| {
+        match item {
+            Item::Order(record) => orders.push((record.outer_order_id.to_string(), cold_order(record))),
+            Item::HoldExpiry(flow_id, time) => {
+                expiries.insert(*flow_id, *time);
+            }
+            Item::OrderTakes(flow_id, list) => {
+                takes.insert(*flow_id, std::mem::take(list));
+            }
+            Item::Request(request_id, fingerprint, flow_id) => {
+                let mut body = fingerprint.to_vec();
+                body.extend_from_slice(&flow_id.to_be_bytes());
+                pairs.push((request_key(request_id), versioned(&body)));
+            }
+            Item::AccountFlows(account_id, refs) => {
+                let prefix = account_prefix(account_id);
+                for &(sequence, order_time, tag) in refs.iter() {
+                    let mut key = prefix.clone();
+                    key.extend_from_slice(&sequence.to_be_bytes());
+                    let mut body = order_time.to_be_bytes().to_vec();
+                    body.push(tag);
+                    pairs.push((key, versioned(&body)));
+                }
+            }
+            _ => {}
+        }
+        if pairs.len() >= PAIRS_PER_BATCH {
+            flush(&mut pairs, &mut failed);
+        }
+        Ok(())
+    })
+    .map_err(|reason| Error::Corruption(format!("the snapshot just written reads back damaged: {reason}")))?;
+    for (id, mut order) in orders {
+        order.expire_time = expiries.get(&order.flow_id).copied();
+        order.takes = takes.remove(&order.flow_id).unwrap_or_default();
+        let body = encode_options().serialize(&order).expect("an order always encodes");
+        pairs.extend(order_pairs(&id, &versioned(&body)));
+        if pairs.len() >= PAIRS_PER_BATCH {
+            flush(&mut pairs, &mut failed);
+        }
+    }
+    flush(&mut pairs, &mut failed);
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    // The filter last, in one atomic batch: it names every key above.
+    let encoded = bloom.encode();
+    let chunks = encoded
+        .chunks(VALUE_BYTES_MAX)
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut key = vec![BLOOM];
+            key.extend_from_slice(&u32::try_from(index).expect("under 2^32 chunks").to_be_bytes());
+            (key, versioned(chunk))
+        })
+        .collect();
+    cold.put(chunks, true)?;
+    cold.flush()?;
+    Ok(written)
+}
+
+fn cold_order(record: &OrderRecord<'_>) -> ColdOrder {
+    ColdOrder {
+        flow_id: record.flow_id,
+        flow_type: record.flow_type,
+        account: record.account,
+        moved: record.moved,
+        refunded: record.refunded,
+        reversed_by: record.reversed_by,
+        expire_time: None,
+        takes: Vec::new(),
+    }
+}
+
+/// Encodes an order as [`order`] reads it (tests).
+#[cfg(test)]
+pub(crate) fn order_pair(part: OrderPart<'_>, expire_time: Option<Timestamp>, takes: &[Take]) -> (Vec<u8>, Vec<u8>) {
+    let order = ColdOrder {
+        flow_id: part.flow_id,
+        flow_type: flow_type_tag(part.flow_type),
+        account: part.account,
+        moved: buckets_to_array(&part.moved),
+        refunded: buckets_to_array(&part.refunded),
+        reversed_by: part.reversed_by.unwrap_or(0),
+        expire_time: expire_time.map(|time| time.0),
+        takes: takes.iter().map(take_record).collect(),
+    };
+    let mut pairs = order_pairs(part.outer_order_id, &versioned(&encode_options().serialize(&order).expect("encodes")));
+    assert_eq!(pairs.len(), 1, "a small order");
+    pairs.remove(0)
+}
+
+/// Which kind of key a Bloom filter entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Request = REQUEST as isize,
+    Order = ORDER as isize,
+}
+
+/// Keys the first segment of a [`Bloom`] filter holds; each next one holds twice as many.
+const BLOOM_FIRST_KEYS: u64 = 1 << 16;
+const BLOOM_BITS_PER_KEY: u64 = 10;
+const BLOOM_HASHES: u64 = 7;
+
+/// Which request and order ids might be in the cold store: a new id (nearly every command's) is
+/// answered from memory, and only the ~1 % the filter cannot rule out cost a read. Grows by
+/// segments of doubling size, so it never needs the keys again; about 1.3 bytes per key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Bloom {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    capacity: u64,
+    count: u64,
+    words: Vec<u64>,
+}
+
+/// FNV-1a over the kind and the id: stable across builds, since the filter is stored.
+fn hashes(kind: Kind, id: &str) -> (u64, u64) {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in std::iter::once(kind as u8).chain(id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64 of the first for the second, odd so every probe differs.
+    let mut mixed = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (hash, (mixed ^ (mixed >> 31)) | 1)
+}
+
+impl Segment {
+    fn new(capacity: u64) -> Segment {
+        let words = usize::try_from((capacity * BLOOM_BITS_PER_KEY).div_ceil(64)).expect("a filter that fits memory");
+        Segment { capacity, count: 0, words: vec![0; words] }
+    }
+
+    fn probes(&self, (first, step): (u64, u64)) -> impl Iterator<Item = (usize, u64)> {
+        let bits = self.words.len() as u64 * 64;
+        (0..BLOOM_HASHES).map(move |i| {
+            let bit = first.wrapping_add(i.wrapping_mul(step)) % bits;
+            ((bit / 64) as usize, 1u64 << (bit % 64))
+        })
+    }
+
+    fn contains(&self, hashes: (u64, u64)) -> bool {
+        self.probes(hashes).all(|(word, mask)| self.words[word] & mask != 0)
+    }
+}
+
+impl Bloom {
+    pub fn insert(&mut self, kind: Kind, id: &str) {
+        let full = self.segments.last().is_none_or(|last| last.count >= last.capacity);
+        if full {
+            let capacity = self.segments.last().map_or(BLOOM_FIRST_KEYS, |last| last.capacity * 2);
+            self.segments.push(Segment::new(capacity));
+        }
+        let segment = self.segments.last_mut().expect("pushed above");
+        let probes: Vec<(usize, u64)> = segment.probes(hashes(kind, id)).collect();
+        for (word, mask) in probes {
+            segment.words[word] |= mask;
+        }
+        segment.count += 1;
+    }
+
+    /// `false`: the id was never inserted.
+    pub fn may_contain(&self, kind: Kind, id: &str) -> bool {
+        let hashes = hashes(kind, id);
+        self.segments.iter().any(|segment| segment.contains(hashes))
+    }
+
+    /// Bytes the filter takes in memory.
+    pub fn bytes(&self) -> usize {
+        self.segments.iter().map(|segment| segment.words.len() * 8).sum()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(4 + self.bytes() + self.segments.len() * 24);
+        bytes.extend_from_slice(&u32::try_from(self.segments.len()).expect("under 2^32 segments").to_be_bytes());
+        for segment in &self.segments {
+            bytes.extend_from_slice(&segment.capacity.to_be_bytes());
+            bytes.extend_from_slice(&segment.count.to_be_bytes());
+            bytes.extend_from_slice(&(segment.words.len() as u64).to_be_bytes());
+            for word in &segment.words {
+                bytes.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Bloom> {
+        let mut rest = bytes;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (head, tail) = rest.split_at_checked(n)?;
+            rest = tail;
+            Some(head)
+        };
+        let be = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+        let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut segments = Vec::new();
+        for _ in 0..count {
+            let capacity = be(take(8)?);
+            let keys = be(take(8)?);
+            let words = usize::try_from(be(take(8)?)).ok()?;
+            if words as u64 != (capacity.checked_mul(BLOOM_BITS_PER_KEY)?).div_ceil(64) || keys > capacity {
+                return None;
+            }
+            let body = take(words.checked_mul(8)?)?;
+            let words =
+                body.chunks_exact(8).map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes"))).collect();
+            segments.push(Segment { capacity, count: keys, words });
+        }
+        rest.is_empty().then_some(Bloom { segments })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bloom_filter_never_forgets_and_rarely_errs() {
+        let mut bloom = Bloom::default();
+        let keys = 3 * usize::try_from(BLOOM_FIRST_KEYS).unwrap();
+        for n in 0..keys {
+            bloom.insert(Kind::Request, &format!("r-{n}"));
+        }
+        assert_eq!(bloom.segments.len(), 2, "grew by a segment of twice the size");
+        assert!((0..keys).all(|n| bloom.may_contain(Kind::Request, &format!("r-{n}"))));
+        let wrong = (0..10_000).filter(|n| bloom.may_contain(Kind::Request, &format!("x-{n}"))).count();
+        assert!(wrong < 300, "{wrong} false positives in 10,000");
+        // The kind is part of the key.
+        let other = (0..1000).filter(|n| bloom.may_contain(Kind::Order, &format!("r-{n}"))).count();
+        assert!(other < 60, "{other}");
+        let again = Bloom::decode(&bloom.encode()).unwrap();
+        assert_eq!(again, bloom);
+        let encoded = bloom.encode();
+        assert_eq!(Bloom::decode(&encoded[..encoded.len() - 1]), None);
+    }
+
+    #[test]
+    fn values_read_back_and_damage_is_named() {
+        let cold = MemCold::default();
+        let part = OrderPart {
+            outer_order_id: "o1",
+            flow_id: 4,
+            flow_type: purse_core::FlowType::Hold,
+            account: 2,
+            moved: purse_core::Buckets { real: purse_core::Amount::from_minor(5), ..purse_core::Buckets::ZERO },
+            refunded: purse_core::Buckets::ZERO,
+            reversed_by: Some(9),
+        };
+        cold.put(vec![order_pair(part, Some(Timestamp(77)), &[])], false).unwrap();
+        let read = order(&cold, "o1").unwrap().unwrap();
+        assert_eq!(read.part("o1"), part);
+        assert_eq!(read.expire_time, Some(Timestamp(77)));
+        assert_eq!(order(&cold, "o2").unwrap(), None);
+        let mut first = order_key("o1");
+        first.extend_from_slice(&[0, 0]);
+        cold.put(vec![(first, vec![2, 0]), (request_key("r"), versioned(&[1; 39]))], false).unwrap();
+        let check = |error: Error, what: &str| {
+            assert_eq!(error.code(), purse_core::ErrorCode::Corruption);
+            assert!(error.to_string().contains(what), "{error}");
+        };
+        check(order(&cold, "o1").unwrap_err(), "order under \"Oo1\\0\"");
+        check(request(&cold, "r").unwrap_err(), "idempotency record");
+    }
+}
