@@ -102,7 +102,7 @@ mod tests {
     /// names, and reads it back.
     fn check(damage: &[usize], expect: Result<(u64, usize), purse_core::ErrorCode>) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut storage, _) = SledStorage::open(dir.path(), true).unwrap();
+        let (mut storage, _) = SledStorage::open(dir.path(), true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
         create(&mut storage).unwrap();
         for sequence in 1..=5 {
             write(&mut storage, Head { sequence, block_checksum: 7 }).unwrap();
@@ -114,7 +114,7 @@ mod tests {
             bytes[slot * HEAD_SLOT_BYTES + 3] ^= 0xff;
         }
         std::fs::write(&path, &bytes).unwrap();
-        let (storage, _) = SledStorage::open(dir.path(), true).unwrap();
+        let (storage, _) = SledStorage::open(dir.path(), true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
         let got = read(&storage).map(|read| (read.head.sequence, read.warnings.len())).map_err(|error| error.code());
         assert_eq!(got, expect, "damaged slots {damage:?}");
     }
@@ -131,7 +131,7 @@ mod tests {
     #[test]
     fn head_format_1_alternating_slots_read_the_furthest() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut storage, _) = SledStorage::open(dir.path(), true).unwrap();
+        let (mut storage, _) = SledStorage::open(dir.path(), true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
         storage.head_create().unwrap();
         storage.head_write(0, &encode(Head { sequence: 9, block_checksum: 1 })).unwrap();
         storage.head_write(1, &encode(Head { sequence: 8, block_checksum: 2 })).unwrap();

@@ -25,6 +25,8 @@ pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
 /// `create_transfers` (8,189 transfers of 128 bytes in its 1 MiB message), so a gateway built
 /// for one fits the other.
 pub const SUBMIT_BATCH_MAX: usize = 8189;
+/// [`LedgerConfig::cache_bytes`] when none is given.
+pub const CACHE_BYTES_DEFAULT: u64 = crate::sled_storage::SLED_CACHE_BYTES;
 /// Below this many commands [`Ledger::submit_batch`] fingerprints on the caller's own task: a
 /// hop to the blocking pool costs more than a few dozen SHA-256s.
 const BATCH_FINGERPRINT_INLINE_MAX: usize = 64;
@@ -57,6 +59,10 @@ pub struct LedgerConfig {
     /// Time after the last snapshot that makes the writer take the next one, if enough entries
     /// came since ([`crate::SNAPSHOT_TAIL_ENTRIES_MIN`]).
     pub snapshot_every: std::time::Duration,
+    /// Bytes of sled's page cache: the bounded in-memory cache in front of the log and of the
+    /// cold store, where orders, request ids and flow references go once a snapshot holds them
+    /// (docs/ARCHITECTURE.md, "Memory bounded by what is live"). Default 64 MiB.
+    pub cache_bytes: u64,
 }
 
 impl LedgerConfig {
@@ -70,6 +76,7 @@ impl LedgerConfig {
             create: true,
             snapshot_every_entries: crate::snapshot::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             snapshot_every: crate::snapshot::SNAPSHOT_EVERY_DEFAULT,
+            cache_bytes: CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -584,7 +591,8 @@ impl GroupSender {
 }
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
-    open_writer_over(Store::open(&config.path, config.create)?, config, Snapshotter::for_ledger(config))
+    let store = Store::open_with_cache(&config.path, config.create, config.cache_bytes)?;
+    open_writer_over(store, config, Snapshotter::for_ledger(config))
 }
 
 /// Opens a ledger over `store`: creates it if it has no meta, else checks the head, removes an

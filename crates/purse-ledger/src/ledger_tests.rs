@@ -18,7 +18,7 @@ fn charge(id: &str, real: i64) -> Command {
 /// commits are synced on the writer's syncer thread.
 fn failing_ledger(dir: &std::path::Path, pipelined: bool) -> (Ledger, Arc<AtomicBool>) {
     let failing = Arc::new(AtomicBool::new(false));
-    let (inner, _) = SledStorage::open(dir, true).unwrap();
+    let (inner, _) = SledStorage::open(dir, true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
     let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined };
     let config = LedgerConfig::new(dir);
     let writer =

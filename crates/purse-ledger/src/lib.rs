@@ -64,7 +64,8 @@ pub use history::{
 };
 pub use ledger::{
     AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
-    BATCH_COMMANDS_MAX_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT, SUBMIT_BATCH_MAX,
+    BATCH_COMMANDS_MAX_DEFAULT, CACHE_BYTES_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
+    SUBMIT_BATCH_MAX,
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;

@@ -215,7 +215,7 @@ mod tests {
     fn a_refusal_resting_on_a_flow_whose_commit_failed_is_answered_with_that_failure() {
         let dir = tempfile::tempdir().unwrap();
         let failing = Arc::new(AtomicBool::new(false));
-        let (inner, _) = SledStorage::open(dir.path(), true).unwrap();
+        let (inner, _) = SledStorage::open(dir.path(), true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
         let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined: false };
         let mut ledger =
             SyncLedger::open(Box::new(storage), None, None, Box::new(|| Timestamp(1_800_000_000))).unwrap();

@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::storage::{Bytes, LogReader, Storage, Syncer, HEAD_SLOT_BYTES};
 
 /// sled's page cache. The log is read back mostly at open; queries touch few blocks.
-const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// sled's segment size: its default, fixed for every purse ledger (it is recorded in `conf`).
 const SLED_SEGMENT_BYTES: usize = 512 * 1024;
 /// The `conf` text sled 0.34 writes for [`SLED_SEGMENT_BYTES`] without compression; a CRC-32
@@ -131,14 +131,14 @@ impl SledStorage {
     /// Opens sled in `path`, repairing sled's leftovers first. With `create` a missing or empty
     /// directory becomes a new ledger; a directory holding other files never does. Returns the
     /// repairs made, one sentence each; each is also appended to the repairs log.
-    pub fn open(path: &Path, create: bool) -> Result<(SledStorage, Vec<String>), Error> {
+    pub fn open(path: &Path, create: bool, cache_bytes: u64) -> Result<(SledStorage, Vec<String>), Error> {
         check_is_ledger(path, create)?;
         std::fs::create_dir_all(path).map_err(|error| io_error("creating the data directory", &error))?;
         let mut repairs = Vec::new();
         remove_unfinished_snapshots(path, &mut repairs)?;
         quarantine_damaged_snapshots(path, &mut repairs)?;
         rewrite_damaged_conf(path, &mut repairs)?;
-        let db = match open_sled(path) {
+        let db = match open_sled(path, cache_bytes) {
             Err(Error::Corruption(reason)) if !snapshot_files(path)?.is_empty() => {
                 // sled's snapshot is only a cache of its log: without it, sled scans the log.
                 let moved = quarantine(path, &snapshot_files(path)?)?;
@@ -146,7 +146,7 @@ impl SledStorage {
                     "sled refused to open ({reason}); moved its snapshot files {moved} to {QUARANTINE_DIR_NAME}/ \
                      so that sled rebuilds them from its log"
                 ));
-                open_sled(path)?
+                open_sled(path, cache_bytes)?
             }
             other => other?,
         };
@@ -270,8 +270,8 @@ impl Syncer for SledSyncer {
     }
 }
 
-fn open_sled(path: &Path) -> Result<sled::Db, Error> {
-    let config = sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES).segment_size(SLED_SEGMENT_BYTES);
+fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, Error> {
+    let config = sled::Config::new().path(path).cache_capacity(cache_bytes).segment_size(SLED_SEGMENT_BYTES);
     guard("opening sled", || config.open()).map_err(|error| match error {
         // Not a failed disk: the ledger is in use. INVALID_ARGUMENT, with the lock named.
         Error::Storage(message) if message.contains("could not acquire lock") => Error::InvalidArgument(format!(
@@ -587,7 +587,7 @@ mod tests {
     #[test]
     fn the_expected_conf_is_what_sled_writes() {
         let dir = tempfile::tempdir().unwrap();
-        drop(open_sled(dir.path()).unwrap());
+        drop(open_sled(dir.path(), SLED_CACHE_BYTES).unwrap());
         assert_eq!(std::fs::read(dir.path().join("conf")).unwrap(), expected_conf());
     }
 

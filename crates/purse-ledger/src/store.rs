@@ -47,9 +47,16 @@ pub(crate) struct Store {
 
 impl Store {
     /// Opens the sled ledger in `path`; with `create`, a missing or empty directory becomes one.
+    #[cfg(test)]
     pub fn open(path: &std::path::Path, create: bool) -> Result<Store, Error> {
+        Store::open_with_cache(path, create, crate::sled_storage::SLED_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with sled's page cache of `cache_bytes` (the cache in front of the log
+    /// and the cold store).
+    pub fn open_with_cache(path: &std::path::Path, create: bool, cache_bytes: u64) -> Result<Store, Error> {
         // The repairs made are in the medium's repairs log, which `verify` reports.
-        let (storage, _repairs) = SledStorage::open(path, create)?;
+        let (storage, _repairs) = SledStorage::open(path, create, cache_bytes)?;
         Ok(Store::over(Box::new(storage)))
     }
 
