@@ -26,16 +26,15 @@ use crate::rules_file;
 /// `data_given` says whether `--data` was written on the command line: `bench` uses a fresh
 /// temporary directory unless it was (never `PURSE_DATA`, which may name a real ledger).
 pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
+    let tuning = cli.tuning();
     if let CliCommand::Bench(args) = cli.command {
         let data = data_given.then_some(cli.data);
-        return crate::bench::run(args, data, cli.scale, cli.time_zone, cli.snapshot_every_entries).await;
+        return crate::bench::run(args, data, cli.scale, cli.time_zone, tuning).await;
     }
     let mut config = LedgerConfig::new(&cli.data);
     config.scale = cli.scale;
     config.zone = cli.time_zone;
-    if let Some(entries) = cli.snapshot_every_entries {
-        config.snapshot_every_entries = entries;
-    }
+    tuning.apply(&mut config);
     // Only a write creates a ledger: a read on a mistyped path says there is none.
     config.create = !cli.command.reads_only();
     let ledger = Ledger::open(config).await?;

@@ -29,8 +29,36 @@ pub struct Cli {
     /// written, and killed, at random moments.
     #[arg(long, env = "PURSE_SNAPSHOT_EVERY_ENTRIES", value_name = "N", global = true, hide = true)]
     pub snapshot_every_entries: Option<u64>,
+    /// Entries the log holds before snapshots move orders, request ids and flow references to
+    /// the cold store. Hidden, like the above: tests lower it to exercise the cold store.
+    #[arg(long, env = "PURSE_COLD_AFTER_ENTRIES", value_name = "N", global = true, hide = true)]
+    pub cold_after_entries: Option<u64>,
     #[command(subcommand)]
     pub command: CliCommand,
+}
+
+/// The hidden settings of [`Cli`] that change a [`purse_ledger::LedgerConfig`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tuning {
+    pub snapshot_every_entries: Option<u64>,
+    pub cold_after_entries: Option<u64>,
+}
+
+impl Tuning {
+    pub fn apply(self, config: &mut purse_ledger::LedgerConfig) {
+        if let Some(entries) = self.snapshot_every_entries {
+            config.snapshot_every_entries = entries;
+        }
+        if let Some(entries) = self.cold_after_entries {
+            config.cold_after_entries = entries;
+        }
+    }
+}
+
+impl Cli {
+    pub fn tuning(&self) -> Tuning {
+        Tuning { snapshot_every_entries: self.snapshot_every_entries, cold_after_entries: self.cold_after_entries }
+    }
 }
 
 /// Every command of spec §7.

@@ -112,7 +112,7 @@ pub async fn run(
     data: Option<PathBuf>,
     scale: Option<Scale>,
     zone: Option<Zone>,
-    snapshot_every_entries: Option<u64>,
+    tuning: crate::args::Tuning,
 ) -> Result<String, CliError> {
     let is_temporary = data.is_none();
     let temporary;
@@ -132,9 +132,7 @@ pub async fn run(
     let mut config = LedgerConfig::new(&path);
     config.scale = scale;
     config.zone = zone;
-    if let Some(entries) = snapshot_every_entries {
-        config.snapshot_every_entries = entries;
-    }
+    tuning.apply(&mut config);
     let (report, failure) = bench(&args, config, is_temporary).await?;
     let document = to_text(&Exact(&report));
     match failure {

@@ -175,6 +175,7 @@ fn purse(data: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_purse"));
     command.arg("--data").arg(data).args(args).env_remove("PURSE_DATA");
     command.env("PURSE_SNAPSHOT_EVERY_ENTRIES", snapshot_every());
+    command.env("PURSE_COLD_AFTER_ENTRIES", "0");
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     command
 }

@@ -25,6 +25,9 @@ pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
 /// `create_transfers` (8,189 transfers of 128 bytes in its 1 MiB message), so a gateway built
 /// for one fits the other.
 pub const SUBMIT_BATCH_MAX: usize = 8189;
+/// [`LedgerConfig::cold_after_entries`] when none is given: a ledger of a million flows holds
+/// about 500 MB of them in memory.
+pub const COLD_AFTER_ENTRIES_DEFAULT: u64 = 1_000_000;
 /// [`LedgerConfig::cache_bytes`] when none is given.
 pub const CACHE_BYTES_DEFAULT: u64 = crate::sled_storage::SLED_CACHE_BYTES;
 /// Below this many commands [`Ledger::submit_batch`] fingerprints on the caller's own task: a
@@ -63,6 +66,10 @@ pub struct LedgerConfig {
     /// cold store, where orders, request ids and flow references go once a snapshot holds them
     /// (docs/ARCHITECTURE.md, "Memory bounded by what is live"). Default 64 MiB.
     pub cache_bytes: u64,
+    /// Entries the log holds before the cold store takes over: until then memory keeps every
+    /// order, request id and flow reference (fastest; about 500 bytes per flow), from then on
+    /// each snapshot moves them to disk and memory holds what changed since. Default 1,000,000.
+    pub cold_after_entries: u64,
 }
 
 impl LedgerConfig {
@@ -77,6 +84,7 @@ impl LedgerConfig {
             snapshot_every_entries: crate::snapshot::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             snapshot_every: crate::snapshot::SNAPSHOT_EVERY_DEFAULT,
             cache_bytes: CACHE_BYTES_DEFAULT,
+            cold_after_entries: COLD_AFTER_ENTRIES_DEFAULT,
         }
     }
 }

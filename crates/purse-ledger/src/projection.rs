@@ -226,6 +226,8 @@ pub(crate) struct Projections {
     pub cold: Option<Arc<dyn ColdStore>>,
     /// Every request and order id ever folded here or held by the cold store (a superset).
     pub bloom: Bloom,
+    /// Whether memory let go of anything the cold store holds: until then no lookup needs it.
+    pub cold_used: bool,
     /// `card_id` → the accounts opened with it, in the order they were opened. The spec does not
     /// make a card unique, so one card may name several accounts.
     pub cards: CardIndex,
@@ -248,6 +250,7 @@ impl Projections {
             cards: CardIndex::default(),
             cold: None,
             bloom: Bloom::default(),
+            cold_used: false,
             last_block_checksum: 0,
             blocks: 0,
         }
@@ -258,6 +261,7 @@ impl Projections {
     pub fn attach_cold(&mut self, cold: Arc<dyn ColdStore>) -> Result<(), Error> {
         if let Some(stored) = cold::bloom(cold.as_ref())? {
             self.bloom = stored;
+            self.cold_used = true;
         }
         for (request_id, _) in self.requests.iter() {
             self.bloom.insert(Kind::Request, request_id);
@@ -275,7 +279,9 @@ impl Projections {
             return Ok(Some(*record));
         }
         match &self.cold {
-            Some(cold) if self.bloom.may_contain(Kind::Request, request_id) => cold::request(cold.as_ref(), request_id),
+            Some(cold) if self.cold_used && self.bloom.may_contain(Kind::Request, request_id) => {
+                cold::request(cold.as_ref(), request_id)
+            }
             _ => Ok(None),
         }
     }
@@ -288,7 +294,7 @@ impl Projections {
     /// Brings every order of `ids` the cold store has and memory does not back into the state,
     /// so that the state answers for each exactly as if it held every order.
     pub fn admit_orders<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), Error> {
-        let Some(cold) = &self.cold else { return Ok(()) };
+        let Some(cold) = self.cold.as_ref().filter(|_| self.cold_used) else { return Ok(()) };
         for id in ids {
             if self.state.holds_order(id) || !self.bloom.may_contain(Kind::Order, id) {
                 continue;
@@ -352,6 +358,7 @@ impl Projections {
     /// Drops from memory what the cold store now holds as of entry `through`: the orders no
     /// later flow changed (but open HOLDs), the records and references up to it.
     pub fn evict_through(&mut self, through: u64) {
+        self.cold_used = true;
         self.state.evict_orders(through);
         let kept = self.requests.iter().filter(|(_, record)| record.flow_id > through).count();
         if kept < self.requests.len() {

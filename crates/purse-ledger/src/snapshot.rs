@@ -33,11 +33,11 @@ use crate::snapshot_format::cold::{self, Bloom, ColdStore};
 use crate::snapshot_format::{self, Covered};
 use crate::store::Store;
 
-/// Entries after the newest snapshot that make the writer take the next one. A million entries
-/// fold in about 2 s on the development machine, which bounds the open after a crash; taking a
-/// snapshot of a million-flow ledger pauses the writer for a fraction of that (performance.md),
-/// so even at full speed (about 100,000 flows/s) the pause costs under one percent.
-pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 1_000_000;
+/// Entries after the newest snapshot that make the writer take the next one. It bounds what
+/// memory holds beyond the accounts (what changed since the last snapshot, until the cold store
+/// has it), what opening after a crash reads and folds (a snapshot of at most about twice this,
+/// and a tail of at most this), and the writer's pause to encode a snapshot (performance.md).
+pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 256 * 1024;
 /// The time after the last snapshot that makes the writer take the next one, if at least
 /// [`SNAPSHOT_TAIL_ENTRIES_MIN`] entries came since: a slow ledger still opens fast.
 pub const SNAPSHOT_EVERY_DEFAULT: Duration = Duration::from_secs(10 * 60);
@@ -250,6 +250,8 @@ pub(crate) struct Snapshotter {
     /// Where the orders, records and references of each snapshot go once it is durable, so
     /// that memory can let go of them (`snapshot_cold.rs`); `None`: memory keeps everything.
     cold: Option<Arc<dyn ColdStore>>,
+    /// Entries the log holds before snapshots go into the cold store ([`LedgerConfig::cold_after_entries`]).
+    cold_after: u64,
     every_entries: u64,
     every: Duration,
     progress: Mutex<Progress>,
@@ -264,7 +266,9 @@ impl Snapshotter {
     /// Snapshots beside the sled ledger of `config`, taken as `config` says.
     pub fn for_ledger(config: &LedgerConfig) -> Snapshotter {
         let store: Arc<dyn SnapshotStore> = Arc::new(DirSnapshots::new(&config.path));
-        Snapshotter::over(Some(store), config.snapshot_every_entries, config.snapshot_every)
+        let mut snapshotter = Snapshotter::over(Some(store), config.snapshot_every_entries, config.snapshot_every);
+        snapshotter.cold_after = config.cold_after_entries;
+        snapshotter
     }
 
     pub(crate) fn over(store: Option<Arc<dyn SnapshotStore>>, every_entries: u64, every: Duration) -> Snapshotter {
@@ -275,7 +279,7 @@ impl Snapshotter {
             warnings: Vec::new(),
             stats: SnapshotStats::default(),
         };
-        Snapshotter { store, cold: None, every_entries, every, progress: Mutex::new(progress) }
+        Snapshotter { store, cold: None, cold_after: 0, every_entries, every, progress: Mutex::new(progress) }
     }
 
     pub fn cold(&self) -> Option<Arc<dyn ColdStore>> {
@@ -324,8 +328,15 @@ impl Snapshotter {
             return;
         }
         if self.is_due(&progress, projections, closing) {
-            progress.take(store, projections);
-            progress.collect(closing, projections);
+            progress.take(store, projections, self.cold_after);
+            let evicted = progress.collect(closing, projections);
+            if closing && evicted {
+                // The snapshot held everything memory held; memory now holds what the cold
+                // store does not. Another at the same position holds only that, so the next
+                // open reads a small file.
+                progress.take(store, projections, self.cold_after);
+                progress.collect(true, projections);
+            }
         }
     }
 
@@ -368,7 +379,7 @@ impl Snapshotter {
             return Ok(last);
         }
         let failed = progress.stats.failed;
-        progress.take(store, projections);
+        progress.take(store, projections, self.cold_after);
         progress.collect(true, projections);
         match progress.stats.last {
             Some(last) if last.sequence == sequence && progress.stats.failed == failed => Ok(last),
@@ -540,13 +551,15 @@ impl Progress {
 
     /// Encodes a snapshot of `projections` on this thread into a bounded queue for a background
     /// thread that writes it; sets `in_flight`, or warns if it failed.
-    fn take(&mut self, store: &Arc<dyn SnapshotStore>, projections: &Projections) {
+    fn take(&mut self, store: &Arc<dyn SnapshotStore>, projections: &Projections, cold_after: u64) {
         let sequence = projections.state.last_sequence();
         self.attempted = sequence;
         self.since = Instant::now();
         let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
         let writing = Arc::clone(store);
-        let cold = projections.cold.clone().map(|cold| (cold, projections.bloom.clone()));
+        // The cold store takes over once the ledger is large, and then for good.
+        let to_cold = projections.cold.is_some() && (projections.cold_used || sequence >= cold_after);
+        let cold = projections.cold.clone().filter(|_| to_cold).map(|cold| (cold, projections.bloom.clone()));
         let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
             let mut file = writing.create(sequence)?;
             for piece in receiver {
@@ -567,7 +580,7 @@ impl Progress {
             Err(error) => return self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
         };
         let started = Instant::now();
-        let encoded = snapshot_format::encode(projections, |bytes| send(&sender, Piece::Bytes(bytes)));
+        let encoded = snapshot_format::encode(projections, to_cold, |bytes| send(&sender, Piece::Bytes(bytes)));
         let pause = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.stats.pause_micros_last = pause;
         self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
@@ -585,11 +598,12 @@ impl Progress {
 
     /// Collects the snapshot in flight once its thread is done (`wait`: waits for it). Once the
     /// cold store holds it, lets `projections` drop from memory what it holds.
-    fn collect(&mut self, wait: bool, projections: &mut Projections) {
-        let Some(in_flight) = self.in_flight.take() else { return };
+    /// Returns whether memory let go of anything.
+    fn collect(&mut self, wait: bool, projections: &mut Projections) -> bool {
+        let Some(in_flight) = self.in_flight.take() else { return false };
         if !wait && !in_flight.thread.is_finished() {
             self.in_flight = Some(in_flight);
-            return;
+            return false;
         }
         let sequence = in_flight.info.sequence;
         match in_flight.thread.join() {
@@ -600,6 +614,7 @@ impl Progress {
                     Some(Ok(keys)) => {
                         self.stats.cold_keys_written += keys;
                         projections.evict_through(sequence);
+                        return true;
                     }
                     Some(Err(error)) => self.warn(format!(
                         "the snapshot at entry {sequence} did not go into the cold store ({error}); memory keeps it"
@@ -610,6 +625,7 @@ impl Progress {
             Ok(Err(error)) => self.failed(sequence, &error),
             Err(_) => self.failed(sequence, &Error::Storage("its thread panicked".into())),
         }
+        false
     }
 
     fn failed(&mut self, sequence: u64, error: &Error) {

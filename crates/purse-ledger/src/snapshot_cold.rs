@@ -488,13 +488,20 @@ pub(crate) enum Kind {
 }
 
 /// Keys the first segment of a [`Bloom`] filter holds; each next one holds twice as many.
-const BLOOM_FIRST_KEYS: u64 = 1 << 16;
+#[cfg(not(test))]
+const BLOOM_FIRST_KEYS: u64 = 1 << 20;
+#[cfg(test)]
+const BLOOM_FIRST_KEYS: u64 = 1 << 12;
 const BLOOM_BITS_PER_KEY: u64 = 10;
-const BLOOM_HASHES: u64 = 7;
+const BLOOM_HASHES: u32 = 7;
+/// Bits per block: one cache line, which holds all of a key's bits.
+const BLOOM_BLOCK_BITS: u64 = 512;
+const BLOOM_BLOCK_WORDS: usize = (BLOOM_BLOCK_BITS / 64) as usize;
 
 /// Which request and order ids might be in the cold store: a new id (nearly every command's) is
-/// answered from memory, and only the ~1 % the filter cannot rule out cost a read. Grows by
-/// segments of doubling size, so it never needs the keys again; about 1.3 bytes per key.
+/// answered from memory, and only the ~1 % the filter cannot rule out cost a read. Blocked (a
+/// key's bits all in one 64-byte block, so one cache miss per segment) and grown by segments of
+/// doubling size, so it never needs the keys again; about 1.3 bytes per key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Bloom {
     segments: Vec<Segment>,
@@ -514,29 +521,41 @@ fn hashes(kind: Kind, id: &str) -> (u64, u64) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    // splitmix64 of the first for the second, odd so every probe differs.
+    // splitmix64 of the first gives the bits inside the block.
     let mut mixed = hash.wrapping_add(0x9e37_79b9_7f4a_7c15);
     mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (hash, (mixed ^ (mixed >> 31)) | 1)
+    (hash, mixed ^ (mixed >> 31))
+}
+
+/// The words a segment of `capacity` keys takes: whole blocks.
+fn segment_words(capacity: u64) -> Option<u64> {
+    let blocks = capacity.checked_mul(BLOOM_BITS_PER_KEY)?.div_ceil(BLOOM_BLOCK_BITS).max(1);
+    blocks.checked_mul(BLOOM_BLOCK_WORDS as u64)
 }
 
 impl Segment {
     fn new(capacity: u64) -> Segment {
-        let words = usize::try_from((capacity * BLOOM_BITS_PER_KEY).div_ceil(64)).expect("a filter that fits memory");
-        Segment { capacity, count: 0, words: vec![0; words] }
+        let words = segment_words(capacity).and_then(|words| usize::try_from(words).ok());
+        Segment { capacity, count: 0, words: vec![0; words.expect("a filter that fits memory")] }
     }
 
-    fn probes(&self, (first, step): (u64, u64)) -> impl Iterator<Item = (usize, u64)> {
-        let bits = self.words.len() as u64 * 64;
-        (0..BLOOM_HASHES).map(move |i| {
-            let bit = first.wrapping_add(i.wrapping_mul(step)) % bits;
-            ((bit / 64) as usize, 1u64 << (bit % 64))
-        })
+    /// The block of a key and the masks of its bits in the block's words.
+    fn probes(&self, (block, bits): (u64, u64)) -> (usize, [u64; BLOOM_BLOCK_WORDS]) {
+        let blocks = (self.words.len() / BLOOM_BLOCK_WORDS) as u64;
+        let start = usize::try_from(block % blocks).expect("a block index fits") * BLOOM_BLOCK_WORDS;
+        let mut masks = [0u64; BLOOM_BLOCK_WORDS];
+        for i in 0..BLOOM_HASHES {
+            let bit = (bits >> (9 * i)) & (BLOOM_BLOCK_BITS - 1);
+            masks[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+        (start, masks)
     }
 
     fn contains(&self, hashes: (u64, u64)) -> bool {
-        self.probes(hashes).all(|(word, mask)| self.words[word] & mask != 0)
+        let (start, masks) = self.probes(hashes);
+        let block = &self.words[start..start + BLOOM_BLOCK_WORDS];
+        block.iter().zip(masks).all(|(word, mask)| word & mask == mask)
     }
 }
 
@@ -548,9 +567,9 @@ impl Bloom {
             self.segments.push(Segment::new(capacity));
         }
         let segment = self.segments.last_mut().expect("pushed above");
-        let probes: Vec<(usize, u64)> = segment.probes(hashes(kind, id)).collect();
-        for (word, mask) in probes {
-            segment.words[word] |= mask;
+        let (start, masks) = segment.probes(hashes(kind, id));
+        for (word, mask) in segment.words[start..start + BLOOM_BLOCK_WORDS].iter_mut().zip(masks) {
+            *word |= mask;
         }
         segment.count += 1;
     }
@@ -558,7 +577,8 @@ impl Bloom {
     /// `false`: the id was never inserted.
     pub fn may_contain(&self, kind: Kind, id: &str) -> bool {
         let hashes = hashes(kind, id);
-        self.segments.iter().any(|segment| segment.contains(hashes))
+        // The newest (largest) segment first: it holds half the keys.
+        self.segments.iter().rev().any(|segment| segment.contains(hashes))
     }
 
     /// Bytes the filter takes in memory.
@@ -594,7 +614,7 @@ impl Bloom {
             let capacity = be(take(8)?);
             let keys = be(take(8)?);
             let words = usize::try_from(be(take(8)?)).ok()?;
-            if words as u64 != (capacity.checked_mul(BLOOM_BITS_PER_KEY)?).div_ceil(64) || keys > capacity {
+            if Some(words as u64) != segment_words(capacity) || keys > capacity || capacity == 0 {
                 return None;
             }
             let body = take(words.checked_mul(8)?)?;

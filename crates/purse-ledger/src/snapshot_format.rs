@@ -301,7 +301,12 @@ fn order_record(order: OrderPart<'_>) -> OrderRecord<'_> {
 
 /// Encodes `projections` (at a commit boundary) as a snapshot file, handing it to `emit` piece
 /// by piece (the header, then each chunk, then the trailer). Returns the file's length.
-pub(crate) fn encode(projections: &Projections, emit: impl FnMut(Vec<u8>) -> Result<(), Error>) -> Result<u64, Error> {
+/// With `cold`, the snapshot says it goes into the cold store (`Item::Cold`).
+pub(crate) fn encode(
+    projections: &Projections,
+    cold: bool,
+    emit: impl FnMut(Vec<u8>) -> Result<(), Error>,
+) -> Result<u64, Error> {
     let state = &projections.state;
     if state.mid_transfer() {
         return Err(Error::Storage("a snapshot inside a transfer (a bug: snapshots are taken between batches)".into()));
@@ -332,7 +337,7 @@ pub(crate) fn encode(projections: &Projections, emit: impl FnMut(Vec<u8>) -> Res
         last_sequence: state.last_sequence(),
         counts,
     }))?;
-    if projections.cold.is_some() {
+    if cold {
         writer.push(&Item::Cold)?;
     }
     for account in state.accounts() {

@@ -434,6 +434,7 @@ impl Decoder {
             cards,
             cold: None,
             bloom: Default::default(),
+            cold_used: false,
             last_block_checksum: self.covered.block_checksum,
             blocks: self.covered.blocks,
         };

@@ -9,8 +9,9 @@ use purse_ledger::{FlowKey, FlowQuery, Ledger, LedgerConfig};
 
 const ACCOUNTS: [&str; 3] = ["alice", "bob", "carol"];
 
+/// A ledger whose every snapshot goes into the cold store.
 async fn open(path: &std::path::Path) -> Ledger {
-    Ledger::open(LedgerConfig::new(path)).await.unwrap()
+    Ledger::open(LedgerConfig { cold_after_entries: 0, ..LedgerConfig::new(path) }).await.unwrap()
 }
 
 fn hold(request: &str, order: &str, account: &str, value: &str) -> Command {

@@ -73,6 +73,8 @@ fn child(dir: &str, round: u64) {
     runtime.block_on(async {
         let mut config = LedgerConfig::new(dir);
         config.snapshot_every_entries = CHILD_SNAPSHOT_EVERY_ENTRIES;
+        // And each into the cold store, so that kills land inside that too.
+        config.cold_after_entries = 0;
         let ledger = Ledger::open(config).await.expect("child opens the ledger");
         let mut tasks = Vec::new();
         for task in 0..TASKS {

@@ -43,7 +43,9 @@ enum Taking {
 }
 
 fn config(dir: &Path, taking: Taking) -> LedgerConfig {
-    let mut config = LedgerConfig::new(dir);
+    // Every snapshot goes into the cold store: what opening from one gives is then memory's
+    // part and the cold store's.
+    let mut config = LedgerConfig { cold_after_entries: 0, ..LedgerConfig::new(dir) };
     config.snapshot_every_entries = match taking {
         Taking::Explicit(_) => 0,
         Taking::Every(entries) => entries,
