@@ -70,8 +70,8 @@ pub use ledger::{
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
 pub use snapshot::{
-    SnapshotInfo, SnapshotStats, SNAPSHOTS_KEPT, SNAPSHOT_EVERY_DEFAULT, SNAPSHOT_EVERY_ENTRIES_DEFAULT,
-    SNAPSHOT_TAIL_ENTRIES_MIN,
+    SnapshotInfo, SnapshotStats, COLD_SNAPSHOT_EVERY_ENTRIES_MAX, SNAPSHOTS_KEPT, SNAPSHOT_EVERY_DEFAULT,
+    SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_TAIL_ENTRIES_MIN,
 };
 pub use sweep::{SweepScope, SWEEP_GROUP_ACCOUNTS, SWEEP_GROUP_COMMANDS};
 pub use writer::{BatchItem, FlowSummary, GroupItem, GroupMode, GroupOutcome, WriterStats};
