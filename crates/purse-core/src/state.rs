@@ -331,14 +331,9 @@ impl State {
 /// accounts were opened in.
 impl PartialEq for State {
     fn eq(&self, other: &Self) -> bool {
-        self.config == other.config
-            && self.last_sequence == other.last_sequence
-            && self.rules == other.rules
+        self.same_but_orders(other)
             && self.hold_expiry == other.hold_expiry
             && self.order_takes == other.order_takes
-            && self.open_hold_expiry == other.open_hold_expiry
-            && self.transfer == other.transfer
-            && self.accounts == other.accounts
             && self.orders.len() == other.orders.len()
             && self.orders().all(|(id, order)| other.order(id) == Some(order))
     }
