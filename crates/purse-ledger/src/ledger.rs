@@ -25,9 +25,10 @@ pub const QUEUE_COMMANDS_MAX_DEFAULT: usize = 8192;
 /// `create_transfers` (8,189 transfers of 128 bytes in its 1 MiB message), so a gateway built
 /// for one fits the other.
 pub const SUBMIT_BATCH_MAX: usize = 8189;
-/// [`LedgerConfig::cold_after_entries`] when none is given: a ledger of a million flows holds
-/// about 500 MB of them in memory.
-pub const COLD_AFTER_ENTRIES_DEFAULT: u64 = 1_000_000;
+/// [`LedgerConfig::cold_after_entries`] when none is given: a ledger of two million flows holds
+/// about 1 GB of them in memory. Above a million so that a ledger of a million flows (the
+/// default `purse bench`) never pays the first fill of the cold store (performance.md).
+pub const COLD_AFTER_ENTRIES_DEFAULT: u64 = 2_000_000;
 /// [`LedgerConfig::cache_bytes`] when none is given.
 pub const CACHE_BYTES_DEFAULT: u64 = crate::sled_storage::SLED_CACHE_BYTES;
 /// Below this many commands [`Ledger::submit_batch`] fingerprints on the caller's own task: a
@@ -68,7 +69,7 @@ pub struct LedgerConfig {
     pub cache_bytes: u64,
     /// Entries the log holds before the cold store takes over: until then memory keeps every
     /// order, request id and flow reference (fastest; about 500 bytes per flow), from then on
-    /// each snapshot moves them to disk and memory holds what changed since. Default 1,000,000.
+    /// each snapshot moves them to disk and memory holds what changed since. Default 2,000,000.
     pub cold_after_entries: u64,
 }
 
