@@ -468,10 +468,21 @@ impl Snapshotter {
             let loaded =
                 read_checked(snapshots.as_ref(), *sequence, store, config).and_then(|(mut projections, cold)| {
                     match (&self.cold, cold) {
-                        (Some(store), true) if cold_in_use => projections
-                            .attach_cold(Arc::clone(store))
-                            .map_err(|error| format!("its cold store cannot be read ({error})"))?,
-                        (_, true) => return Err("it needs the cold store, which is empty".into()),
+                        (Some(store), true) => {
+                            projections
+                                .attach_cold(Arc::clone(store))
+                                .map_err(|error| format!("its cold store cannot be read ({error})"))?;
+                            if !projections.cold_used {
+                                // No fill of the cold store ever finished (a kill in the first):
+                                // memory let go of nothing, so the file holds everything and must
+                                // pass every check a whole snapshot does.
+                                let requests = projections.requests.len() as u64;
+                                let state = &projections.state;
+                                snapshot_format::check_index(state, &projections.account_flows, requests, false)
+                                    .map_err(|reason| format!("its first cold fill never finished, and {reason}"))?;
+                            }
+                        }
+                        (None, true) => return Err("it needs the cold store, which this ledger has not".into()),
                         (Some(store), false) => projections
                             .attach_cold(Arc::clone(store))
                             .map_err(|error| format!("the cold store cannot be read ({error})"))?,

@@ -34,7 +34,7 @@ pub(crate) mod compare;
 #[path = "snapshot_read.rs"]
 mod read;
 
-pub(crate) use read::{read_body, read_header};
+pub(crate) use read::{check_index, read_body, read_header};
 
 /// The format version this code writes, and the only one it reads.
 pub(crate) const FORMAT_VERSION: u8 = 1;

@@ -205,7 +205,7 @@ fn phase(item: &Item<'_>) -> u8 {
     }
 }
 
-type AccountFlows = HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>;
+pub(crate) type AccountFlows = HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>;
 
 /// Builds projections from a snapshot's items, in their order, checking as it goes.
 struct Decoder {
@@ -279,6 +279,35 @@ pub(super) fn account_of(record: &mut AccountRecord<'_>) -> Result<Account, Stri
         flow_count: record.flow_count,
         lots: Lots::from_lots(lots)?,
     })
+}
+
+/// Checks the per-account index and the number of idempotency records against the accounts:
+/// every account indexed with as many flows as it has, and one record per flow but the
+/// TRANSFER_INs. `partial` (memory's part only, the cold store holding the rest): an account
+/// may show fewer, and the records are not counted.
+pub(crate) fn check_index(
+    state: &purse_core::State,
+    account_flows: &AccountFlows,
+    requests: u64,
+    partial: bool,
+) -> Result<(), String> {
+    if !partial && account_flows.len() != state.accounts().count() {
+        return Err("the per-account flow index does not cover every account".into());
+    }
+    let mut recorded = 0u64;
+    for (account_id, flows) in account_flows {
+        let account = state.account(account_id).ok_or_else(|| format!("flows of an unknown account {account_id:?}"))?;
+        let indexed = flows.len() as u64;
+        let fits = account.flow_count == indexed || (partial && account.flow_count > indexed);
+        if !fits {
+            return Err(format!("account {account_id:?} has {} flows but {indexed} indexed", account.flow_count));
+        }
+        recorded += flows.iter().filter(|flow| flow.flow_type != FlowType::TransferIn).count() as u64;
+    }
+    if !partial && recorded != requests {
+        return Err(format!("{requests} requests recorded for {recorded} flows that have one"));
+    }
+    Ok(())
 }
 
 impl Decoder {
@@ -404,28 +433,7 @@ impl Decoder {
             return Err(format!("it counts {end:?} but holds {:?}", self.counts));
         }
         let state = self.state.ok_or("no Start record")?.finish(self.covered.sequence)?;
-        if !self.cold && self.account_flows.len() as u64 != self.counts.accounts {
-            return Err("the per-account flow index does not cover every account".into());
-        }
-        let mut recorded = 0u64;
-        for (account_id, flows) in &self.account_flows {
-            let account =
-                state.account(account_id).ok_or_else(|| format!("flows of an unknown account {account_id:?}"))?;
-            // With the cold store, memory holds an account's latest flows only.
-            let indexed = flows.len() as u64;
-            let fits = account.flow_count == indexed || (self.cold && account.flow_count > indexed);
-            if !fits {
-                return Err(format!(
-                    "account {account_id:?} has {} flows but {} indexed",
-                    account.flow_count,
-                    flows.len()
-                ));
-            }
-            recorded += flows.iter().filter(|flow| flow.flow_type != FlowType::TransferIn).count() as u64;
-        }
-        if !self.cold && recorded != self.counts.requests {
-            return Err(format!("{} requests recorded for {recorded} flows that have one", self.counts.requests));
-        }
+        check_index(&state, &self.account_flows, self.counts.requests, self.cold)?;
         let cards = CardIndex::of(&state);
         let projections = Projections {
             state,
