@@ -4,16 +4,16 @@ use purse_core::{Action, RuleSet};
 use purse_ledger::{Ledger, LedgerConfig};
 
 use crate::args::{AccountArgs, Cli, CliCommand, RulesCommand, StatusArgs};
-use crate::command::{
+use purse_wire::command::{
     account_query, as_of, export_filter, flow_key, flow_query, liability_at, statement_window, status_command, sweep,
     ToCommand, Units,
 };
-use crate::error::CliError;
-use crate::render::{
+use purse_wire::error::WireError;
+use purse_wire::render::{
     to_text, AccountJson, AccountPageJson, FlowJson, FlowPageJson, LiabilityJson, RulesJson, StatementJson, SweepJson,
     TransferJson, VerifyJson,
 };
-use crate::rules_file;
+use purse_wire::rules_file;
 
 /// Runs `cli` against its data directory and returns the JSON document to print.
 ///
@@ -25,7 +25,7 @@ use crate::rules_file;
 ///
 /// `data_given` says whether `--data` was written on the command line: `bench` uses a fresh
 /// temporary directory unless it was (never `PURSE_DATA`, which may name a real ledger).
-pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
+pub async fn run(cli: Cli, data_given: bool) -> Result<String, WireError> {
     let tuning = cli.tuning();
     if let CliCommand::Bench(args) = cli.command {
         let data = data_given.then_some(cli.data);
@@ -45,7 +45,7 @@ pub async fn run(cli: Cli, data_given: bool) -> Result<String, CliError> {
     Ok(document)
 }
 
-async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliError> {
+async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, WireError> {
     let units = Units { scale: ledger.scale(), zone: ledger.zone() };
     match command {
         CliCommand::Charge(args) => submit(ledger, &args, units).await,
@@ -95,7 +95,7 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
         }
         CliCommand::Export(args) => {
             let filter = export_filter(&args, units.zone)?;
-            crate::export::run(ledger, filter, args.format, std::io::stdout()).await?;
+            purse_wire::export::run(ledger, filter, args.format, std::io::stdout()).await?;
             // Already written, page by page.
             Ok(String::new())
         }
@@ -127,7 +127,7 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, CliErr
             let snapshot = ledger.snapshot().await?;
             Ok(to_text(&serde_json::json!({ "sequence": snapshot.sequence, "bytes": snapshot.bytes })))
         }
-        CliCommand::Bench(_) => Err(CliError::System("bench opens its own ledger and is run before this".into())),
+        CliCommand::Bench(_) => Err(WireError::System("bench opens its own ledger and is run before this".into())),
     }
 }
 
@@ -136,15 +136,15 @@ const CARD_ACCOUNTS_LISTED_MAX: usize = 20;
 
 /// `account`: by id, or by card when exactly one account was opened with it.
 /// The account `account` asks for: by `--account-id`, or the one account opened with `--card-id`.
-async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, CliError> {
+async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, WireError> {
     let card_id = match (&args.who.account_id, &args.who.card_id) {
         (Some(account_id), None) => return Ok(account_id.clone()),
         (None, Some(card_id)) => card_id,
-        _ => return Err(CliError::invalid_argument("give exactly one of --account-id and --card-id")),
+        _ => return Err(WireError::invalid_argument("give exactly one of --account-id and --card-id")),
     };
     let mut accounts = ledger.accounts_by_card(card_id).await?;
     match accounts.len() {
-        0 => Err(CliError::Argument {
+        0 => Err(WireError::Argument {
             code: purse_core::ErrorCode::AccountNotFound,
             message: format!("no account has card_id {card_id:?}"),
         }),
@@ -154,7 +154,7 @@ async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, CliEr
                 accounts.iter().take(CARD_ACCOUNTS_LISTED_MAX).map(|view| format!("{:?}", view.account_id)).collect();
             let more = count.saturating_sub(CARD_ACCOUNTS_LISTED_MAX);
             let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-            Err(CliError::invalid_argument(format!(
+            Err(WireError::invalid_argument(format!(
                 "--card-id {card_id:?} belongs to {count} accounts ({}{more}); ask by --account-id",
                 listed.join(", ")
             )))
@@ -162,12 +162,12 @@ async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, CliEr
     }
 }
 
-async fn submit_status(ledger: &Ledger, args: &StatusArgs, units: Units, action: Action) -> Result<String, CliError> {
+async fn submit_status(ledger: &Ledger, args: &StatusArgs, units: Units, action: Action) -> Result<String, WireError> {
     let flow = ledger.submit(status_command(args, units, action)?).await?;
     Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
 }
 
-async fn submit(ledger: &Ledger, args: &impl ToCommand, units: Units) -> Result<String, CliError> {
+async fn submit(ledger: &Ledger, args: &impl ToCommand, units: Units) -> Result<String, WireError> {
     let flow = ledger.submit(args.to_command(units)?).await?;
     Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
 }

@@ -37,9 +37,9 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::error::CliError;
-use crate::render::to_text;
 use measure::{directory_bytes, fdatasync_floor, peak_rss_bytes, MachineCpu, ThreadCpu, FSYNC_PROBES};
+use purse_wire::error::WireError;
+use purse_wire::render::to_text;
 use workload::{account_id, Accounts, Caller, Kind, Mix, Plan, Tally};
 
 /// `purse bench`
@@ -113,7 +113,7 @@ pub async fn run(
     scale: Option<Scale>,
     zone: Option<Zone>,
     tuning: crate::args::Tuning,
-) -> Result<String, CliError> {
+) -> Result<String, WireError> {
     let is_temporary = data.is_none();
     let temporary;
     let path = match data {
@@ -125,7 +125,7 @@ pub async fn run(
             temporary = tempfile::Builder::new()
                 .prefix("purse-bench-")
                 .tempdir()
-                .map_err(|io| CliError::System(format!("creating a temporary data directory: {io}")))?;
+                .map_err(|io| WireError::System(format!("creating a temporary data directory: {io}")))?;
             temporary.path().to_owned()
         }
     };
@@ -145,21 +145,25 @@ pub async fn run(
     }
 }
 
-fn check_empty(path: &Path) -> Result<(), CliError> {
+fn check_empty(path: &Path) -> Result<(), WireError> {
     match std::fs::read_dir(path).map(|mut entries| entries.next().is_some()) {
-        Ok(true) => Err(CliError::invalid_argument(format!(
+        Ok(true) => Err(WireError::invalid_argument(format!(
             "purse bench needs an empty or missing data directory, and {} holds files",
             path.display()
         ))),
         Ok(false) => Ok(()),
         Err(io) if io.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(io) => Err(CliError::System(format!("reading {}: {io}", path.display()))),
+        Err(io) => Err(WireError::System(format!("reading {}: {io}", path.display()))),
     }
 }
 
 /// The report, and the error to end with if the self-check failed. An error that stops the
 /// bench after the timed run starts with the run's own failures (see [`Check::then`]).
-async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Result<(Value, Option<CliError>), CliError> {
+async fn bench(
+    args: &BenchArgs,
+    config: LedgerConfig,
+    temporary: bool,
+) -> Result<(Value, Option<WireError>), WireError> {
     let ledger = Ledger::open(config.clone()).await?;
     let scale = ledger.scale();
     let rules = RuleSetText {
@@ -202,13 +206,13 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
         })
         .collect();
     for task in tasks {
-        setup.merge(task.await.map_err(|error| CliError::System(format!("an opening task failed: {error}")))?);
+        setup.merge(task.await.map_err(|error| WireError::System(format!("an opening task failed: {error}")))?);
     }
     let setup_micros = micros(setup_started);
 
     // The disk's floor, in the same session, just before the run.
     let floor = fdatasync_floor(&config.path)
-        .map_err(|io| CliError::System(format!("measuring fdatasync beside {}: {io}", config.path.display())))?;
+        .map_err(|io| WireError::System(format!("measuring fdatasync beside {}: {io}", config.path.display())))?;
 
     // The timed run.
     let stats_before = ledger.stats().await?;
@@ -225,7 +229,7 @@ async fn bench(args: &BenchArgs, config: LedgerConfig, temporary: bool) -> Resul
         .collect();
     let mut tally = Tally::default();
     for task in tasks {
-        tally.merge(task.await.map_err(|error| CliError::System(format!("a caller failed: {error}")))?);
+        tally.merge(task.await.map_err(|error| WireError::System(format!("a caller failed: {error}")))?);
     }
     let run_micros = micros(started).max(1);
     let cpu = ThreadCpu::now().since(&cpu_before);
@@ -478,24 +482,24 @@ impl Check {
     /// The error to end with when `step` fails after the run: what the run found first (a
     /// disk that filled up during the run is usually why the step failed too: a reopen that
     /// cannot write), then the step's own error, whose code it keeps.
-    fn then(&self, step: &str, error: impl Into<CliError>) -> CliError {
+    fn then(&self, step: &str, error: impl Into<WireError>) -> WireError {
         let context = if self.failures.is_empty() {
             format!("purse bench: {step} failed")
         } else {
             format!("purse bench: the run failed ({}), then {step} failed", self.failures.join("; "))
         };
-        CliError::Context { context, source: Box::new(error.into()) }
+        WireError::Context { context, source: Box::new(error.into()) }
     }
 
     /// The error a failed self-check ends with, naming every failure: `STORAGE` if the disk
     /// failed, else `CORRUPTION` (the ledger disagrees with itself).
-    fn failure(&self) -> Option<CliError> {
+    fn failure(&self) -> Option<WireError> {
         if self.passed() {
             return None;
         }
         let message =
             format!("purse bench: the self-check failed: {} (see \"check\" in the report)", self.failures.join("; "));
-        Some(CliError::Ledger(if self.storage {
+        Some(WireError::Ledger(if self.storage {
             purse_ledger::Error::Storage(message)
         } else {
             purse_ledger::Error::Corruption(message)
@@ -638,7 +642,7 @@ mod tests {
             }
             check
         };
-        let table: Vec<(CliError, &str, &str)> = vec![
+        let table: Vec<(WireError, &str, &str)> = vec![
             (
                 check(false).then("reopening the ledger", reopen()),
                 "STORAGE",

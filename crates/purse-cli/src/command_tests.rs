@@ -4,9 +4,10 @@ use clap::Parser;
 use purse_core::{AccountStatus, Action, Amount, Command, FlowType, Scale, Timestamp, Zone};
 use purse_ledger::{AccountQuery, ExportFilter, FlowKey, FlowQuery};
 
-use super::{account_query, export_filter, flow_key, flow_query, statement_window, ToCommand, Units};
+use purse_wire::command::{account_query, export_filter, flow_key, flow_query, statement_window, ToCommand, Units};
+use purse_wire::error::{usage_message, WireError};
+
 use crate::args::{Cli, CliCommand};
-use crate::error::{usage_message, CliError};
 
 const CNY: Units = Units { scale: Scale::CNY, zone: Zone::CHINA };
 /// 2019-08-01 15:14:31 at +08:00.
@@ -15,12 +16,12 @@ const AUGUST_FIRST: Timestamp = Timestamp(1_564_643_671);
 /// What a command line should turn into: a value, or an error code and a piece of its message.
 type Expect<T> = Result<T, (&'static str, &'static str)>;
 
-fn parse(argv: &[&str]) -> Result<CliCommand, CliError> {
+fn parse(argv: &[&str]) -> Result<CliCommand, WireError> {
     let argv = std::iter::once("purse").chain(argv.iter().copied());
-    Cli::try_parse_from(argv).map(|cli| cli.command).map_err(|error| CliError::Usage(usage_message(&error)))
+    Cli::try_parse_from(argv).map(|cli| cli.command).map_err(|error| WireError::Usage(usage_message(&error)))
 }
 
-fn write_command(argv: &[&str], units: Units) -> Result<Command, CliError> {
+fn write_command(argv: &[&str], units: Units) -> Result<Command, WireError> {
     match parse(argv)? {
         CliCommand::Charge(args) => args.to_command(units),
         CliCommand::Deduct(args) => args.to_command(units),
@@ -33,7 +34,7 @@ fn write_command(argv: &[&str], units: Units) -> Result<Command, CliError> {
 }
 
 /// The one assertion every table goes through.
-fn check<T: PartialEq + std::fmt::Debug>(argv: &[&str], got: Result<T, CliError>, expect: Expect<T>) {
+fn check<T: PartialEq + std::fmt::Debug>(argv: &[&str], got: Result<T, WireError>, expect: Expect<T>) {
     match (got, expect) {
         (Ok(got), Ok(expect)) => assert_eq!(got, expect, "{argv:?}"),
         (Err(error), Err((code, fragment))) => {
@@ -46,7 +47,7 @@ fn check<T: PartialEq + std::fmt::Debug>(argv: &[&str], got: Result<T, CliError>
 
 /// Runs the write command `text`, adding `--request-id r-1 --account-id acct` after the verb
 /// unless the text names an account itself (the rows that test missing ids).
-fn write_text(text: &str, units: Units) -> Result<Command, CliError> {
+fn write_text(text: &str, units: Units) -> Result<Command, WireError> {
     let mut argv = words(text);
     if !text.contains("--account-id") {
         argv.splice(1..1, ["--request-id", "r-1", "--account-id", "acct"].map(str::to_owned));
@@ -233,7 +234,7 @@ fn amounts_follow_the_ledger_scale() {
 }
 
 /// Parses `text` (see [`words`]) and hands its one expected subcommand to `build`.
-fn read_text<T>(text: &str, build: impl Fn(CliCommand) -> Result<T, CliError>) -> Result<T, CliError> {
+fn read_text<T>(text: &str, build: impl Fn(CliCommand) -> Result<T, WireError>) -> Result<T, WireError> {
     let argv = words(text);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     parse(&argv).and_then(build)
@@ -360,7 +361,7 @@ fn history_queries() {
 #[test]
 fn usage_errors_are_one_line_with_usage() {
     let error = parse(&["deduct", "--request-id", "r"]).unwrap_err();
-    assert!(matches!(error, CliError::Usage(_)));
+    assert!(matches!(error, WireError::Usage(_)));
     let message = error.to_string();
     assert!(!message.contains('\n'), "{message}");
     assert!(!message.starts_with("error:"), "{message}");

@@ -17,8 +17,8 @@ use purse_core::Zone;
 use purse_ingest::{AlscUnits, Input, Mode, Options, Progress, Provider};
 use purse_ledger::Ledger;
 
-use crate::error::CliError;
-use crate::render::to_text;
+use purse_wire::error::WireError;
+use purse_wire::render::to_text;
 
 /// The exit code of a run that finished but found rejected records or mismatches.
 pub const EXIT_FINDINGS: u8 = 3;
@@ -80,10 +80,10 @@ pub enum UnitsArg {
 }
 
 /// Runs one ingestion and returns the report to print.
-pub async fn run(ledger: &Ledger, args: IngestArgs) -> Result<String, CliError> {
+pub async fn run(ledger: &Ledger, args: IngestArgs) -> Result<String, WireError> {
     let options = options(&args)?;
     if args.files.iter().filter(|file| file.as_os_str() == "-").count() > 1 {
-        return Err(CliError::invalid_argument("stdin (-) can be given once"));
+        return Err(WireError::invalid_argument("stdin (-) can be given once"));
     }
     // Every file is opened before anything is read, so a wrong path changes nothing.
     let inputs = args.files.iter().map(Input::open).collect::<Result<Vec<_>, _>>().map_err(ingest_error)?;
@@ -102,7 +102,7 @@ pub async fn run(ledger: &Ledger, args: IngestArgs) -> Result<String, CliError> 
     Ok(to_text(&report))
 }
 
-fn options(args: &IngestArgs) -> Result<Options, CliError> {
+fn options(args: &IngestArgs) -> Result<Options, WireError> {
     let provider = match args.provider {
         ProviderArg::Kybio => Provider::Kybio,
         ProviderArg::Alsc => Provider::Alsc,
@@ -120,7 +120,7 @@ fn options(args: &IngestArgs) -> Result<Options, CliError> {
         UnitsArg::Major => AlscUnits::Major,
     };
     options.provider_zone = Zone::parse(&args.provider_time_zone).ok_or_else(|| {
-        CliError::invalid_argument(format!(
+        WireError::invalid_argument(format!(
             "--provider-time-zone: {:?} is not a UTC offset like +08:00, -05:30 or Z",
             args.provider_time_zone
         ))
@@ -131,10 +131,10 @@ fn options(args: &IngestArgs) -> Result<Options, CliError> {
     Ok(options)
 }
 
-fn ingest_error(error: purse_ingest::Error) -> CliError {
+fn ingest_error(error: purse_ingest::Error) -> WireError {
     match error {
-        purse_ingest::Error::Ledger(error) => CliError::Ledger(error),
-        other => CliError::Argument { code: other.code(), message: other.to_string() },
+        purse_ingest::Error::Ledger(error) => WireError::Ledger(error),
+        other => WireError::Argument { code: other.code(), message: other.to_string() },
     }
 }
 

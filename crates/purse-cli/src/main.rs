@@ -10,13 +10,9 @@
 mod app;
 mod args;
 mod bench;
-mod command;
-mod error;
-mod export;
+#[cfg(test)]
+mod command_tests;
 mod ingest;
-mod render;
-mod rules_file;
-mod strict_json;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,7 +22,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
-use crate::error::{usage_message, CliError};
+use purse_wire::error::{usage_message, WireError};
 
 fn main() -> ExitCode {
     let (cli, data_given) = match parse() {
@@ -37,13 +33,13 @@ fn main() -> ExitCode {
             let _ = error.print();
             return ExitCode::SUCCESS;
         }
-        Err(error) => return fail(&CliError::Usage(usage_message(&error))),
+        Err(error) => return fail(&WireError::Usage(usage_message(&error))),
     };
     // One command per process: a single-threaded runtime is enough; the ledger does its disk
     // work on its own writer thread.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(io) => return fail(&CliError::System(format!("starting the async runtime: {io}"))),
+        Err(io) => return fail(&WireError::System(format!("starting the async runtime: {io}"))),
     };
     match runtime.block_on(app::run(cli, data_given)).and_then(|document| print(&document)) {
         Ok(()) => ingest::exit_code(),
@@ -59,15 +55,15 @@ fn parse() -> Result<(Cli, bool), clap::Error> {
     Ok((Cli::from_arg_matches(&matches)?, data_given))
 }
 
-fn print(document: &str) -> Result<(), CliError> {
+fn print(document: &str) -> Result<(), WireError> {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(document.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|io| CliError::System(format!("writing the answer to stdout: {io}")))
+        .map_err(|io| WireError::System(format!("writing the answer to stdout: {io}")))
 }
 
-fn fail(error: &CliError) -> ExitCode {
+fn fail(error: &WireError) -> ExitCode {
     // If stderr is gone too there is no one left to tell; the exit code still says it failed.
     let _ = std::io::stderr().lock().write_all(error.to_json().as_bytes());
     error.exit_code()

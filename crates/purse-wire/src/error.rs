@@ -13,7 +13,7 @@ use serde::Serialize;
 
 /// Why a `purse` invocation failed.
 #[derive(Debug)]
-pub enum CliError {
+pub enum WireError {
     /// clap refused the command line (unknown option, missing required option, bad number…).
     Usage(String),
     /// An option clap accepted but purse cannot use: a bad amount, time, flow type, JSON text.
@@ -24,36 +24,36 @@ pub enum CliError {
     /// The message says which.
     System(String),
     /// `source`, with what led to it in front; its code and exit status are `source`'s.
-    Context { context: String, source: Box<CliError> },
+    Context { context: String, source: Box<WireError> },
 }
 
-impl CliError {
+impl WireError {
     /// An `INVALID_ARGUMENT` about an option clap let through.
-    pub fn invalid_argument(message: impl Into<String>) -> CliError {
-        CliError::Argument { code: ErrorCode::InvalidArgument, message: message.into() }
+    pub fn invalid_argument(message: impl Into<String>) -> WireError {
+        WireError::Argument { code: ErrorCode::InvalidArgument, message: message.into() }
     }
 
     /// An `INVALID_AMOUNT` about an amount option or a rules tier.
-    pub fn invalid_amount(message: impl Into<String>) -> CliError {
-        CliError::Argument { code: ErrorCode::InvalidAmount, message: message.into() }
+    pub fn invalid_amount(message: impl Into<String>) -> WireError {
+        WireError::Argument { code: ErrorCode::InvalidAmount, message: message.into() }
     }
 
     /// The spec §6 code reported for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            CliError::Usage(_) => ErrorCode::InvalidArgument,
-            CliError::Argument { code, .. } => *code,
-            CliError::Ledger(error) => error.code(),
-            CliError::System(_) => ErrorCode::Storage,
-            CliError::Context { source, .. } => source.code(),
+            WireError::Usage(_) => ErrorCode::InvalidArgument,
+            WireError::Argument { code, .. } => *code,
+            WireError::Ledger(error) => error.code(),
+            WireError::System(_) => ErrorCode::Storage,
+            WireError::Context { source, .. } => source.code(),
         }
     }
 
     /// The process exit code: 2 for a malformed command line, 1 for everything else.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            CliError::Usage(_) => ExitCode::from(2),
-            CliError::Context { source, .. } => source.exit_code(),
+            WireError::Usage(_) => ExitCode::from(2),
+            WireError::Context { source, .. } => source.exit_code(),
             _ => ExitCode::from(1),
         }
     }
@@ -74,27 +74,27 @@ impl CliError {
     }
 }
 
-impl fmt::Display for CliError {
+impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(message) | CliError::Argument { message, .. } | CliError::System(message) => {
+            WireError::Usage(message) | WireError::Argument { message, .. } | WireError::System(message) => {
                 f.write_str(message)
             }
-            CliError::Ledger(error) => write!(f, "{error}"),
-            CliError::Context { context, source } => write!(f, "{context}: {source}"),
+            WireError::Ledger(error) => write!(f, "{error}"),
+            WireError::Context { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
 
-impl From<purse_ledger::Error> for CliError {
-    fn from(error: purse_ledger::Error) -> CliError {
-        CliError::Ledger(error)
+impl From<purse_ledger::Error> for WireError {
+    fn from(error: purse_ledger::Error) -> WireError {
+        WireError::Ledger(error)
     }
 }
 
-impl From<purse_core::Error> for CliError {
-    fn from(error: purse_core::Error) -> CliError {
-        CliError::Argument { code: error.code(), message: error.to_string() }
+impl From<purse_core::Error> for WireError {
+    fn from(error: purse_core::Error) -> WireError {
+        WireError::Argument { code: error.code(), message: error.to_string() }
     }
 }
 
@@ -134,7 +134,7 @@ pub fn usage_message(error: &clap::Error) -> String {
 mod tests {
     use super::*;
 
-    fn check(error: CliError, code: &str, exit: ExitCode, json: &str) {
+    fn check(error: WireError, code: &str, exit: ExitCode, json: &str) {
         assert_eq!(error.code().as_str(), code, "{error:?}");
         assert_eq!(error.exit_code(), exit, "{error:?}");
         assert_eq!(error.to_json(), json, "{error:?}");
@@ -143,33 +143,33 @@ mod tests {
     #[test]
     fn codes_exits_and_documents() {
         check(
-            CliError::Usage("unexpected argument '--x'".into()),
+            WireError::Usage("unexpected argument '--x'".into()),
             "INVALID_ARGUMENT",
             ExitCode::from(2),
             "{\n  \"error\": {\n    \"code\": \"INVALID_ARGUMENT\",\n    \"message\": \"unexpected argument '--x'\"\n  }\n}\n",
         );
         check(
-            CliError::invalid_amount("--value: \"x\" is not a decimal number"),
+            WireError::invalid_amount("--value: \"x\" is not a decimal number"),
             "INVALID_AMOUNT",
             ExitCode::from(1),
             "{\n  \"error\": {\n    \"code\": \"INVALID_AMOUNT\",\n    \"message\": \"--value: \\\"x\\\" is not a decimal number\"\n  }\n}\n",
         );
         check(
-            CliError::Ledger(purse_ledger::Error::AccountNotFound("alice".into())),
+            WireError::Ledger(purse_ledger::Error::AccountNotFound("alice".into())),
             "ACCOUNT_NOT_FOUND",
             ExitCode::from(1),
             "{\n  \"error\": {\n    \"code\": \"ACCOUNT_NOT_FOUND\",\n    \"message\": \"account \\\"alice\\\" does not exist\"\n  }\n}\n",
         );
         check(
-            CliError::System("writing the answer to stdout: broken pipe".into()),
+            WireError::System("writing the answer to stdout: broken pipe".into()),
             "STORAGE",
             ExitCode::from(1),
             "{\n  \"error\": {\n    \"code\": \"STORAGE\",\n    \"message\": \"writing the answer to stdout: broken pipe\"\n  }\n}\n",
         );
         check(
-            CliError::Context {
+            WireError::Context {
                 context: "the run failed (disk full), then reopening failed".into(),
-                source: Box::new(CliError::Ledger(purse_ledger::Error::Corruption("no head".into()))),
+                source: Box::new(WireError::Ledger(purse_ledger::Error::Corruption("no head".into()))),
             },
             "CORRUPTION",
             ExitCode::from(1),

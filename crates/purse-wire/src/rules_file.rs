@@ -14,7 +14,7 @@ use std::path::Path;
 use purse_core::RuleSetText;
 use serde_json::value::RawValue;
 
-use crate::error::CliError;
+use crate::error::WireError;
 use crate::strict_json::{self, JsonError};
 
 /// An object's members, each value as its exact text. Keys are unique (the strict check saw to
@@ -51,9 +51,9 @@ const RULE_KEYS: [&str; 5] = ["deduction_order", "gift_type", "full_gift_switch"
 const TIER_KEYS: [&str; 2] = ["real_value", "gift_value"];
 
 /// Reads `path` (or stdin for `-`) as UTF-8 text.
-pub fn read(path: &Path) -> Result<String, CliError> {
+pub fn read(path: &Path) -> Result<String, WireError> {
     let unreadable = |error: std::io::Error| {
-        CliError::invalid_argument(format!("cannot read rules file {}: {error}", path.display()))
+        WireError::invalid_argument(format!("cannot read rules file {}: {error}", path.display()))
     };
     let mut bytes = Vec::new();
     // Read one byte past the limit so an oversized file is detected without reading all of it.
@@ -64,27 +64,27 @@ pub fn read(path: &Path) -> Result<String, CliError> {
         std::fs::File::open(path).and_then(|file| file.take(limit).read_to_end(&mut bytes)).map_err(unreadable)?;
     }
     if bytes.len() as u64 > RULES_FILE_BYTES_MAX {
-        return Err(CliError::invalid_argument(format!(
+        return Err(WireError::invalid_argument(format!(
             "rules file {} is larger than {RULES_FILE_BYTES_MAX} bytes",
             path.display()
         )));
     }
     String::from_utf8(bytes)
-        .map_err(|_| CliError::invalid_argument(format!("rules file {} is not UTF-8 text", path.display())))
+        .map_err(|_| WireError::invalid_argument(format!("rules file {} is not UTF-8 text", path.display())))
 }
 
 /// Parses the rules JSON. Missing and `null` keys are both "left out" (the core's default).
 /// The text must be strict JSON ([`strict_json`]) first: a duplicate key would otherwise
 /// silently keep its last value.
-pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
-    let not_json = |error| CliError::invalid_argument(format!("rules: not valid JSON: {error}"));
+pub fn parse(text: &str) -> Result<RuleSetText, WireError> {
+    let not_json = |error| WireError::invalid_argument(format!("rules: not valid JSON: {error}"));
     strict_json::check(text).map_err(|error| match error {
         JsonError::Syntax(error) => not_json(error),
-        JsonError::Refused(message) => CliError::invalid_argument(format!("rules: {message}")),
+        JsonError::Refused(message) => WireError::invalid_argument(format!("rules: {message}")),
     })?;
     let root: &RawValue = serde_json::from_str(text).map_err(not_json)?;
     if kind(root) != Kind::Object {
-        return Err(CliError::invalid_argument("rules: the document must be a JSON object"));
+        return Err(WireError::invalid_argument("rules: the document must be a JSON object"));
     }
     let object: Object<'_> = serde_json::from_str(root.get()).map_err(not_json)?;
     check_keys("rules", &object, &RULE_KEYS)?;
@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
                 .enumerate()
                 .map(|(index, tier)| parse_tier(index, tier))
                 .collect::<Result<_, _>>()?,
-            _ => return Err(CliError::invalid_argument("rules: tiers must be an array")),
+            _ => return Err(WireError::invalid_argument("rules: tiers must be an array")),
         },
     };
     let gift_valid_days = match object.get("gift_valid_days") {
@@ -106,7 +106,7 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
         Some(value) if kind(value) == Kind::Null => None,
         // A whole number of days; the core checks its range.
         Some(value) => Some(value.get().parse::<u32>().map_err(|_| {
-            CliError::invalid_argument(format!(
+            WireError::invalid_argument(format!(
                 "rules: gift_valid_days must be a whole number of days, got {}",
                 value.get()
             ))
@@ -119,55 +119,55 @@ pub fn parse(text: &str) -> Result<RuleSetText, CliError> {
         full_gift_switch: match object.get("full_gift_switch").map(|value| kind(value)) {
             None | Some(Kind::Null) => None,
             Some(Kind::Bool(switch)) => Some(switch),
-            Some(_) => return Err(CliError::invalid_argument("rules: full_gift_switch must be true or false")),
+            Some(_) => return Err(WireError::invalid_argument("rules: full_gift_switch must be true or false")),
         },
         tiers,
     })
 }
 
-fn parse_tier(index: usize, tier: &RawValue) -> Result<(String, String), CliError> {
+fn parse_tier(index: usize, tier: &RawValue) -> Result<(String, String), WireError> {
     if kind(tier) != Kind::Object {
-        return Err(CliError::invalid_argument(format!(
+        return Err(WireError::invalid_argument(format!(
             "rules: tiers[{index}] must be an object with real_value and gift_value"
         )));
     }
     let object: Object<'_> = serde_json::from_str(tier.get())
-        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))?;
+        .map_err(|error| WireError::invalid_argument(format!("rules: not valid JSON: {error}")))?;
     let place = format!("tiers[{index}]");
     check_keys(&place, &object, &TIER_KEYS)?;
     Ok((amount_text(&place, &object, "real_value")?, amount_text(&place, &object, "gift_value")?))
 }
 
 /// A tier amount as exact text: a JSON string decoded, a JSON number as written.
-fn amount_text(place: &str, object: &Object<'_>, key: &str) -> Result<String, CliError> {
+fn amount_text(place: &str, object: &Object<'_>, key: &str) -> Result<String, WireError> {
     let value = object.get(key).copied();
     match value.map(kind) {
         Some(Kind::String) => decoded(value),
         Some(Kind::Number) => Ok(value.map(|value| value.get().to_owned()).unwrap_or_default()),
-        None | Some(Kind::Null) => Err(CliError::invalid_argument(format!("rules: {place}.{key} is required"))),
-        Some(_) => Err(CliError::invalid_argument(format!("rules: {place}.{key} must be a number or a string"))),
+        None | Some(Kind::Null) => Err(WireError::invalid_argument(format!("rules: {place}.{key} is required"))),
+        Some(_) => Err(WireError::invalid_argument(format!("rules: {place}.{key} must be a number or a string"))),
     }
 }
 
-fn string(object: &Object<'_>, key: &str) -> Result<Option<String>, CliError> {
+fn string(object: &Object<'_>, key: &str) -> Result<Option<String>, WireError> {
     let value = object.get(key).copied();
     match value.map(kind) {
         None | Some(Kind::Null) => Ok(None),
         Some(Kind::String) => decoded(value).map(Some),
-        Some(_) => Err(CliError::invalid_argument(format!("rules: {key} must be a string"))),
+        Some(_) => Err(WireError::invalid_argument(format!("rules: {key} must be a string"))),
     }
 }
 
 /// A JSON string's text, its escapes decoded.
-fn decoded(value: Option<&RawValue>) -> Result<String, CliError> {
+fn decoded(value: Option<&RawValue>) -> Result<String, WireError> {
     serde_json::from_str(value.map_or("null", RawValue::get))
-        .map_err(|error| CliError::invalid_argument(format!("rules: not valid JSON: {error}")))
+        .map_err(|error| WireError::invalid_argument(format!("rules: not valid JSON: {error}")))
 }
 
-fn check_keys(place: &str, object: &Object<'_>, known: &[&str]) -> Result<(), CliError> {
+fn check_keys(place: &str, object: &Object<'_>, known: &[&str]) -> Result<(), WireError> {
     match object.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => {
-            Err(CliError::invalid_argument(format!("{place}: unknown field {key:?} (known: {})", known.join(", "))))
+            Err(WireError::invalid_argument(format!("{place}: unknown field {key:?} (known: {})", known.join(", "))))
         }
         None => Ok(()),
     }

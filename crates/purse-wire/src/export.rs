@@ -17,7 +17,7 @@ use purse_core::FlowDetail;
 use purse_ledger::{ExportFilter, Ledger};
 
 use crate::args::ExportFormat;
-use crate::error::CliError;
+use crate::error::WireError;
 use crate::render::FlowJson;
 
 /// Bytes written to stdout at once.
@@ -52,8 +52,13 @@ pub const CSV_HEADER: [&str; 23] = [
 ];
 
 /// Writes the export to `out`, flushing each page before the next is asked for.
-pub async fn run(ledger: &Ledger, filter: ExportFilter, format: ExportFormat, out: impl Write) -> Result<(), CliError> {
-    let failed = |io: io::Error| CliError::System(format!("writing the export to stdout: {io}"));
+pub async fn run(
+    ledger: &Ledger,
+    filter: ExportFilter,
+    format: ExportFormat,
+    out: impl Write,
+) -> Result<(), WireError> {
+    let failed = |io: io::Error| WireError::System(format!("writing the export to stdout: {io}"));
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, out);
     if format == ExportFormat::Csv {
         csv_row(&mut out, CSV_HEADER.iter().map(|name| Some(*name))).map_err(failed)?;
