@@ -3,7 +3,7 @@
 use purse_core::{Action, RuleSet};
 use purse_ledger::{Ledger, LedgerConfig};
 
-use crate::args::{AccountArgs, Cli, CliCommand, RulesCommand, StatusArgs};
+use crate::args::{Cli, CliCommand, RulesCommand, StatusArgs};
 use purse_wire::command::{
     account_query, as_of, export_filter, flow_key, flow_query, liability_at, statement_window, status_command, sweep,
     ToCommand, Units,
@@ -25,25 +25,48 @@ use purse_wire::rules_file;
 ///
 /// `data_given` says whether `--data` was written on the command line: `bench` uses a fresh
 /// temporary directory unless it was (never `PURSE_DATA`, which may name a real ledger).
-pub async fn run(cli: Cli, data_given: bool) -> Result<String, WireError> {
+pub async fn run(cli: Cli, data_given: bool, remote: Option<Remote>) -> Result<String, WireError> {
     let tuning = cli.tuning();
-    if let CliCommand::Bench(args) = cli.command {
-        let data = data_given.then_some(cli.data);
-        return crate::bench::run(args, data, cli.scale, cli.time_zone, tuning).await;
-    }
+    let cli = match cli.command {
+        CliCommand::Bench(args) => {
+            let data = data_given.then_some(cli.data);
+            return crate::bench::run(args, data, cli.scale, cli.time_zone, tuning).await;
+        }
+        CliCommand::Keys(command) => return crate::serve::keys(&cli.data, command),
+        _ => cli,
+    };
     let mut config = LedgerConfig::new(&cli.data);
     config.scale = cli.scale;
     config.zone = cli.time_zone;
     tuning.apply(&mut config);
     // Only a write creates a ledger: a read on a mistyped path says there is none.
     config.create = !cli.command.reads_only();
-    let ledger = Ledger::open(config).await?;
+    if let CliCommand::Serve(args) = cli.command {
+        config.create = true;
+        return crate::serve::run(args, config).await;
+    }
+    let ledger = match Ledger::open(config).await {
+        Ok(ledger) => ledger,
+        // Held by `purse serve`: a read command asks the server instead.
+        Err(purse_ledger::Error::InUse(message)) => {
+            if let Some((method, route, query)) = remote {
+                if let Some(document) = crate::remote::ask(&cli.data, method, route, &query).await? {
+                    return Ok(document);
+                }
+            }
+            return Err(purse_ledger::Error::InUse(message).into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     let answer = dispatch(&ledger, cli.command).await;
     let closed = ledger.close().await;
     let document = answer?;
     closed?;
     Ok(document)
 }
+
+/// The server route that answers a read command: (method, route, query).
+pub type Remote = (&'static str, &'static str, String);
 
 async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, WireError> {
     let units = Units { scale: ledger.scale(), zone: ledger.zone() };
@@ -70,7 +93,7 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, WireEr
             Ok(to_text(&FlowJson::new(&ledger.detail(&flow)?)))
         }
         CliCommand::Account(args) => {
-            let account_id = account_id(ledger, &args).await?;
+            let account_id = purse_wire::command::account_id(ledger, &args.who).await?;
             let account = match as_of(&args, units.zone)? {
                 None => ledger.account(&account_id).await?,
                 Some(point) => ledger.account_as_of(&account_id, point).await?,
@@ -127,37 +150,8 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, WireEr
             let snapshot = ledger.snapshot().await?;
             Ok(to_text(&serde_json::json!({ "sequence": snapshot.sequence, "bytes": snapshot.bytes })))
         }
-        CliCommand::Bench(_) => Err(WireError::System("bench opens its own ledger and is run before this".into())),
-    }
-}
-
-/// Accounts shown when a card names too many to be useful in one message.
-const CARD_ACCOUNTS_LISTED_MAX: usize = 20;
-
-/// `account`: by id, or by card when exactly one account was opened with it.
-/// The account `account` asks for: by `--account-id`, or the one account opened with `--card-id`.
-async fn account_id(ledger: &Ledger, args: &AccountArgs) -> Result<String, WireError> {
-    let card_id = match (&args.who.account_id, &args.who.card_id) {
-        (Some(account_id), None) => return Ok(account_id.clone()),
-        (None, Some(card_id)) => card_id,
-        _ => return Err(WireError::invalid_argument("give exactly one of --account-id and --card-id")),
-    };
-    let mut accounts = ledger.accounts_by_card(card_id).await?;
-    match accounts.len() {
-        0 => Err(WireError::Argument {
-            code: purse_core::ErrorCode::AccountNotFound,
-            message: format!("no account has card_id {card_id:?}"),
-        }),
-        1 => Ok(accounts.remove(0).account_id),
-        count => {
-            let listed: Vec<String> =
-                accounts.iter().take(CARD_ACCOUNTS_LISTED_MAX).map(|view| format!("{:?}", view.account_id)).collect();
-            let more = count.saturating_sub(CARD_ACCOUNTS_LISTED_MAX);
-            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-            Err(WireError::invalid_argument(format!(
-                "--card-id {card_id:?} belongs to {count} accounts ({}{more}); ask by --account-id",
-                listed.join(", ")
-            )))
+        CliCommand::Bench(_) | CliCommand::Serve(_) | CliCommand::Keys(_) => {
+            Err(WireError::System("bench, serve and keys are run before a ledger is opened".into()))
         }
     }
 }

@@ -122,6 +122,12 @@ pub enum CliCommand {
     /// Load-test an embedded ledger in a fresh temporary directory (or an empty --data DIR)
     /// and print one JSON report; exits non-zero if its self-check fails.
     Bench(crate::bench::BenchArgs),
+    /// Serve the ledger over HTTP: the native JSON API, the TOP, KYBIO and Zenlayer dialects,
+    /// the console at /console. Runs until SIGTERM or SIGINT.
+    Serve(crate::serve::ServeArgs),
+    /// Manage the server's API keys and dialect app keys (keys.json in the ledger directory).
+    #[command(subcommand)]
+    Keys(crate::serve::KeysCommand),
 }
 
 impl CliCommand {

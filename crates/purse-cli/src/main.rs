@@ -13,6 +13,8 @@ mod bench;
 #[cfg(test)]
 mod command_tests;
 mod ingest;
+mod remote;
+mod serve;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,7 +27,7 @@ use crate::args::Cli;
 use purse_wire::error::{usage_message, WireError};
 
 fn main() -> ExitCode {
-    let (cli, data_given) = match parse() {
+    let (cli, data_given, remote) = match parse() {
         Ok(parsed) => parsed,
         Err(error) if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             // Asked-for help is an answer, not a failure: clap prints it on stdout. A reader that
@@ -36,23 +38,29 @@ fn main() -> ExitCode {
         Err(error) => return fail(&WireError::Usage(usage_message(&error))),
     };
     // One command per process: a single-threaded runtime is enough; the ledger does its disk
-    // work on its own writer thread.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // work on its own writer thread. The server serves many connections: all cores.
+    let runtime = if matches!(cli.command, args::CliCommand::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(io) => return fail(&WireError::System(format!("starting the async runtime: {io}"))),
     };
-    match runtime.block_on(app::run(cli, data_given)).and_then(|document| print(&document)) {
+    match runtime.block_on(app::run(cli, data_given, remote)).and_then(|document| print(&document)) {
         Ok(()) => ingest::exit_code(),
         Err(error) => fail(&error),
     }
 }
 
 /// Parses the command line, and says whether `--data` was written on it (not defaulted, not
-/// taken from `PURSE_DATA`).
-fn parse() -> Result<(Cli, bool), clap::Error> {
+/// taken from `PURSE_DATA`), and which server route answers it when a server holds the ledger.
+fn parse() -> Result<(Cli, bool, Option<app::Remote>), clap::Error> {
     let matches = Cli::command().try_get_matches()?;
     let data_given = matches.value_source("data") == Some(ValueSource::CommandLine);
-    Ok((Cli::from_arg_matches(&matches)?, data_given))
+    let remote = remote::route(&matches);
+    Ok((Cli::from_arg_matches(&matches)?, data_given, remote))
 }
 
 fn print(document: &str) -> Result<(), WireError> {

@@ -27,6 +27,10 @@ pub enum Error {
     /// The stored log contradicts itself or cannot be read back.
     #[error("the ledger's data is damaged: {0}")]
     Corruption(String),
+    /// Another process (or handle) has the ledger open; `INVALID_ARGUMENT`. Its own variant
+    /// so that a caller can tell it apart: the CLI then asks the `purse serve` holding it.
+    #[error("{0}")]
+    InUse(String),
 }
 
 impl Error {
@@ -39,6 +43,7 @@ impl Error {
             Error::AccountNotFound(_) => ErrorCode::AccountNotFound,
             Error::Storage(_) => ErrorCode::Storage,
             Error::Corruption(_) => ErrorCode::Corruption,
+            Error::InUse(_) => ErrorCode::InvalidArgument,
         }
     }
 }

@@ -477,6 +477,12 @@ impl Ledger {
         self.query(|writer| writer.store().size_on_disk()).await
     }
 
+    /// Requests queued for the writer and not yet taken into a batch (a server's back-pressure
+    /// gauge). Answered from the queue itself, without asking the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.sender.max_capacity().saturating_sub(self.inner.sender.capacity())
+    }
+
     /// The number of fsyncs made so far.
     pub async fn fsyncs(&self) -> Result<u64, Error> {
         self.query(|writer| Ok(writer.store().fsyncs())).await

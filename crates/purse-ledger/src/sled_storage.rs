@@ -192,6 +192,9 @@ fn is_ledger_file(name: &str) -> bool {
         || name == "conf.purse-rewrite"
 }
 
+/// Files `purse serve` keeps in a ledger directory (purse-server's `keys.rs` and `local.rs`).
+const SERVER_FILES: [&str; 3] = ["keys.json", "keys.json.tmp", "serve.sock"];
+
 /// Refuses a path that is not a ledger: a directory holding only other files (a mistyped
 /// `--data` pointing at a project folder must not become a ledger), or, without `create`, a
 /// missing or empty one.
@@ -216,6 +219,9 @@ fn check_is_ledger(path: &Path, create: bool) -> Result<(), Error> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if is_ledger_file(&name) {
             ledger_files += 1;
+        } else if SERVER_FILES.contains(&name.as_str()) {
+            // `purse serve`'s own files beside a ledger (made by `purse keys` perhaps before
+            // the ledger itself): neither the ledger's nor a stranger's.
         } else if others.len() < 3 {
             others.push(name);
         }
@@ -274,7 +280,7 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, Error> {
     let config = sled::Config::new().path(path).cache_capacity(cache_bytes).segment_size(SLED_SEGMENT_BYTES);
     guard("opening sled", || config.open()).map_err(|error| match error {
         // Not a failed disk: the ledger is in use. INVALID_ARGUMENT, with the lock named.
-        Error::Storage(message) if message.contains("could not acquire lock") => Error::InvalidArgument(format!(
+        Error::Storage(message) if message.contains("could not acquire lock") => Error::InUse(format!(
             "the ledger at {} is in use: another process (or another handle in this one) holds its lock on {}; \
              purse allows one open handle per ledger",
             path.display(),

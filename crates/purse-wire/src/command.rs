@@ -8,9 +8,9 @@ use purse_core::{AccountStatus, Action, Amount, ClearBuckets, Command, FlowType,
 use purse_ledger::{AccountQuery, AsOf, ExportFilter, FlowKey, FlowQuery, LiabilityAt, SweepScope};
 
 use crate::args::{
-    AccountArgs, AccountsArgs, AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, ClearArgs, DeductArgs, ExpireArgs,
-    ExpiryOptions, ExportArgs, FlowArgs, FlowsArgs, HoldArgs, ImportArgs, LiabilityArgs, ReleaseArgs, StatementArgs,
-    StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs, WriteOptions,
+    AccountArgs, AccountWho, AccountsArgs, AdjustArgs, BucketValues, CaptureArgs, ChargeArgs, ClearArgs, DeductArgs,
+    ExpireArgs, ExpiryOptions, ExportArgs, FlowArgs, FlowsArgs, HoldArgs, ImportArgs, LiabilityArgs, ReleaseArgs,
+    StatementArgs, StatusArgs, TransferArgs, UnchargeArgs, UndeductArgs, WriteOptions,
 };
 use crate::error::WireError;
 use crate::strict_json::{self, JsonError};
@@ -322,4 +322,34 @@ fn check_json(option: &str, text: &str) -> Result<(), WireError> {
         JsonError::Syntax(error) => WireError::invalid_argument(format!("{option} is not valid JSON: {error}")),
         JsonError::Refused(message) => WireError::invalid_argument(format!("{option}: {message}")),
     })
+}
+
+/// Accounts shown when a card names too many to be useful in one message.
+const CARD_ACCOUNTS_LISTED_MAX: usize = 20;
+
+/// The account `account` asks for: by `--account-id`, or the one account opened with `--card-id`.
+pub async fn account_id(ledger: &purse_ledger::Ledger, who: &AccountWho) -> Result<String, WireError> {
+    let card_id = match (&who.account_id, &who.card_id) {
+        (Some(account_id), None) => return Ok(account_id.clone()),
+        (None, Some(card_id)) => card_id,
+        _ => return Err(WireError::invalid_argument("give exactly one of --account-id and --card-id")),
+    };
+    let mut accounts = ledger.accounts_by_card(card_id).await?;
+    match accounts.len() {
+        0 => Err(WireError::Argument {
+            code: purse_core::ErrorCode::AccountNotFound,
+            message: format!("no account has card_id {card_id:?}"),
+        }),
+        1 => Ok(accounts.remove(0).account_id),
+        count => {
+            let listed: Vec<String> =
+                accounts.iter().take(CARD_ACCOUNTS_LISTED_MAX).map(|view| format!("{:?}", view.account_id)).collect();
+            let more = count.saturating_sub(CARD_ACCOUNTS_LISTED_MAX);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            Err(WireError::invalid_argument(format!(
+                "--card-id {card_id:?} belongs to {count} accounts ({}{more}); ask by --account-id",
+                listed.join(", ")
+            )))
+        }
+    }
 }

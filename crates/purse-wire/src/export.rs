@@ -78,13 +78,13 @@ pub async fn run(
     out.flush().map_err(failed)
 }
 
-fn json_line(out: &mut impl Write, detail: &FlowDetail) -> io::Result<()> {
+pub fn json_line(out: &mut impl Write, detail: &FlowDetail) -> io::Result<()> {
     serde_json::to_writer(&mut *out, &FlowJson::new(detail))?;
     out.write_all(b"\n")
 }
 
 /// The row of one flow, in [`CSV_HEADER`] order.
-fn csv_fields(detail: &FlowDetail) -> impl Iterator<Item = Option<&str>> {
+pub fn csv_fields(detail: &FlowDetail) -> impl Iterator<Item = Option<&str>> {
     let scalars = [
         Some(detail.flow_id.as_str()),
         Some(detail.flow_type),
@@ -111,7 +111,7 @@ fn amounts<'a>(list: &'a [(&'static str, String)]) -> impl Iterator<Item = Optio
 }
 
 /// One RFC 4180 record and its CRLF.
-fn csv_row<'a>(out: &mut impl Write, fields: impl Iterator<Item = Option<&'a str>>) -> io::Result<()> {
+pub fn csv_row<'a>(out: &mut impl Write, fields: impl Iterator<Item = Option<&'a str>>) -> io::Result<()> {
     for (index, field) in fields.enumerate() {
         if index > 0 {
             out.write_all(b",")?;

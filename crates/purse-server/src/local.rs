@@ -1,0 +1,111 @@
+//! The admin socket: `<data>/serve.sock`, a Unix socket `purse serve` listens on beside its
+//! TCP address, so that `purse account`, `purse flows`, `purse verify` … work on a ledger a
+//! server holds, instead of failing with "the ledger is in use".
+//!
+//! How it is found: at the ledger directory, by its fixed name. How it is authorized: by the
+//! file system. The socket is made with mode 0600 in a directory only the ledger's owner
+//! writes, so whoever can connect could have opened the ledger's files directly; requests that
+//! arrive on it are given a per-process admin key (random, never written anywhere), which no
+//! TCP client can present.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+
+/// The socket's name in the ledger directory.
+pub const SOCKET_FILE: &str = "serve.sock";
+
+pub fn socket_path(data: &Path) -> PathBuf {
+    data.join(SOCKET_FILE)
+}
+
+/// A fresh admin key for this process's socket.
+pub fn new_local_key() -> String {
+    let mut bytes = [0u8; 24];
+    // Without randomness the socket still works: it is authorized by the file system, and a
+    // TCP client would have to guess this key in one try per connection.
+    let _ = getrandom::fill(&mut bytes);
+    format!("local_{}", hex::encode(bytes))
+}
+
+/// Serves `app` on the admin socket until `shutdown`; every request gets `local_key` as its
+/// API key. A leftover socket file (a server that was killed) is removed first: this process
+/// holds the ledger's lock, so no other server can be using it.
+#[cfg(unix)]
+pub async fn serve_socket(
+    data: &Path,
+    app: Router,
+    local_key: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(data);
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {local_key}")).map_err(|error| error.to_string())?;
+    let app = app.layer(axum::middleware::map_request(move |mut request: Request| {
+        let bearer = bearer.clone();
+        async move {
+            request.headers_mut().insert(axum::http::header::AUTHORIZATION, bearer);
+            request
+        }
+    }));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = std::fs::remove_file(&path);
+    served.map_err(|error| format!("serving {}: {error}", path.display()))
+}
+
+/// An answer from the admin socket: its status and its body, streamed.
+#[derive(Debug)]
+pub struct LocalAnswer {
+    pub status: StatusCode,
+    pub body: Body,
+}
+
+impl LocalAnswer {
+    /// The next piece of the body, or `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                Some(Err(error)) => return Err(format!("reading the server's answer: {error}")),
+            }
+        }
+    }
+}
+
+/// Sends `method path_and_query` to the server holding the ledger at `data`. `Err` when no
+/// server answers on its socket (then the caller reports the ledger as in use).
+#[cfg(unix)]
+pub async fn request(data: &Path, method: &str, path_and_query: &str) -> Result<LocalAnswer, String> {
+    let path = socket_path(data);
+    let stream =
+        tokio::net::UnixStream::connect(&path).await.map_err(|error| format!("{}: {error}", path.display()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(axum::http::header::HOST, "localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|error| error.to_string())?;
+    let response = sender.send_request(request).await.map_err(|error| format!("{}: {error}", path.display()))?;
+    let (parts, body) = response.into_parts();
+    Ok(LocalAnswer { status: parts.status, body: Body::new(body) })
+}

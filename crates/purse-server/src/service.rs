@@ -1,0 +1,228 @@
+//! The router with its layers, and the serving loop with its graceful shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, ErrorCodeTag};
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::native::json;
+use crate::{AppState, Scope};
+
+/// Error bodies longer than this from a layer are not read back into a message.
+const LAYER_MESSAGE_BYTES_MAX: usize = 4096;
+
+/// The whole service: native API, dialects, console, health, metrics, OpenAPI.
+pub fn router(state: AppState) -> Router {
+    let config = state.config().clone();
+    let request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(crate::native::routes())
+        .merge(crate::dialect::routes())
+        .merge(crate::console::routes())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(config.body_bytes_max))
+        .layer(RequestBodyLimitLayer::new(config.body_bytes_max))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(ConcurrencyLimitLayer::new(config.concurrency_max))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            // The span names the method and the path only: a query string may hold a console
+            // login key, and nothing here ever logs a key.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request.headers().get("x-request-id").and_then(|value| value.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn fallback(request: Request) -> ApiError {
+    ApiError::transport(
+        StatusCode::NOT_FOUND,
+        format!("{} {} is not a route of this server (see /openapi.json)", request.method(), request.uri().path()),
+    )
+}
+
+/// Counts and times every request, and gives every error answer the spec's error object (a
+/// layer's own refusals, such as 413 from the body limit, come as plain text).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // The native routes share one pattern: label them by their command.
+    let route = match route.as_str() {
+        "/v1/{command}" => request.uri().path().to_owned(),
+        _ => route,
+    };
+    let route = if route.len() > 64 { "unmatched".to_owned() } else { route };
+    let metrics = state.metrics();
+    metrics.in_flight.inc();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let response = as_error_object(response).await;
+    metrics.in_flight.dec();
+    let code = response.extensions().get::<ErrorCodeTag>().map_or("", |tag| tag.0.as_str()).to_owned();
+    let status = response.status().as_u16();
+    metrics.requests.get_or_create(&RequestLabels { route: route.clone(), status, code }).inc();
+    metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn as_error_object(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.extensions().get::<ErrorCodeTag>().is_some()
+    {
+        return response;
+    }
+    let (_, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, LAYER_MESSAGE_BYTES_MAX).await.unwrap_or_else(|_| Bytes::new());
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = match (status, text.is_empty()) {
+        (StatusCode::PAYLOAD_TOO_LARGE, _) => "the request body is too large".to_owned(),
+        (StatusCode::REQUEST_TIMEOUT, _) => "the request took too long (a slow client, or a slow disk)".to_owned(),
+        (_, true) => status.canonical_reason().unwrap_or("refused").to_owned(),
+        (_, false) => text,
+    };
+    ApiError::transport(status, message).into_response()
+}
+
+async fn healthz() -> Response {
+    json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.is_ready() {
+        return json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "shutting down"}));
+    }
+    match state.ledger().stats().await {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(error) => json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": error.to_string()})),
+    }
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    let text = state.metrics().render(state.ledger()).await;
+    let mut response = Body::from(text).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+async fn openapi(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    state.authorize(&headers, Scope::Read)?;
+    Ok(json(StatusCode::OK, &crate::openapi::document()))
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// `--tls-cert` and `--tls-key` (PEM): serve HTTPS with rustls.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; then stops accepting, lets the
+/// requests in flight finish within the grace period, and closes the ledger (a request still
+/// unanswered after it was never acknowledged, so nothing acknowledged is lost).
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let grace = state.config().grace_period;
+    let app = router(state.clone());
+    let served = match options.tls {
+        None => serve_plain(listener, app, state.clone(), grace, shutdown).await,
+        Some((cert, key)) => serve_tls(listener, app, state.clone(), grace, shutdown, &cert, &key).await,
+    };
+    let closed = state.ledger().clone().close().await.map_err(|error| format!("closing the ledger: {error}"));
+    served.and(closed)
+}
+
+async fn serve_plain(
+    listener: std::net::TcpListener,
+    app: Router,
+    state: AppState,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    listener.set_nonblocking(true).map_err(|error| format!("the listener: {error}"))?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|error| format!("the listener: {error}"))?;
+    let (began, begun) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        state.set_ready(false);
+        tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
+        let _ = began.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        served = server => served.map_err(|error| format!("serving: {error}")),
+        () = async move {
+            if begun.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(target: "purse::serve", "the grace period ended with requests still in flight; they were not acknowledged");
+            Ok(())
+        }
+    }
+}
+
+async fn serve_tls(
+    listener: std::net::TcpListener,
+    app: Router,
+    state: AppState,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(), String> {
+    // One crypto provider for the process (ring); a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|error| format!("--tls-cert {} / --tls-key {}: {error}", cert.display(), key.display()))?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        state.set_ready(false);
+        tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
+        stopper.graceful_shutdown(Some(grace));
+    });
+    axum_server::from_tcp_rustls(listener, config)
+        .map_err(|error| format!("the listener: {error}"))?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .map_err(|error| format!("serving: {error}"))
+}
