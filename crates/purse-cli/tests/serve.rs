@@ -1,0 +1,234 @@
+//! `purse serve` as a user runs it: the built binary on a real port, `purse keys`, read commands
+//! through the admin socket while the server holds the ledger, and SIGTERM under load.
+//!
+//! The HTTP client here is a few lines over `std::net` (HTTP/1.1, keep-alive, Content-Length
+//! bodies): what a till's own code does, with nothing of purse's in between.
+
+#[path = "support/purse.rs"]
+mod purse;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use purse::Purse;
+use serde_json::{json, Value};
+
+/// A running `purse serve`.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Server {
+    fn start(purse: &Purse, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_purse"))
+            .arg("--data")
+            .arg(purse.data())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("PURSE_DATA")
+            .env("PURSE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start purse serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("first line");
+        let first: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line:?}"));
+        let address = first["listen"].as_str().expect("listen").to_owned();
+        Server { child, address }
+    }
+
+    /// SIGTERM, then the exit status and how long the server took to go.
+    fn terminate(mut self) -> (std::process::ExitStatus, Duration, String) {
+        let signalled = Instant::now();
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+        let deadline = signalled + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut rest = String::new();
+                if let Some(stdout) = self.child.stdout.as_mut() {
+                    let _ = stdout.read_to_string(&mut rest);
+                }
+                return (status, signalled.elapsed(), rest);
+            }
+            assert!(Instant::now() < deadline, "the server did not exit within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Client {
+    stream: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(address: &str) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream: BufReader::new(stream) })
+    }
+
+    /// Sends one request; answers (status, body). An `Err` is a connection that closed.
+    fn send(&mut self, method: &str, path: &str, key: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: purse\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes())?;
+        let mut status_line = String::new();
+        if self.stream.read_line(&mut status_line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("status line {status_line:?}")))?;
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().map_err(std::io::Error::other)?;
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body)?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+fn key(purse: &Purse, scope: &str) -> String {
+    let made = purse.ok(&format!("keys add --scope {scope} --name test-{scope}"));
+    made["key"].as_str().expect("key").to_owned()
+}
+
+#[test]
+fn serve_answers_and_read_commands_go_through_it() {
+    let purse = Purse::new();
+    let write = key(&purse, "write");
+    let listed = purse.ok_text("keys list");
+    assert!(!listed.contains(&write) && listed.contains("\"scope\": \"write\""), "{listed}");
+    let server = Server::start(&purse, &[]);
+    let mut client = Client::connect(&server.address).expect("connect");
+    let charge = json!({"request_id": "r1", "outer_order_id": "o1", "account_id": "alice", "real_value": "88.00"});
+    let (status, body) = client.send("POST", "/v1/charge", &write, &charge.to_string()).expect("charge");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = client.send("GET", "/v1/account?account_id=alice", &write, "").expect("account");
+    assert_eq!((status, serde_json::from_str::<Value>(&body).unwrap()["total_value"].clone()), (200, json!("88.00")));
+    // The server holds the ledger: reads go through its admin socket, and print what a local
+    // read prints.
+    let through_server = purse.ok_text("account --account-id alice");
+    assert!(through_server.contains("\"total_value\": \"88.00\""), "{through_server}");
+    let flows = purse.ok("flows --account-id alice --flow-type CHARGE");
+    assert_eq!(flows["total_count"], 1);
+    assert_eq!(purse.ok("verify")["ok"], true);
+    assert_eq!(purse.ok_text("export").lines().count(), 1);
+    purse.fails("account --account-id nobody", "ACCOUNT_NOT_FOUND", 1);
+    // A write is not sent to the server: the ledger is in use, and the message says so.
+    let message =
+        purse.fails("charge --request-id r2 --outer-order-id o2 --account-id a --real-value 1", "INVALID_ARGUMENT", 1);
+    assert!(message.contains("in use"), "{message}");
+    let (status, _, rest) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.contains("\"stopped\": true"), "{rest}");
+    assert_eq!(purse.ok_text("account --account-id alice"), through_server, "a local read prints the same");
+}
+
+/// SIGTERM while 32 clients write: every request that got a 2xx is in the ledger after the
+/// restart, with the flow id it was answered with; the server exits within its grace period.
+#[test]
+fn sigterm_under_load_keeps_every_acknowledged_write() {
+    let purse = Purse::new();
+    let write = key(&purse, "write");
+    let grace_seconds = 10;
+    let server = Server::start(&purse, &["--grace-period", &grace_seconds.to_string()]);
+    let seed = json!({"request_id": "seed", "outer_order_id": "seed", "account_id": "acct-0", "real_value": "1000000"});
+    let (status, body) =
+        Client::connect(&server.address).unwrap().send("POST", "/v1/charge", &write, &seed.to_string()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let acknowledged: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..32)
+        .map(|client| {
+            let (address, write, acknowledged, stop) =
+                (server.address.clone(), write.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut connection = Client::connect(&address).ok();
+                for index in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some(client_connection) = connection.as_mut() else { break };
+                    let request = format!("c{client}-{index}");
+                    let body = if index % 3 == 2 {
+                        json!({"request_id": request, "outer_order_id": request, "account_id": "acct-0", "value": "0.01"})
+                    } else {
+                        json!({"request_id": request, "outer_order_id": request, "account_id": format!("acct-{client}"), "real_value": "1.00"})
+                    };
+                    let route = if index % 3 == 2 { "/v1/deduct" } else { "/v1/charge" };
+                    match client_connection.send("POST", route, &write, &body.to_string()) {
+                        Ok((status, answer)) if (200..300).contains(&status) => {
+                            let flow: Value = serde_json::from_str(&answer).expect("a 2xx is a flow detail");
+                            let flow_id = flow["flow_id"].as_str().expect("flow_id").to_owned();
+                            acknowledged.lock().unwrap().insert(request, flow_id);
+                        }
+                        // Refused while shutting down, or the connection closed: reconnect
+                        // (refused once the listener is gone).
+                        Ok(_) | Err(_) => connection = Client::connect(&address).ok(),
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, took, _) = server.terminate();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("client thread");
+    }
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(grace_seconds + 5), "exit took {took:?}");
+    let acknowledged = acknowledged.lock().unwrap();
+    assert!(acknowledged.len() > 100, "only {} writes were acknowledged before SIGTERM", acknowledged.len());
+    // Restart: the ledger opens, verifies, and holds every acknowledged write with its flow id.
+    assert_eq!(purse.ok("verify")["ok"], true);
+    let exported: HashMap<String, String> = purse
+        .ok_text("export")
+        .lines()
+        .map(|line| {
+            let flow: Value = serde_json::from_str(line).unwrap();
+            (flow["request_id"].as_str().unwrap().to_owned(), flow["flow_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    for (request, flow_id) in acknowledged.iter() {
+        assert_eq!(
+            exported.get(request),
+            Some(flow_id),
+            "acknowledged {request} is not in the ledger as flow {flow_id}"
+        );
+    }
+}
