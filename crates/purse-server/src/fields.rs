@@ -14,10 +14,16 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 
+/// Parsed copies of one definition kept for reuse (about one per thread that serves).
+const SPARE_COMMANDS_MAX: usize = 64;
+
 /// One command's clap definition, built once.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Definition {
     command: clap::Command,
+    /// Built copies ready for parsing: clap parses through `&mut Command`, and cloning one per
+    /// request costs more than the parse itself, so copies are reused.
+    spare: std::sync::Mutex<Vec<clap::Command>>,
     /// Option id → its long name and whether it takes several values.
     options: HashMap<String, OptionInfo>,
 }
@@ -42,7 +48,7 @@ impl Definition {
             let flag_like = argument.get_num_args().is_some_and(|range| range.min_values() == 0);
             options.insert(argument.get_id().to_string(), OptionInfo { long: long.to_owned(), many, flag_like });
         }
-        Definition { command, options }
+        Definition { command, options, spare: std::sync::Mutex::new(Vec::new()) }
     }
 
     /// The option ids this command takes, sorted (for docs and the OpenAPI document).
@@ -72,8 +78,16 @@ impl Definition {
             }
             argv.push(format!("--{}={value}", info.long));
         }
-        let mut command = self.command.clone();
-        let matches = command.try_get_matches_from_mut(argv).map_err(|error| self.clap_error(&error))?;
+        let spare = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut command = spare.unwrap_or_else(|| self.command.clone());
+        let matches = command.try_get_matches_from_mut(argv);
+        {
+            let mut spare = self.spare.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if spare.len() < SPARE_COMMANDS_MAX {
+                spare.push(command);
+            }
+        }
+        let matches = matches.map_err(|error| self.clap_error(&error))?;
         A::from_arg_matches(&matches).map_err(|error| self.clap_error(&error))
     }
 

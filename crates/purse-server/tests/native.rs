@@ -113,30 +113,150 @@ async fn writes_answer_the_flow_detail_and_errors_their_status() {
     assert_eq!(server.write("charge", first).await.text, answer.text);
 
     let table: Vec<(&str, Value, u16, &str)> = vec![
-        ("deduct", json!({"request_id": "d1", "outer_order_id": "od1", "account_id": "alice", "value": "30.00"}), 200, ""),
-        ("deduct", json!({"request_id": "d2", "outer_order_id": "od2", "account_id": "alice", "value": "1000"}), 422, "INSUFFICIENT_BALANCE"),
-        ("deduct", json!({"request_id": "d3", "outer_order_id": "od3", "account_id": "bob", "value": "1"}), 404, "ACCOUNT_NOT_FOUND"),
-        ("deduct", json!({"request_id": "d1", "outer_order_id": "od1", "account_id": "alice", "value": "31.00"}), 409, "IDEMPOTENCY_CONFLICT"),
-        ("deduct", json!({"request_id": "d4", "outer_order_id": "od1", "account_id": "alice", "value": "1"}), 409, "DUPLICATE_ORDER"),
-        ("deduct", json!({"request_id": "d5", "outer_order_id": "od5", "account_id": "alice", "value": "1.001"}), 400, "INVALID_AMOUNT"),
-        ("deduct", json!({"request_id": "d6", "outer_order_id": "od6", "account_id": "alice", "value": "-1"}), 400, "INVALID_AMOUNT"),
-        ("undeduct", json!({"request_id": "u1", "outer_order_id": "nope", "new_outer_order_id": "ou1", "account_id": "alice"}), 404, "ORDER_NOT_FOUND"),
-        ("undeduct", json!({"request_id": "u2", "outer_order_id": "od1", "new_outer_order_id": "ou2", "account_id": "alice", "value": "40"}), 422, "REFUND_EXCEEDS_ORIGINAL"),
-        ("undeduct", json!({"request_id": "u3", "outer_order_id": "od1", "new_outer_order_id": "ou3", "account_id": "alice", "value": "10"}), 200, ""),
-        ("hold", json!({"request_id": "h1", "outer_order_id": "oh1", "account_id": "alice", "value": "5", "expire_time": "2099-01-01 00:00:00"}), 200, ""),
-        ("capture", json!({"request_id": "p1", "outer_order_id": "op1", "src_outer_order_id": "oh1", "account_id": "alice", "value": "6"}), 400, "INVALID_AMOUNT"),
-        ("capture", json!({"request_id": "p2", "outer_order_id": "op2", "src_outer_order_id": "oh1", "account_id": "alice", "value": "2"}), 200, ""),
-        ("release", json!({"request_id": "p3", "outer_order_id": "op3", "src_outer_order_id": "oh1", "account_id": "alice"}), 409, "ALREADY_REVERSED"),
-        ("adjust", json!({"request_id": "a1", "outer_order_id": "oa1", "account_id": "alice", "pre_value": "3"}), 400, "INVALID_ARGUMENT"),
-        ("adjust", json!({"request_id": "a2", "outer_order_id": "oa2", "account_id": "alice", "pre_value": "3", "remark": "cup"}), 200, ""),
-        ("freeze", json!({"request_id": "f1", "outer_order_id": "of1", "account_id": "alice", "remark": "lost"}), 200, ""),
-        ("deduct", json!({"request_id": "d7", "outer_order_id": "od7", "account_id": "alice", "value": "1"}), 422, "ACCOUNT_FROZEN"),
-        ("unfreeze", json!({"request_id": "f2", "outer_order_id": "of2", "account_id": "alice", "remark": "found"}), 200, ""),
-        ("import", json!({"request_id": "i1", "outer_order_id": "oi1", "account_id": "carol", "gift_value": "8", "order_time": "2020-01-01 00:00:00"}), 200, ""),
-        ("clear", json!({"request_id": "k1", "outer_order_id": "ok1", "account_id": "carol", "bucket": "REAL", "remark": "x"}), 400, "INVALID_ARGUMENT"),
-        ("close", json!({"request_id": "z1", "outer_order_id": "oz1", "account_id": "carol", "remark": "bye"}), 400, "INVALID_ARGUMENT"),
-        ("clear", json!({"request_id": "k2", "outer_order_id": "ok2", "account_id": "carol", "bucket": "gift", "remark": "x"}), 200, ""),
-        ("close", json!({"request_id": "z2", "outer_order_id": "oz2", "account_id": "carol", "remark": "bye"}), 200, ""),
+        (
+            "deduct",
+            json!({"request_id": "d1", "outer_order_id": "od1", "account_id": "alice", "value": "30.00"}),
+            200,
+            "",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d2", "outer_order_id": "od2", "account_id": "alice", "value": "1000"}),
+            422,
+            "INSUFFICIENT_BALANCE",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d3", "outer_order_id": "od3", "account_id": "bob", "value": "1"}),
+            404,
+            "ACCOUNT_NOT_FOUND",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d1", "outer_order_id": "od1", "account_id": "alice", "value": "31.00"}),
+            409,
+            "IDEMPOTENCY_CONFLICT",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d4", "outer_order_id": "od1", "account_id": "alice", "value": "1"}),
+            409,
+            "DUPLICATE_ORDER",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d5", "outer_order_id": "od5", "account_id": "alice", "value": "1.001"}),
+            400,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d6", "outer_order_id": "od6", "account_id": "alice", "value": "-1"}),
+            400,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "undeduct",
+            json!({"request_id": "u1", "outer_order_id": "nope", "new_outer_order_id": "ou1", "account_id": "alice"}),
+            404,
+            "ORDER_NOT_FOUND",
+        ),
+        (
+            "undeduct",
+            json!({"request_id": "u2", "outer_order_id": "od1", "new_outer_order_id": "ou2", "account_id": "alice", "value": "40"}),
+            422,
+            "REFUND_EXCEEDS_ORIGINAL",
+        ),
+        (
+            "undeduct",
+            json!({"request_id": "u3", "outer_order_id": "od1", "new_outer_order_id": "ou3", "account_id": "alice", "value": "10"}),
+            200,
+            "",
+        ),
+        (
+            "hold",
+            json!({"request_id": "h1", "outer_order_id": "oh1", "account_id": "alice", "value": "5", "expire_time": "2099-01-01 00:00:00"}),
+            200,
+            "",
+        ),
+        (
+            "capture",
+            json!({"request_id": "p1", "outer_order_id": "op1", "src_outer_order_id": "oh1", "account_id": "alice", "value": "6"}),
+            400,
+            "INVALID_AMOUNT",
+        ),
+        (
+            "capture",
+            json!({"request_id": "p2", "outer_order_id": "op2", "src_outer_order_id": "oh1", "account_id": "alice", "value": "2"}),
+            200,
+            "",
+        ),
+        (
+            "release",
+            json!({"request_id": "p3", "outer_order_id": "op3", "src_outer_order_id": "oh1", "account_id": "alice"}),
+            409,
+            "ALREADY_REVERSED",
+        ),
+        (
+            "adjust",
+            json!({"request_id": "a1", "outer_order_id": "oa1", "account_id": "alice", "pre_value": "3"}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "adjust",
+            json!({"request_id": "a2", "outer_order_id": "oa2", "account_id": "alice", "pre_value": "3", "remark": "cup"}),
+            200,
+            "",
+        ),
+        (
+            "freeze",
+            json!({"request_id": "f1", "outer_order_id": "of1", "account_id": "alice", "remark": "lost"}),
+            200,
+            "",
+        ),
+        (
+            "deduct",
+            json!({"request_id": "d7", "outer_order_id": "od7", "account_id": "alice", "value": "1"}),
+            422,
+            "ACCOUNT_FROZEN",
+        ),
+        (
+            "unfreeze",
+            json!({"request_id": "f2", "outer_order_id": "of2", "account_id": "alice", "remark": "found"}),
+            200,
+            "",
+        ),
+        (
+            "import",
+            json!({"request_id": "i1", "outer_order_id": "oi1", "account_id": "carol", "gift_value": "8", "order_time": "2020-01-01 00:00:00"}),
+            200,
+            "",
+        ),
+        (
+            "clear",
+            json!({"request_id": "k1", "outer_order_id": "ok1", "account_id": "carol", "bucket": "REAL", "remark": "x"}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "close",
+            json!({"request_id": "z1", "outer_order_id": "oz1", "account_id": "carol", "remark": "bye"}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        (
+            "clear",
+            json!({"request_id": "k2", "outer_order_id": "ok2", "account_id": "carol", "bucket": "gift", "remark": "x"}),
+            200,
+            "",
+        ),
+        (
+            "close",
+            json!({"request_id": "z2", "outer_order_id": "oz2", "account_id": "carol", "remark": "bye"}),
+            200,
+            "",
+        ),
         ("charge", charge("z3", "oz3", "carol", "1"), 422, "ACCOUNT_CLOSED"),
     ];
     for (command, body, status, code) in table {
@@ -243,7 +363,12 @@ async fn keys_and_scopes() {
     let metrics = server.get("/metrics", &server.read).await;
     let forbidden = "purse_http_requests_total{route=\"/v1/charge\",status=\"403\",code=\"INVALID_ARGUMENT\"} 1";
     assert!(metrics.text.contains(forbidden), "{}", metrics.text);
-    for name in ["purse_http_request_duration_seconds_bucket", "purse_fsyncs", "purse_writer_queue_depth", "purse_writer_batches"] {
+    for name in [
+        "purse_http_request_duration_seconds_bucket",
+        "purse_fsyncs",
+        "purse_writer_queue_depth",
+        "purse_writer_batches",
+    ] {
         assert!(metrics.text.contains(name), "{name}: {}", metrics.text);
     }
 }
@@ -263,7 +388,8 @@ async fn idempotency_key_header() {
     check(&first, 200, "", "the header is the request_id");
     assert_eq!(first.json()["request_id"], "k-1");
     assert_eq!(server.send(with_key("k-1", &body)).await.text, first.text, "a replay by the header");
-    let both = json!({"request_id": "other", "outer_order_id": "o2", "account_id": "alice", "real_value": "5"}).to_string();
+    let both =
+        json!({"request_id": "other", "outer_order_id": "o2", "account_id": "alice", "real_value": "5"}).to_string();
     check(&server.send(with_key("k-2", &both)).await, 400, "INVALID_ARGUMENT", "header and body differ");
     check(&server.send(with_key("", &body)).await, 400, "INVALID_ARGUMENT", "an empty key is an empty request_id");
 }
@@ -280,7 +406,8 @@ async fn queries_and_export() {
     assert_eq!(server.get("/v1/flow?outer_order_id=od", &server.read).await.json()["flow_id"], "4");
     assert_eq!(server.get("/v1/flow?flow_id=2", &server.read).await.json()["outer_order_id"], "o2");
     check(&server.get("/v1/flow?flow_id=99", &server.read).await, 404, "ORDER_NOT_FOUND", "no flow 99");
-    let page = server.get("/v1/flows?account_id=alice&flow_type=CHARGE&page_size=2&page_no=2", &server.read).await.json();
+    let page =
+        server.get("/v1/flows?account_id=alice&flow_type=CHARGE&page_size=2&page_no=2", &server.read).await.json();
     assert_eq!(page["total_count"], 3);
     assert_eq!(page["flows"].as_array().unwrap().len(), 1);
     let accounts = server.get("/v1/accounts", &server.read).await.json();
@@ -312,7 +439,8 @@ async fn openapi_document_matches_the_committed_copy() {
     let served = server.get("/openapi.json", &server.read).await.json();
     assert_eq!(served["openapi"], "3.1.0");
     let charge = &served["paths"]["/v1/charge"]["post"]["requestBody"]["content"]["application/json"]["schema"];
-    let required: Vec<&str> = charge["required"].as_array().unwrap().iter().map(|value| value.as_str().unwrap()).collect();
+    let required: Vec<&str> =
+        charge["required"].as_array().unwrap().iter().map(|value| value.as_str().unwrap()).collect();
     for field in ["request_id", "outer_order_id", "account_id"] {
         assert!(required.contains(&field), "{required:?}");
     }
