@@ -38,12 +38,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(config.body_bytes_max))
         .layer(RequestBodyLimitLayer::new(config.body_bytes_max))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(ConcurrencyLimitLayer::new(config.concurrency_max))
+        // Outside the limits, so that their refusals (408, 413) are counted and answered as
+        // the spec's error object too.
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             // The span names the method and the path only: a query string may hold a console

@@ -457,3 +457,20 @@ async fn openapi_document_matches_the_committed_copy() {
          PURSE_WRITE_OPENAPI=1 cargo test -p purse-server --test native openapi"
     );
 }
+
+/// A client that sends its headers and then stalls gets 408 once the request timeout passes,
+/// and nothing is written.
+#[tokio::test]
+async fn a_stalled_body_times_out() {
+    let config = ServerConfig { request_timeout: std::time::Duration::from_millis(300), ..ServerConfig::default() };
+    let server = server_with(config).await;
+    let stalled = futures_util::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+    let request = Request::post("/v1/charge")
+        .header(header::AUTHORIZATION, format!("Bearer {}", server.write))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stalled))
+        .unwrap();
+    let answer = server.send(request).await;
+    check(&answer, 408, "INVALID_ARGUMENT", "stalled body");
+    assert_eq!(server.ledger.verify().await.unwrap().entries, 0);
+}
