@@ -232,3 +232,32 @@ fn sigterm_under_load_keeps_every_acknowledged_write() {
         );
     }
 }
+
+#[test]
+fn keys_add_list_revoke() {
+    let purse = Purse::new();
+    let made = purse.ok("keys add --scope admin --name ops");
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert!(made["key"].as_str().unwrap().starts_with(&format!("pk_{id}_")), "{made}");
+    let app = purse.ok("keys add --dialect top --app-key 12345678 --secret top-secret --scope write");
+    assert_eq!((app["dialect"].as_str(), app["secret"].as_str()), (Some("top"), Some("top-secret")));
+    let made_secret = purse.ok("keys add --dialect zenlayer --app-key AK1");
+    assert_eq!(made_secret["secret"].as_str().map(str::len), Some(64), "a random secret is made: {made_secret}");
+    let listed = purse.ok_text("keys list");
+    for secret in [made["key"].as_str().unwrap(), "top-secret", made_secret["secret"].as_str().unwrap()] {
+        assert!(!listed.contains(secret), "keys list shows a secret: {listed}");
+    }
+    assert!(listed.contains("12345678") && listed.contains(&id), "{listed}");
+    purse.fails("keys add --dialect top --app-key 12345678", "INVALID_ARGUMENT", 1);
+    purse.fails("keys add --scope root", "INVALID_ARGUMENT", 1);
+    purse.fails("keys add --dialect nats --app-key x", "INVALID_ARGUMENT", 1);
+    assert_eq!(purse.ok(&format!("keys revoke {id}"))["revoked"], 1);
+    purse.fails(&format!("keys revoke {id}"), "INVALID_ARGUMENT", 1);
+    assert!(purse.ok_text("keys list").contains("\"revoked\": true"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(purse.data().join("keys.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "keys.json holds dialect secrets: owner only");
+    }
+}
