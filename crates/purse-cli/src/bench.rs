@@ -23,6 +23,7 @@
 //! No float arithmetic: rates are integer quotients (`flows · 10⁶ / µs`), ratios are written
 //! with two decimals from integers.
 
+mod http;
 mod measure;
 mod workload;
 
@@ -43,7 +44,7 @@ use purse_wire::render::to_text;
 use workload::{account_id, Accounts, Caller, Kind, Mix, Plan, Tally};
 
 /// `purse bench`
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Accounts the load spreads over; each is opened by one CHARGE before the timed run.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -76,6 +77,17 @@ pub struct BenchArgs {
     /// Seed of the callers' random choices: the same seed sends the same requests.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+    /// Drive a `purse serve` at this base URL (http://HOST:PORT) over its native API instead of
+    /// a ledger in this process: the same workload, one request per call.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["batch", "concurrency"])]
+    pub http: Option<String>,
+    /// The API key `--http` sends (scope write; admin also sets the rules and verifies).
+    #[arg(long, value_name = "KEY", env = "PURSE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// With `--http`: keep-alive HTTP/1.1 connections, each a caller sending its next request
+    /// when its last one is answered (default 1,024).
+    #[arg(long, value_name = "N", requires = "http", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub connections: Option<u32>,
 }
 
 /// Callers when none are given: one per connection of a busy service ...
@@ -114,6 +126,16 @@ pub async fn run(
     zone: Option<Zone>,
     tuning: crate::args::Tuning,
 ) -> Result<String, WireError> {
+    if let Some(url) = &args.http {
+        if let Some(path) = data {
+            return Err(WireError::invalid_argument(format!(
+                "bench --http drives a server, which holds its own ledger: leave out --data {}",
+                path.display()
+            )));
+        }
+        let (report, failure) = http::bench(&args, url, scale, zone).await?;
+        return finish(&report, failure);
+    }
     let is_temporary = data.is_none();
     let temporary;
     let path = match data {
@@ -134,7 +156,12 @@ pub async fn run(
     config.zone = zone;
     tuning.apply(&mut config);
     let (report, failure) = bench(&args, config, is_temporary).await?;
-    let document = to_text(&Exact(&report));
+    finish(&report, failure)
+}
+
+/// The report as printed; with a failed self-check, printed first, then the failure.
+fn finish(report: &Value, failure: Option<WireError>) -> Result<String, WireError> {
+    let document = to_text(&Exact(report));
     match failure {
         None => Ok(document),
         Some(error) => {
@@ -178,7 +205,6 @@ async fn bench(
 
     let account_count = u64::from(args.accounts);
     let plan = Arc::new(Plan {
-        ledger: ledger.clone(),
         scale,
         account_ids: (0..args.accounts as usize).map(account_id).collect(),
         accounts: match args.distribution {
@@ -202,7 +228,7 @@ async fn bench(
         .map(|opener| {
             let start = opener * per_opener;
             let end = (start + per_opener).min(plan.account_ids.len());
-            tokio::spawn(workload::open_accounts(plan.clone(), start..end, opening_batch))
+            tokio::spawn(workload::open_accounts(plan.clone(), ledger.clone(), start..end, opening_batch))
         })
         .collect();
     for task in tasks {
@@ -224,7 +250,7 @@ async fn bench(
     let tasks: Vec<_> = (0..callers)
         .map(|number| {
             let requests = args.flows / callers + u64::from(number < args.flows % callers);
-            tokio::spawn(Caller::new(plan.clone(), number, requests, args.batch).run())
+            tokio::spawn(Caller::new(plan.clone(), number, requests, args.batch).run(ledger.clone()))
         })
         .collect();
     let mut tally = Tally::default();

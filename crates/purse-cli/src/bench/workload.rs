@@ -145,10 +145,10 @@ pub fn account_id(index: usize) -> String {
     format!("acct-{index:06}")
 }
 
-/// What every caller shares.
+/// What every caller shares. How the requests travel is not part of it: the in-process run
+/// hands [`Caller::run`] the ledger, `bench --http` sends each over HTTP ([`super::http`]).
 #[derive(Debug)]
 pub struct Plan {
-    pub ledger: Ledger,
     pub scale: Scale,
     pub account_ids: Vec<String>,
     pub accounts: Accounts,
@@ -284,6 +284,18 @@ impl Tally {
 
 const FAULTS_KEPT: usize = 8;
 
+/// A refusal as the caller sees it, whichever way the request travelled: the ledger's own
+/// error in process, the server's error object over HTTP.
+pub trait Refusal: std::fmt::Display {
+    fn code(&self) -> ErrorCode;
+}
+
+impl Refusal for purse_ledger::Error {
+    fn code(&self) -> ErrorCode {
+        purse_ledger::Error::code(self)
+    }
+}
+
 /// An accepted answer as the caller got it.
 pub enum Answered {
     /// The spec §5 view, rendered inside the timed span as a caller answering in JSON would.
@@ -311,7 +323,7 @@ struct Refundable {
 /// What a request sent expects of its answer.
 // Built and taken one at a time on the caller's stack; boxing would cost an allocation each.
 #[allow(clippy::large_enum_variant)]
-enum Expected {
+pub enum Expected {
     /// A retry: its first answer's flow id.
     Retry {
         flow_id: u64,
@@ -320,7 +332,7 @@ enum Expected {
 }
 
 /// A fresh request, for recording its answer.
-struct Fresh {
+pub struct Fresh {
     kind: Kind,
     order_id: String,
     account: usize,
@@ -370,7 +382,17 @@ impl Caller {
         }
     }
 
-    pub async fn run(mut self) -> Tally {
+    /// Requests this caller sends.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// What the caller saw, once it is done.
+    pub fn into_tally(self) -> Tally {
+        self.tally
+    }
+
+    pub async fn run(mut self, ledger: Ledger) -> Tally {
         if self.batch == 1 {
             // One command a call: nothing gathered in lists (every allocation here is one more
             // the writer's thread frees across malloc arenas).
@@ -378,7 +400,6 @@ impl Caller {
                 let (command, expected) = self.next();
                 let started = Instant::now();
                 // Rendered as a caller that answers in JSON would, inside the timed span, as always.
-                let ledger = &self.plan.ledger;
                 let answer = ledger.submit(command).await.and_then(|flow| ledger.detail(&flow)).map(Answered::Rendered);
                 self.record_latency(started);
                 self.take(expected, answer);
@@ -391,7 +412,7 @@ impl Caller {
             left -= count;
             let (commands, expected): (Vec<Command>, Vec<Expected>) = (0..count).map(|_| self.next()).unzip();
             let started = Instant::now();
-            let answers = batch_answers(&self.plan.ledger, commands).await;
+            let answers = batch_answers(&ledger, commands).await;
             self.record_latency(started);
             for (expected, answer) in expected.into_iter().zip(answers) {
                 self.take(expected, answer);
@@ -401,7 +422,7 @@ impl Caller {
     }
 
     /// The next request: a retry of an earlier accepted one, or a fresh one of the mix.
-    fn next(&mut self) -> (Command, Expected) {
+    pub fn next(&mut self) -> (Command, Expected) {
         let replay =
             self.plan.replay_ppm > 0 && !self.recent.is_empty() && self.rng.below(1_000_000) < self.plan.replay_ppm;
         if replay {
@@ -414,7 +435,7 @@ impl Caller {
     }
 
     /// Records what the ledger answered to a request built by [`Caller::next`].
-    fn take(&mut self, expected: Expected, answer: Result<Answered, purse_ledger::Error>) {
+    pub fn take<E: Refusal>(&mut self, expected: Expected, answer: Result<Answered, E>) {
         match expected {
             Expected::Retry { flow_id } => self.take_retry(flow_id, answer),
             Expected::Fresh(fresh) => self.take_fresh(fresh, answer),
@@ -422,7 +443,7 @@ impl Caller {
     }
 
     /// A retry must come back as the same flow.
-    fn take_retry(&mut self, flow_id: u64, answer: Result<Answered, purse_ledger::Error>) {
+    fn take_retry<E: Refusal>(&mut self, flow_id: u64, answer: Result<Answered, E>) {
         match answer.map(|answer| self.tally.seen(&answer, self.plan.scale)) {
             Ok(Some(seen)) if seen.flow_id == flow_id => self.tally.replayed += 1,
             Ok(Some(seen)) => {
@@ -512,7 +533,7 @@ impl Caller {
         (command, Expected::Fresh(Fresh { kind, order_id, account, kept }))
     }
 
-    fn take_fresh(&mut self, fresh: Fresh, answer: Result<Answered, purse_ledger::Error>) {
+    fn take_fresh<E: Refusal>(&mut self, fresh: Fresh, answer: Result<Answered, E>) {
         let Fresh { kind, order_id, account, kept } = fresh;
         let answer = match answer {
             Ok(answer) => answer,
@@ -545,7 +566,7 @@ impl Caller {
         }
     }
 
-    fn record_latency(&mut self, started: Instant) {
+    pub fn record_latency(&mut self, started: Instant) {
         self.tally.latencies_us.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
     }
 }
@@ -560,40 +581,43 @@ async fn batch_answers(ledger: &Ledger, commands: Vec<Command>) -> Vec<Result<An
     }
 }
 
-/// Opens accounts `range` with one CHARGE of 100.00 each (the rule adds 20.00), before the
-/// timed run, so that its DEDUCTs find accounts; `batch` commands per call. Returns what was
+/// The CHARGE of 100.00 (the rule adds 20.00) that opens account number `index` before the
+/// timed run, so that its DEDUCTs find accounts.
+pub fn opening(plan: &Plan, index: usize) -> Command {
+    let id = format!("open.{index}");
+    let action = Action::Charge { real: Amount::from_minor(10_000), gift: None, pre: Amount::ZERO, trigger_gift: true };
+    Command::new(&id, &id, &plan.account_ids[index], action)
+}
+
+impl Tally {
+    /// Records the answer to the [`opening`] of account number `index`: every opening must be
+    /// accepted.
+    pub fn take_opening<E: Refusal>(&mut self, plan: &Plan, index: usize, answer: Result<Answered, E>) {
+        self.sent[Kind::Charge.index()] += 1;
+        match answer {
+            Ok(answer) => {
+                self.accepted[Kind::Charge.index()] += 1;
+                if let Some(seen) = self.seen(&answer, plan.scale) {
+                    self.add_effect(&seen);
+                }
+            }
+            Err(error) => {
+                self.reject(error.code());
+                self.fault(format!("opening {} failed: {error}", plan.account_ids[index]));
+            }
+        }
+    }
+}
+
+/// Opens accounts `range` with their [`opening`], `batch` commands per call. Returns what was
 /// accepted.
-pub async fn open_accounts(plan: Arc<Plan>, range: std::ops::Range<usize>, batch: usize) -> Tally {
+pub async fn open_accounts(plan: Arc<Plan>, ledger: Ledger, range: std::ops::Range<usize>, batch: usize) -> Tally {
     let mut tally = Tally::default();
     let indexes: Vec<usize> = range.collect();
     for chunk in indexes.chunks(batch.max(1)) {
-        let commands: Vec<Command> = chunk
-            .iter()
-            .map(|&index| {
-                let id = format!("open.{index}");
-                let action = Action::Charge {
-                    real: Amount::from_minor(10_000),
-                    gift: None,
-                    pre: Amount::ZERO,
-                    trigger_gift: true,
-                };
-                Command::new(&id, &id, &plan.account_ids[index], action)
-            })
-            .collect();
-        tally.sent[Kind::Charge.index()] += commands.len() as u64;
-        for (&index, answer) in chunk.iter().zip(batch_answers(&plan.ledger, commands).await) {
-            match answer {
-                Ok(answer) => {
-                    tally.accepted[Kind::Charge.index()] += 1;
-                    if let Some(seen) = tally.seen(&answer, plan.scale) {
-                        tally.add_effect(&seen);
-                    }
-                }
-                Err(error) => {
-                    tally.reject(error.code());
-                    tally.fault(format!("opening {} failed: {error}", plan.account_ids[index]));
-                }
-            }
+        let commands: Vec<Command> = chunk.iter().map(|&index| opening(&plan, index)).collect();
+        for (&index, answer) in chunk.iter().zip(batch_answers(&ledger, commands).await) {
+            tally.take_opening(&plan, index, answer);
         }
     }
     tally
