@@ -333,19 +333,7 @@ async fn bench(
             "accounts_opened": setup.accepted_total(),
             "elapsed_ms": setup_micros / 1000,
         },
-        "run": {
-            "elapsed_ms": run_micros / 1000,
-            "accepted": tally.accepted_total(),
-            "flows_per_second": tally.accepted_total() * 1_000_000 / run_micros,
-            "requests_per_second": args.flows * 1_000_000 / run_micros,
-            "replayed": tally.replayed,
-            "rejected": rejected,
-            "rejected_by_code": tally.rejected,
-            "by_type": Kind::ALL.iter().map(|kind| {
-                let index = kind.index();
-                (kind.name().to_uppercase(), json!({ "sent": tally.sent[index], "accepted": tally.accepted[index] }))
-            }).collect::<serde_json::Map<_, _>>(),
-        },
+        "run": run_section(&tally, rejected, args.flows, run_micros),
         "latency_us": latencies.report(),
         "latency_of": if args.batch > 1 { "one call of --batch commands, from send to its durable answers" } else { "one request, from send to its durable answer" },
         "group_commit": group_commit(&stats_before, &stats_after, batches, batched_requests, fsyncs),
@@ -402,6 +390,23 @@ async fn bench(
         "check": check.report(),
     });
     Ok((report, check.failure()))
+}
+
+/// The report's `run` section, the same for both modes: what the timed run sent and got.
+fn run_section(tally: &Tally, rejected: u64, flows: u64, run_micros: u64) -> Value {
+    json!({
+        "elapsed_ms": run_micros / 1000,
+        "accepted": tally.accepted_total(),
+        "flows_per_second": tally.accepted_total() * 1_000_000 / run_micros,
+        "requests_per_second": flows * 1_000_000 / run_micros,
+        "replayed": tally.replayed,
+        "rejected": rejected,
+        "rejected_by_code": tally.rejected,
+        "by_type": Kind::ALL.iter().map(|kind| {
+            let index = kind.index();
+            (kind.name().to_uppercase(), json!({ "sent": tally.sent[index], "accepted": tally.accepted[index] }))
+        }).collect::<serde_json::Map<_, _>>(),
+    })
 }
 
 fn group_commit(before: &WriterStats, after: &WriterStats, batches: u64, requests: u64, fsyncs: u64) -> Value {

@@ -4,61 +4,14 @@
 
 #[path = "support/purse.rs"]
 mod purse;
+#[path = "support/serve.rs"]
+mod serve;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use purse::Purse;
 use serde_json::Value;
-
-/// A running `purse serve` on 127.0.0.1:0.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(purse: &Purse) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_purse"))
-            .arg("--data")
-            .arg(purse.data())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("PURSE_DATA")
-            .env("PURSE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start purse serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("first line");
-        let first: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line:?}"));
-        let url = first["url"].as_str().expect("url").to_owned();
-        Server { child, url }
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        let signalled = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(signalled.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "purse serve exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "purse serve did not exit within 30 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve::Server;
 
 fn bench(url: &str, key: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_purse"))
@@ -88,7 +41,7 @@ fn minor(text: &str) -> i128 {
 fn a_run_over_http_passes_its_check_and_the_ledger_agrees() {
     let purse = Purse::new();
     let key = purse.ok("keys add --scope write --name bench")["key"].as_str().expect("a key").to_owned();
-    let server = Server::start(&purse);
+    let server = Server::start(&purse, &[]);
     let flows = 3000;
     let output = bench(
         &server.url,
@@ -139,7 +92,8 @@ fn a_run_over_http_passes_its_check_and_the_ledger_agrees() {
     assert!(count(&run["flows_per_second"]) > 0, "{run}");
 
     let balances = report["check"]["balances_minor"]["total"].as_str().expect("balances").parse::<i128>().unwrap();
-    server.stop();
+    let (status, _, _) = server.terminate();
+    assert!(status.success(), "purse serve exited with {status}");
     let verified = purse.ok("verify");
     assert_eq!(verified["ok"], true, "{verified}");
     assert_eq!(count(&verified["flows"]), 40 + accepted, "the ledger's flows against the bench's: {verified}");
@@ -154,7 +108,7 @@ fn a_run_over_http_passes_its_check_and_the_ledger_agrees() {
 fn a_key_that_may_not_write_stops_the_bench() {
     let purse = Purse::new();
     let key = purse.ok("keys add --scope read")["key"].as_str().expect("a key").to_owned();
-    let server = Server::start(&purse);
+    let server = Server::start(&purse, &[]);
     let output = bench(&server.url, &key, &["--accounts", "4", "--flows", "10"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(output.stdout.is_empty(), "{output:?}");
@@ -162,5 +116,6 @@ fn a_key_that_may_not_write_stops_the_bench() {
     assert_eq!(error["error"]["code"], "INVALID_ARGUMENT", "{error}");
     let message = error["error"]["message"].as_str().expect("a message");
     assert!(message.contains("403") && message.contains("--scope write"), "{message}");
-    server.stop();
+    let (status, _, _) = server.terminate();
+    assert!(status.success(), "purse serve exited with {status}");
 }

@@ -6,70 +6,19 @@
 
 #[path = "support/purse.rs"]
 mod purse;
+#[path = "support/serve.rs"]
+mod serve;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use purse::Purse;
 use serde_json::{json, Value};
-
-/// A running `purse serve`.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Server {
-    fn start(purse: &Purse, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_purse"))
-            .arg("--data")
-            .arg(purse.data())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("PURSE_DATA")
-            .env("PURSE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start purse serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line).expect("first line");
-        let first: Value = serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line:?}"));
-        let address = first["listen"].as_str().expect("listen").to_owned();
-        Server { child, address }
-    }
-
-    /// SIGTERM, then the exit status and how long the server took to go.
-    fn terminate(mut self) -> (std::process::ExitStatus, Duration, String) {
-        let signalled = Instant::now();
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-        let deadline = signalled + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                let mut rest = String::new();
-                if let Some(stdout) = self.child.stdout.as_mut() {
-                    let _ = stdout.read_to_string(&mut rest);
-                }
-                return (status, signalled.elapsed(), rest);
-            }
-            assert!(Instant::now() < deadline, "the server did not exit within 60 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve::Server;
 
 /// One keep-alive HTTP/1.1 connection.
 struct Client {

@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use purse_core::ErrorCode;
 use purse_wire::WireError;
-use serde::Serialize;
 
 /// Why a request was refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,19 +65,10 @@ impl ApiError {
 
     /// The error document, compact, with a trailing newline.
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Document<'a> {
-            error: Body<'a>,
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            code: &'a str,
-            message: &'a str,
-        }
-        let document = Document { error: Body { code: self.code.as_str(), message: &self.message } };
-        let mut text = serde_json::to_string(&document).unwrap_or_else(|_| {
-            "{\"error\":{\"code\":\"STORAGE\",\"message\":\"rendering the error failed\"}}".to_owned()
-        });
+        let mut text = serde_json::to_string(&purse_wire::error::ErrorDocument::new(self.code, &self.message))
+            .unwrap_or_else(|_| {
+                "{\"error\":{\"code\":\"STORAGE\",\"message\":\"rendering the error failed\"}}".to_owned()
+            });
         text.push('\n');
         text
     }

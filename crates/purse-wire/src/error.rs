@@ -60,17 +60,26 @@ impl WireError {
 
     /// The error document printed on stderr.
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Document<'a> {
-            error: Body<'a>,
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            code: &'a str,
-            message: String,
-        }
-        let document = Document { error: Body { code: self.code().as_str(), message: self.to_string() } };
-        crate::render::to_text(&document)
+        crate::render::to_text(&ErrorDocument::new(self.code(), &self.to_string()))
+    }
+}
+
+/// spec §6's error object, `{"error": {"code", "message"}}`: what the CLI prints on stderr and
+/// the server answers.
+#[derive(Debug, Serialize)]
+pub struct ErrorDocument<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl<'a> ErrorDocument<'a> {
+    pub fn new(code: ErrorCode, message: &'a str) -> ErrorDocument<'a> {
+        ErrorDocument { error: ErrorBody { code: code.as_str(), message } }
     }
 }
 

@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 
 use super::measure::{peak_rss_bytes, MachineCpu, ThreadCpu};
 use super::workload::{account_id, opening, Accounts, Answered, Caller, Kind, Plan, Refusal, Tally};
-use super::{add, decimal, micros, BenchArgs, Check, Distribution, Percentiles};
+use super::{add, decimal, micros, run_section, BenchArgs, Check, Distribution, Percentiles};
 
 /// Connections when `--connections` is not given: one per caller of the in-process default.
 pub const CONNECTIONS_DEFAULT: u32 = 1024;
@@ -298,19 +298,7 @@ async fn drive(
             "elapsed_ms": setup_micros / 1000,
             "connect_ms": connect_micros / 1000,
         },
-        "run": {
-            "elapsed_ms": run_micros / 1000,
-            "accepted": tally.accepted_total(),
-            "flows_per_second": tally.accepted_total() * 1_000_000 / run_micros,
-            "requests_per_second": settings.flows * 1_000_000 / run_micros,
-            "replayed": tally.replayed,
-            "rejected": rejected,
-            "rejected_by_code": tally.rejected,
-            "by_type": Kind::ALL.iter().map(|kind| {
-                let index = kind.index();
-                (kind.name().to_uppercase(), json!({ "sent": tally.sent[index], "accepted": tally.accepted[index] }))
-            }).collect::<serde_json::Map<_, _>>(),
-        },
+        "run": run_section(&tally, rejected, settings.flows, run_micros),
         "latency_us": latencies.report(),
         "latency_of": "one HTTP request, from handing it to its keep-alive connection to its whole answer read (the JSON body built before, parsed after)",
         "http": {
