@@ -93,9 +93,15 @@ pub async fn run(args: ServeArgs, config: LedgerConfig) -> Result<String, WireEr
     let address = listener.local_addr().map_err(|error| WireError::System(error.to_string()))?;
     let ledger = Ledger::open(config).await?;
     let local_key = purse_server::local::new_local_key();
-    let state = AppState::with_local_key(ledger, keys, server_config, Some(local_key.clone()));
+    let state = AppState::with_local_key(ledger, keys, server_config, local_key.clone());
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
-    let socket = serve_socket(&data, &state, local_key, &stop);
+    let socket = match local_key {
+        Some(local_key) => serve_socket(&data, &state, local_key, &stop),
+        None => {
+            tracing::warn!(target: "purse::serve", "no randomness for the admin socket's key: no admin socket");
+            None
+        }
+    };
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
     crate::print(&format!(
         "{}\n",

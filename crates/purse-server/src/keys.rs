@@ -174,6 +174,12 @@ impl Keys {
                 options.mode(0o600);
             }
             let mut file = options.open(&temporary).map_err(io)?;
+            // `mode` only applies to a file it creates: a leftover temporary file keeps its own.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+            }
             file.write_all(text.as_bytes()).map_err(io)?;
             file.sync_all().map_err(io)?;
         }

@@ -24,13 +24,12 @@ pub fn socket_path(data: &Path) -> PathBuf {
     data.join(SOCKET_FILE)
 }
 
-/// A fresh admin key for this process's socket.
-pub fn new_local_key() -> String {
+/// A fresh admin key for this process's socket, or `None` when the system gives no
+/// randomness: then there is no socket (a key anyone could guess must not exist).
+pub fn new_local_key() -> Option<String> {
     let mut bytes = [0u8; 24];
-    // Without randomness the socket still works: it is authorized by the file system, and a
-    // TCP client would have to guess this key in one try per connection.
-    let _ = getrandom::fill(&mut bytes);
-    format!("local_{}", hex::encode(bytes))
+    getrandom::fill(&mut bytes).ok()?;
+    Some(format!("local_{}", hex::encode(bytes)))
 }
 
 /// Serves `app` on the admin socket until `shutdown`; every request gets `local_key` as its
@@ -43,12 +42,36 @@ pub async fn serve_socket(
     local_key: String,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let path = socket_path(data);
     let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path).map_err(|error| format!("{}: {error}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|error| format!("{}: {error}", path.display()))?;
+    // Bound inside a directory only this user can enter, made owner-only there, then moved
+    // into place: the socket is never reachable with the umask's looser mode.
+    // Leftovers of a server killed while staging (this process holds the ledger's lock, so
+    // no other server is staging now).
+    if let Ok(entries) = std::fs::read_dir(data) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".serve-sock-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let private = data.join(format!(".serve-sock-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|error| format!("{}: {error}", private.display()))?;
+    let staged = private.join(SOCKET_FILE);
+    let bound = tokio::net::UnixListener::bind(&staged)
+        .map_err(|error| format!("{}: {error}", staged.display()))
+        .and_then(|listener| {
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+                .and_then(|()| std::fs::rename(&staged, &path))
+                .map_err(|error| format!("{}: {error}", path.display()))
+                .map(|()| listener)
+        });
+    let _ = std::fs::remove_dir_all(&private);
+    let listener = bound?;
     let bearer = HeaderValue::from_str(&format!("Bearer {local_key}")).map_err(|error| error.to_string())?;
     let app = app.layer(axum::middleware::map_request(move |mut request: Request| {
         let bearer = bearer.clone();

@@ -73,23 +73,51 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    // The native routes share one pattern: label them by their command.
+    // The native routes share one pattern: label them by their command, and only by one that
+    // exists (a label per made-up path would let anyone grow the metrics without bound).
     let route = match route.as_str() {
-        "/v1/{command}" => request.uri().path().to_owned(),
+        "/v1/{command}" => {
+            let command = request.uri().path().trim_start_matches("/v1/");
+            let known =
+                crate::native::WRITES.iter().chain(crate::native::QUERIES.iter()).any(|(name, _)| *name == command);
+            if known {
+                format!("/v1/{command}")
+            } else {
+                "unmatched".to_owned()
+            }
+        }
         _ => route,
     };
-    let route = if route.len() > 64 { "unmatched".to_owned() } else { route };
     let metrics = state.metrics();
-    metrics.in_flight.inc();
     let started = Instant::now();
-    let response = next.run(request).await;
-    let response = as_error_object(response).await;
-    metrics.in_flight.dec();
+    let response = {
+        // Counted down when the request ends, answered or not (a client that hangs up drops
+        // this future half way).
+        let _in_flight = InFlight::enter(&metrics.in_flight);
+        let response = next.run(request).await;
+        as_error_object(response).await
+    };
     let code = response.extensions().get::<ErrorCodeTag>().map_or("", |tag| tag.0.as_str()).to_owned();
     let status = response.status().as_u16();
     metrics.requests.get_or_create(&RequestLabels { route: route.clone(), status, code }).inc();
     metrics.latency.get_or_create(&RouteLabels { route }).observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// One request in flight, for as long as it lives.
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> InFlight<'a> {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 async fn as_error_object(response: Response) -> Response {
@@ -120,7 +148,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
     match state.ledger().stats().await {
         Ok(_) => json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
-        Err(error) => json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": error.to_string()})),
+        // The cause goes to the log, not to a caller without credentials (it may name paths).
+        Err(error) => {
+            tracing::warn!(target: "purse::serve", %error, "not ready");
+            json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"status": "the ledger does not answer"}))
+        }
     }
 }
 

@@ -511,8 +511,18 @@ fn kybio_error(text: &str) -> i64 {
 async fn kybio_recharge_log_and_balance_updates() {
     let server = server().await;
     let uid = "677793671220529313";
+    // Each update names its change with its own dataChangeTime (purse requires one: KYBIO has
+    // no idempotency key, and without it a retry could not be told from a second change).
+    let changes = std::cell::Cell::new(0u32);
     let update = |increment: &str, extra: &str| {
-        format!(r#"{{"appId":"{KYBIO_APP}","customerUid":{uid},"balanceIncrement":{increment}{extra}}}"#)
+        let change = changes.get();
+        changes.set(change + 1);
+        let named = if extra.contains("dataChangeTime") {
+            String::new()
+        } else {
+            format!(r#","dataChangeTime":"2024-01-01 00:{:02}:{:02}""#, change / 60, change % 60)
+        };
+        format!(r#"{{"appId":"{KYBIO_APP}","customerUid":{uid},"balanceIncrement":{increment}{extra}{named}}}"#)
     };
     let (status, text) =
         server.send(kybio("updateBalancePointByIncrement", &update("100", ""), now_ms(), KYBIO_SECRET)).await;
@@ -576,7 +586,8 @@ async fn kybio_recharge_log_and_balance_updates() {
     );
     assert_eq!(server.flow_count(uid).await, count);
 
-    // A replay (same body, same time-stamp) is refused; a new time-stamp is a new request.
+    // A replay (same body, same time-stamp) is refused; the same change sent again with a new
+    // time-stamp (a client's retry, signed anew) is the same request: nothing more is written.
     let stamp = now_ms();
     let body = update("-1", "");
     let first = server.send(kybio("updateBalancePointByIncrement", &body, stamp, KYBIO_SECRET)).await.1;
@@ -585,14 +596,15 @@ async fn kybio_recharge_log_and_balance_updates() {
         kybio_error(&server.send(kybio("updateBalancePointByIncrement", &body, stamp, KYBIO_SECRET)).await.1),
         1004
     );
-    server.send(kybio("updateBalancePointByIncrement", &body, stamp + 1, KYBIO_SECRET)).await;
-    assert_eq!(server.flow_count(uid).await, count + 2);
-    // With dataChangeTime the body names the change: a retry signed anew writes nothing more.
-    let named = update("-1", r#","dataChangeTime":"2024-01-02 10:00:00""#);
-    let one = server.send(kybio("updateBalancePointByIncrement", &named, stamp, KYBIO_SECRET)).await.1;
-    let two = server.send(kybio("updateBalancePointByIncrement", &named, stamp + 5, KYBIO_SECRET)).await.1;
-    assert_eq!(parse(&one)["data"], parse(&two)["data"], "{one} {two}");
-    assert_eq!(server.flow_count(uid).await, count + 3);
+    let retry = server.send(kybio("updateBalancePointByIncrement", &body, stamp + 1, KYBIO_SECRET)).await.1;
+    assert_eq!(parse(&first)["data"], parse(&retry)["data"], "{first} {retry}");
+    assert_eq!(server.flow_count(uid).await, count + 1);
+    // Without dataChangeTime an update is refused: it could not be retried safely.
+    let unnamed = format!(r#"{{"appId":"{KYBIO_APP}","customerUid":{uid},"balanceIncrement":-1}}"#);
+    let refused = server.send(kybio("updateBalancePointByIncrement", &unnamed, stamp + 2, KYBIO_SECRET)).await.1;
+    assert_eq!(kybio_error(&refused), 1001, "{refused}");
+    assert!(refused.contains("dataChangeTime"), "{refused}");
+    assert_eq!(server.flow_count(uid).await, count + 1);
 }
 
 // ---- Zenlayer ----------------------------------------------------------------------------

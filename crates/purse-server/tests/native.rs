@@ -360,7 +360,13 @@ async fn keys_and_scopes() {
     check(&server.send(Request::get("/healthz").body(Body::empty()).unwrap()).await, 200, "", "health needs no key");
     check(&server.send(Request::get("/readyz").body(Body::empty()).unwrap()).await, 200, "", "ready needs no key");
     check(&server.send(Request::get("/metrics").body(Body::empty()).unwrap()).await, 401, "", "metrics need a key");
+    // Made-up routes do not each get a label of their own (anyone could grow the metrics).
+    for path in ["/v1/x1", "/v1/x2", "/v1/x3"] {
+        check(&server.send(Request::get(path).body(Body::empty()).unwrap()).await, 404, "", path);
+    }
     let metrics = server.get("/metrics", &server.read).await;
+    assert!(!metrics.text.contains("/v1/x1"), "{}", metrics.text);
+    assert!(metrics.text.contains("route=\"unmatched\",status=\"404\""), "{}", metrics.text);
     let forbidden = "purse_http_requests_total{route=\"/v1/charge\",status=\"403\",code=\"INVALID_ARGUMENT\"} 1";
     assert!(metrics.text.contains(forbidden), "{}", metrics.text);
     for name in [

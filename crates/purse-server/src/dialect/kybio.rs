@@ -104,7 +104,6 @@ pub fn signature(secret: &str, body: &str) -> String {
 struct Signed {
     object: Object,
     app: AppKey,
-    time_stamp: String,
     body: String,
 }
 
@@ -120,19 +119,26 @@ fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], scope: Scope
         .clone();
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::trim).unwrap_or("");
     let given = header("data-signature");
-    if given.is_empty() || !super::same_signature(&signature(&app.secret, body), given) {
+    let computed = signature(&app.secret, body);
+    if given.is_empty() || !super::same_signature(&computed, given) {
         return Err(Refusal::new(ERROR_INVALID_SIGNATURE, "data-signature is not MD5(appKey + body) of this request"));
     }
     let time_stamp = header("time-stamp").to_owned();
-    let signed_at_ms: i64 = time_stamp
-        .parse()
-        .map_err(|_| Refusal::new(ERROR_INVALID_TIMESTAMP, "time-stamp must be the milliseconds since the epoch"))?;
+    // Digits only (no sign, at most 16): `+17…` or leading zeros would spell one time many ways.
+    let strict = !time_stamp.is_empty()
+        && time_stamp.len() <= 16
+        && time_stamp.bytes().all(|byte| byte.is_ascii_digit())
+        && (time_stamp == "0" || !time_stamp.starts_with('0'));
+    let signed_at_ms: i64 =
+        time_stamp.parse().ok().filter(|_| strict).ok_or_else(|| {
+            Refusal::new(ERROR_INVALID_TIMESTAMP, "time-stamp must be the milliseconds since the epoch")
+        })?;
     // The signature leaves the time-stamp out: the pair is what a replay repeats.
-    let seen = format!("{given}:{time_stamp}");
+    let seen = format!("{computed}:{signed_at_ms}");
     state.replay().check(Dialect::Kybio, &app_id, &seen, signed_at_ms, ReplayGuard::now_ms()).map_err(|error| {
         let code = match error {
             ReplayError::Skewed { .. } => ERROR_INVALID_TIMESTAMP,
-            ReplayError::Replayed => ERROR_REPLAYED,
+            ReplayError::Replayed | ReplayError::Full => ERROR_REPLAYED,
         };
         Refusal::new(code, error.to_string())
     })?;
@@ -142,7 +148,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8], scope: Scope
             format!("the appId has scope {}; this call needs {}", app.scope.as_str(), scope.as_str()),
         ));
     }
-    Ok(Signed { object, app, time_stamp, body: body.trim().to_owned() })
+    Ok(Signed { object, app, body: body.trim().to_owned() })
 }
 
 /// One recharge record, as the seed shows it.
@@ -270,23 +276,21 @@ async fn balance_update(state: &AppState, headers: &HeaderMap, body: &[u8]) -> R
     } else {
         return Err(ledger_refusal(ErrorCode::InvalidAmount, "balanceIncrement: 0 changes nothing"));
     };
-    let change_time = object.text("dataChangeTime")?;
-    let biz_date = change_time
-        .as_deref()
-        .map(|text| {
-            super::top::TOP_ZONE.parse_local(text).ok_or_else(|| {
-                FieldError::Invalid("dataChangeTime".into(), format!("{text:?} is not YYYY-MM-DD HH:MM:SS (GMT+8)"))
-            })
-        })
-        .transpose()?;
-    // KYBIO has no idempotency key. With dataChangeTime the body names the change: a retry of
-    // it, even signed anew, is the same request. Without, each signed sending is its own.
-    let id = match change_time {
-        Some(_) => super::content_id(&[signed.app.app_key.as_bytes(), signed.body.as_bytes()]),
-        None => {
-            super::content_id(&[signed.app.app_key.as_bytes(), signed.time_stamp.as_bytes(), signed.body.as_bytes()])
-        }
-    };
+    // KYBIO has no idempotency key, and a balance change without one could not be retried
+    // safely (a client whose answer was lost signs the same change anew with a new
+    // time-stamp): dataChangeTime names the change, so it is required, and a retry of the
+    // same body, however stamped, is the same request.
+    let change_time = object.text("dataChangeTime")?.ok_or_else(|| {
+        FieldError::Invalid(
+            "dataChangeTime".into(),
+            "is required (YYYY-MM-DD HH:MM:SS, GMT+8): it names the change, so that a retry is not a second change"
+                .into(),
+        )
+    })?;
+    let biz_date = Some(super::top::TOP_ZONE.parse_local(&change_time).ok_or_else(|| {
+        FieldError::Invalid("dataChangeTime".into(), format!("{change_time:?} is not YYYY-MM-DD HH:MM:SS (GMT+8)"))
+    })?);
+    let id = super::content_id(&[signed.app.app_key.as_bytes(), signed.body.as_bytes()]);
     let id = format!("kybio:{id}");
     let mut command = Command::new(&id, &id, &customer, action);
     command.biz_date = biz_date;

@@ -360,7 +360,8 @@ async fn serve(state: &AppState, params: &Params) -> Result<(Method, Node), TopE
     let sign_method = params.get("sign_method").unwrap_or("md5");
     let sign_method = SignMethod::parse(sign_method)
         .ok_or_else(|| TopError::invalid("sign_method", format!("{sign_method:?}: use md5, hmac or hmac-sha256")))?;
-    if !super::same_signature(&signature(sign_method, &app.secret, &params.signed_text()), sign) {
+    let computed = signature(sign_method, &app.secret, &params.signed_text());
+    if !super::same_signature(&computed, sign) {
         return Err(TopError::new(
             25,
             "Invalid Signature",
@@ -377,14 +378,17 @@ async fn serve(state: &AppState, params: &Params) -> Result<(Method, Node), TopE
         )
     })?;
     let signed_at_ms = signed_at.0.saturating_mul(1000);
-    state.replay().check(Dialect::Top, app_key, sign, signed_at_ms, ReplayGuard::now_ms()).map_err(
-        |error| match error {
+    state.replay().check(Dialect::Top, app_key, &computed, signed_at_ms, ReplayGuard::now_ms()).map_err(|error| {
+        match error {
             ReplayError::Skewed { .. } => {
                 TopError::new(31, "Invalid Timestamp", "isv.invalid-timestamp", error.to_string())
             }
             ReplayError::Replayed => TopError::new(25, "Invalid Signature", "isv.request-replayed", error.to_string()),
-        },
-    )?;
+            ReplayError::Full => {
+                TopError::new(7, "App Call Limited", "isp.too-many-signed-requests", error.to_string())
+            }
+        }
+    })?;
     if app.scope < method.scope() {
         return Err(TopError::new(
             11,

@@ -185,7 +185,8 @@ fn authenticate(state: &AppState, method: &Method, headers: &HeaderMap, body: &[
     let app = keys
         .app(Dialect::Zenlayer, credential)
         .ok_or_else(|| ZenError::auth("INVALID_ACCESS_KEY", "the access key id is unknown or revoked"))?;
-    if !super::same_signature(&signature(&app.secret, method.as_str(), &signed_headers, body, timestamp), given) {
+    let computed = signature(&app.secret, method.as_str(), &signed_headers, body, timestamp);
+    if !super::same_signature(&computed, given) {
         return Err(ZenError::auth(
             "SIGNATURE_FAILURE",
             "the signature does not match the request and the access key's secret",
@@ -196,11 +197,14 @@ fn authenticate(state: &AppState, method: &Method, headers: &HeaderMap, body: &[
         .map_err(|_| ZenError::auth("INVALID_TIMESTAMP", "X-ZC-Timestamp must be the seconds since the epoch"))?;
     state
         .replay()
-        .check(Dialect::Zenlayer, credential, given, signed_at.saturating_mul(1000), ReplayGuard::now_ms())
+        .check(Dialect::Zenlayer, credential, &computed, signed_at.saturating_mul(1000), ReplayGuard::now_ms())
         .map_err(|error| match error {
-        ReplayError::Skewed { .. } => ZenError::auth("SIGNATURE_EXPIRED", error.to_string()),
-        ReplayError::Replayed => ZenError::auth("REQUEST_REPLAYED", error.to_string()),
-    })?;
+            ReplayError::Skewed { .. } => ZenError::auth("SIGNATURE_EXPIRED", error.to_string()),
+            ReplayError::Replayed => ZenError::auth("REQUEST_REPLAYED", error.to_string()),
+            ReplayError::Full => {
+                ZenError::new(StatusCode::SERVICE_UNAVAILABLE, "REQUEST_LIMIT_EXCEEDED", error.to_string())
+            }
+        })?;
     if app.scope < Scope::Read {
         return Err(ZenError::new(StatusCode::FORBIDDEN, "UNAUTHORIZED_OPERATION", "the access key may not read"));
     }
@@ -278,6 +282,12 @@ struct Record {
     transaction_id: String,
 }
 
+/// Pages of the log (each at most 4,096 entries, read on the writer between batches) one query
+/// may scan: about a million entries. `totalCount` needs the whole window counted, and an
+/// unbounded window on a long log would have one poller take turns with every write for as
+/// long as it likes.
+const SCAN_PAGES_MAX: u32 = 256;
+
 /// Every record in the window, counted, and the page asked for: the log streamed in order, a
 /// page of it in memory at a time.
 async fn history(state: &AppState, query: &Query) -> Result<(u64, Vec<Record>), ZenError> {
@@ -291,7 +301,16 @@ async fn history(state: &AppState, query: &Query) -> Result<(u64, Vec<Record>), 
     let skip = (query.page_num - 1).saturating_mul(query.page_size);
     let mut total = 0u64;
     let mut records = Vec::new();
+    let mut pages = 0u32;
     while let Some(flows) = stream.next_page().await? {
+        pages += 1;
+        if pages > SCAN_PAGES_MAX {
+            return Err(ZenError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER",
+                "the time window spans more of the log than one query may scan (about 1,000,000 entries): narrow startTime and endTime",
+            ));
+        }
         for flow in &flows {
             for (kind, amount, suffix) in transactions(flow) {
                 if total >= skip && (records.len() as u64) < query.page_size {
