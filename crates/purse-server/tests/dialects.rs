@@ -657,6 +657,12 @@ async fn zenlayer_history_as_the_seed_example() {
     server.submit("z-4", account, "2023-10-01 00:00:00", outside).await;
 
     let now = now_ms() / 1000;
+    // As over HTTP/2: the host in the URI's authority, no Host header; the signature still holds.
+    let mut h2 = zenlayer("DescribeRechargeRefundHistory", ZEN_SEED, now - 1, ZEN_SECRET);
+    h2.headers_mut().remove(header::HOST);
+    *h2.uri_mut() = "https://console.zenlayer.com/api/v2/zbc".parse().unwrap();
+    let (status, text) = server.send(h2).await;
+    assert_eq!(status, 200, "host from the authority: {text}");
     let (status, text) = server.send(zenlayer("DescribeRechargeRefundHistory", ZEN_SEED, now, ZEN_SECRET)).await;
     assert_eq!(status, 200, "{text}");
     let answer = parse(&text);

@@ -103,7 +103,20 @@ pub fn signature(secret: &str, method: &str, headers: &[(&str, &str)], body: &[u
 }
 
 /// `POST /api/v2/zbc`.
-pub async fn handle(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    uri: axum::http::Uri,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Over HTTP/2 (HTTPS, ALPN h2) the host is the `:authority`, not a `Host` header; the
+    // signature covers it either way.
+    if !headers.contains_key(axum::http::header::HOST) {
+        if let Some(authority) = uri.authority().and_then(|authority| authority.as_str().parse().ok()) {
+            headers.insert(axum::http::header::HOST, authority);
+        }
+    }
     let request_id = super::request_id(&headers);
     match serve(&state, &method, &headers, &body, &request_id).await {
         Ok(body) => super::answer(StatusCode::OK, "application/json; charset=utf-8", body),
