@@ -344,7 +344,9 @@ impl Projections {
         if self.state.account(account_id).is_none() {
             return Ok(None);
         }
-        let mut refs = match &self.cold {
+        // Until the cold store is in use (memory let go of something), memory holds every
+        // reference: no need to ask the tree, as `request` and `admit_orders` do not either.
+        let mut refs = match self.cold.as_ref().filter(|_| self.cold_used) {
             Some(cold) => cold::flow_refs(cold.as_ref(), account_id)?,
             None => Vec::new(),
         };
