@@ -235,6 +235,14 @@ pub(crate) struct Writer {
     pub(crate) snapshots: Snapshotter,
 }
 
+/// What deciding one command came to.
+enum Outcome {
+    /// New flows, folded, to be written and answered after the commit.
+    New(CoreDecision),
+    /// A replay of an earlier request: its first flow.
+    Replay { flow_id: u64 },
+}
+
 impl Writer {
     pub fn new(store: Store, projections: Projections) -> Writer {
         Writer {
@@ -325,11 +333,11 @@ impl Writer {
             match request {
                 Request::Submit { command, fingerprint, reply } => {
                     match self.submit(&command, fingerprint, now, &mut blocks) {
-                        Ok(Some(decided)) => {
+                        Ok(Outcome::New(decided)) => {
                             entries += entries_of(&decided);
                             pending.push(Pending::Written(reply, Box::new(decided)));
                         }
-                        Ok(None) => pending.push(Pending::Replayed(reply, self.replayed_flow_id(&command.request_id))),
+                        Ok(Outcome::Replay { flow_id }) => pending.push(Pending::Replayed(reply, flow_id)),
                         // Answered after the commit: the refusal may rest on a flow of this batch
                         // (a DUPLICATE_ORDER of an order written just before it), and if the commit
                         // fails that flow never existed.
@@ -340,11 +348,11 @@ impl Writer {
                     let slots = commands
                         .into_iter()
                         .map(|(command, fingerprint)| match self.submit(&command, fingerprint, now, &mut blocks) {
-                            Ok(Some(decided)) => {
+                            Ok(Outcome::New(decided)) => {
                                 entries += entries_of(&decided);
                                 Slot::Written(decided)
                             }
-                            Ok(None) => Slot::Replayed(self.replayed_flow_id(&command.request_id)),
+                            Ok(Outcome::Replay { flow_id }) => Slot::Replayed(flow_id),
                             Err(error) => Slot::Refused(error),
                         })
                         .collect();
@@ -467,21 +475,17 @@ impl Writer {
     }
 
     /// The flow a replayed request was first answered with.
-    fn replayed_flow_id(&self, request_id: &str) -> u64 {
-        let record = self.projections.request(request_id).ok().flatten();
-        record.expect("a replay has a record, read a moment ago").flow_id
-    }
-
-    /// Decides one command and records its entry. `Ok(None)` is a replay of an earlier request.
+    /// Decides one command and records its entry, or names the first flow of the earlier
+    /// request it replays.
     fn submit(
         &mut self,
         command: &Command,
         fingerprint: Fingerprint,
         now: Timestamp,
         blocks: &mut BlockWriter,
-    ) -> Result<Option<CoreDecision>, Error> {
+    ) -> Result<Outcome, Error> {
         let decided = self.decide_and_fold(command, fingerprint, now)?;
-        if let Some(decided) = &decided {
+        if let Outcome::New(decided) = &decided {
             blocks.push(&EntryRecord::flow(&decided.flow, &fingerprint));
             if let Some(flow_in) = &decided.transfer_in {
                 // In the same batch as its TRANSFER_OUT, so in the same atomic commit.
@@ -492,17 +496,18 @@ impl Writer {
     }
 
     /// Decides one command against the projections and folds it in (both flows of a transfer).
-    /// `Ok(None)` is a replay.
+    /// A replay carries the flow id its record names, read once (from memory or the cold
+    /// store), so answering it needs no second read that could fail.
     fn decide_and_fold(
         &mut self,
         command: &Command,
         fingerprint: Fingerprint,
         now: Timestamp,
-    ) -> Result<Option<CoreDecision>, Error> {
+    ) -> Result<Outcome, Error> {
         self.check_not_poisoned()?;
         match self.projections.check_request(&command.request_id, &fingerprint)? {
             Decision::Fresh => {}
-            Decision::Replay { .. } => return Ok(None),
+            Decision::Replay { flow_id } => return Ok(Outcome::Replay { flow_id }),
             Decision::Conflict { flow_id } => {
                 // spec §13: a malformed argument is named before the conflict. A replay skips
                 // this: its arguments were accepted once (and a check against `now`, such as a
@@ -531,7 +536,7 @@ impl Writer {
                 return Err(error);
             }
         }
-        Ok(Some(decided))
+        Ok(Outcome::New(decided))
     }
 
     /// Decides a group in order. Returns what became of each command, whether the group's new
@@ -584,14 +589,13 @@ impl Writer {
                 unfinished_written = true;
             }
             match self.submit(&command, fingerprint, now, blocks) {
-                Ok(Some(flow)) => {
+                Ok(Outcome::New(flow)) => {
                     written += entries_of(&flow);
                     decided
                         .items
                         .push(FlowSummary::of(&flow.flow).map_or_else(GroupItem::Rejected, GroupItem::Written));
                 }
-                Ok(None) => {
-                    let flow_id = self.replayed_flow_id(&command.request_id);
+                Ok(Outcome::Replay { flow_id }) => {
                     decided.replays.push(decided.items.len());
                     let unresolved = FlowSummary { flow_id, before: Buckets::ZERO, after: Buckets::ZERO };
                     decided.items.push(GroupItem::Replayed(unresolved));
