@@ -237,8 +237,9 @@ pub(crate) struct Writer {
 
 /// What deciding one command came to.
 enum Outcome {
-    /// New flows, folded, to be written and answered after the commit.
-    New(CoreDecision),
+    /// New flows, folded, to be written and answered after the commit (boxed: a decision is
+    /// large, a replay one number).
+    New(Box<CoreDecision>),
     /// A replay of an earlier request: its first flow.
     Replay { flow_id: u64 },
 }
@@ -335,7 +336,7 @@ impl Writer {
                     match self.submit(&command, fingerprint, now, &mut blocks) {
                         Ok(Outcome::New(decided)) => {
                             entries += entries_of(&decided);
-                            pending.push(Pending::Written(reply, Box::new(decided)));
+                            pending.push(Pending::Written(reply, decided));
                         }
                         Ok(Outcome::Replay { flow_id }) => pending.push(Pending::Replayed(reply, flow_id)),
                         // Answered after the commit: the refusal may rest on a flow of this batch
@@ -350,7 +351,7 @@ impl Writer {
                         .map(|(command, fingerprint)| match self.submit(&command, fingerprint, now, &mut blocks) {
                             Ok(Outcome::New(decided)) => {
                                 entries += entries_of(&decided);
-                                Slot::Written(decided)
+                                Slot::Written(*decided)
                             }
                             Ok(Outcome::Replay { flow_id }) => Slot::Replayed(flow_id),
                             Err(error) => Slot::Refused(error),
@@ -536,7 +537,7 @@ impl Writer {
                 return Err(error);
             }
         }
-        Ok(Outcome::New(decided))
+        Ok(Outcome::New(Box::new(decided)))
     }
 
     /// Decides a group in order. Returns what became of each command, whether the group's new
