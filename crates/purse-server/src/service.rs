@@ -90,12 +90,17 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     };
     let metrics = state.metrics();
     let started = Instant::now();
+    // What a dialect's refusal needs, kept for the dialects' routes only (a copy per request
+    // of every other route would be paid for nothing).
+    let dialect = crate::dialect::PATHS.contains(&request.uri().path()).then(|| {
+        (request.uri().path().to_owned(), request.uri().query().map(str::to_owned), request.headers().clone())
+    });
     let response = {
         // Counted down when the request ends, answered or not (a client that hangs up drops
         // this future half way).
         let _in_flight = InFlight::enter(&metrics.in_flight);
         let response = next.run(request).await;
-        as_error_object(response).await
+        as_error_object(response, dialect.as_ref()).await
     };
     let code = response.extensions().get::<ErrorCodeTag>().map_or("", |tag| tag.0.as_str()).to_owned();
     let status = response.status().as_u16();
@@ -120,7 +125,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn as_error_object(response: Response) -> Response {
+async fn as_error_object(response: Response, dialect: Option<&(String, Option<String>, HeaderMap)>) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || response.extensions().get::<ErrorCodeTag>().is_some()
     {
@@ -135,7 +140,11 @@ async fn as_error_object(response: Response) -> Response {
         (_, true) => status.canonical_reason().unwrap_or("refused").to_owned(),
         (_, false) => text,
     };
-    ApiError::transport(status, message).into_response()
+    // A dialect client gets the refusal in its provider's shape.
+    let refusal = dialect.and_then(|(path, query, headers)| {
+        crate::dialect::limit_error(path, status, &message, query.as_deref(), headers)
+    });
+    refusal.unwrap_or_else(|| ApiError::transport(status, message).into_response())
 }
 
 async fn healthz() -> Response {

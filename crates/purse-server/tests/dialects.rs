@@ -32,6 +32,10 @@ struct Server {
 }
 
 async fn server() -> Server {
+    server_with(ServerConfig::default()).await
+}
+
+async fn server_with(config: ServerConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(LedgerConfig::new(dir.path().join("ledger"))).await.unwrap();
     let mut keys = Keys { version: 1, ..Keys::default() };
@@ -39,7 +43,7 @@ async fn server() -> Server {
     keys.add_app(Dialect::Top, TOP_READER, Some(TOP_SECRET), Scope::Read).unwrap();
     keys.add_app(Dialect::Kybio, KYBIO_APP, Some(KYBIO_SECRET), Scope::Write).unwrap();
     keys.add_app(Dialect::Zenlayer, ZEN_KEY, Some(ZEN_SECRET), Scope::Read).unwrap();
-    let state = AppState::new(ledger.clone(), KeyStore::fixed(keys), ServerConfig::default());
+    let state = AppState::new(ledger.clone(), KeyStore::fixed(keys), config);
     Server { app: router(state), ledger, _dir: dir }
 }
 
@@ -721,4 +725,35 @@ async fn zenlayer_refuses_bad_signatures_stale_times_replays_and_bad_input() {
     let (status, text) = server.send(zenlayer(action, ZEN_SEED, now - 1, ZEN_SECRET)).await;
     assert_eq!(status, 200, "{text}");
     check((401, "REQUEST_REPLAYED"), server.send(zenlayer(action, ZEN_SEED, now - 1, ZEN_SECRET)).await);
+}
+
+/// The server's own limits answer a dialect client in its provider's shape: TOP's
+/// `error_response` and KYBIO's envelope with HTTP 200, Zenlayer's error object with 413.
+#[tokio::test]
+async fn limits_answer_in_each_dialects_shape() {
+    let server = server_with(ServerConfig { body_bytes_max: 1024, ..ServerConfig::default() }).await;
+    let big = "x".repeat(4096);
+    let top = Request::post("/router/rest?format=json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("remark={big}")))
+        .unwrap();
+    let (status, text) = server.send(top).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(parse(&text)["error_response"]["sub_code"], json!("isv.request-too-large"), "{text}");
+    let kybio = Request::post("/openapi/v1/customerOpenApi/queryCustomerRechargeLog")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(format!("{{\"appId\": \"{big}\"}}")))
+        .unwrap();
+    let (status, text) = server.send(kybio).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(parse(&text)["status"], json!("error"), "{text}");
+    let zenlayer = Request::post("/api/v2/zbc")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-zc-action", "DescribeRechargeRefundHistory")
+        .body(Body::from(format!("{{\"x\": \"{big}\"}}")))
+        .unwrap();
+    let (status, text) = server.send(zenlayer).await;
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(parse(&text)["code"], json!("REQUEST_TOO_LARGE"), "{text}");
+    assert!(parse(&text)["requestId"].is_string(), "{text}");
 }

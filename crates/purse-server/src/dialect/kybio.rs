@@ -92,6 +92,12 @@ fn respond<T: Serialize>(outcome: Result<T, Refusal>) -> Response {
     super::answer(StatusCode::OK, "application/json; charset=utf-8", body)
 }
 
+/// A refusal by the server's own limits (408, 413) in KYBIO's envelope, HTTP 200 as every
+/// KYBIO answer.
+pub(crate) fn limit_error(message: &str) -> Response {
+    respond::<()>(Err(Refusal::new(ERROR_INVALID_REQUEST, message)))
+}
+
 /// The uppercase hex `data-signature` of `body` under `secret` (both trimmed).
 pub fn signature(secret: &str, body: &str) -> String {
     let mut hasher = Md5::new();

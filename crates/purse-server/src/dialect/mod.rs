@@ -32,6 +32,30 @@ use crate::AppState;
 /// Members of one request object, at most: a provider object has a dozen.
 const OBJECT_MEMBERS_MAX: usize = 64;
 
+/// The dialects' paths.
+pub(crate) const PATHS: [&str; 4] = [top::PATH, kybio::QUERY_PATH, kybio::UPDATE_PATH, zenlayer::PATH];
+
+/// The answer a dialect client gets when the server's own limits refuse its request before
+/// the dialect saw it (408: too slow, 413: too large), in that dialect's shape; `None` for a
+/// path that is not a dialect's.
+pub(crate) fn limit_error(
+    path: &str,
+    status: StatusCode,
+    message: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let mut response = match path {
+        top::PATH => top::limit_error(status, message, query),
+        kybio::QUERY_PATH | kybio::UPDATE_PATH => kybio::limit_error(message),
+        zenlayer::PATH => return Some(zenlayer::limit_error(status, message, headers)),
+        _ => return None,
+    };
+    // Already in the dialect's shape: the router must not rewrite it.
+    response.extensions_mut().insert(crate::error::ErrorCodeTag(purse_core::ErrorCode::InvalidArgument));
+    Some(response)
+}
+
 /// Every dialect's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -320,18 +320,47 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Before the parameters are read (or when they cannot be), the query string may still
+    // say which format the caller wants its error in.
+    let asked = format_asked(query.as_deref());
     let params = match Params::read(query.as_deref(), &headers, &body) {
         Ok(params) => params,
-        Err(error) => return render(Format::Xml, "error_response", &error.document()),
+        Err(error) => return render(asked, "error_response", &error.document()),
     };
     let format = match params.format() {
         Ok(format) => format,
-        Err(error) => return render(Format::Xml, "error_response", &error.document()),
+        Err(error) => return render(asked, "error_response", &error.document()),
     };
     match serve(&state, &params).await {
         Ok((method, body)) => render(format, &method.response_root(), &body),
         Err(error) => render(format, "error_response", &error.document()),
     }
+}
+
+/// The format a raw query string asks for (`format=json`, `simplify=true`); XML, TOP's
+/// default, otherwise.
+pub(crate) fn format_asked(query: Option<&str>) -> Format {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect();
+    let value = |name: &str| pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    match value("format") {
+        Some(format) if format.eq_ignore_ascii_case("json") => {
+            Format::Json { simplify: value("simplify").is_some_and(|simplify| simplify.eq_ignore_ascii_case("true")) }
+        }
+        _ => Format::Xml,
+    }
+}
+
+/// A refusal by the server's own limits (408: too slow, 413: too large), in TOP's
+/// `error_response`, HTTP 200 as every TOP answer.
+pub(crate) fn limit_error(status: StatusCode, message: &str, query: Option<&str>) -> Response {
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        TopError::new(41, "Invalid Arguments", "isv.request-too-large", message)
+    } else {
+        TopError::new(15, "Remote service error", "isp.request-timeout", message)
+    };
+    render(format_asked(query), "error_response", &error.document())
 }
 
 /// The protocol's checks in order (arguments, method, app key, signature, time and replay,

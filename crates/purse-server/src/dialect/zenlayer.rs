@@ -102,6 +102,15 @@ pub fn signature(secret: &str, method: &str, headers: &[(&str, &str)], body: &[u
     }
 }
 
+/// A refusal by the server's own limits (408, 413) in Zenlayer's error shape, with its status.
+pub(crate) fn limit_error(status: StatusCode, message: &str, headers: &HeaderMap) -> Response {
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "REQUEST_TOO_LARGE" } else { "REQUEST_TIMEOUT" };
+    let body = serde_json::json!({"requestId": super::request_id(headers), "code": code, "message": message});
+    let mut response = super::answer(status, "application/json; charset=utf-8", body.to_string());
+    response.extensions_mut().insert(ErrorCodeTag(ErrorCode::InvalidArgument));
+    response
+}
+
 /// `POST /api/v2/zbc`.
 pub async fn handle(
     State(state): State<AppState>,
