@@ -17,8 +17,8 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the first line on stdout names it).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// A JSON file of limits: body_bytes_max, request_timeout_ms, concurrency_max,
-    /// grace_period_ms, clock_skew_seconds (each optional).
+    /// A JSON file of limits: body_bytes_max, request_timeout_ms, header_read_timeout_ms,
+    /// concurrency_max, grace_period_ms, clock_skew_seconds (each optional).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Log lines as text (default) or JSON, on stderr.
@@ -47,6 +47,7 @@ pub enum LogFormat {
 struct ConfigFile {
     body_bytes_max: Option<usize>,
     request_timeout_ms: Option<u64>,
+    header_read_timeout_ms: Option<u64>,
     concurrency_max: Option<usize>,
     grace_period_ms: Option<u64>,
     clock_skew_seconds: Option<u64>,
@@ -64,6 +65,9 @@ fn server_config(args: &ServeArgs) -> Result<ServerConfig, WireError> {
         }
         if let Some(ms) = file.request_timeout_ms {
             config.request_timeout = Duration::from_millis(ms);
+        }
+        if let Some(ms) = file.header_read_timeout_ms {
+            config.header_read_timeout = Duration::from_millis(ms);
         }
         if let Some(count) = file.concurrency_max.filter(|count| *count > 0) {
             config.concurrency_max = count;

@@ -210,3 +210,32 @@ fn keys_add_list_revoke() {
         assert_eq!(mode & 0o777, 0o600, "keys.json holds dialect secrets: owner only");
     }
 }
+
+/// A client that sends part of its headers and stalls loses its connection after the header
+/// timeout, while other clients are served meanwhile; nothing is written.
+#[test]
+fn a_slow_client_loses_its_connection() {
+    let purse = Purse::new();
+    let write = key(&purse, "write");
+    let config = purse.dir.path().join("serve.json");
+    std::fs::write(&config, r#"{"header_read_timeout_ms": 500}"#).unwrap();
+    let server = Server::start(&purse, &["--config", config.to_str().unwrap()]);
+    let mut slow = TcpStream::connect(&server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.write_all(b"POST /v1/charge HTTP/1.1\r\nHost: purse\r\nContent-Le").unwrap();
+    let started = std::time::Instant::now();
+    // Meanwhile another client is served.
+    let (status, body) = Client::connect(&server.address).unwrap().send("GET", "/v1/rules", &write, "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let mut rest = Vec::new();
+    // The server ends the stalled connection (with a 408 or without a word); the read
+    // returns rather than waiting out its own 10 s.
+    let _ = slow.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "the stalled connection was kept {took:?}");
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+    assert_eq!(purse.ok("verify")["entries"], 0);
+}

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// Time to answer one request, the body read included (408 beyond it): a slow client
     /// cannot hold a connection's request open for ever.
     pub request_timeout: Duration,
+    /// Time a client has to send one request's headers; a slower one loses its connection.
+    pub header_read_timeout: Duration,
     /// Requests served at once; more wait for a slot (the ledger batches them anyway).
     pub concurrency_max: usize,
     /// After a shutdown signal, how long the requests in flight may take before the server
@@ -65,6 +67,7 @@ impl Default for ServerConfig {
         ServerConfig {
             body_bytes_max: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
             concurrency_max: 4096,
             grace_period: Duration::from_secs(30),
             clock_skew: Duration::from_secs(300),

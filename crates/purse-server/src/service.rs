@@ -1,6 +1,6 @@
 //! The router with its layers, and the serving loop with its graceful shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -207,6 +207,11 @@ pub async fn serve(
     served.and(closed)
 }
 
+/// The accept loop: hyper's own connection builder rather than `axum::serve`, because that
+/// sets no timer and so no limit on how long a client may take to send its headers (a
+/// slowloris client held a connection for ever). Here a client gets `header_read_timeout`
+/// for each request's headers, the request timeout for the rest, and answers go out with
+/// TCP_NODELAY (a small answer is not held back waiting for an ACK).
 async fn serve_plain(
     listener: std::net::TcpListener,
     app: Router,
@@ -214,26 +219,43 @@ async fn serve_plain(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     listener.set_nonblocking(true).map_err(|error| format!("the listener: {error}"))?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|error| format!("the listener: {error}"))?;
-    let (began, begun) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        state.set_ready(false);
-        tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
-        let _ = began.send(());
-    };
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-    let server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        served = server => served.map_err(|error| format!("serving: {error}")),
-        () = async move {
-            if begun.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.config().header_read_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors, say: the connections in hand go on; try again shortly.
+                        tracing::warn!(target: "purse::serve", %error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    // A client that goes away or breaks the protocol ends only its connection.
+                    let _ = connection.await;
+                });
             }
-        } => {
+            () = &mut shutdown => break,
+        }
+    }
+    state.set_ready(false);
+    tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => Ok(()),
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(target: "purse::serve", "the grace period ended with requests still in flight; they were not acknowledged");
             Ok(())
         }
