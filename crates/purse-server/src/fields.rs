@@ -98,6 +98,12 @@ impl Definition {
         ApiError::bad_request(self.in_field_names(&message))
     }
 
+    /// An error of the text edge about this command's options, in the API's words.
+    pub fn api_error(&self, error: purse_wire::WireError) -> ApiError {
+        let error = ApiError::from(error);
+        ApiError { message: self.in_field_names(&error.message), ..error }
+    }
+
     /// Rewrites `--real-value <AMOUNT>` and `--real-value` as `real_value` in a message.
     pub fn in_field_names(&self, message: &str) -> String {
         let mut message = message.to_owned();

@@ -197,10 +197,7 @@ async fn write(
         idempotency_key(&headers, &mut pairs)?;
     }
     let definition = state.definitions().get(&name);
-    let named = |error: purse_wire::WireError| {
-        let error = ApiError::from(error);
-        ApiError { message: definition.in_field_names(&error.message), ..error }
-    };
+    let named = |error| definition.api_error(error);
     let units = state.units();
     let ledger = state.ledger();
     let command = match name.as_str() {
@@ -265,10 +262,7 @@ async fn query(
     state.authorize(&headers, Scope::Read)?;
     let pairs = query_pairs(raw.as_deref());
     let definition = state.definitions().get(&name);
-    let named = |error: purse_wire::WireError| {
-        let error = ApiError::from(error);
-        ApiError { message: definition.in_field_names(&error.message), ..error }
-    };
+    let named = |error| definition.api_error(error);
     let ledger = state.ledger();
     let units = state.units();
     match name.as_str() {
