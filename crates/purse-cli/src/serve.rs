@@ -228,6 +228,9 @@ pub struct KeysAddArgs {
 pub struct KeysRevokeArgs {
     /// The key's id (or the app key).
     pub id: String,
+    /// Revoke only this dialect's app key of that name: top, kybio or zenlayer.
+    #[arg(long)]
+    pub dialect: Option<String>,
 }
 
 pub fn keys(data: &Path, command: KeysCommand) -> Result<String, WireError> {
@@ -268,7 +271,16 @@ pub fn keys(data: &Path, command: KeysCommand) -> Result<String, WireError> {
             Ok(to_text(&serde_json::json!({"keys": api, "apps": apps})))
         }
         KeysCommand::Revoke(args) => {
-            let revoked = keys.revoke(&args.id);
+            let dialect = args
+                .dialect
+                .as_deref()
+                .map(|name| {
+                    Dialect::parse(name).ok_or_else(|| {
+                        WireError::invalid_argument(format!("--dialect {name:?} is not one of top, kybio, zenlayer"))
+                    })
+                })
+                .transpose()?;
+            let revoked = keys.revoke(&args.id, dialect);
             if revoked == 0 {
                 return Err(WireError::invalid_argument(format!("no live key has the id or app key {:?}", args.id)));
             }

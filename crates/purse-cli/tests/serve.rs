@@ -200,6 +200,16 @@ fn keys_add_list_revoke() {
     purse.fails("keys add --dialect top --app-key 12345678", "INVALID_ARGUMENT", 1);
     purse.fails("keys add --scope root", "INVALID_ARGUMENT", 1);
     purse.fails("keys add --dialect nats --app-key x", "INVALID_ARGUMENT", 1);
+    purse.ok("keys add --dialect kybio --app-key 12345678 --secret kybio-secret");
+    assert_eq!(purse.ok("keys revoke 12345678 --dialect kybio")["revoked"], 1, "only KYBIO's");
+    let apps = purse.ok("keys list")["apps"].as_array().unwrap().clone();
+    let live = |dialect: &str| {
+        apps.iter()
+            .filter(|app| app["dialect"] == dialect && app["app_key"] == "12345678")
+            .map(|app| app["revoked"] == false)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!((live("top"), live("kybio")), (vec![true], vec![false]), "{apps:?}");
     assert_eq!(purse.ok(&format!("keys revoke {id}"))["revoked"], 1);
     purse.fails(&format!("keys revoke {id}"), "INVALID_ARGUMENT", 1);
     assert!(purse.ok_text("keys list").contains("\"revoked\": true"));

@@ -232,14 +232,18 @@ impl Keys {
         Ok(app)
     }
 
-    /// Revokes an API key by id, or an app key by its app key; answers how many it revoked.
-    pub fn revoke(&mut self, id: &str) -> usize {
+    /// Revokes an API key by id, or an app key by its app key (of `dialect` only, when given:
+    /// two dialects may use the same app key); answers how many it revoked.
+    pub fn revoke(&mut self, id: &str, dialect: Option<Dialect>) -> usize {
         let mut revoked = 0;
-        for key in self.keys.iter_mut().filter(|key| key.id == id && !key.revoked) {
-            key.revoked = true;
-            revoked += 1;
+        if dialect.is_none() {
+            for key in self.keys.iter_mut().filter(|key| key.id == id && !key.revoked) {
+                key.revoked = true;
+                revoked += 1;
+            }
         }
-        for app in self.apps.iter_mut().filter(|app| app.app_key == id && !app.revoked) {
+        let apps = self.apps.iter_mut().filter(|app| dialect.is_none_or(|dialect| app.dialect == dialect));
+        for app in apps.filter(|app| app.app_key == id && !app.revoked) {
             app.revoked = true;
             revoked += 1;
         }
@@ -366,7 +370,8 @@ mod tests {
         assert_eq!(keys.authorize("pk_000000000000_0"), None);
         assert_eq!(keys.app(Dialect::Top, "12345").map(|app| app.secret.as_str()), Some("s3cret"));
         let mut keys = keys;
-        assert_eq!(keys.revoke(&stored.id), 1);
+        assert_eq!(keys.revoke(&stored.id, Some(Dialect::Top)), 0, "an API key is no dialect's");
+        assert_eq!(keys.revoke(&stored.id, None), 1);
         assert_eq!(keys.authorize(&token), None);
         assert!(keys.add_app(Dialect::Top, "12345", None, Scope::Read).is_err(), "a live app key twice");
     }
