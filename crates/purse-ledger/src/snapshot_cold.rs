@@ -363,7 +363,35 @@ pub(crate) fn bloom(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
         }
         bytes.extend_from_slice(body("Bloom filter", key, value)?);
     }
-    Bloom::decode(&bytes).map(Some).ok_or_else(|| corrupt("Bloom filter", &[BLOOM]))
+    match bytes.first() {
+        Some(&BLOOM_LAYOUT) => Bloom::decode(&bytes[1..]).map(Some).ok_or_else(|| corrupt("Bloom filter", &[BLOOM])),
+        // The first layout (commits 5e806f9..b6a9f40, before the filter was blocked) began
+        // with its segment count, whose first byte is 0. Its bits mean something else now, and
+        // reading them as blocked would answer "never seen" for ids it holds: build the filter
+        // again from the ids the tree itself holds.
+        Some(0) => rebuild_bloom(cold).map(Some),
+        _ => Err(corrupt("Bloom filter", &[BLOOM])),
+    }
+}
+
+/// A filter of every request and order id the tree holds (it is rewritten whole with the
+/// next snapshot's fill).
+fn rebuild_bloom(cold: &dyn ColdStore) -> Result<Bloom, Error> {
+    let mut bloom = Bloom::default();
+    for (key, _) in cold.scan(&[REQUEST])? {
+        let id = std::str::from_utf8(&key[1..]).map_err(|_| corrupt("request key", &key))?;
+        bloom.insert(Kind::Request, id);
+    }
+    for (key, _) in cold.scan(&[ORDER])? {
+        // `O` + id + 0 + u16 chunk: the first chunk names the order once.
+        let Some(id) = key.len().checked_sub(3).and_then(|end| key.get(1..end)) else {
+            return Err(corrupt("order key", &key));
+        };
+        if key[key.len() - 2..] == [0, 0] {
+            bloom.insert(Kind::Order, std::str::from_utf8(id).map_err(|_| corrupt("order key", &key))?);
+        }
+    }
+    Ok(bloom)
 }
 
 /// Puts what the committed snapshot file in `reader` holds of orders, idempotency records and
@@ -494,6 +522,9 @@ const BLOOM_FIRST_KEYS: u64 = 1 << 20;
 const BLOOM_FIRST_KEYS: u64 = 1 << 12;
 const BLOOM_BITS_PER_KEY: u64 = 10;
 const BLOOM_HASHES: u32 = 7;
+/// The first byte of a stored filter: its layout (blocked). The first layout had none; its
+/// first byte was 0 (the high byte of its segment count).
+const BLOOM_LAYOUT: u8 = 2;
 /// Bits per block: one cache line, which holds all of a key's bits.
 const BLOOM_BLOCK_BITS: u64 = 512;
 const BLOOM_BLOCK_WORDS: usize = (BLOOM_BLOCK_BITS / 64) as usize;
@@ -586,8 +617,10 @@ impl Bloom {
         self.segments.iter().map(|segment| segment.words.len() * 8).sum()
     }
 
+    /// The stored filter: [`BLOOM_LAYOUT`], then the segments.
     fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(4 + self.bytes() + self.segments.len() * 24);
+        let mut bytes = Vec::with_capacity(5 + self.bytes() + self.segments.len() * 24);
+        bytes.push(BLOOM_LAYOUT);
         bytes.extend_from_slice(&u32::try_from(self.segments.len()).expect("under 2^32 segments").to_be_bytes());
         for segment in &self.segments {
             bytes.extend_from_slice(&segment.capacity.to_be_bytes());
@@ -644,10 +677,11 @@ mod tests {
         // The kind is part of the key.
         let other = (0..1000).filter(|n| bloom.may_contain(Kind::Order, &format!("r-{n}"))).count();
         assert!(other < 60, "{other}");
-        let again = Bloom::decode(&bloom.encode()).unwrap();
-        assert_eq!(again, bloom);
         let encoded = bloom.encode();
-        assert_eq!(Bloom::decode(&encoded[..encoded.len() - 1]), None);
+        assert_eq!(encoded[0], BLOOM_LAYOUT);
+        let again = Bloom::decode(&encoded[1..]).unwrap();
+        assert_eq!(again, bloom);
+        assert_eq!(Bloom::decode(&encoded[1..encoded.len() - 1]), None);
     }
 
     #[test]
@@ -676,5 +710,38 @@ mod tests {
         };
         check(order(&cold, "o1").unwrap_err(), "order under \"Oo1\\0\"");
         check(request(&cold, "r").unwrap_err(), "idempotency record");
+    }
+
+    /// A filter of the first layout (no layout byte; its first byte 0) is not read as blocked
+    /// bits, which would answer "never seen" for ids it holds: it is built again from the keys.
+    #[test]
+    fn a_filter_of_the_first_layout_is_rebuilt_from_the_tree() {
+        let cold = MemCold::default();
+        let mut order = order_key("old-order");
+        order.extend_from_slice(&[0, 0]);
+        let mut second_chunk = order_key("old-order");
+        second_chunk.extend_from_slice(&[0, 1]);
+        let first_layout = versioned(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut filter = vec![BLOOM];
+        filter.extend_from_slice(&0u32.to_be_bytes());
+        cold.put(
+            vec![
+                (request_key("old-request"), versioned(&[1; 39])),
+                (order, versioned(&[1; 8])),
+                (second_chunk, vec![1, 1]),
+                (filter, first_layout),
+            ],
+            false,
+        )
+        .unwrap();
+        let rebuilt = bloom(&cold).unwrap().unwrap();
+        assert!(rebuilt.may_contain(Kind::Request, "old-request"));
+        assert!(rebuilt.may_contain(Kind::Order, "old-order"));
+        assert!(!rebuilt.may_contain(Kind::Order, "old-request"), "kinds stay apart");
+        // A layout this code does not know is damage, not a guess.
+        let mut unknown = vec![BLOOM];
+        unknown.extend_from_slice(&0u32.to_be_bytes());
+        cold.put(vec![(unknown, versioned(&[9, 0]))], false).unwrap();
+        assert_eq!(bloom(&cold).unwrap_err().code(), purse_core::ErrorCode::Corruption);
     }
 }
