@@ -678,6 +678,7 @@ async fn zenlayer_history_as_the_seed_example() {
     assert_eq!(kinds, ["RECHARGE", "DEDUCTION", "ORDER_REFUND"]);
     let refund = &records[2];
     assert!(text.contains(r#""amount":39.05,"#), "the exact decimal as a JSON number: {text}");
+    assert!(text.contains(r#""amount":100.00,"#), "the scale's digits kept, no float between: {text}");
     assert!(refund["amount"].is_number());
     assert_eq!(refund["state"], json!("PAY_SUCCESS"));
     assert_eq!(refund["transactionTime"], json!("2023-08-15T09:47:01Z"));

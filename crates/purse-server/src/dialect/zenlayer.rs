@@ -164,11 +164,28 @@ async fn serve(
     let object = Object::parse(if text.trim().is_empty() { "{}" } else { text })?;
     let query = Query::read(&object)?;
     let (total, records) = history(state, &query).await?;
-    let document = serde_json::json!({
-        "requestId": request_id,
-        "response": {"requestId": request_id, "totalCount": total, "dataSet": records},
-    });
-    Ok(document.to_string())
+    // Serialized straight from typed structs: through `json!` (a `Value`) each amount's
+    // `RawValue` would be parsed again into an f64, and `100.00` come out as `100.0`.
+    let document = Answer { request_id, response: Page { request_id, total_count: total, data_set: records } };
+    serde_json::to_string(&document).map_err(|error| {
+        ZenError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", format!("rendering the answer: {error}"))
+    })
+}
+
+/// `{"requestId", "response": {...}}`
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer<'a> {
+    request_id: &'a str,
+    response: Page<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page<'a> {
+    request_id: &'a str,
+    total_count: u64,
+    data_set: Vec<Record>,
 }
 
 /// Authorization, access key, signature, time and replay, scope: in that order.
