@@ -34,7 +34,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use purse_core::{Action, Amount, ClearBuckets, Command, ErrorCode, FlowDetail, FlowType, Property, Scale, Zone};
+use purse_core::{Action, Amount, Command, ErrorCode, FlowDetail, FlowType, Property, Scale, Zone};
 use purse_wire::command::Units;
 use purse_wire::error::WireError;
 use serde::Deserialize;
@@ -216,13 +216,17 @@ async fn drive(
     for part in tallies {
         tally.merge(part);
     }
-    let http = HttpCounts::sum(&clients).since(&setup_http);
+    let all_http = HttpCounts::sum(&clients);
+    let http = all_http.since(&setup_http);
 
     // The self-check, through the API.
     let mut check = Check::default();
     check.faults(&setup);
     check.faults(&tally);
-    let all_http = HttpCounts::sum(&clients);
+    if let Some(refused) = clients.iter().find_map(|client| client.refused_key.as_ref()) {
+        // A key revoked (or narrowed) during the run: its requests were dropped, not answered.
+        check.fail(format!("the key was refused during the timed run: {refused}"));
+    }
     if all_http.fault_count > 0 {
         check.fail(format!(
             "{} answers were malformed, refused as malformed or never came, among them: {}",
@@ -456,12 +460,7 @@ pub fn native_request(command: &Command, units: Units) -> Result<(&'static str, 
             "transfer"
         }
         Action::Clear { buckets } => {
-            let bucket = match buckets {
-                ClearBuckets::Gift => "GIFT",
-                ClearBuckets::Pre => "PRE",
-                ClearBuckets::All => "ALL",
-            };
-            body.insert("bucket".into(), text(bucket));
+            body.insert("bucket".into(), text(buckets.as_str()));
             "clear"
         }
         Action::Recorded { .. } | Action::Open { .. } | Action::Expire { .. } | Action::ExpireHold { .. } => {
@@ -598,10 +597,8 @@ struct PropertyAnswer {
 fn flow_detail(body: &[u8]) -> Result<FlowDetail, String> {
     let answer: FlowAnswer =
         serde_json::from_slice(body).map_err(|error| format!("a 200 that is not a flow ({error}): {}", shown(body)))?;
-    let flow_type = FlowType::ALL
-        .into_iter()
+    let flow_type = FlowType::parse(&answer.flow_type)
         .map(FlowType::as_str)
-        .find(|name| *name == answer.flow_type)
         .ok_or_else(|| format!("flow {}: unknown flow_type {:?}", answer.flow_id, answer.flow_type))?;
     let list = |list: Vec<PropertyAnswer>| -> Result<Vec<(&'static str, String)>, String> {
         list.into_iter()
@@ -1170,7 +1167,7 @@ mod tests {
                 json!({"request_id": "r1", "outer_order_id": "o1", "account_id": "alice", "to_account_id": "bob", "value": "25.00"}),
             ),
             (
-                command(Action::Clear { buckets: ClearBuckets::All }),
+                command(Action::Clear { buckets: purse_core::ClearBuckets::All }),
                 "clear",
                 json!({"request_id": "r1", "outer_order_id": "o1", "account_id": "alice", "bucket": "ALL"}),
             ),

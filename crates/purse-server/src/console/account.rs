@@ -54,10 +54,9 @@ async fn render(state: &AppState, pairs: &[(String, String)]) -> Result<(String,
     if who.account_id.is_none() && who.card_id.is_none() {
         return Err(ApiError::bad_request("give an account id or a card id"));
     }
-    let account_id = purse_wire::command::account_id(ledger, &who).await.map_err(|error| {
-        let error = ApiError::from(error);
-        ApiError { message: state.definitions().get("account").in_field_names(&error.message), ..error }
-    })?;
+    let account_id = purse_wire::command::account_id(ledger, &who)
+        .await
+        .map_err(|error| state.definitions().get("account").api_error(error))?;
     let view = ledger.account(&account_id).await?;
     let holds = open_holds(ledger, &account_id).await?;
     let (chart_flows, flows_count) = latest_flows(ledger, &account_id, CHART_FLOWS_MAX).await?;
@@ -305,10 +304,7 @@ async fn flow_page(state: &AppState, account_id: &str, filters: &[(String, Strin
     let mut fields = vec![("account_id".to_owned(), account_id.to_owned())];
     fields.extend(filters.iter().cloned());
     let args: FlowsArgs = definition.parse(&fields)?;
-    let query = purse_wire::command::flow_query(&args, units.zone).map_err(|error| {
-        let error = ApiError::from(error);
-        ApiError { message: definition.in_field_names(&error.message), ..error }
-    })?;
+    let query = purse_wire::command::flow_query(&args, units.zone).map_err(|error| definition.api_error(error))?;
     let page = state.ledger().flows(query).await?;
     let details = page.flows.iter().map(|flow| state.ledger().detail(flow)).collect::<Result<Vec<_>, _>>()?;
     let pages = page.total_count.div_ceil(u64::from(page.page_size)).max(1);

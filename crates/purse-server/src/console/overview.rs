@@ -78,10 +78,8 @@ pub async fn liability(
     let at_text = super::field(&pairs, "at");
     let units = state.units();
     let args = LiabilityArgs { at: at_text.map(str::to_owned) };
-    let at = purse_wire::command::liability_at(&args, units.zone).map_err(|error| {
-        let error = ApiError::from(error);
-        ApiError { message: state.definitions().get("liability").in_field_names(&error.message), ..error }
-    });
+    let at = purse_wire::command::liability_at(&args, units.zone)
+        .map_err(|error| state.definitions().get("liability").api_error(error));
     let liability = match at {
         Ok(at) => state.ledger().liability(at).await.map_err(ApiError::from),
         Err(error) => Err(error),
