@@ -152,11 +152,12 @@ impl Kybio<'_> {
 
 /// `sha256:` and the first 128 bits, in hex, of SHA-256 over the fields, each length-prefixed
 /// so that no two different field lists hash the same text.
-pub(crate) fn content_id(parts: &[&str]) -> String {
+pub fn content_id<T: AsRef<[u8]>>(parts: &[T]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
+        let part = part.as_ref();
         hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+        hasher.update(part);
     }
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect();

@@ -58,7 +58,10 @@ use std::path::Path;
 use purse_ledger::{GroupMode, Ledger};
 
 pub use error::Error;
+/// Shared with the server's provider dialects, which read and derive the same things.
+pub use kybio::content_id;
 pub use options::{AlscUnits, FlowTarget, Mode, Options, Provider};
+pub use record::hundredths_amount;
 pub use record::{Effect, Item, Record, References, Rejection, Stated, Text};
 pub use report::{Mismatch, Rejected, Report, Skipped};
 

@@ -185,7 +185,7 @@ pub(crate) fn major_amount(field: &'static str, text: &str, scale: Scale) -> Res
 }
 
 /// An amount in hundredths of the major unit (fen, ALSC's default), which must be whole.
-pub(crate) fn hundredths_amount(field: &'static str, text: &str, scale: Scale) -> Result<Amount, Error> {
+pub fn hundredths_amount(field: &'static str, text: &str, scale: Scale) -> Result<Amount, Error> {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return Err(Error::invalid(field, format!("{:?} is not a whole number of fen", clip(text))));

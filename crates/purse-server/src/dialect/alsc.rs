@@ -408,19 +408,11 @@ fn number(object: &Object, key: &'static str, min: u32, max: u32) -> Result<Opti
 /// malformed request (41); a number the ledger's scale cannot hold is INVALID_AMOUNT.
 fn fen_amount(object: &Object, key: &'static str, scale: Scale) -> Result<Option<Amount>, Refusal> {
     let Some(text) = object.text(key)? else { return Ok(None) };
-    let digits = text.strip_prefix('-').unwrap_or(&text);
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(FieldError::Invalid(key.into(), format!("{text:?} is not a whole number of fen")).into());
-    }
-    // 12345 fen is "123.45" in major units; trailing zeros go so that "12.00" fits scale 0.
-    let padded = format!("{digits:0>3}");
-    let (whole, fraction) = padded.split_at(padded.len() - 2);
-    let fraction = fraction.trim_end_matches('0');
-    let sign = if text.starts_with('-') { "-" } else { "" };
-    let major = if fraction.is_empty() { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") };
-    Amount::parse(&major, scale)
-        .map(Some)
-        .map_err(|error| Refusal::Ledger(ErrorCode::InvalidAmount, format!("{key}: {error}")))
+    // The reading purse-ingest gives ALSC exports' fen amounts.
+    purse_ingest::hundredths_amount(key, &text, scale).map(Some).map_err(|error| match error.code() {
+        ErrorCode::InvalidAmount => Refusal::Ledger(ErrorCode::InvalidAmount, format!("{key}: {error}")),
+        _ => FieldError::Invalid(key.into(), format!("{text:?} is not a whole number of fen")).into(),
+    })
 }
 
 /// An amount as whole fen. At a ledger scale above 2, a part of a fen is written as decimals.
