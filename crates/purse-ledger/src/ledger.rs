@@ -231,6 +231,32 @@ impl Ledger {
         Ledger::start(writer, &config, Some(config.path.clone()))
     }
 
+    /// Opens the ledger replicated through `journal` (docs/cluster.md): `config.path` is this
+    /// node's own directory, an image of the journal made to match it first. Opening takes
+    /// the journal over as `owner`: every earlier writer is fenced (its next append fails), so
+    /// two handles never both write. Each commit is acknowledged once the journal has it
+    /// durable. After a failed append (the journal unreachable, or fenced) the ledger answers
+    /// `STORAGE` until it is reopened, as after a failed fsync.
+    pub async fn open_replicated(
+        config: LedgerConfig,
+        journal: Arc<dyn crate::journal::Journal>,
+        owner: &str,
+    ) -> Result<Ledger, Error> {
+        if config.batch_commands_max == 0 || config.queue_commands_max == 0 {
+            return Err(Error::InvalidArgument("batch_commands_max and queue_commands_max must be positive".into()));
+        }
+        let opening = config.clone();
+        let owner = owner.to_owned();
+        let writer = tokio::task::spawn_blocking(move || {
+            let storage =
+                crate::replicated::ReplicatedStorage::open(&opening.path, opening.cache_bytes, journal, &owner)?;
+            open_writer_over(Store::over(Box::new(storage)), &opening, Snapshotter::for_ledger(&opening))
+        })
+        .await
+        .map_err(|error| Error::Storage(format!("opening the ledger: {error}")))??;
+        Ledger::start(writer, &config, Some(config.path.clone()))
+    }
+
     /// Starts the writer thread of an opened writer; `path` is a sled ledger's directory, whose
     /// lock `close` waits on.
     fn start(mut writer: Writer, config: &LedgerConfig, path: Option<PathBuf>) -> Result<Ledger, Error> {
@@ -494,7 +520,8 @@ impl Ledger {
         // The reader holds sled open: let go of it (also when the close failed, so that the
         // writer's end releases sled as before), then wait for sled's lock below.
         self.inner.reader.write().map_err(|_| Error::Storage("log reader lock poisoned".into()))?.take();
-        closed?;
+        // A close that failed (a poisoned writer) still ends the writer: wait for it and for
+        // sled's lock too, so that the ledger can be reopened at once.
         let thread = self.inner.thread.lock().map_err(|_| Error::Storage("writer lock poisoned".into()))?.take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
@@ -507,7 +534,7 @@ impl Ledger {
                 .await
                 .map_err(|error| Error::Storage(format!("waiting for sled to let go: {error}")))??;
         }
-        Ok(())
+        closed
     }
 
     async fn call<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {

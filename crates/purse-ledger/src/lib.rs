@@ -38,6 +38,9 @@ mod block;
 mod error;
 mod head;
 mod history;
+#[cfg(feature = "jetstream")]
+pub mod jetstream;
+pub mod journal;
 mod ledger;
 mod liability;
 mod pages;
@@ -45,6 +48,7 @@ mod pipeline;
 mod point_in_time;
 mod projection;
 mod record;
+mod replicated;
 #[doc(hidden)]
 pub mod sim_support;
 mod sled_storage;

@@ -165,6 +165,64 @@ impl SledStorage {
         Ok((storage, repairs))
     }
 
+    /// The log tree, for readers that merge it with writes not yet applied (`replicated.rs`).
+    pub(crate) fn log_tree(&self) -> sled::Tree {
+        self.log.clone()
+    }
+
+    /// Puts and removes blocks in one atomic write, without copying them (`replicated.rs`
+    /// applying journal entries). Not synced.
+    pub(crate) fn log_apply(&self, puts: &[(u64, Bytes)], removes: &[u64]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (first_sequence, bytes) in puts {
+            batch.insert(&crate::block::key(*first_sequence)[..], bytes.clone());
+        }
+        for first in removes {
+            batch.remove(&crate::block::key(*first)[..]);
+        }
+        guard("applying a journal entry to the log", || self.log.apply_batch(batch))
+    }
+
+    /// The merge of `pending` (newest writes, `None` removed) over the log tree: the block
+    /// with the greatest first sequence at or below `sequence`.
+    pub(crate) fn merged_at_or_before(
+        log: &sled::Tree,
+        pending: &std::collections::BTreeMap<u64, (u64, Option<Bytes>)>,
+        sequence: u64,
+    ) -> Result<Option<(u64, Bytes)>, Error> {
+        let from_pending = pending
+            .range(..=sequence)
+            .rev()
+            .find_map(|(key, (_, bytes))| bytes.as_ref().map(|bytes| (*key, bytes.clone())));
+        let upper = crate::block::key(sequence);
+        let mut from_log = None;
+        for found in log.range(..=&upper[..]).rev() {
+            let (key, bytes) = guard("reading the log", || found)?;
+            let key = key_sequence(&key)?;
+            if from_pending.as_ref().is_some_and(|(pending_key, _)| key <= *pending_key) {
+                break;
+            }
+            if !pending.contains_key(&key) {
+                from_log = Some((key, bytes));
+                break;
+            }
+        }
+        Ok(match (from_pending, from_log) {
+            (Some(pending), Some(log)) => Some(if log.0 > pending.0 { log } else { pending }),
+            (pending, log) => pending.or(log),
+        })
+    }
+
+    /// The log tree's blocks from `first` on, each read as it goes.
+    pub(crate) fn tree_from(log: &sled::Tree, first: u64) -> impl Iterator<Item = Result<(u64, Bytes), Error>> {
+        let mut iter = log.range(&crate::block::key(first)[..]..);
+        std::iter::from_fn(move || {
+            guard("reading the log", || iter.next().transpose())
+                .transpose()
+                .map(|found| found.and_then(|(key, bytes)| Ok((key_sequence(&key)?, bytes))))
+        })
+    }
+
     fn head_path(&self) -> PathBuf {
         self.path.join(HEAD_FILE_NAME)
     }
@@ -446,12 +504,7 @@ impl Storage for SledStorage {
     }
 
     fn log_from<'a>(&'a self, first: u64) -> Box<dyn Iterator<Item = Result<(u64, Bytes), Error>> + 'a> {
-        let mut iter = self.log.range(&crate::block::key(first)[..]..);
-        Box::new(std::iter::from_fn(move || {
-            guard("reading the log", || iter.next().transpose())
-                .transpose()
-                .map(|found| found.and_then(|(key, bytes)| Ok((key_sequence(&key)?, bytes))))
-        }))
+        Box::new(SledStorage::tree_from(&self.log, first))
     }
 
     fn sync(&mut self) -> Result<(), Error> {

