@@ -516,3 +516,101 @@ async fn http_get_json(base: &str, path: &str) -> Result<serde_json::Value, Erro
     serde_json::from_str(body)
         .map_err(|error| Error::Storage(format!("NATS monitoring endpoint {base}{path}: {error}")))
 }
+
+/// A real 3-node cluster on 127.0.0.1 for tests, started by the repository's
+/// `.ci/nats-cluster` (the pinned nats-server, `sync_interval: always`) and stopped on drop.
+/// One runs at a time in a process.
+#[doc(hidden)]
+pub mod test_cluster {
+    use std::path::{Path, PathBuf};
+
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    #[derive(Debug)]
+    pub struct Cluster {
+        pub dir: PathBuf,
+        _dir: Option<tempfile_dir::Dir>,
+        pub base: u16,
+        _serial: tokio::sync::MutexGuard<'static, ()>,
+    }
+
+    mod tempfile_dir {
+        /// A directory removed on drop.
+        #[derive(Debug)]
+        pub struct Dir(pub std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/nats-cluster")
+    }
+
+    impl Cluster {
+        /// Starts a cluster with client ports `base..base + 3` (routes +2000, monitoring +4000)
+        /// in a new directory under `parent`; the binary is installed into `install` once.
+        pub async fn start(base: u16, parent: &Path, install: &Path) -> Cluster {
+            let serial = SERIAL.lock().await;
+            let dir = parent.join(format!("nats-{base}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("making the cluster's directory");
+            let cluster = Cluster { _dir: Some(tempfile_dir::Dir(dir.clone())), dir, base, _serial: serial };
+            let output = cluster.run("start", install);
+            assert!(
+                output.status.success(),
+                "the cluster did not start: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            cluster
+        }
+
+        /// Runs `.ci/nats-cluster COMMAND` on this cluster (`start` restarts killed nodes).
+        pub fn run(&self, command: &str, install: &Path) -> std::process::Output {
+            std::process::Command::new("bash")
+                .arg(script())
+                .arg(command)
+                .arg(&self.dir)
+                .env("NATS_PORT_BASE", self.base.to_string())
+                .env("NATS_LIFETIME", "600")
+                .env("NATS_INSTALL_DIR", install)
+                .output()
+                .expect("running .ci/nats-cluster")
+        }
+
+        pub fn servers(&self) -> Vec<String> {
+            (0..3).map(|n| format!("nats://127.0.0.1:{}", self.base + n)).collect()
+        }
+
+        pub fn monitor(&self) -> Vec<String> {
+            (0..3).map(|n| format!("http://127.0.0.1:{}", self.base + 4000 + n)).collect()
+        }
+
+        /// SIGKILL of the node named `purse-nN`.
+        pub fn kill(&self, server_name: &str) {
+            kill(&self.dir, server_name);
+        }
+    }
+
+    /// SIGKILL of the node named `purse-nN` of the cluster in `dir`.
+    pub fn kill(dir: &Path, server_name: &str) {
+        let n = server_name.strip_prefix("purse-n").expect("a node of this cluster");
+        let pid = std::fs::read_to_string(dir.join(format!("n{n}/nats.pid"))).expect("the node's pid file");
+        let status = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status().expect("running kill");
+        assert!(status.success(), "kill -9 {pid}");
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("bash")
+                .arg(script())
+                .arg("stop")
+                .arg(&self.dir)
+                .env("NATS_PORT_BASE", self.base.to_string())
+                .output();
+        }
+    }
+}

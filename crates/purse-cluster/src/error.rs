@@ -1,0 +1,37 @@
+//! The cluster's errors: the ledger's own, and what routing and NATS add. Every one maps to a
+//! closed code of spec §6 through `code()`.
+
+use purse_core::ErrorCode;
+
+/// Why a cluster operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The partition's ledger answered this.
+    #[error(transparent)]
+    Ledger(#[from] purse_ledger::Error),
+    /// This node does not own the account's partition; `owner` is the node that holds its lease
+    /// (if any), to retry there. `STORAGE`: nothing was written, and a retry elsewhere is safe.
+    #[error("partition {partition} (account {account:?}) is not served here: {}", owner.as_ref().map_or("no node owns it yet".to_owned(), |owner| format!("node {} owns it", owner.node)))]
+    NotOwner { partition: u32, account: String, owner: Option<crate::lease::Holder> },
+    /// NATS (JetStream, its KV buckets) failed; the cause's own words kept.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// A cluster argument is wrong (a name, a partition count, a missing cluster).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl ClusterError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ClusterError::Ledger(error) => error.code(),
+            ClusterError::NotOwner { .. } | ClusterError::Nats(_) => ErrorCode::Storage,
+            ClusterError::InvalidArgument(_) => ErrorCode::InvalidArgument,
+        }
+    }
+}
+
+pub(crate) fn nats(what: &str, error: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Nats(format!("{what}: {error}"))
+}

@@ -1,0 +1,111 @@
+//! Partition leases: which node serves a partition, in a KV bucket whose entries expire after
+//! the lease's time to live unless renewed. A lease is for liveness only: correctness comes from
+//! the journal's fence (a new owner's epoch marker makes the old owner's appends fail).
+//!
+//! Take: `create` the partition's key (it exists only while its holder renews it); the revision
+//! is the lease's epoch. Renew: `update` at the last revision, every third of the TTL; if that
+//! fails the lease is lost and the node stops serving the partition at once. Release: delete
+//! at the revision.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{nats, ClusterError};
+
+/// The lease's time to live by default.
+pub const LEASE_TTL_DEFAULT: Duration = Duration::from_secs(10);
+
+/// Who holds a partition's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub node: String,
+    /// Where the node answers requests (`purse serve --advertise`), if it said.
+    pub address: Option<String>,
+}
+
+/// A lease's current entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub holder: Holder,
+    pub revision: u64,
+    /// Time since its last renewal.
+    pub age: Duration,
+}
+
+/// The lease bucket of one cluster.
+#[derive(Debug, Clone)]
+pub struct Leases {
+    store: kv::Store,
+}
+
+fn key(partition: u32) -> String {
+    format!("p{partition:04}")
+}
+
+impl Leases {
+    pub async fn open(
+        context: &jetstream::Context,
+        cluster: &str,
+        replicas: usize,
+        ttl: Duration,
+    ) -> Result<Leases, ClusterError> {
+        let config = kv::Config {
+            bucket: crate::meta::bucket(cluster, "leases"),
+            history: 1,
+            max_age: ttl,
+            num_replicas: replicas,
+            storage: jetstream::stream::StorageType::File,
+            ..Default::default()
+        };
+        let store = match context.get_key_value(config.bucket.clone()).await {
+            Ok(store) => store,
+            Err(_) => context.create_key_value(config).await.map_err(|error| nats("making the lease bucket", error))?,
+        };
+        Ok(Leases { store })
+    }
+
+    /// Takes partition `partition`'s lease if nobody holds it; its revision (the epoch).
+    pub async fn take(&self, partition: u32, holder: &Holder) -> Result<Option<u64>, ClusterError> {
+        let bytes = serde_json::to_vec(holder).expect("a holder serializes");
+        match self.store.create(key(partition), bytes.into()).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(error) => Err(nats(&format!("taking the lease of partition {partition}"), error)),
+        }
+    }
+
+    /// Renews a lease held at `revision`; the new revision, or `None` if it was lost.
+    pub async fn renew(&self, partition: u32, holder: &Holder, revision: u64) -> Result<Option<u64>, ClusterError> {
+        let bytes = serde_json::to_vec(holder).expect("a holder serializes");
+        match self.store.update(key(partition), bytes.into(), revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(error) => Err(nats(&format!("renewing the lease of partition {partition}"), error)),
+        }
+    }
+
+    /// Gives a lease up (at its revision, so a lease taken over meanwhile is left alone).
+    pub async fn release(&self, partition: u32, revision: u64) -> Result<(), ClusterError> {
+        self.store
+            .delete_expect_revision(key(partition), Some(revision))
+            .await
+            .map_err(|error| nats(&format!("releasing the lease of partition {partition}"), error))
+    }
+
+    /// Who holds partition `partition`'s lease, if anyone.
+    pub async fn holder(&self, partition: u32) -> Result<Option<Held>, ClusterError> {
+        let entry = self
+            .store
+            .entry(key(partition))
+            .await
+            .map_err(|error| nats(&format!("reading the lease of partition {partition}"), error))?;
+        let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else { return Ok(None) };
+        let holder: Holder = serde_json::from_slice(&entry.value).map_err(|error| {
+            ClusterError::Nats(format!("the lease of partition {partition} is not readable: {error}"))
+        })?;
+        let age = (time::OffsetDateTime::now_utc() - entry.created).try_into().unwrap_or_default();
+        Ok(Some(Held { holder, revision: entry.revision, age }))
+    }
+}
