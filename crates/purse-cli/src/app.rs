@@ -33,6 +33,7 @@ pub async fn run(cli: Cli, data_given: bool, remote: Option<Remote>) -> Result<S
             return crate::bench::run(args, data, cli.scale, cli.time_zone, tuning).await;
         }
         CliCommand::Keys(command) => return crate::serve::keys(&cli.data, command),
+        CliCommand::Cluster(command) => return crate::cluster::run(command).await,
         _ => cli,
     };
     let mut config = LedgerConfig::new(&cli.data);
@@ -150,8 +151,8 @@ async fn dispatch(ledger: &Ledger, command: CliCommand) -> Result<String, WireEr
             let snapshot = ledger.snapshot().await?;
             Ok(to_text(&serde_json::json!({ "sequence": snapshot.sequence, "bytes": snapshot.bytes })))
         }
-        CliCommand::Bench(_) | CliCommand::Serve(_) | CliCommand::Keys(_) => {
-            Err(WireError::System("bench, serve and keys are run before a ledger is opened".into()))
+        CliCommand::Bench(_) | CliCommand::Serve(_) | CliCommand::Keys(_) | CliCommand::Cluster(_) => {
+            Err(WireError::System("bench, serve, keys and cluster are run before a ledger is opened".into()))
         }
     }
 }

@@ -128,6 +128,9 @@ pub enum CliCommand {
     /// Manage the server's API keys and dialect app keys (keys.json in the ledger directory).
     #[command(subcommand)]
     Keys(crate::serve::KeysCommand),
+    /// A ledger past one machine: partitions on NATS JetStream (init, status).
+    #[command(subcommand)]
+    Cluster(crate::cluster::ClusterCommand),
 }
 
 impl CliCommand {

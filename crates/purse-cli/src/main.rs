@@ -10,6 +10,7 @@
 mod app;
 mod args;
 mod bench;
+mod cluster;
 #[cfg(test)]
 mod command_tests;
 mod ingest;

@@ -50,7 +50,7 @@ fn accounts(partitions: u32, per: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
-    let cluster = start(28222).await;
+    let cluster = start(24330).await;
     let dir = tempfile::tempdir().unwrap();
     init(&cluster, "stall", 4).await;
     // The cluster's meta is fixed: the same again is fine, another partition count is refused.
@@ -115,7 +115,7 @@ async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn two_nodes_share_the_partitions() {
-    let cluster = start(29222).await;
+    let cluster = start(24340).await;
     let dir = tempfile::tempdir().unwrap();
     init(&cluster, "share", 4).await;
     let mut first = node_config(&cluster, "share", "a", dir.path());

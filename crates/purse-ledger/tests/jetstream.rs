@@ -114,7 +114,7 @@ async fn load(ledger: &Ledger, round: usize, stop: Instant) -> (Vec<(usize, u64)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged() {
-    let cluster = start(24222).await;
+    let cluster = start(24300).await;
     let journal = Arc::new(connect(&options_of(&cluster, "PURSE_KILL")));
     let node = tempfile::tempdir().unwrap();
     let mut acknowledged: Vec<(usize, u64)> = Vec::new();
@@ -189,7 +189,7 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_second_owner_fences_the_first() {
-    let cluster = start(25222).await;
+    let cluster = start(24310).await;
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = Arc::new(connect(&options_of(&cluster, "PURSE_OWNERS")));
     let old = open(one.path(), &first, "old").await;
@@ -216,7 +216,7 @@ async fn a_second_owner_fences_the_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
-    let cluster = start(26222).await;
+    let cluster = start(24320).await;
     // No monitoring endpoint: sync_always cannot be checked.
     let mut options = options_of(&cluster, "PURSE_REFUSED");
     options.monitor.clear();
