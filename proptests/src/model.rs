@@ -189,6 +189,11 @@ impl Kind {
             Action::Expire { .. } => Kind::Expire,
             // The sweep's release of an expired hold is a RELEASE (spec §11).
             Action::ExpireHold { .. } => Kind::Release,
+            // A transfer between partitions (purse-cluster): its steps' flow types.
+            Action::TransferHold { .. } => Kind::Hold,
+            Action::TransferCredit { .. } => Kind::TransferIn,
+            Action::TransferSettle { .. } => Kind::TransferOut,
+            Action::TransferAbort { .. } => Kind::Release,
         }
     }
 
@@ -731,6 +736,12 @@ impl Model {
                 held_change = hold.moved.negated();
                 Parts::default()
             }
+            // Transfers between partitions (purse-cluster) are not part of this model: the
+            // generators never make them.
+            Action::TransferHold { .. }
+            | Action::TransferCredit { .. }
+            | Action::TransferSettle { .. }
+            | Action::TransferAbort { .. } => panic!("the model has no transfers between partitions"),
         };
 
         // (7) the resulting balance: in range, no bucket negative or below what is held in it,

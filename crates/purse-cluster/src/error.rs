@@ -14,6 +14,10 @@ pub enum ClusterError {
     /// (if any), to retry there. `STORAGE`: nothing was written, and a retry elsewhere is safe.
     #[error("partition {partition} (account {account:?}) is not served here: {}", owner.as_ref().map_or("no node owns it yet".to_owned(), |owner| format!("node {} owns it", owner.node)))]
     NotOwner { partition: u32, account: String, owner: Option<crate::lease::Holder> },
+    /// A transfer between partitions that its destination refused, as recorded when the hold
+    /// was given back: the retry of a refused transfer gets the first refusal again.
+    #[error("{message}")]
+    Refused { code: ErrorCode, message: String },
     /// NATS (JetStream, its KV buckets) failed; the cause's own words kept.
     #[error("NATS: {0}")]
     Nats(String),
@@ -26,6 +30,7 @@ impl ClusterError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ClusterError::Ledger(error) => error.code(),
+            ClusterError::Refused { code, .. } => *code,
             ClusterError::NotOwner { .. } | ClusterError::Nats(_) => ErrorCode::Storage,
             ClusterError::InvalidArgument(_) => ErrorCode::InvalidArgument,
         }

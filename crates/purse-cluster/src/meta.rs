@@ -82,10 +82,18 @@ pub async fn init(
 /// The meta of an existing cluster.
 pub async fn read(context: &jetstream::Context, cluster: &str) -> Result<Meta, ClusterError> {
     check_name(cluster)?;
-    let store = context.get_key_value(bucket(cluster, "meta")).await.map_err(|_| {
-        ClusterError::InvalidArgument(format!(
-            "no cluster {cluster} on these servers: make it with `purse cluster init`"
-        ))
+    let store = context.get_key_value(bucket(cluster, "meta")).await.map_err(|error| {
+        // A bucket that does not exist is a cluster never made; anything else (a timeout while
+        // the servers elect a leader) is NATS's, and worth a retry.
+        let text =
+            format!("{error}: {}", std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default());
+        if text.contains("not found") {
+            ClusterError::InvalidArgument(format!(
+                "no cluster {cluster} on these servers: make it with `purse cluster init`"
+            ))
+        } else {
+            nats(&format!("opening cluster {cluster}'s meta"), text)
+        }
     })?;
     read_from(&store, cluster).await
 }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use purse_core::{Command, Flow};
+use purse_core::{Action, Command, ErrorCode, Flow, FlowType, TRANSFER_HOLD_SUFFIX};
 use purse_ledger::jetstream::{JetStreamJournal, JetStreamOptions};
-use purse_ledger::{AccountView, Ledger, LedgerConfig, Transfer};
+use purse_ledger::{AccountView, FlowKey, Ledger, LedgerConfig, Transfer};
 use tokio::sync::RwLock;
 
 use crate::error::{nats, ClusterError};
@@ -79,6 +79,20 @@ struct Inner {
     stopped: tokio::sync::Notify,
     /// While set, the node neither renews nor takes leases (tests: an owner that stalls).
     paused: std::sync::atomic::AtomicBool,
+    /// Held while a transfer between partitions is completed: a refusal and a later credit of
+    /// the same transfer must never both be acted on.
+    sagas: tokio::sync::Mutex<()>,
+}
+
+/// How the RELEASE of a refused transfer's hold begins its remark; the refusal follows.
+const REFUSED_REMARK: &str = "transfer refused: ";
+
+/// The refusal a transfer's RELEASE recorded.
+fn refusal_of(release: &Flow) -> ClusterError {
+    let reason = release.remark.as_deref().and_then(|remark| remark.strip_prefix(REFUSED_REMARK)).unwrap_or_default();
+    let (code, message) = reason.split_once(": ").unwrap_or(("INVALID_ARGUMENT", reason));
+    let code = ErrorCode::ALL.into_iter().find(|known| known.as_str() == code).unwrap_or(ErrorCode::InvalidArgument);
+    ClusterError::Refused { code, message: message.to_owned() }
 }
 
 /// A running node. See the module documentation.
@@ -119,8 +133,23 @@ impl Node {
     /// partitions in the background.
     pub async fn start(config: NodeConfig) -> Result<Node, ClusterError> {
         let context = connect(&config.servers).await?;
-        let meta = crate::meta::read(&context, &config.cluster).await?;
-        let leases = Leases::open(&context, &config.cluster, meta.replicas, config.lease_ttl).await?;
+        // Buckets just made may still be electing their leaders: NATS errors are retried for
+        // a while, with the last one reported.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let (meta, leases) = loop {
+            let opened = async {
+                let meta = crate::meta::read(&context, &config.cluster).await?;
+                let leases = Leases::open(&context, &config.cluster, meta.replicas, config.lease_ttl).await?;
+                Ok::<_, ClusterError>((meta, leases))
+            };
+            match opened.await {
+                Ok(opened) => break opened,
+                Err(ClusterError::Nats(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let holder = Holder { node: config.node.clone(), address: config.address.clone() };
         let inner = Arc::new(Inner {
             config,
@@ -130,6 +159,7 @@ impl Node {
             owned: RwLock::default(),
             stopped: tokio::sync::Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
+            sagas: tokio::sync::Mutex::new(()),
         });
         let node = Node { inner };
         node.tick().await;
@@ -230,6 +260,8 @@ impl Node {
                 }
             }
         }
+        // Transfers between partitions left half-done (a crash, a take-over) are finished here.
+        self.recover().await;
     }
 
     /// This node's fair share: the partitions over the nodes holding leases, this one counted.
@@ -285,22 +317,121 @@ impl Node {
         Ok(ledger.submit(command).await?)
     }
 
-    /// [`Ledger::transfer`] between two accounts of one partition. Transfers across partitions
-    /// are not built yet (docs/cluster.md §4): `INVALID_ARGUMENT`, nothing written.
+    /// [`Ledger::transfer`] (spec §10). Between two accounts of one partition it is that
+    /// partition's one atomic transfer. Between partitions it is a saga keyed by the transfer's
+    /// `request_id` (docs/cluster.md §4): a transfer hold on the source, the TRANSFER_IN on the
+    /// destination, then the TRANSFER_OUT that settles the hold, or, if the destination
+    /// refused, a RELEASE of it and the refusal. Every step is idempotent; a transfer left
+    /// half-done (a crash, an unreachable destination) is finished by [`Node::recover`], which
+    /// the node runs on its own. This node must serve both partitions.
     pub async fn transfer(&self, command: Command) -> Result<Transfer, ClusterError> {
-        if let purse_core::Action::Transfer { to_account_id, .. } = &command.action {
-            let partitions = self.inner.meta.partitions;
-            let (from, to) = (partition_of(&command.account_id, partitions), partition_of(to_account_id, partitions));
-            if from != to {
-                return Err(ClusterError::InvalidArgument(format!(
-                    "accounts {:?} (partition {from}) and {to_account_id:?} (partition {to}) are in different \
-                     partitions: transfers across partitions are not built yet",
-                    command.account_id
-                )));
+        let Action::Transfer { to_account_id, value } = &command.action else {
+            return Ok(self.ledger_of(&command.account_id).await?.transfer(command).await?);
+        };
+        let partitions = self.inner.meta.partitions;
+        if partition_of(&command.account_id, partitions) == partition_of(to_account_id, partitions) {
+            return Ok(self.ledger_of(&command.account_id).await?.transfer(command).await?);
+        }
+        if command.card_id.is_some() {
+            return Err(ClusterError::InvalidArgument(
+                "card_id names a new destination's card, which a transfer between partitions does not open: \
+                 open the destination first"
+                    .into(),
+            ));
+        }
+        let source = self.ledger_of(&command.account_id).await?;
+        // The destination must be served here too, before anything is held.
+        self.ledger_of(to_account_id).await?;
+        let hold_id = format!("{}{TRANSFER_HOLD_SUFFIX}", command.outer_order_id);
+        let action = Action::TransferHold { to_account_id: to_account_id.clone(), value: *value };
+        let hold = Command { outer_order_id: hold_id.clone(), action, ..command.clone() };
+        source.submit(hold).await?;
+        self.complete(&source, &hold_id).await
+    }
+
+    /// Finishes every transfer between partitions left half-done in the partitions this node
+    /// serves: each open transfer hold is credited and settled, or given back. Returns how many
+    /// it finished; those it could not (a destination not served here) stay for the next run.
+    pub async fn recover(&self) -> usize {
+        let ledgers: Vec<Ledger> = self.inner.owned.read().await.values().map(|held| held.ledger.clone()).collect();
+        let mut finished = 0;
+        for ledger in ledgers {
+            let Ok(holds) = ledger.open_transfer_holds().await else { continue };
+            for hold in holds {
+                match self.complete(&ledger, &hold).await {
+                    Ok(_) | Err(ClusterError::Refused { .. }) => finished += 1,
+                    Err(ClusterError::Ledger(error))
+                        if !matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) =>
+                    {
+                        finished += 1;
+                    }
+                    Err(_) => {}
+                }
             }
         }
-        let ledger = self.ledger_of(&command.account_id).await?;
-        Ok(ledger.transfer(command).await?)
+        finished
+    }
+
+    /// Steps 2 and 3 of the transfer whose hold is `hold_id` on `source`. Everything it writes
+    /// is derived from the HOLD flow alone, so a second run (a retry, recovery) asks exactly the
+    /// same of each partition and gets the first answers. One run at a time per node.
+    async fn complete(&self, source: &Ledger, hold_id: &str) -> Result<Transfer, ClusterError> {
+        let _one_at_a_time = self.inner.sagas.lock().await;
+        let hold = source
+            .transfer_hold(hold_id)
+            .await?
+            .ok_or_else(|| ClusterError::InvalidArgument(format!("no transfer hold {hold_id:?}")))?;
+        let flow = &hold.flow;
+        let order = hold_id.strip_suffix(TRANSFER_HOLD_SUFFIX).expect("a transfer hold's id").to_owned();
+        let to = flow.counterparty.clone().expect("a transfer hold names its destination");
+        let destination = self.ledger_of(&to).await?;
+        let derived = |request_id: String, outer_order_id: String, account_id: &str, action: Action| {
+            let mut command = Command::new(&request_id, &outer_order_id, account_id, action);
+            command.shop_id = flow.shop_id.clone();
+            command.operator_id = flow.operator_id.clone();
+            command.biz_date = Some(flow.order_time);
+            command.remark = flow.remark.clone();
+            command.ext_info = flow.ext_info.clone();
+            command
+        };
+        if let Some(closed_by) = hold.closed_by {
+            let closing = source.flow(FlowKey::Id(closed_by)).await?;
+            if closing.flow_type == FlowType::Release {
+                return Err(refusal_of(&closing));
+            }
+            let transfer_in = destination.flow(FlowKey::OuterOrderId(order)).await?;
+            return Ok(Transfer { out: closing, transfer_in });
+        }
+        let credit = Action::TransferCredit {
+            from_account_id: flow.account_id.clone(),
+            hold_outer_order_id: hold_id.to_owned(),
+            parts: hold.parts,
+            lots: hold.lots.clone(),
+            brand_id: flow.brand_id.clone(),
+        };
+        match destination.submit(derived(flow.request_id.clone(), order.clone(), &to, credit)).await {
+            Ok(transfer_in) => {
+                let settle = Action::TransferSettle { src_outer_order_id: hold_id.to_owned(), to_account_id: to };
+                let out = source
+                    .submit(derived(format!("{}:settle", flow.request_id), order, &flow.account_id, settle))
+                    .await?;
+                Ok(Transfer { out, transfer_in })
+            }
+            Err(error) if !matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) => {
+                // Refused by the destination's rules: nothing arrived there, so the hold goes back.
+                let mut abort = derived(
+                    format!("{}:abort", flow.request_id),
+                    format!("{order}:transfer-abort"),
+                    &flow.account_id,
+                    Action::TransferAbort { src_outer_order_id: hold_id.to_owned() },
+                );
+                let reason: String = format!("{}: {error}", error.code().as_str()).chars().take(480).collect();
+                abort.remark = Some(format!("{REFUSED_REMARK}{reason}"));
+                source.submit(abort).await?;
+                Err(ClusterError::Refused { code: error.code(), message: error.to_string() })
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// [`Ledger::account`] on the account's partition.

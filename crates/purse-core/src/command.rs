@@ -98,6 +98,37 @@ pub enum Action {
     /// The sweep's RELEASE of the HOLD `src_outer_order_id`, expired at `now`. Made by
     /// [`Command::expire_hold`].
     ExpireHold { src_outer_order_id: String, now: Timestamp },
+    /// A transfer between partitions, step 1 (docs/cluster.md §4), on the source: a HOLD of
+    /// `value` (default: all available) split like a DEDUCT, naming `to_account_id`, under an
+    /// order id ending in [`TRANSFER_HOLD_SUFFIX`]. Only the transfer closes it
+    /// ([`Action::TransferSettle`] or [`Action::TransferAbort`]); it never expires.
+    TransferHold { to_account_id: String, value: Option<Amount> },
+    /// Step 2, on the destination: a TRANSFER_IN of `parts`, with the `lots` they move (their
+    /// expiries), from `from_account_id`'s transfer hold `hold_outer_order_id` in another
+    /// partition. A new destination is opened with `brand_id` (the source's); an existing one
+    /// must have it.
+    TransferCredit {
+        from_account_id: String,
+        hold_outer_order_id: String,
+        parts: crate::Buckets,
+        lots: Vec<crate::LotCredit>,
+        brand_id: Option<String>,
+    },
+    /// Step 3, on the source, once the destination has the value: the TRANSFER_OUT that closes
+    /// the transfer hold `src_outer_order_id` and takes what it held (also on a FROZEN account:
+    /// the value has already arrived).
+    TransferSettle { src_outer_order_id: String, to_account_id: String },
+    /// Step 3 when the destination refused: a RELEASE of the transfer hold.
+    TransferAbort { src_outer_order_id: String },
+}
+
+/// The end of a transfer hold's order id: `<the transfer's outer_order_id>:transfer-hold`. A
+/// hold of that name is a transfer's, which no CAPTURE, RELEASE or sweep may close.
+pub const TRANSFER_HOLD_SUFFIX: &str = ":transfer-hold";
+
+/// Whether `outer_order_id` names a transfer hold ([`Action::TransferHold`]).
+pub fn is_transfer_hold(outer_order_id: &str) -> bool {
+    outer_order_id.ends_with(TRANSFER_HOLD_SUFFIX)
 }
 
 /// The buckets a CLEAR takes from. REAL is not among them: principal leaves by UNCHARGE or
@@ -179,6 +210,10 @@ impl Action {
             Action::Clear { .. } => FlowType::Clear,
             Action::Expire { .. } => FlowType::Expire,
             Action::ExpireHold { .. } => FlowType::Release,
+            Action::TransferHold { .. } => FlowType::Hold,
+            Action::TransferCredit { .. } => FlowType::TransferIn,
+            Action::TransferSettle { .. } => FlowType::TransferOut,
+            Action::TransferAbort { .. } => FlowType::Release,
         }
     }
 }

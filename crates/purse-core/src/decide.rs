@@ -70,7 +70,11 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
                 Action::Transfer { to_account_id, .. } => state.account(to_account_id),
                 _ => None,
             };
-            check_status(account, destination, flow_type)?;
+            // A transfer's settle takes value that has already arrived: a FROZEN source takes
+            // it like a RELEASE would be taken.
+            let status_type =
+                if matches!(command.action, Action::TransferSettle { .. }) { FlowType::Release } else { flow_type };
+            check_status(account, destination, status_type)?;
             if flow_type != FlowType::TransferOut {
                 // A transfer's card_id names the destination's card.
                 check_same("card_id", &command.card_id, &account.card_id, &account.account_id)?;
@@ -86,7 +90,10 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
         }
         None if flow_type.opens_account() => Subject {
             card_id: command.card_id.clone(),
-            brand_id: command.brand_id.clone(),
+            brand_id: match &command.action {
+                Action::TransferCredit { brand_id, .. } => brand_id.clone(),
+                _ => command.brand_id.clone(),
+            },
             before: Buckets::ZERO,
             held: Buckets::ZERO,
             available: Buckets::ZERO,
@@ -189,6 +196,36 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             let moved = split_available(&subject, value, command, rules.deduction_order, scale)?;
             (moved.checked_neg().ok_or_else(|| out_of_range("value"))?, Buckets::ZERO, None)
         }
+        Action::TransferHold { value, .. } => {
+            let value = match value {
+                Some(value) => *value,
+                None => subject.available.total().ok_or_else(|| out_of_range("the balance"))?,
+            };
+            let reserved = split_available(&subject, value, command, rules.deduction_order, scale)?;
+            crate::holds::check_lots_movable(state, &command.account_id, &reserved)?;
+            (Buckets::ZERO, reserved, None)
+        }
+        Action::TransferCredit { hold_outer_order_id, parts, brand_id, .. } => {
+            if let Some(destination) = state.account(&command.account_id) {
+                if destination.brand_id != *brand_id {
+                    return Err(Error::invalid_argument(format!(
+                        "account {:?} is of another brand than the transfer's source: a transfer stays inside one brand",
+                        command.account_id
+                    )));
+                }
+            }
+            (*parts, Buckets::ZERO, Some(hold_outer_order_id.clone()))
+        }
+        Action::TransferSettle { src_outer_order_id, .. } => {
+            let parts = crate::holds::release(state, src_outer_order_id, command)?;
+            let taken = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
+            (taken, taken, Some(src_outer_order_id.clone()))
+        }
+        Action::TransferAbort { src_outer_order_id } => {
+            let parts = crate::holds::release(state, src_outer_order_id, command)?;
+            let freed = parts.checked_neg().ok_or_else(|| out_of_range("the hold"))?;
+            (Buckets::ZERO, freed, Some(src_outer_order_id.clone()))
+        }
     };
     check_result(&subject, &affected, &held, flow_type, command, scale)?;
     check_lifetime(state, command, flow_type, &affected)?;
@@ -212,10 +249,16 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> Result<Dec
             _ => None,
         },
         counterparty: match &command.action {
-            Action::Transfer { to_account_id, .. } => Some(to_account_id.clone()),
+            Action::Transfer { to_account_id, .. }
+            | Action::TransferHold { to_account_id, .. }
+            | Action::TransferSettle { to_account_id, .. } => Some(to_account_id.clone()),
+            Action::TransferCredit { from_account_id, .. } => Some(from_account_id.clone()),
             _ => None,
         },
-        lots: made_lots(command, &rules, &affected, order_time),
+        lots: match &command.action {
+            Action::TransferCredit { lots, .. } => crate::lots::LotCredit::stored(lots.clone()),
+            _ => made_lots(command, &rules, &affected, order_time),
+        },
         remark: command.remark.clone(),
         ext_info: command.ext_info.clone(),
         source: match &command.action {
@@ -536,6 +579,44 @@ fn check_action_arguments(command: &Command, context: &Context) -> Result<(), Er
             }
             Ok(())
         }
+        Action::Hold { .. } if crate::command::is_transfer_hold(&command.outer_order_id) => {
+            Err(Error::invalid_argument(format!(
+                "outer_order_id {:?}: ids ending in {:?} are transfers' holds",
+                command.outer_order_id,
+                crate::command::TRANSFER_HOLD_SUFFIX
+            )))
+        }
+        Action::TransferHold { to_account_id, .. } => {
+            check_text("to_account_id", to_account_id, ACCOUNT_ID_CHARS_MAX)?;
+            if *to_account_id == command.account_id {
+                return Err(Error::invalid_argument("a transfer needs two accounts: to_account_id is the source"));
+            }
+            if !crate::command::is_transfer_hold(&command.outer_order_id) {
+                return Err(Error::invalid_argument(format!(
+                    "a transfer hold's outer_order_id ends in {:?}",
+                    crate::command::TRANSFER_HOLD_SUFFIX
+                )));
+            }
+            Ok(())
+        }
+        Action::TransferCredit { from_account_id, hold_outer_order_id, lots, .. } => {
+            check_text("from_account_id", from_account_id, ACCOUNT_ID_CHARS_MAX)?;
+            check_text("hold_outer_order_id", hold_outer_order_id, ORDER_ID_CHARS_MAX)?;
+            if *from_account_id == command.account_id {
+                return Err(Error::invalid_argument("a transfer needs two accounts"));
+            }
+            if lots.len() >= crate::lots::LOTS_PER_FLOW_MAX as usize {
+                return Err(Error::invalid_argument("a transfer moves more lots than one flow holds"));
+            }
+            Ok(())
+        }
+        Action::TransferSettle { src_outer_order_id, to_account_id } => {
+            check_text("src_outer_order_id", src_outer_order_id, ORDER_ID_CHARS_MAX)?;
+            check_text("to_account_id", to_account_id, ACCOUNT_ID_CHARS_MAX)
+        }
+        Action::TransferAbort { src_outer_order_id } => {
+            check_text("src_outer_order_id", src_outer_order_id, ORDER_ID_CHARS_MAX)
+        }
         _ => Ok(()),
     }
 }
@@ -576,8 +657,31 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
             }
         }
         Action::Hold { value, .. } => positive("value", *value),
-        Action::Capture { value, .. } | Action::Transfer { value, .. } => {
+        Action::Capture { value, .. } | Action::Transfer { value, .. } | Action::TransferHold { value, .. } => {
             value.map_or(Ok(()), |value| positive("value", value))
+        }
+        Action::TransferCredit { parts, lots, .. } => {
+            at_least_zero("real_value", parts.real)?;
+            at_least_zero("gift_value", parts.gift)?;
+            at_least_zero("pre_value", parts.pre)?;
+            if parts.is_zero() || parts.total().is_none() {
+                return Err(Error::invalid_amount("a transfer moves a positive amount"));
+            }
+            let mut in_lots = Buckets::ZERO;
+            for lot in lots {
+                if lot.bucket == Bucket::Real || !lot.value.is_positive() {
+                    return Err(Error::invalid_amount("a transfer's lots are positive GIFT or PRE"));
+                }
+                let sum = in_lots.get(lot.bucket).checked_add(lot.value).ok_or_else(|| out_of_range("the lots"))?;
+                match lot.bucket {
+                    Bucket::Gift => in_lots.gift = sum,
+                    _ => in_lots.pre = sum,
+                }
+            }
+            if !lots.is_empty() && (in_lots.gift != parts.gift || in_lots.pre != parts.pre) {
+                return Err(Error::invalid_amount("a transfer's lots add up to other GIFT and PRE than it moves"));
+            }
+            Ok(())
         }
         Action::Uncharge { .. }
         | Action::Release { .. }
@@ -586,7 +690,9 @@ fn check_amounts(command: &Command) -> Result<(), Error> {
         | Action::Close
         | Action::Clear { .. }
         | Action::Expire { .. }
-        | Action::ExpireHold { .. } => Ok(()),
+        | Action::ExpireHold { .. }
+        | Action::TransferSettle { .. }
+        | Action::TransferAbort { .. } => Ok(()),
         Action::Recorded { flow_type, affected, .. } => match flow_type.sign_fault(affected) {
             Some(fault) => Err(Error::invalid_amount(fault)),
             None => Ok(()),

@@ -186,6 +186,18 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Whether this flow is the TRANSFER_IN of a TRANSFER_OUT written with it (spec §10), which
+    /// shares that flow's request and order. A transfer between partitions credits with a
+    /// TRANSFER_IN of its own, which names the source's hold as its source order.
+    pub fn shares_request(&self) -> bool {
+        self.flow_type == FlowType::TransferIn && self.source_order_id.is_none()
+    }
+
+    /// Whether this flow is a transfer's settling TRANSFER_OUT, which closes a transfer hold.
+    pub fn settles_hold(&self) -> bool {
+        self.flow_type == FlowType::TransferOut && self.source_order_id.is_some()
+    }
+
     /// Whether this flow's positive GIFT and PRE parts are new lots (every credit but the
     /// give-back of a known order, which refills the lots it was taken from).
     pub fn makes_lots(&self) -> bool {

@@ -35,7 +35,7 @@ pub(super) struct LotChange {
 pub(super) fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
     let fail = |reason: String| FoldError { sequence: flow.flow_id, reason };
     state.check_sequence(flow.flow_id)?;
-    if flow.flow_type == FlowType::TransferIn {
+    if flow.shares_request() {
         // Written under its TRANSFER_OUT's order id: check_transfer_in checks it is that one.
     } else if let Some(order) = state.orders.get(&flow.outer_order_id) {
         return Err(fail(format!("outer_order_id {:?} already used by flow {}", flow.outer_order_id, order.flow_id)));
@@ -59,7 +59,8 @@ pub(super) fn check(state: &State, flow: &Flow) -> Result<Checked, FoldError> {
             }
             match account.status {
                 AccountStatus::Closed => return Err(fail("the account is closed".into())),
-                AccountStatus::Frozen if !flow.flow_type.allowed_while_frozen() => {
+                // A transfer's settle takes value that has already arrived (docs/cluster.md §4).
+                AccountStatus::Frozen if !flow.flow_type.allowed_while_frozen() && !flow.settles_hold() => {
                     return Err(fail(format!("{} on a frozen account", flow.flow_type)))
                 }
                 _ => {}
@@ -117,7 +118,7 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
             change.own = Some(change.ops.len());
             change.ops.push(LotOp::Reserve(plan));
         }
-        FlowType::Capture | FlowType::Release => {
+        FlowType::Capture | FlowType::Release | FlowType::TransferOut if flow.source_order_id.is_some() => {
             let hold = source_flow()?;
             let reserved = state.order_takes(hold);
             let mut spend = Vec::new();
@@ -214,7 +215,7 @@ fn check_lots(state: &State, flow: &Flow, account: Option<&Account>) -> Result<L
         if made != credits {
             return Err(format!("the flow's lots add up to {made:?}, its credit to {credits:?}"));
         }
-        if flow.flow_type == FlowType::TransferIn && !state.sparse {
+        if flow.shares_request() && !state.sparse {
             let expected = state.transfer.as_ref().map(|pending| pending.lots.as_slice());
             if expected != Some(flow.lots.as_slice()) {
                 return Err("TRANSFER_IN's lots differ from what its TRANSFER_OUT took".into());
@@ -288,6 +289,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
         FlowType::Close => account.status = AccountStatus::Closed,
         FlowType::Hold => account.open_holds += 1,
         FlowType::Capture | FlowType::Release => account.open_holds -= 1,
+        FlowType::TransferOut if flow.settles_hold() => account.open_holds -= 1,
         _ => {}
     }
     match (flow.flow_type, &flow.source_order_id) {
@@ -296,7 +298,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
             original.refunded = original.refunded.checked_add(&flow.affected).expect("checked by check_type_rules");
             original.changed = flow.flow_id;
         }
-        (FlowType::Uncharge | FlowType::Capture | FlowType::Release, Some(source)) => {
+        (FlowType::Uncharge | FlowType::Capture | FlowType::Release | FlowType::TransferOut, Some(source)) => {
             let order = state.orders.get_mut(source).expect("checked by check_type_rules");
             order.reversed_by = flow.flow_id;
             order.changed = flow.flow_id;
@@ -311,12 +313,12 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     }
     state.last_sequence = flow.flow_id;
     match flow.flow_type {
-        FlowType::TransferIn => {
+        FlowType::TransferIn if flow.shares_request() => {
             // Its order is the TRANSFER_OUT's, written under the same outer_order_id.
             state.transfer = None;
             return;
         }
-        FlowType::TransferOut if state.sparse => {}
+        FlowType::TransferOut if state.sparse || flow.settles_hold() => {}
         FlowType::TransferOut => {
             state.transfer = Some(PendingTransfer {
                 flow_id: flow.flow_id,
@@ -358,7 +360,7 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
 /// The per-type rules a flow must satisfy. Returns the flow's change to the lifetime totals.
 fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Result<Buckets, String> {
     let affected = flow.affected;
-    let holds = matches!(flow.flow_type, FlowType::Hold | FlowType::Capture | FlowType::Release);
+    let holds = matches!(flow.flow_type, FlowType::Hold | FlowType::Capture | FlowType::Release) || flow.settles_hold();
     if !holds && !flow.held.is_zero() {
         return Err(format!("{} must not change held value", flow.flow_type));
     }
@@ -366,8 +368,13 @@ fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Re
         return Err(format!("{} has no expiry", flow.flow_type));
     }
     let transfer = matches!(flow.flow_type, FlowType::TransferOut | FlowType::TransferIn);
-    if transfer != flow.counterparty.is_some() {
+    // A transfer hold (docs/cluster.md §4) names its destination too.
+    let names_other = transfer || flow.flow_type == FlowType::Hold;
+    if (transfer && flow.counterparty.is_none()) || (!names_other && flow.counterparty.is_some()) {
         return Err("only a transfer names another account".into());
+    }
+    if flow.flow_type == FlowType::Hold && flow.counterparty.is_some() && flow.expire_time.is_some() {
+        return Err("a transfer hold never expires".into());
     }
     if flow.source.is_some() {
         // A provider's record decided this flow: only its signs are ours to check.
@@ -510,6 +517,22 @@ fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Re
             }
             unchanged()
         }
+        FlowType::TransferOut if flow.settles_hold() => {
+            let hold = source()?;
+            if hold.flow_type != FlowType::Hold {
+                return Err("a settling TRANSFER_OUT of an order that is not a HOLD".into());
+            }
+            if let Some(by) = hold.reversed_by {
+                return Err(format!("HOLD already resolved by flow {by}"));
+            }
+            if hold.moved.checked_neg() != Some(flow.held) || hold.moved.checked_neg() != Some(affected) {
+                return Err("a settling TRANSFER_OUT takes and frees exactly what the HOLD reserved".into());
+            }
+            if flow.counterparty.as_deref() == Some(flow.account_id.as_str()) {
+                return Err("a transfer to the same account".into());
+            }
+            Ok(Buckets::ZERO)
+        }
         FlowType::TransferOut => {
             no_source()?;
             if !all_at_most_zero || affected.is_zero() {
@@ -527,8 +550,8 @@ fn check_type_rules(state: &State, flow: &Flow, account: Option<&Account>) -> Re
             }
             Ok(Buckets::ZERO)
         }
-        FlowType::TransferIn if state.sparse => {
-            no_source()?;
+        FlowType::TransferIn if state.sparse || !flow.shares_request() => {
+            // A transfer between partitions: its source order (the hold) is in another one.
             if !all_at_least_zero || affected.is_zero() {
                 return Err("TRANSFER_IN must add a positive amount".into());
             }

@@ -2,7 +2,7 @@
 //! closes, what a status change requires, and both sides of a transfer.
 
 use crate::balance::Buckets;
-use crate::command::Command;
+use crate::command::{Action, Command};
 use crate::decide::{partial_split, referenced_order};
 use crate::error::Error;
 use crate::flow::{Flow, FlowType};
@@ -10,9 +10,19 @@ use crate::money::{Amount, Scale};
 use crate::state::{AccountStatus, Order, State};
 use crate::time::Timestamp;
 
-/// The open HOLD `id` of the command's account, or why not.
+/// The open HOLD `id` of the command's account, or why not. A transfer's hold is closed only by
+/// its transfer (`transfer`: the caller is that transfer's settle or abort), any other only by
+/// a CAPTURE, RELEASE or the sweep.
 fn open_hold<'a>(state: &'a State, id: &str, command: &Command) -> Result<Order<'a>, Error> {
     let hold = referenced_order(state, id, &[FlowType::Hold], command)?;
+    let transfer = matches!(command.action, Action::TransferSettle { .. } | Action::TransferAbort { .. });
+    if crate::command::is_transfer_hold(id) != transfer {
+        return Err(Error::invalid_argument(if transfer {
+            format!("hold {id:?} is not a transfer's")
+        } else {
+            format!("hold {id:?} is a transfer's: only its transfer settles or releases it")
+        }));
+    }
     if let Some(flow_id) = hold.reversed_by {
         return Err(Error::AlreadyReversed { outer_order_id: id.to_owned(), flow_id });
     }
@@ -50,6 +60,26 @@ pub(crate) fn capture(
     }
     let spent = if value == total { parts } else { partial_split(parts, parts, value)? };
     Ok((parts, spent))
+}
+
+/// A transfer hold of `reserved` must move lots of fewer expiries than one TRANSFER_IN holds.
+pub(crate) fn check_lots_movable(state: &State, account_id: &str, reserved: &Buckets) -> Result<(), Error> {
+    let plan = state.account(account_id).and_then(|account| account.lots.plan_buckets(reserved, None));
+    let moved = plan.map_or(0, |plan| crate::lots::moved_lots(&plan).len());
+    if moved >= crate::lots::LOTS_PER_FLOW_MAX as usize {
+        return Err(Error::invalid_argument(format!(
+            "the transfer would move lots of {moved} different expiries, more than one flow holds; move less at a time"
+        )));
+    }
+    Ok(())
+}
+
+/// A transfer hold's parts and the lots they hold (with their expiries), for the TRANSFER_IN
+/// of a transfer between partitions: what its settle takes.
+pub fn transfer_hold_credit<'a>(state: &'a State, id: &str) -> Option<(Order<'a>, Vec<crate::lots::LotCredit>)> {
+    let hold = state.order(id).filter(|order| order.flow_type == FlowType::Hold && crate::is_transfer_hold(id))?;
+    let lots = crate::lots::moved_lots(state.order_takes(hold.flow_id));
+    Some((hold, crate::lots::LotCredit::stored(lots)))
 }
 
 /// A RELEASE of the HOLD `id`: its parts, all freed. Works after the hold's expiry too.

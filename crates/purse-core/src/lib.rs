@@ -44,16 +44,19 @@ mod tests;
 mod tests_holds;
 #[cfg(test)]
 mod tests_lots;
+#[cfg(test)]
+mod tests_saga;
 
 pub use balance::{Bucket, Buckets, Property};
 pub use command::{
-    sweep_id, Action, ClearBuckets, Command, Source, ACCOUNT_ID_CHARS_MAX, EXPIRED_REMARK, EXT_INFO_BYTES_MAX,
-    ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX, RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX, REMARK_CHARS_MAX,
-    REQUEST_ID_CHARS_MAX, SWEEP_ID_PREFIX,
+    is_transfer_hold, sweep_id, Action, ClearBuckets, Command, Source, ACCOUNT_ID_CHARS_MAX, EXPIRED_REMARK,
+    EXT_INFO_BYTES_MAX, ORDER_ID_CHARS_MAX, PROVIDER_CHARS_MAX, RECORD_ID_CHARS_MAX, REFERENCE_ID_CHARS_MAX,
+    REMARK_CHARS_MAX, REQUEST_ID_CHARS_MAX, SWEEP_ID_PREFIX, TRANSFER_HOLD_SUFFIX,
 };
 pub use decide::{check_arguments, decide, decide_rules, Context, Decision};
 pub use error::{Error, ErrorCode, FoldError};
 pub use flow::{Entry, Flow, FlowDetail, FlowType, RulesChange};
+pub use holds::transfer_hold_credit;
 pub use lots::{Lot, LotCredit, LotKey, Lots, Take, LOT_BUCKETS};
 pub use money::{Amount, AmountError, Scale, AMOUNT_TEXT_LENGTH_MAX, SCALE_MAX};
 pub use rules::{

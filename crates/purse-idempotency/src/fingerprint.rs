@@ -96,6 +96,8 @@ mod tag {
     pub const PRE_EXPIRE_TIME: u8 = 25;
     pub const BUCKETS: u8 = 26;
     pub const NOW: u8 = 27;
+    pub const FROM_ACCOUNT_ID: u8 = 28;
+    pub const LOTS: u8 = 29;
 }
 
 /// Action variant tags of the canonical encoding. Frozen.
@@ -118,6 +120,10 @@ mod variant {
     pub const CLEAR: u8 = 15;
     pub const EXPIRE: u8 = 16;
     pub const EXPIRE_HOLD: u8 = 17;
+    pub const TRANSFER_HOLD: u8 = 18;
+    pub const TRANSFER_CREDIT: u8 = 19;
+    pub const TRANSFER_SETTLE: u8 = 20;
+    pub const TRANSFER_ABORT: u8 = 21;
 }
 
 /// The byte of each flow type inside a `Recorded` action. Frozen, like the tags.
@@ -304,6 +310,38 @@ fn encode(command: &Command) -> Vec<u8> {
             out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
             out.byte(tag::NOW);
             out.0.extend_from_slice(&now.0.to_be_bytes());
+        }
+        Action::TransferHold { to_account_id, value } => {
+            out.byte(variant::TRANSFER_HOLD);
+            out.string(tag::TO_ACCOUNT_ID, to_account_id);
+            out.optional_amount(tag::VALUE, *value);
+        }
+        Action::TransferCredit { from_account_id, hold_outer_order_id, parts, lots, brand_id } => {
+            out.byte(variant::TRANSFER_CREDIT);
+            out.string(tag::FROM_ACCOUNT_ID, from_account_id);
+            out.string(tag::SRC_OUTER_ORDER_ID, hold_outer_order_id);
+            out.buckets(parts.real, parts.gift, parts.pre);
+            out.byte(tag::LOTS);
+            out.length(lots.len());
+            for lot in lots {
+                out.byte(match lot.bucket {
+                    purse_core::Bucket::Real => 0,
+                    purse_core::Bucket::Gift => 1,
+                    purse_core::Bucket::Pre => 2,
+                });
+                out.amount(tag::VALUE, lot.value);
+                out.optional_timestamp(tag::EXPIRE_TIME, lot.expire_time);
+            }
+            out.optional_string(tag::BRAND_ID, brand_id.as_deref());
+        }
+        Action::TransferSettle { src_outer_order_id, to_account_id } => {
+            out.byte(variant::TRANSFER_SETTLE);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
+            out.string(tag::TO_ACCOUNT_ID, to_account_id);
+        }
+        Action::TransferAbort { src_outer_order_id } => {
+            out.byte(variant::TRANSFER_ABORT);
+            out.string(tag::SRC_OUTER_ORDER_ID, src_outer_order_id);
         }
     }
     out.0

@@ -97,6 +97,19 @@ pub enum FlowKey {
     OuterOrderId(String),
 }
 
+/// A transfer hold and what it holds ([`Ledger::transfer_hold`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferHold {
+    /// The HOLD flow (its counterparty is the destination).
+    pub flow: Flow,
+    /// The settling TRANSFER_OUT or the RELEASE that closed it; `None` while open.
+    pub closed_by: Option<u64>,
+    /// What it holds, per bucket.
+    pub parts: Buckets,
+    /// The lots it holds, with their expiries (none listed when none expires).
+    pub lots: Vec<purse_core::LotCredit>,
+}
+
 /// One account's balances and lifetime totals (spec §7 `account`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountView {
@@ -446,6 +459,40 @@ impl Ledger {
                 }
             };
             writer.read_flow(sequence)
+        })
+        .await
+    }
+
+    /// A transfer hold (docs/cluster.md §4) by its order id: its HOLD flow, whether it is still
+    /// open (else the flow that closed it), and what it holds, with the lots' expiries.
+    pub async fn transfer_hold(&self, outer_order_id: &str) -> Result<Option<TransferHold>, Error> {
+        let id = outer_order_id.to_owned();
+        self.query(move |writer| {
+            writer.projections.admit_orders([id.as_str()])?;
+            let Some((order, lots)) = purse_core::transfer_hold_credit(&writer.projections.state, &id) else {
+                return Ok(None);
+            };
+            let (flow_id, closed_by, parts) = (order.flow_id, order.reversed_by, order.moved);
+            let flow = writer.read_flow(flow_id)?;
+            Ok(Some(TransferHold { flow, closed_by, parts, lots }))
+        })
+        .await
+    }
+
+    /// The order ids of every open transfer hold: transfers between partitions not finished.
+    pub async fn open_transfer_holds(&self) -> Result<Vec<String>, Error> {
+        self.query(|writer| {
+            Ok(writer
+                .projections
+                .state
+                .orders()
+                .filter(|(id, order)| {
+                    order.flow_type == purse_core::FlowType::Hold
+                        && order.reversed_by.is_none()
+                        && purse_core::is_transfer_hold(id)
+                })
+                .map(|(id, _)| id.to_owned())
+                .collect())
         })
         .await
     }

@@ -67,9 +67,9 @@ pub use history::{
     AccountPage, AccountQuery, ExportFilter, ExportPage, ExportStream, FlowTypeSum, Statement, EXPORT_PAGE_ENTRIES_MAX,
 };
 pub use ledger::{
-    AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, VerifyReport,
-    BATCH_COMMANDS_MAX_DEFAULT, CACHE_BYTES_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, QUEUE_COMMANDS_MAX_DEFAULT,
-    SUBMIT_BATCH_MAX,
+    AccountView, Expiring, FlowKey, FlowPage, FlowQuery, GroupSender, Ledger, LedgerConfig, Transfer, TransferHold,
+    VerifyReport, BATCH_COMMANDS_MAX_DEFAULT, CACHE_BYTES_DEFAULT, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX,
+    QUEUE_COMMANDS_MAX_DEFAULT, SUBMIT_BATCH_MAX,
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;

@@ -315,7 +315,9 @@ impl Projections {
             Action::Uncharge { src_outer_order_id: id }
             | Action::Capture { src_outer_order_id: id, .. }
             | Action::Release { src_outer_order_id: id }
-            | Action::ExpireHold { src_outer_order_id: id, .. } => Some(id.as_str()),
+            | Action::ExpireHold { src_outer_order_id: id, .. }
+            | Action::TransferSettle { src_outer_order_id: id, .. }
+            | Action::TransferAbort { src_outer_order_id: id } => Some(id.as_str()),
             _ => None,
         };
         self.admit_orders(std::iter::once(command.outer_order_id.as_str()).chain(source))
@@ -327,7 +329,7 @@ impl Projections {
         if self.cold.is_none() {
             return Ok(());
         }
-        if flow.flow_type != FlowType::TransferIn && self.requests.get(&flow.request_id).is_none() {
+        if !flow.shares_request() && self.requests.get(&flow.request_id).is_none() {
             if let Some(record) = self.request(&flow.request_id)? {
                 return Err(Error::Corruption(format!(
                     "flow {}: request_id {:?} already has flow {} in the cold store",
@@ -381,7 +383,7 @@ impl Projections {
     pub fn fold_flow(&mut self, flow: &Flow, fingerprint: Fingerprint) -> Result<(), String> {
         // A TRANSFER_IN is written under its TRANSFER_OUT's request: the record names the OUT,
         // and `apply` checks the IN is that OUT's own.
-        let recorded = flow.flow_type != FlowType::TransferIn;
+        let recorded = !flow.shares_request();
         if let Some(record) = self.requests.get(&flow.request_id).filter(|_| recorded) {
             return Err(format!(
                 "flow {}: request_id {:?} already has flow {}",

@@ -294,7 +294,11 @@ pub(crate) fn check_index(
     if !partial && account_flows.len() != state.accounts().count() {
         return Err("the per-account flow index does not cover every account".into());
     }
+    // Every flow has its own request record except a TRANSFER_IN written with its TRANSFER_OUT;
+    // a TRANSFER_IN of a transfer between partitions has its own, and the index does not say
+    // which kind it is: the records lie between the two counts.
     let mut recorded = 0u64;
+    let mut transfers_in = 0u64;
     for (account_id, flows) in account_flows {
         let account = state.account(account_id).ok_or_else(|| format!("flows of an unknown account {account_id:?}"))?;
         let indexed = flows.len() as u64;
@@ -303,8 +307,9 @@ pub(crate) fn check_index(
             return Err(format!("account {account_id:?} has {} flows but {indexed} indexed", account.flow_count));
         }
         recorded += flows.iter().filter(|flow| flow.flow_type != FlowType::TransferIn).count() as u64;
+        transfers_in += flows.iter().filter(|flow| flow.flow_type == FlowType::TransferIn).count() as u64;
     }
-    if !partial && recorded != requests {
+    if !partial && !(recorded..=recorded + transfers_in).contains(&requests) {
         return Err(format!("{requests} requests recorded for {recorded} flows that have one"));
     }
     Ok(())

@@ -120,7 +120,7 @@ impl Checker<'_> {
             let sequence = flow.flow_id;
             let fingerprint = fingerprint.ok_or_else(|| corrupt(format!("flow {sequence} has no fingerprint")))?;
             // A TRANSFER_IN shares its TRANSFER_OUT's request record.
-            let transfer_in = flow.flow_type == purse_core::FlowType::TransferIn;
+            let transfer_in = flow.shares_request();
             let expected = Record { fingerprint, flow_id: if transfer_in { sequence - 1 } else { sequence } };
             if self.live.request(&flow.request_id)? != Some(expected) {
                 return Err(differs("idempotency records", sequence));

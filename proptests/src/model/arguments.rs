@@ -169,6 +169,11 @@ impl Model {
             | Action::Clear { .. }
             | Action::Expire { .. }
             | Action::ExpireHold { .. } => {}
+            // Transfers between partitions (purse-cluster) are not part of this model.
+            Action::TransferHold { .. }
+            | Action::TransferCredit { .. }
+            | Action::TransferSettle { .. }
+            | Action::TransferAbort { .. } => {}
             Action::Recorded { affected, .. } => {
                 // A provider's record: only the signs of its type are checked, and it can state
                 // only the six types of spec §2 (purse-core's choice, ingest.md).

@@ -534,6 +534,7 @@ pub fn describe(command: &Command) -> String {
         Action::ExpireHold { src_outer_order_id, now } => {
             format!("EXPIRE_HOLD of={} now={}", short(src_outer_order_id), now.0)
         }
+        other => format!("{other:?}"),
     };
     let mut text = format!(
         "{action} account={} order={} req={}",

@@ -463,7 +463,14 @@ pub fn native_request(command: &Command, units: Units) -> Result<(&'static str, 
             body.insert("bucket".into(), text(buckets.as_str()));
             "clear"
         }
-        Action::Recorded { .. } | Action::Open { .. } | Action::Expire { .. } | Action::ExpireHold { .. } => {
+        Action::Recorded { .. }
+        | Action::Open { .. }
+        | Action::Expire { .. }
+        | Action::ExpireHold { .. }
+        | Action::TransferHold { .. }
+        | Action::TransferCredit { .. }
+        | Action::TransferSettle { .. }
+        | Action::TransferAbort { .. } => {
             return Err(format!("{:?} has no route of the native API", command.action));
         }
     };

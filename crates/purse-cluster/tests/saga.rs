@@ -1,0 +1,281 @@
+//! Transfers between partitions (docs/cluster.md §4) on a real 3-node JetStream cluster: a
+//! transfer hold on the source, the TRANSFER_IN on the destination, the settling TRANSFER_OUT
+//! or the RELEASE of a refused one; retries answered with the first answer; and a node killed
+//! with SIGKILL in the middle of transfers, after which the next owner's recovery leaves every
+//! transfer completed or given back, and the value of all accounts (held value included) is
+//! what it was.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command as Process, Stdio};
+use std::time::Duration;
+
+use purse_cluster::{meta, partition::partition_of, ClusterError, Node, NodeConfig};
+use purse_core::{Action, Amount, Command, ErrorCode, FlowType};
+use purse_ledger::jetstream::test_cluster::Cluster;
+
+const PARTITIONS: u32 = 2;
+const SAGA: (u16, &str) = (24380, "saga");
+const KILL: (u16, &str) = (24390, "sagakill");
+const MEMBERS: usize = 6;
+
+fn config((base, cluster): (u16, &str), node: &str, dir: &Path) -> NodeConfig {
+    let servers = (0..3).map(|n| format!("nats://127.0.0.1:{}", base + n)).collect();
+    let monitor = (0..3).map(|n| format!("http://127.0.0.1:{}", base + 4000 + n)).collect();
+    let mut config = NodeConfig::new(cluster, node, servers, monitor, dir.join(node));
+    config.lease_ttl = Duration::from_secs(3);
+    config.ack_timeout = Duration::from_secs(5);
+    config
+}
+
+async fn start_cluster((base, name): (u16, &str)) -> Cluster {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let cluster = Cluster::start(base, tmp, &tmp.join("nats-server-bin")).await;
+    let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
+    meta::init(&async_nats::jetstream::new(client), name, PARTITIONS, 3).await.unwrap();
+    cluster
+}
+
+/// `MEMBERS` accounts in each partition: (partition 0's, partition 1's).
+fn members() -> (Vec<String>, Vec<String>) {
+    let (mut zero, mut one) = (Vec::new(), Vec::new());
+    for n in 0.. {
+        let account = format!("member-{n}");
+        let side = if partition_of(&account, PARTITIONS) == 0 { &mut zero } else { &mut one };
+        if side.len() < MEMBERS {
+            side.push(account);
+        }
+        if zero.len() == MEMBERS && one.len() == MEMBERS {
+            return (zero, one);
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn charge(request: &str, account: &str, real: i64, gift: i64) -> Command {
+    let action = Action::Charge {
+        real: Amount::from_minor(real),
+        gift: Some(Amount::from_minor(gift)),
+        pre: Amount::ZERO,
+        trigger_gift: false,
+    };
+    let mut command = Command::new(request, &format!("o-{request}"), account, action);
+    if gift > 0 {
+        command.gift_expire_time = Some(purse_core::Timestamp(4_000_000_000));
+    }
+    command
+}
+
+fn transfer(request: &str, from: &str, to: &str, minor: i64) -> Command {
+    let action = Action::Transfer { to_account_id: to.into(), value: Some(Amount::from_minor(minor)) };
+    Command::new(request, &format!("o-{request}"), from, action)
+}
+
+/// Σ balances and Σ held over every account, in minor units.
+async fn totals(node: &Node, accounts: &[String]) -> (i64, i64) {
+    let (mut owned, mut held) = (0, 0);
+    for account in accounts {
+        if let Ok(view) = node.account(account).await {
+            owned += view.balance.total().unwrap().minor();
+            held += view.held.total().unwrap().minor();
+        }
+    }
+    (owned, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
+async fn transfers_between_partitions_settle_or_give_back_exactly_once() {
+    let _cluster = start_cluster(SAGA).await;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(SAGA, "n1", dir.path())).await.unwrap();
+    node.wait_for_partitions(PARTITIONS as usize, Duration::from_secs(30)).await.unwrap();
+    let (zero, one) = members();
+    node.submit(charge("c1", &zero[0], 6_000, 4_000)).await.unwrap();
+    node.submit(charge("c2", &one[0], 100, 0)).await.unwrap();
+
+    let moved = node.transfer(transfer("t1", &zero[0], &one[0], 5_000)).await.unwrap();
+    assert_eq!((moved.out.flow_type, moved.transfer_in.flow_type), (FlowType::TransferOut, FlowType::TransferIn));
+    assert_eq!(moved.transfer_in.affected, moved.out.affected.checked_neg().unwrap());
+    assert_eq!(moved.transfer_in.lots.len(), 1, "the GIFT keeps its expiry");
+    let source = node.account(&zero[0]).await.unwrap();
+    assert_eq!((source.balance.total().unwrap().minor(), source.held.total().unwrap().minor()), (5_000, 0));
+    assert_eq!(node.account(&one[0]).await.unwrap().balance.total().unwrap().minor(), 5_100);
+    // A retry is the first answer, flow for flow.
+    let again = node.transfer(transfer("t1", &zero[0], &one[0], 5_000)).await.unwrap();
+    assert_eq!((again.out.flow_id, again.transfer_in.flow_id), (moved.out.flow_id, moved.transfer_in.flow_id));
+    let other = node.transfer(transfer("t1", &zero[0], &one[0], 4_000)).await.unwrap_err();
+    assert_eq!(other.code(), ErrorCode::IdempotencyConflict, "{other}");
+
+    // A frozen destination refuses: the hold goes back, and a retry gets the same refusal.
+    let mut freeze = Command::new("f1", "of1", &one[1], Action::Freeze);
+    freeze.remark = Some("lost card".into());
+    node.submit(charge("c3", &one[1], 1, 0)).await.unwrap();
+    node.submit(freeze).await.unwrap();
+    let refused = node.transfer(transfer("t2", &zero[0], &one[1], 1_000)).await.unwrap_err();
+    assert!(matches!(refused, ClusterError::Refused { code: ErrorCode::AccountFrozen, .. }), "{refused}");
+    let again = node.transfer(transfer("t2", &zero[0], &one[1], 1_000)).await.unwrap_err();
+    assert_eq!(again, refused);
+    let source = node.account(&zero[0]).await.unwrap();
+    assert_eq!((source.balance.total().unwrap().minor(), source.held.total().unwrap().minor()), (5_000, 0));
+    // Too much: refused on the source, nothing held.
+    let short = node.transfer(transfer("t3", &zero[0], &one[0], 5_001)).await.unwrap_err();
+    assert_eq!(short.code(), ErrorCode::InsufficientBalance);
+    // Nobody but the transfer closes its hold.
+    let capture = Action::Capture { src_outer_order_id: "o-t1:transfer-hold".into(), value: None };
+    let closed = node.submit(Command::new("k1", "ok1", &zero[0], capture)).await.unwrap_err();
+    assert_eq!(closed.code(), ErrorCode::InvalidArgument);
+    for partition in 0..PARTITIONS {
+        node.partition(partition).await.unwrap().verify().await.unwrap();
+    }
+    assert_eq!(node.recover().await, 0, "nothing left half-done");
+    node.stop().await.unwrap();
+}
+
+/// The child: charges every account, then runs transfers between partitions in a loop, printing
+/// `READY` once charged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of a_node_killed_mid_transfers_leaves_each_one_done_or_given_back"]
+async fn transfer_process() {
+    let Ok(dir) = std::env::var("PURSE_SAGA_DIR") else { return };
+    let node = Node::start(config(KILL, "a", Path::new(&dir))).await.unwrap();
+    node.wait_for_partitions(PARTITIONS as usize, Duration::from_secs(30)).await.unwrap();
+    let (zero, one) = members();
+    for (n, account) in zero.iter().chain(&one).enumerate() {
+        node.submit(charge(&format!("c{n}"), account, 10_000, 2_000)).await.unwrap();
+    }
+    println!("READY");
+    for n in 0..TRANSFERS {
+        let (from, to) = ends(&zero, &one, n);
+        match node.transfer(transfer(&format!("t{n}"), from, to, amount(n))).await {
+            Ok(moved) => println!("DONE t{n} {}", moved.out.flow_id),
+            Err(error) => println!("ERR t{n} {error}"),
+        }
+    }
+    // Two transfers stopped half-way, as a crash leaves them: one held only, one held and
+    // credited but not settled. The node is paused first, so that its own recovery does not
+    // finish them; then the process waits to be killed.
+    node.pause(true);
+    let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();
+    let (from, to) = ends(&zero, &one, TRANSFERS);
+    let hold = |n: usize, to: &str| {
+        let action = Action::TransferHold { to_account_id: to.into(), value: Some(Amount::from_minor(amount(n))) };
+        Command::new(&format!("t{n}"), &format!("o-t{n}:transfer-hold"), from, action)
+    };
+    let source = node.partition(partition_of(from, PARTITIONS)).await.unwrap();
+    source.submit(hold(TRANSFERS, to)).await.unwrap();
+    let (from, to) = ends(&zero, &one, TRANSFERS + 1);
+    let source = node.partition(partition_of(from, PARTITIONS)).await.unwrap();
+    let hold_flow = source.submit(hold(TRANSFERS + 1, to)).await.unwrap();
+    let held = source.transfer_hold(&format!("o-t{}:transfer-hold", TRANSFERS + 1)).await.unwrap().unwrap();
+    let credit = Action::TransferCredit {
+        from_account_id: from.clone(),
+        hold_outer_order_id: format!("o-t{}:transfer-hold", TRANSFERS + 1),
+        parts: held.parts,
+        lots: held.lots,
+        brand_id: None,
+    };
+    let mut credit = Command::new(&format!("t{}", TRANSFERS + 1), &format!("o-t{}", TRANSFERS + 1), to, credit);
+    credit.biz_date = Some(hold_flow.order_time);
+    node.partition(partition_of(to, PARTITIONS)).await.unwrap().submit(credit).await.unwrap();
+    // In transit the value is counted once when the holds are counted: the credited one is
+    // the destination's balance and still the source's held value.
+    let (mut owned, mut held) = (0, 0);
+    for account in &accounts {
+        let ledger = node.partition(partition_of(account, PARTITIONS)).await.unwrap();
+        let view = ledger.account(account).await.unwrap();
+        owned += view.balance.total().unwrap().minor();
+        held += view.held.total().unwrap().minor();
+    }
+    let everything = i64::try_from(accounts.len()).unwrap() * 12_000;
+    assert_eq!(held, amount(TRANSFERS) + amount(TRANSFERS + 1));
+    assert_eq!(owned - amount(TRANSFERS + 1), everything, "value counted twice or lost in transit");
+    println!("HALF");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+/// Transfers the child completes before it stops two half-way.
+const TRANSFERS: usize = 40;
+
+fn ends<'a>(zero: &'a [String], one: &'a [String], n: usize) -> (&'a String, &'a String) {
+    if n.is_multiple_of(2) {
+        (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS])
+    } else {
+        (&one[n % MEMBERS], &zero[(n / 3) % MEMBERS])
+    }
+}
+
+fn amount(n: usize) -> i64 {
+    1 + i64::try_from(n % 50).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
+async fn a_node_killed_mid_transfers_leaves_each_one_done_or_given_back() {
+    let _cluster = start_cluster(KILL).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (zero, one) = members();
+    let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();
+    let total = i64::try_from(accounts.len()).unwrap() * 12_000;
+    let mut child = Process::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "transfer_process", "--nocapture", "--test-threads", "1"])
+        .env("PURSE_SAGA_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut done = 0;
+    while let Some(Ok(line)) = lines.next() {
+        if line.starts_with("DONE") {
+            done += 1;
+        }
+        if line == "HALF" {
+            break;
+        }
+    }
+    assert_eq!(done, TRANSFERS, "the child finished fewer transfers");
+    // Killed with two transfers half-way.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lines);
+
+    let b = Node::start(config(KILL, "b", dir.path())).await.unwrap();
+    b.wait_for_partitions(PARTITIONS as usize, Duration::from_secs(30)).await.unwrap();
+    // Recovery (run by the node itself as it takes partitions over) leaves nothing open.
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = 0;
+        for partition in 0..PARTITIONS {
+            left += b.partition(partition).await.unwrap().open_transfer_holds().await.unwrap().len();
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, 0, "transfer holds still open after recovery");
+    let (owned, held) = totals(&b, &accounts).await;
+    assert_eq!((owned, held), (total, 0), "the value of all accounts changed");
+    // Each transfer appears once: a settled one has one TRANSFER_OUT and one TRANSFER_IN; a retry
+    // of every transfer the child started returns what was done.
+    for n in 0..=done + 1 {
+        let (from, to) = if n % 2 == 0 {
+            (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS])
+        } else {
+            (&one[n % MEMBERS], &zero[(n / 3) % MEMBERS])
+        };
+        match b.transfer(transfer(&format!("t{n}"), from, to, 1 + (n as i64 % 50))).await {
+            Ok(moved) => assert_eq!(moved.transfer_in.affected, moved.out.affected.checked_neg().unwrap()),
+            // The two half-way ones were settled by the recovery (no hold was left open).
+            Err(ClusterError::Refused { .. }) if n < TRANSFERS => {}
+            Err(error) => panic!("t{n}: {error}"),
+        }
+    }
+    let (owned, held) = totals(&b, &accounts).await;
+    assert_eq!((owned, held), (total, 0), "retries moved value twice");
+    for partition in 0..PARTITIONS {
+        b.partition(partition).await.unwrap().verify().await.unwrap();
+    }
+    b.stop().await.unwrap();
+}
