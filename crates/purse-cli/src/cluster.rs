@@ -24,6 +24,24 @@ pub enum ClusterCommand {
     /// Every partition: its owner (node, lease epoch, lease age) and its stream (last
     /// sequence, leader, replicas).
     Status(ClusterWhere),
+    /// Move a partition to another running node: its owner lets go, the node named takes it
+    /// over. Waits until it has.
+    Move(MoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    pub at: ClusterWhere,
+    /// The partition (0-based).
+    #[arg(long)]
+    pub partition: u32,
+    /// The node to take it.
+    #[arg(long)]
+    pub to: String,
+    /// How long to wait for the move.
+    #[arg(long, default_value_t = 60)]
+    pub wait_seconds: u64,
 }
 
 #[derive(Debug, Args)]
@@ -46,25 +64,10 @@ fn failed(error: ClusterError) -> WireError {
     }
 }
 
-async fn context(servers: &[String]) -> Result<async_nats::jetstream::Context, WireError> {
-    let addresses: Vec<async_nats::ServerAddr> = servers
-        .iter()
-        .map(|server| {
-            server.parse().map_err(|error| WireError::invalid_argument(format!("--nats {server:?}: {error}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(std::time::Duration::from_secs(5))
-        .connect(addresses)
-        .await
-        .map_err(|error| WireError::System(format!("NATS: connecting: {error}")))?;
-    Ok(async_nats::jetstream::new(client))
-}
-
 pub async fn run(command: ClusterCommand) -> Result<String, WireError> {
     match command {
         ClusterCommand::Init(args) => {
-            let context = context(&args.at.nats).await?;
+            let context = purse_cluster::connect(&args.at.nats).await.map_err(failed)?;
             let meta = purse_cluster::meta::init(&context, &args.at.name, args.partitions, args.replicas)
                 .await
                 .map_err(failed)?;
@@ -73,6 +76,16 @@ pub async fn run(command: ClusterCommand) -> Result<String, WireError> {
                 "partitions": meta.partitions,
                 "replicas": meta.replicas,
                 "hash": meta.hash,
+            })))
+        }
+        ClusterCommand::Move(args) => {
+            let wait = std::time::Duration::from_secs(args.wait_seconds);
+            let held = purse_cluster::move_partition(&args.at.nats, &args.at.name, args.partition, &args.to, wait)
+                .await
+                .map_err(failed)?;
+            Ok(to_text(&serde_json::json!({
+                "partition": args.partition,
+                "owner": { "node": held.holder.node, "address": held.holder.address, "epoch": held.revision },
             })))
         }
         ClusterCommand::Status(at) => {

@@ -16,7 +16,7 @@ fn purse(servers: &[String], args: &[&str]) -> (i32, serde_json::Value) {
     (output.status.code().unwrap(), serde_json::from_slice(&text).unwrap_or(serde_json::Value::Null))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn init_and_status() {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -42,4 +42,26 @@ async fn init_and_status() {
     assert!(missing["error"]["message"].as_str().unwrap().contains("purse cluster init"), "{missing}");
     let (code, bad) = purse(&servers, &["init", "--name", "a.b", "--partitions", "1"]);
     assert_eq!((code, bad["error"]["code"].as_str()), (1, Some("INVALID_ARGUMENT")), "{bad}");
+
+    // Two nodes; one partition moved from the first to the second with `purse cluster move`.
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &str| {
+        let mut config =
+            purse_cluster::NodeConfig::new("shop", name, servers.clone(), cluster.monitor(), dir.path().join(name));
+        config.lease_ttl = std::time::Duration::from_secs(3);
+        config
+    };
+    let a = purse_cluster::Node::start(node("a")).await.unwrap();
+    a.wait_for_partitions(3, std::time::Duration::from_secs(30)).await.unwrap();
+    let b = purse_cluster::Node::start(node("b")).await.unwrap();
+    // The nodes' own tasks must run while the command waits for the move.
+    let (code, moved) =
+        tokio::task::block_in_place(|| purse(&servers, &["move", "--name", "shop", "--partition", "1", "--to", "b"]));
+    assert_eq!((code, moved["owner"]["node"].as_str()), (0, Some("b")), "{moved}");
+    let (_, status) = purse(&servers, &["status", "--name", "shop"]);
+    let owners: Vec<&str> =
+        status["partitions"].as_array().unwrap().iter().map(|p| p["owner"]["node"].as_str().unwrap_or("-")).collect();
+    assert_eq!(owners, ["a", "b", "a"], "{status}");
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }

@@ -44,6 +44,18 @@ fn key(partition: u32) -> String {
     format!("p{partition:04}")
 }
 
+/// The key of a request to move a partition to a node (`purse cluster move`). It lives in the
+/// lease bucket, so it expires after one TTL: the owner lets go within a third of it, and the
+/// node named takes the partition at its next renewal; others leave it alone meanwhile.
+fn move_key(partition: u32) -> String {
+    format!("move-p{partition:04}")
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Move {
+    to: String,
+}
+
 impl Leases {
     pub async fn open(
         context: &jetstream::Context,
@@ -92,6 +104,38 @@ impl Leases {
             .delete_expect_revision(key(partition), Some(revision))
             .await
             .map_err(|error| nats(&format!("releasing the lease of partition {partition}"), error))
+    }
+
+    /// Asks the owner of `partition` to let go of it, for node `to` to take it.
+    pub async fn request_move(&self, partition: u32, to: &str) -> Result<(), ClusterError> {
+        let bytes = serde_json::to_vec(&Move { to: to.to_owned() }).expect("a move serializes");
+        self.store
+            .put(move_key(partition), bytes.into())
+            .await
+            .map(drop)
+            .map_err(|error| nats(&format!("asking to move partition {partition}"), error))
+    }
+
+    /// The node a pending move of `partition` is for, if one is pending.
+    pub async fn move_to(&self, partition: u32) -> Result<Option<String>, ClusterError> {
+        let entry = self
+            .store
+            .entry(move_key(partition))
+            .await
+            .map_err(|error| nats(&format!("reading the move of partition {partition}"), error))?;
+        let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else { return Ok(None) };
+        let request: Move = serde_json::from_slice(&entry.value).map_err(|error| {
+            ClusterError::Nats(format!("the move of partition {partition} is not readable: {error}"))
+        })?;
+        Ok(Some(request.to))
+    }
+
+    /// Forgets a move once done.
+    pub async fn clear_move(&self, partition: u32) -> Result<(), ClusterError> {
+        self.store
+            .delete(move_key(partition))
+            .await
+            .map_err(|error| nats(&format!("clearing the move of partition {partition}"), error))
     }
 
     /// Who holds partition `partition`'s lease, if anyone.

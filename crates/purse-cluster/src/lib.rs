@@ -24,4 +24,4 @@ mod node;
 pub mod partition;
 
 pub use error::ClusterError;
-pub use node::{status, Node, NodeConfig, PartitionStatus};
+pub use node::{connect, move_partition, status, Node, NodeConfig, PartitionStatus};

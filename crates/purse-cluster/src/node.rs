@@ -113,7 +113,8 @@ pub struct PartitionStatus {
     pub served_here: bool,
 }
 
-pub(crate) async fn connect(servers: &[String]) -> Result<jetstream::Context, ClusterError> {
+/// A JetStream context on the NATS servers `servers` (`nats://host:port` each).
+pub async fn connect(servers: &[String]) -> Result<jetstream::Context, ClusterError> {
     let addresses: Vec<async_nats::ServerAddr> = servers
         .iter()
         .map(|server| {
@@ -217,6 +218,7 @@ impl Node {
         }
         let inner = &self.inner;
         let mut lost = Vec::new();
+        let mut moved = Vec::new();
         {
             let mut owned = inner.owned.write().await;
             for (partition, held) in owned.iter_mut() {
@@ -224,6 +226,11 @@ impl Node {
                     Ok(Some(revision)) => {
                         held.revision = revision;
                         held.renewed = Instant::now();
+                        // Asked to move it to another node: let go (the ledger closed first).
+                        let moving = inner.leases.move_to(*partition).await.ok().flatten();
+                        if moving.is_some_and(|to| to != inner.holder.node) {
+                            moved.push((*partition, revision));
+                        }
                     }
                     Ok(None) => lost.push(*partition),
                     // NATS unreachable: keep serving until the lease's time runs out (checked on
@@ -237,19 +244,34 @@ impl Node {
                     tokio::spawn(async move { drop(held.ledger.close().await) });
                 }
             }
+            for (partition, revision) in &moved {
+                if let Some(held) = owned.remove(partition) {
+                    drop(held.ledger.close().await);
+                    let _ = inner.leases.release(*partition, *revision).await;
+                }
+            }
         }
         let share = match self.share().await {
             Ok(share) => share,
             Err(_) => return,
         };
         for partition in 0..inner.meta.partitions {
-            if inner.owned.read().await.len() >= share as usize {
-                break;
-            }
             if inner.owned.read().await.contains_key(&partition) {
                 continue;
             }
+            // A partition being moved is for the node named; that node takes it beyond its share.
+            let moving = match inner.leases.move_to(partition).await {
+                Ok(moving) => moving,
+                Err(_) => continue,
+            };
+            let for_me = moving.as_deref() == Some(inner.holder.node.as_str());
+            if !for_me && (moving.is_some() || inner.owned.read().await.len() >= share as usize) {
+                continue;
+            }
             let Ok(Some(revision)) = inner.leases.take(partition, &inner.holder).await else { continue };
+            if for_me {
+                let _ = inner.leases.clear_move(partition).await;
+            }
             match self.open_partition(partition, revision).await {
                 Ok(ledger) => {
                     let renewed = Instant::now();
@@ -456,6 +478,43 @@ impl Node {
             let _ = self.inner.leases.release(partition, held.revision).await;
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Moves partition `partition` of cluster `cluster` to node `to` (a running node of the
+/// cluster): its owner lets go at its next renewal and `to` takes it over (fencing the old
+/// owner through the stream as any take-over does). Waits until `to` holds its lease.
+pub async fn move_partition(
+    servers: &[String],
+    cluster: &str,
+    partition: u32,
+    to: &str,
+    timeout: Duration,
+) -> Result<crate::lease::Held, ClusterError> {
+    let context = connect(servers).await?;
+    let meta = crate::meta::read(&context, cluster).await?;
+    if partition >= meta.partitions {
+        return Err(ClusterError::InvalidArgument(format!(
+            "cluster {cluster} has partitions 0 to {}, not {partition}",
+            meta.partitions - 1
+        )));
+    }
+    let leases = Leases::open(&context, cluster, meta.replicas, LEASE_TTL_DEFAULT).await?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(held) = leases.holder(partition).await?.filter(|held| held.holder.node == to) {
+            return Ok(held);
+        }
+        // The request expires with the lease TTL: renewed until the move is done.
+        if leases.move_to(partition).await?.as_deref() != Some(to) {
+            leases.request_move(partition, to).await?;
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Nats(format!(
+                "partition {partition} did not move to node {to} within {timeout:?}: is {to} running?"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

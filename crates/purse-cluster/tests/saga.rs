@@ -5,36 +5,21 @@
 //! transfer completed or given back, and the value of all accounts (held value included) is
 //! what it was.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
 
-use purse_cluster::{meta, partition::partition_of, ClusterError, Node, NodeConfig};
+use common::{config, start_cluster};
+use purse_cluster::{partition::partition_of, ClusterError, Node};
 use purse_core::{Action, Amount, Command, ErrorCode, FlowType};
-use purse_ledger::jetstream::test_cluster::Cluster;
 
 const PARTITIONS: u32 = 2;
 const SAGA: (u16, &str) = (24380, "saga");
 const KILL: (u16, &str) = (24390, "sagakill");
 const MEMBERS: usize = 6;
-
-fn config((base, cluster): (u16, &str), node: &str, dir: &Path) -> NodeConfig {
-    let servers = (0..3).map(|n| format!("nats://127.0.0.1:{}", base + n)).collect();
-    let monitor = (0..3).map(|n| format!("http://127.0.0.1:{}", base + 4000 + n)).collect();
-    let mut config = NodeConfig::new(cluster, node, servers, monitor, dir.join(node));
-    config.lease_ttl = Duration::from_secs(3);
-    config.ack_timeout = Duration::from_secs(5);
-    config
-}
-
-async fn start_cluster((base, name): (u16, &str)) -> Cluster {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let cluster = Cluster::start(base, tmp, &tmp.join("nats-server-bin")).await;
-    let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
-    meta::init(&async_nats::jetstream::new(client), name, PARTITIONS, 3).await.unwrap();
-    cluster
-}
 
 /// `MEMBERS` accounts in each partition: (partition 0's, partition 1's).
 fn members() -> (Vec<String>, Vec<String>) {
@@ -86,7 +71,7 @@ async fn totals(node: &Node, accounts: &[String]) -> (i64, i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn transfers_between_partitions_settle_or_give_back_exactly_once() {
-    let _cluster = start_cluster(SAGA).await;
+    let _cluster = start_cluster(SAGA, PARTITIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(config(SAGA, "n1", dir.path())).await.unwrap();
     node.wait_for_partitions(PARTITIONS as usize, Duration::from_secs(30)).await.unwrap();
@@ -212,7 +197,7 @@ fn amount(n: usize) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_node_killed_mid_transfers_leaves_each_one_done_or_given_back() {
-    let _cluster = start_cluster(KILL).await;
+    let _cluster = start_cluster(KILL, PARTITIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let (zero, one) = members();
     let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();

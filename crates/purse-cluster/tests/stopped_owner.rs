@@ -5,15 +5,17 @@
 //!   take-over) is in the new owner's ledger with the same flow id: nothing lost, nothing twice.
 //! - Killed with SIGKILL: another node takes over and has every acknowledged flow.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use purse_cluster::{meta, Node, NodeConfig};
+use common::{config, start_cluster};
+use purse_cluster::Node;
 use purse_core::{Action, Amount, Command};
-use purse_ledger::jetstream::test_cluster::Cluster;
 
 const PARTITIONS: u32 = 2;
 
@@ -24,15 +26,6 @@ const KILLED: (u16, &str) = (24370, "kill");
 fn charge(request: &str, account: &str) -> Command {
     let action = Action::Charge { real: Amount::from_minor(100), gift: None, pre: Amount::ZERO, trigger_gift: false };
     Command::new(request, &format!("o-{request}"), account, action)
-}
-
-fn config((base, cluster): (u16, &str), node: &str, dir: &Path) -> NodeConfig {
-    let servers = (0..3).map(|n| format!("nats://127.0.0.1:{}", base + n)).collect();
-    let monitor = (0..3).map(|n| format!("http://127.0.0.1:{}", base + 4000 + n)).collect();
-    let mut config = NodeConfig::new(cluster, node, servers, monitor, dir.join(node));
-    config.lease_ttl = Duration::from_secs(3);
-    config.ack_timeout = Duration::from_secs(5);
-    config
 }
 
 /// The child: owns every partition and charges accounts in a loop, printing `ACK <n> <flow id>`
@@ -124,14 +117,6 @@ impl Child {
     }
 }
 
-async fn start_cluster((base, name): (u16, &str)) -> Cluster {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let cluster = Cluster::start(base, tmp, &tmp.join("nats-server-bin")).await;
-    let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
-    meta::init(&async_nats::jetstream::new(client), name, PARTITIONS, 3).await.unwrap();
-    cluster
-}
-
 /// Every request the old owner acknowledged is in `node`'s ledger under the same flow id.
 async fn check_acknowledged(node: &Node, acknowledged: &[(u64, u64)]) {
     for (n, flow_id) in acknowledged {
@@ -146,7 +131,7 @@ async fn check_acknowledged(node: &Node, acknowledged: &[(u64, u64)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_stopped_owner_is_fenced_and_loses_nothing() {
-    let _cluster = start_cluster(STOPPED).await;
+    let _cluster = start_cluster(STOPPED, PARTITIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let child = Child::start(STOPPED, dir.path()).await;
     child.signal("-STOP");
@@ -173,7 +158,7 @@ async fn a_stopped_owner_is_fenced_and_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 async fn a_killed_owner_loses_nothing_it_acknowledged() {
-    let _cluster = start_cluster(KILLED).await;
+    let _cluster = start_cluster(KILLED, PARTITIONS).await;
     let dir = tempfile::tempdir().unwrap();
     let child = Child::start(KILLED, dir.path()).await;
     child.signal("-KILL");

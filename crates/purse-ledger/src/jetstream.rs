@@ -38,6 +38,10 @@ pub struct JetStreamOptions {
     pub ack_timeout: Duration,
     /// Whether a missing stream is created (else `INVALID_ARGUMENT`).
     pub create: bool,
+    /// How often every server's `sync_always` is checked again while the journal runs (also
+    /// at each take-over). A server found not syncing fails the journal: the ledger answers
+    /// `STORAGE` until reopened, and reopening refuses while it does not sync.
+    pub sync_check_every: Duration,
 }
 
 impl JetStreamOptions {
@@ -49,6 +53,7 @@ impl JetStreamOptions {
             monitor,
             ack_timeout: Duration::from_secs(10),
             create: true,
+            sync_check_every: Duration::from_secs(60),
         }
     }
 }
@@ -314,13 +319,19 @@ impl Client {
         Ok(())
     }
 
-    /// Every server of the stream's group reports `jetstream.config.sync_always` in `/varz`.
+    /// Every server of the stream's group that is up reports `jetstream.config.sync_always` in
+    /// `/varz`, and every endpoint that answers says so. A server that is down (offline in the
+    /// stream's info, its endpoint not answering) acknowledges nothing meanwhile: it is checked
+    /// when it answers again, at the next periodic check.
     async fn check_sync_always(&mut self) -> Result<(), Error> {
         let info = self.stream.info().await.map_err(|error| nats_error("reading the stream's info", error))?;
         let mut peers: Vec<String> = Vec::new();
         if let Some(cluster) = &info.cluster {
             peers.extend(cluster.leader.clone());
-            peers.extend(cluster.replicas.iter().map(|peer| peer.name.clone()));
+            // A replica not heard from for a few seconds, or not current, is taken as down: if it
+            // is up after all, its endpoint answers and is checked below like every other.
+            let up = |peer: &&stream::PeerInfo| !peer.offline && peer.current && peer.active < Duration::from_secs(3);
+            peers.extend(cluster.replicas.iter().filter(up).map(|peer| peer.name.clone()));
         }
         if self.options.monitor.is_empty() {
             return Err(Error::InvalidArgument(
@@ -330,8 +341,15 @@ impl Client {
             ));
         }
         let mut syncing = Vec::new();
+        let mut silent = Vec::new();
         for url in &self.options.monitor {
-            let varz = http_get_json(url, "/varz").await?;
+            let varz = match http_get_json(url, "/varz").await {
+                Ok(varz) => varz,
+                Err(error) => {
+                    silent.push(error.to_string());
+                    continue;
+                }
+            };
             let name = varz.get("server_name").and_then(|name| name.as_str()).unwrap_or_default().to_owned();
             let always =
                 varz.pointer("/jetstream/config/sync_always").and_then(serde_json::Value::as_bool).unwrap_or(false);
@@ -348,9 +366,17 @@ impl Client {
             return Ok(());
         }
         if let Some(unchecked) = peers.iter().find(|peer| !syncing.contains(peer)) {
+            if let Some(why) = silent.first() {
+                // Perhaps that server is down and not yet offline in the stream's info: a
+                // STORAGE answer, for the caller to retry.
+                return Err(Error::Storage(format!(
+                    "stream {} is on server {unchecked}, whose sync_interval could not be checked: {why}",
+                    self.options.stream
+                )));
+            }
             return Err(Error::InvalidArgument(format!(
-                "stream {} is on server {unchecked}, whose monitoring endpoint was not given: its sync_interval \
-                 cannot be checked",
+                "stream {} is on server {unchecked}, whose monitoring endpoint was not given or did not answer: \
+                 its sync_interval cannot be checked",
                 self.options.stream
             )));
         }
@@ -358,7 +384,23 @@ impl Client {
     }
 
     async fn serve(mut self, mut ops: tokio::sync::mpsc::UnboundedReceiver<Op>) {
-        while let Some(op) = ops.recv().await {
+        let mut checks = tokio::time::interval(self.options.sync_check_every);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checks.tick().await;
+        loop {
+            let op = tokio::select! {
+                op = ops.recv() => op,
+                _ = checks.tick() => {
+                    // Only a server that answers that it does not sync fails the journal; one
+                    // that does not answer is checked again at the next tick.
+                    if let Err(error @ Error::InvalidArgument(_)) = self.check_sync_always().await {
+                        let generation = self.acks.0.lock().map_or(0, |acks| acks.generation);
+                        fail(&self.acks, generation, &format!("JetStream: {error}"));
+                    }
+                    continue;
+                }
+            };
+            let Some(op) = op else { return };
             match op {
                 Op::TakeOver { owner, reply } => {
                     let _ = reply.send(self.take_over(&owner).await);
@@ -397,6 +439,7 @@ impl Client {
     /// Appends the epoch marker right after the stream's current end (retrying while another
     /// writer is still appending), then starts a new generation of appends after it.
     async fn take_over(&mut self, owner: &str) -> Result<u64, Error> {
+        self.check_sync_always().await?;
         let marker = JournalEntry::Epoch(owner.to_owned()).encode();
         let mut tries = 0;
         loop {

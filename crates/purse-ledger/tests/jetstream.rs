@@ -261,5 +261,45 @@ async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
     assert_eq!(refused.code(), ErrorCode::InvalidArgument);
     assert!(refused.to_string().contains("deny_delete"), "{refused}");
     // The good options connect.
-    connect(&options_of(&cluster, "PURSE_OK"));
+    let good = connect(&options_of(&cluster, "PURSE_OK"));
+    drop(good);
+
+    // A server that stops syncing while the journal runs fails it: three fake endpoints
+    // standing for the three servers, which say sync_always until told otherwise.
+    let syncing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut fakes = Vec::new();
+    for n in 1..=3 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        fakes.push(format!("http://{}", listener.local_addr().unwrap()));
+        let syncing = Arc::clone(&syncing);
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let always = syncing.load(std::sync::atomic::Ordering::SeqCst);
+                let body =
+                    format!(r#"{{"server_name":"purse-n{n}","jetstream":{{"config":{{"sync_always":{always}}}}}}}"#);
+                let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+    }
+    let mut watched = options_of(&cluster, "PURSE_WATCHED");
+    watched.monitor = fakes;
+    watched.sync_check_every = Duration::from_millis(200);
+    let journal = Arc::new(connect(&watched));
+    let node = tempfile::tempdir().unwrap();
+    let ledger = open(node.path(), &journal, "n1").await;
+    ledger.submit(charge("w1", "ow1", "alice", "1")).await.unwrap();
+    syncing.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let stopped = ledger.submit(charge("w2", "ow2", "alice", "1")).await.unwrap_err();
+    assert_eq!(stopped.code(), ErrorCode::Storage);
+    assert!(stopped.to_string().contains("sync_interval: always"), "{stopped}");
+    drop(ledger.close().await);
+    // Reopening refuses while the server does not sync.
+    let journal: Arc<dyn Journal> = journal;
+    let refused = Ledger::open_replicated(LedgerConfig::new(node.path()), journal, "n1").await.unwrap_err();
+    assert!(refused.to_string().contains("sync_interval: always"), "{refused}");
 }
