@@ -125,5 +125,26 @@ async fn main() {
             r#"{{"medium":"jetstream-r3","partitions":{partitions},"flows":{flows},"callers":{callers},"flows_per_second":{rate:.0},"p50_us":{p50},"p99_us":{p99},"node_cpu_s":{node_cpu:.2},"servers_cpu_s":{servers_cpu:.2}}}"#
         );
         Arc::try_unwrap(node).unwrap().stop().await.unwrap();
+        // Catch-up: a fresh directory replays partition 0's stream from its start.
+        let stream = purse_cluster::partition::stream_name(&name, 0);
+        let options = purse_ledger::jetstream::JetStreamOptions::new(cluster.servers(), &stream, cluster.monitor());
+        let journal = tokio::task::spawn_blocking(move || purse_ledger::jetstream::JetStreamJournal::connect(options))
+            .await
+            .unwrap()
+            .unwrap();
+        let entries = journal.state().unwrap().last_sequence;
+        let opened = Instant::now();
+        let replica = Ledger::open_replicated(
+            LedgerConfig::new(work.path().join(format!("{name}-fresh"))),
+            Arc::new(journal),
+            "catch-up",
+        )
+        .await
+        .unwrap();
+        let catch_up_ms = opened.elapsed().as_millis();
+        replica.close().await.unwrap();
+        println!(
+            r#"{{"catch_up":{{"partitions":{partitions},"stream_messages":{entries},"fresh_open_ms":{catch_up_ms}}}}}"#
+        );
     }
 }
