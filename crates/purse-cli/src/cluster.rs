@@ -89,7 +89,7 @@ pub async fn run(command: ClusterCommand) -> Result<String, WireError> {
             })))
         }
         ClusterCommand::Status(at) => {
-            let partitions = purse_cluster::status(&at.nats, &[], &at.name).await.map_err(failed)?;
+            let partitions = purse_cluster::status(&at.nats, &at.name).await.map_err(failed)?;
             let partitions: Vec<serde_json::Value> = partitions
                 .iter()
                 .map(|partition| {

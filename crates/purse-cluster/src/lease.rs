@@ -118,16 +118,22 @@ impl Leases {
 
     /// The node a pending move of `partition` is for, if one is pending.
     pub async fn move_to(&self, partition: u32) -> Result<Option<String>, ClusterError> {
-        let entry = self
-            .store
-            .entry(move_key(partition))
-            .await
-            .map_err(|error| nats(&format!("reading the move of partition {partition}"), error))?;
+        let found: Option<(Move, kv::Entry)> =
+            self.read(move_key(partition), &format!("the move of partition {partition}")).await?;
+        Ok(found.map(|(request, _)| request.to))
+    }
+
+    /// The value under `key` (`what` it is, for errors), with its entry; `None` if absent.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+        what: &str,
+    ) -> Result<Option<(T, kv::Entry)>, ClusterError> {
+        let entry = self.store.entry(key).await.map_err(|error| nats(&format!("reading {what}"), error))?;
         let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else { return Ok(None) };
-        let request: Move = serde_json::from_slice(&entry.value).map_err(|error| {
-            ClusterError::Nats(format!("the move of partition {partition} is not readable: {error}"))
-        })?;
-        Ok(Some(request.to))
+        let value = serde_json::from_slice(&entry.value)
+            .map_err(|error| ClusterError::Nats(format!("{what} is not readable: {error}")))?;
+        Ok(Some((value, entry)))
     }
 
     /// Forgets a move once done.
@@ -140,16 +146,11 @@ impl Leases {
 
     /// Who holds partition `partition`'s lease, if anyone.
     pub async fn holder(&self, partition: u32) -> Result<Option<Held>, ClusterError> {
-        let entry = self
-            .store
-            .entry(key(partition))
-            .await
-            .map_err(|error| nats(&format!("reading the lease of partition {partition}"), error))?;
-        let Some(entry) = entry.filter(|entry| entry.operation == kv::Operation::Put) else { return Ok(None) };
-        let holder: Holder = serde_json::from_slice(&entry.value).map_err(|error| {
-            ClusterError::Nats(format!("the lease of partition {partition} is not readable: {error}"))
-        })?;
-        let age = (time::OffsetDateTime::now_utc() - entry.created).try_into().unwrap_or_default();
-        Ok(Some(Held { holder, revision: entry.revision, age }))
+        let found: Option<(Holder, kv::Entry)> =
+            self.read(key(partition), &format!("the lease of partition {partition}")).await?;
+        Ok(found.map(|(holder, entry)| {
+            let age = (time::OffsetDateTime::now_utc() - entry.created).try_into().unwrap_or_default();
+            Held { holder, revision: entry.revision, age }
+        }))
     }
 }

@@ -47,6 +47,25 @@ pub async fn init(
     partitions: u32,
     replicas: usize,
 ) -> Result<Meta, ClusterError> {
+    // Servers just started may still time JetStream requests out: NATS errors are retried for
+    // a while (making the bucket and the key again is harmless), the last one reported.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match init_once(context, cluster, partitions, replicas).await {
+            Err(ClusterError::Nats(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+async fn init_once(
+    context: &jetstream::Context,
+    cluster: &str,
+    partitions: u32,
+    replicas: usize,
+) -> Result<Meta, ClusterError> {
     check_name(cluster)?;
     if partitions == 0 || partitions > 4096 {
         return Err(ClusterError::InvalidArgument(format!("{partitions} partitions: give 1 to 4096")));

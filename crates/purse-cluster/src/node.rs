@@ -82,6 +82,25 @@ struct Inner {
     /// Held while a transfer between partitions is completed: a refusal and a later credit of
     /// the same transfer must never both be acted on.
     sagas: tokio::sync::Mutex<()>,
+    /// Whether a transfer may be left half-done in a partition served here: set when one is
+    /// taken over and when a transfer stopped short, cleared once recovery finished them all.
+    /// Recovery scans the orders in memory, so it runs only then, not at every renewal.
+    recovery_due: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a saga's outcome is final: settled, refused by the destination, or refused for good
+/// (anything but `STORAGE`, `CORRUPTION` and `NOT_OWNER`, which recovery tries again).
+trait Final {
+    fn is_ok_and_final(&self) -> bool;
+}
+
+impl Final for Result<Transfer, ClusterError> {
+    fn is_ok_and_final(&self) -> bool {
+        match self {
+            Ok(_) | Err(ClusterError::Refused { .. }) => true,
+            Err(error) => !matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption),
+        }
+    }
 }
 
 /// How the RELEASE of a refused transfer's hold begins its remark; the refusal follows.
@@ -109,23 +128,14 @@ pub struct PartitionStatus {
     pub owner: Option<crate::lease::Held>,
     /// The stream's last sequence, leader and replicas (`None` if it does not exist yet).
     pub stream_state: Option<purse_ledger::jetstream::StreamState>,
-    /// Whether this node serves it.
-    pub served_here: bool,
 }
 
 /// A JetStream context on the NATS servers `servers` (`nats://host:port` each).
 pub async fn connect(servers: &[String]) -> Result<jetstream::Context, ClusterError> {
-    let addresses: Vec<async_nats::ServerAddr> = servers
-        .iter()
-        .map(|server| {
-            server.parse().map_err(|error| ClusterError::InvalidArgument(format!("NATS server {server:?}: {error}")))
-        })
-        .collect::<Result<_, _>>()?;
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(addresses)
-        .await
-        .map_err(|error| nats("connecting", error))?;
+    let client = purse_ledger::jetstream::connect_client(servers).await.map_err(|error| match error {
+        purse_ledger::Error::InvalidArgument(message) => ClusterError::InvalidArgument(message),
+        other => ClusterError::Nats(other.to_string()),
+    })?;
     Ok(jetstream::new(client))
 }
 
@@ -161,6 +171,7 @@ impl Node {
             stopped: tokio::sync::Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
             sagas: tokio::sync::Mutex::new(()),
+            recovery_due: std::sync::atomic::AtomicBool::new(false),
         });
         let node = Node { inner };
         node.tick().await;
@@ -276,6 +287,7 @@ impl Node {
                 Ok(ledger) => {
                     let renewed = Instant::now();
                     inner.owned.write().await.insert(partition, Owned { ledger, revision, renewed });
+                    inner.recovery_due.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Err(_) => {
                     let _ = inner.leases.release(partition, revision).await;
@@ -283,7 +295,9 @@ impl Node {
             }
         }
         // Transfers between partitions left half-done (a crash, a take-over) are finished here.
-        self.recover().await;
+        if inner.recovery_due.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.recover().await;
+        }
     }
 
     /// This node's fair share: the partitions over the nodes holding leases, this one counted.
@@ -378,16 +392,14 @@ impl Node {
         let ledgers: Vec<Ledger> = self.inner.owned.read().await.values().map(|held| held.ledger.clone()).collect();
         let mut finished = 0;
         for ledger in ledgers {
-            let Ok(holds) = ledger.open_transfer_holds().await else { continue };
+            let Ok(holds) = ledger.open_transfer_holds().await else {
+                self.inner.recovery_due.store(true, std::sync::atomic::Ordering::SeqCst);
+                continue;
+            };
             for hold in holds {
-                match self.complete(&ledger, &hold).await {
-                    Ok(_) | Err(ClusterError::Refused { .. }) => finished += 1,
-                    Err(ClusterError::Ledger(error))
-                        if !matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) =>
-                    {
-                        finished += 1;
-                    }
-                    Err(_) => {}
+                // `complete` marks recovery due again for what it could not finish.
+                if self.complete(&ledger, &hold).await.is_ok_and_final() {
+                    finished += 1;
                 }
             }
         }
@@ -398,6 +410,14 @@ impl Node {
     /// is derived from the HOLD flow alone, so a second run (a retry, recovery) asks exactly the
     /// same of each partition and gets the first answers. One run at a time per node.
     async fn complete(&self, source: &Ledger, hold_id: &str) -> Result<Transfer, ClusterError> {
+        let outcome = self.complete_once(source, hold_id).await;
+        if !outcome.is_ok_and_final() {
+            self.inner.recovery_due.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    async fn complete_once(&self, source: &Ledger, hold_id: &str) -> Result<Transfer, ClusterError> {
         let _one_at_a_time = self.inner.sagas.lock().await;
         let hold = source
             .transfer_hold(hold_id)
@@ -519,11 +539,7 @@ pub async fn move_partition(
 }
 
 /// Every partition of cluster `cluster`: its owner and its stream.
-pub async fn status(
-    servers: &[String],
-    monitor: &[String],
-    cluster: &str,
-) -> Result<Vec<PartitionStatus>, ClusterError> {
+pub async fn status(servers: &[String], cluster: &str) -> Result<Vec<PartitionStatus>, ClusterError> {
     let context = connect(servers).await?;
     let meta = crate::meta::read(&context, cluster).await?;
     let leases = Leases::open(&context, cluster, meta.replicas, LEASE_TTL_DEFAULT).await?;
@@ -544,8 +560,7 @@ pub async fn status(
             Err(_) => None,
         };
         let owner = leases.holder(partition).await?;
-        partitions.push(PartitionStatus { partition, stream, owner, stream_state, served_here: false });
+        partitions.push(PartitionStatus { partition, stream, owner, stream_state });
     }
-    let _ = monitor;
     Ok(partitions)
 }

@@ -91,7 +91,7 @@ async fn a_stalled_owner_is_replaced_after_its_lease_and_fenced() {
     let moved = b.transfer(Command::new("t2", "ot2", &members[0], within)).await.unwrap();
     assert_eq!(moved.transfer_in.account_id, members[1]);
 
-    let status = purse_cluster::status(&cluster.servers(), &cluster.monitor(), "stall").await.unwrap();
+    let status = purse_cluster::status(&cluster.servers(), "stall").await.unwrap();
     assert_eq!(status.len(), 4);
     assert!(status.iter().all(|partition| partition.owner.as_ref().is_some_and(|held| held.holder.node == "b")));
     assert!(status.iter().all(|partition| partition.stream_state.as_ref().is_some_and(|s| s.last_sequence > 0)));

@@ -228,6 +228,22 @@ impl Journal for JetStreamJournal {
     }
 }
 
+/// A NATS client on `servers` (`nats://host:port` each), with a 5 s connection timeout: a bad
+/// address is `INVALID_ARGUMENT`, no server reached `STORAGE`.
+pub async fn connect_client(servers: &[String]) -> Result<async_nats::Client, Error> {
+    let addresses: Vec<async_nats::ServerAddr> = servers
+        .iter()
+        .map(|server| {
+            server.parse().map_err(|error| Error::InvalidArgument(format!("NATS server {server:?}: {error}")))
+        })
+        .collect::<Result<_, _>>()?;
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addresses)
+        .await
+        .map_err(|error| nats_error("connecting", error))
+}
+
 /// The client's side, on its own thread.
 struct Client {
     context: jetstream::Context,
@@ -241,18 +257,7 @@ struct Client {
 
 impl Client {
     async fn connect(options: JetStreamOptions, acks: Arc<(Mutex<Acks>, Condvar)>) -> Result<Client, Error> {
-        let servers: Vec<async_nats::ServerAddr> = options
-            .servers
-            .iter()
-            .map(|server| {
-                server.parse().map_err(|error| Error::InvalidArgument(format!("NATS server {server:?}: {error}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(servers)
-            .await
-            .map_err(|error| nats_error("connecting", error))?;
+        let client = connect_client(&options.servers).await?;
         let context = jetstream::ContextBuilder::new()
             .timeout(options.ack_timeout)
             .ack_timeout(options.ack_timeout)

@@ -74,6 +74,14 @@ pub struct LedgerConfig {
 }
 
 impl LedgerConfig {
+    /// The limits that must be positive.
+    fn check(&self) -> Result<(), Error> {
+        if self.batch_commands_max == 0 || self.queue_commands_max == 0 {
+            return Err(Error::InvalidArgument("batch_commands_max and queue_commands_max must be positive".into()));
+        }
+        Ok(())
+    }
+
     pub fn new(path: impl Into<PathBuf>) -> LedgerConfig {
         LedgerConfig {
             path: path.into(),
@@ -234,9 +242,7 @@ struct Inner {
 impl Ledger {
     /// Opens (or creates) the ledger at `config.path`, validating the whole log.
     pub async fn open(config: LedgerConfig) -> Result<Ledger, Error> {
-        if config.batch_commands_max == 0 || config.queue_commands_max == 0 {
-            return Err(Error::InvalidArgument("batch_commands_max and queue_commands_max must be positive".into()));
-        }
+        config.check()?;
         let opening = config.clone();
         let writer = tokio::task::spawn_blocking(move || open_writer(&opening))
             .await
@@ -255,9 +261,7 @@ impl Ledger {
         journal: Arc<dyn crate::journal::Journal>,
         owner: &str,
     ) -> Result<Ledger, Error> {
-        if config.batch_commands_max == 0 || config.queue_commands_max == 0 {
-            return Err(Error::InvalidArgument("batch_commands_max and queue_commands_max must be positive".into()));
-        }
+        config.check()?;
         let opening = config.clone();
         let owner = owner.to_owned();
         let writer = tokio::task::spawn_blocking(move || {

@@ -67,10 +67,6 @@ fn locked<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
     mutex.lock().map_err(|_| Error::Storage("a thread died holding the replicated medium's lock".into()))
 }
 
-fn position_bytes(position: u64) -> [u8; 8] {
-    position.to_be_bytes()
-}
-
 /// Applies one durable entry to the local image. Epoch markers change nothing.
 fn apply(local: &mut SledStorage, entry: &JournalEntry) -> Result<(), Error> {
     match entry {
@@ -103,7 +99,7 @@ impl ReplicatedStorage {
             }
             Some(_) => {}
             None => {
-                if local.meta_get(b"version")?.is_some() || local.log_from(0).next().is_some() {
+                if local.meta_get(crate::store::META_KEY_VERSION)?.is_some() || local.log_from(0).next().is_some() {
                     return Err(Error::InvalidArgument(format!(
                         "{} holds a ledger of its own, not a replica: give a replica its own directory",
                         path.display()
@@ -129,12 +125,12 @@ impl ReplicatedStorage {
         journal.read(reached, marker, &mut |position, bytes| {
             apply(&mut local, &JournalEntry::decode(position, bytes)?)?;
             if position % CATCH_UP_CHECKPOINT_ENTRIES == 0 {
-                local.meta_put(&[(KEY_POSITION, &position_bytes(position))])?;
+                local.meta_put(&[(KEY_POSITION, &position.to_be_bytes())])?;
             }
             Ok(())
         })?;
-        local.meta_put(&[(KEY_POSITION, &position_bytes(marker))])?;
-        if local.meta_get(b"version")?.is_some() && !local.head_exists()? {
+        local.meta_put(&[(KEY_POSITION, &marker.to_be_bytes())])?;
+        if local.meta_get(crate::store::META_KEY_VERSION)?.is_some() && !local.head_exists()? {
             // A directory made from the journal: the head file is the node's own (nothing
             // acknowledged here yet; the log is checked against the journal instead).
             crate::head::create(&mut local)?;
@@ -188,7 +184,7 @@ impl Shared {
             applied = Some(position);
         }
         if let Some(applied) = applied {
-            local.meta_put(&[(KEY_POSITION, &position_bytes(applied))])?;
+            local.meta_put(&[(KEY_POSITION, &applied.to_be_bytes())])?;
             pending.keys.retain(|_, (position, _)| *position > applied);
         }
         Ok(())

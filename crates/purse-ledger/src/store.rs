@@ -18,7 +18,7 @@ use crate::storage::{Bytes, Storage};
 pub(crate) const BATCH_BLOCKS_MAX: usize = 256;
 /// The version of the meta layout (the keys below).
 const META_VERSION: u8 = 1;
-const META_KEY_VERSION: &[u8] = b"version";
+pub(crate) const META_KEY_VERSION: &[u8] = b"version";
 const META_KEY_SCALE: &[u8] = b"scale";
 const META_KEY_ZONE: &[u8] = b"zone_offset_seconds";
 /// CRC-32 (big-endian) of the version, scale and zone values, concatenated. Without it a
