@@ -120,9 +120,11 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
     let mut acknowledged: Vec<(usize, u64)> = Vec::new();
     let mut unknown: Vec<usize> = Vec::new();
     let mut failovers = Vec::new();
-    for round in 0..3 {
+    // Two kills in CI; `.ci/soak` asks for more.
+    let kills: usize = std::env::var("PURSE_KILL_ROUNDS").ok().and_then(|kills| kills.parse().ok()).unwrap_or(2);
+    for round in 0..=kills {
         let ledger = open(node.path(), &journal, "n1").await;
-        let killer = (round < 2).then(|| {
+        let killer = (round < kills).then(|| {
             let leader = journal.state().unwrap().leader.expect("the stream has a leader");
             let cluster_dir = cluster.dir.clone();
             tokio::spawn(async move {
@@ -138,7 +140,9 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
         drop(ledger.close().await);
         if let Some(killer) = killer {
             let (leader, killed) = killer.await.unwrap();
-            assert!(!failed.is_empty() || round == 2, "round {round}: killing {leader} failed no request");
+            // A kill usually fails the requests in flight; one the cluster rides through (a
+            // soak saw it) fails none, so the check that the kills hit the load is over all rounds.
+            eprintln!("round {round}: killing {leader} failed {} requests", failed.len());
             // The next owner (the same node, reopened) writes again: that is the failover.
             let ledger = open(node.path(), &journal, "n1").await;
             ledger.submit(charge(&format!("probe{round}"), &format!("oprobe{round}"), "probe", "1")).await.unwrap();
@@ -149,6 +153,7 @@ async fn killing_the_stream_leader_twice_under_load_loses_nothing_acknowledged()
         }
     }
     eprintln!("failover (SIGKILL of the stream leader to the next durable append): {failovers:?}");
+    assert!(!unknown.is_empty(), "{kills} kills of the stream leader under load failed no request");
 
     // A fresh node rebuilds the ledger from the stream: every acknowledged request is there,
     // and its retry is the first answer (exactly once across both failovers).
@@ -248,15 +253,19 @@ async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
     // A stream made by someone else that allows deleting messages.
     let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
     let context = async_nats::jetstream::new(client);
-    context
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "PURSE_LAX".into(),
-            subjects: vec!["purse.PURSE_LAX".into()],
-            num_replicas: 3,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let lax = async_nats::jetstream::stream::Config {
+        name: "PURSE_LAX".into(),
+        subjects: vec!["purse.PURSE_LAX".into()],
+        num_replicas: 3,
+        ..Default::default()
+    };
+    // A cluster just started may not have every peer's JetStream known yet ("no suitable
+    // peers for placement"): retried for a while.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(error) = context.create_stream(lax.clone()).await {
+        assert!(Instant::now() < deadline, "creating PURSE_LAX: {error}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let refused = JetStreamJournal::connect(options_of(&cluster, "PURSE_LAX")).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InvalidArgument);
     assert!(refused.to_string().contains("deny_delete"), "{refused}");
