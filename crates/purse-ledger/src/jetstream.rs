@@ -613,7 +613,28 @@ pub mod test_cluster {
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
+            cluster.wait_for_placement().await;
             cluster
+        }
+
+        /// Waits until an R3 stream can be placed. Right after a start the meta leader may not
+        /// know every peer's JetStream yet and refuses with "no suitable peers for placement,
+        /// peer offline" (seen in CI and in a soak), though every node is up and current.
+        async fn wait_for_placement(&self) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let client = async_nats::connect(self.servers()[0].as_str()).await.expect("connecting to the cluster");
+            let context = async_nats::jetstream::new(client);
+            let probe = async_nats::jetstream::stream::Config {
+                name: "PURSE_PLACEMENT_PROBE".into(),
+                subjects: vec!["purse-placement-probe".into()],
+                num_replicas: 3,
+                ..Default::default()
+            };
+            while let Err(error) = context.create_stream(probe.clone()).await {
+                assert!(std::time::Instant::now() < deadline, "no R3 stream can be placed after 30 s: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            context.delete_stream("PURSE_PLACEMENT_PROBE").await.expect("deleting the placement probe");
         }
 
         /// Runs `.ci/nats-cluster COMMAND` on this cluster (`start` restarts killed nodes).
