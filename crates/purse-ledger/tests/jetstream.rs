@@ -253,19 +253,15 @@ async fn servers_that_do_not_sync_and_streams_that_allow_deletes_are_refused() {
     // A stream made by someone else that allows deleting messages.
     let client = async_nats::connect(cluster.servers()[0].as_str()).await.unwrap();
     let context = async_nats::jetstream::new(client);
-    let lax = async_nats::jetstream::stream::Config {
-        name: "PURSE_LAX".into(),
-        subjects: vec!["purse.PURSE_LAX".into()],
-        num_replicas: 3,
-        ..Default::default()
-    };
-    // A cluster just started may not have every peer's JetStream known yet ("no suitable
-    // peers for placement"): retried for a while.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while let Err(error) = context.create_stream(lax.clone()).await {
-        assert!(Instant::now() < deadline, "creating PURSE_LAX: {error}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    context
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "PURSE_LAX".into(),
+            subjects: vec!["purse.PURSE_LAX".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let refused = JetStreamJournal::connect(options_of(&cluster, "PURSE_LAX")).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InvalidArgument);
     assert!(refused.to_string().contains("deny_delete"), "{refused}");
