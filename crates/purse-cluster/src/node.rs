@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub partitions_max: Option<u32>,
     /// How long a journal append waits for JetStream's acknowledgement.
     pub ack_timeout: Duration,
+    /// The settings of each partition's ledger (scale, time zone, limits); its path is the
+    /// partition's directory under `data_dir`. Every node of a cluster must use the same.
+    pub ledger: LedgerConfig,
 }
 
 impl NodeConfig {
@@ -52,6 +55,7 @@ impl NodeConfig {
             node: node.into(),
             servers,
             monitor,
+            ledger: LedgerConfig::new(&data_dir),
             data_dir,
             address: None,
             lease_ttl: LEASE_TTL_DEFAULT,
@@ -65,6 +69,8 @@ impl NodeConfig {
 #[derive(Debug)]
 struct Owned {
     ledger: Ledger,
+    /// The lease's revision when this node took it: stays while the node serves it.
+    epoch: u64,
     revision: u64,
     renewed: Instant,
 }
@@ -286,7 +292,7 @@ impl Node {
             match self.open_partition(partition, revision).await {
                 Ok(ledger) => {
                     let renewed = Instant::now();
-                    inner.owned.write().await.insert(partition, Owned { ledger, revision, renewed });
+                    inner.owned.write().await.insert(partition, Owned { ledger, epoch: revision, revision, renewed });
                     inner.recovery_due.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 Err(_) => {
@@ -326,25 +332,53 @@ impl Node {
         let journal = tokio::task::spawn_blocking(move || JetStreamJournal::connect(options))
             .await
             .map_err(|error| ClusterError::Nats(format!("connecting the journal: {error}")))??;
-        let path = config.data_dir.join(format!("p{partition:04}"));
+        let mut ledger = config.ledger.clone();
+        ledger.path = config.data_dir.join(format!("p{partition:04}"));
+        ledger.create = true;
         let owner = format!("{}@{revision}", config.node);
-        Ok(Ledger::open_replicated(LedgerConfig::new(path), Arc::new(journal), &owner).await?)
+        Ok(Ledger::open_replicated(ledger, Arc::new(journal), &owner).await?)
     }
 
-    /// The ledger of `account_id`'s partition, if this node serves it and its lease is current.
-    async fn ledger_of(&self, account_id: &str) -> Result<Ledger, ClusterError> {
+    /// The partition of `account_id` in this cluster.
+    pub fn partition_of(&self, account_id: &str) -> u32 {
+        partition_of(account_id, self.inner.meta.partitions)
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.holder.node
+    }
+
+    /// The cluster's name.
+    pub fn cluster(&self) -> &str {
+        &self.inner.config.cluster
+    }
+
+    /// Partition `partition`'s ledger with the epoch of this node's lease on it (the lease's
+    /// revision when taken: a new epoch is a new ledger handle), if this node serves it and the
+    /// lease is current; else [`ClusterError::NotOwner`] naming the owner, if any.
+    pub async fn serving(&self, partition: u32) -> Result<(u64, Ledger), ClusterError> {
+        self.serving_for(partition, "").await
+    }
+
+    async fn serving_for(&self, partition: u32, account_id: &str) -> Result<(u64, Ledger), ClusterError> {
         let inner = &self.inner;
-        let partition = partition_of(account_id, inner.meta.partitions);
         // A lease about to run out may already be another node's: refuse before that (reads
         // too, which could otherwise be stale). The margin is a third of the TTL.
         let current = inner.config.lease_ttl - inner.config.lease_ttl / 3;
         if let Some(held) = inner.owned.read().await.get(&partition) {
             if held.renewed.elapsed() < current {
-                return Ok(held.ledger.clone());
+                return Ok((held.epoch, held.ledger.clone()));
             }
         }
         let owner = inner.leases.holder(partition).await.ok().flatten().map(|held| held.holder);
         Err(ClusterError::NotOwner { partition, account: account_id.into(), owner })
+    }
+
+    /// The ledger of `account_id`'s partition, if this node serves it and its lease is current.
+    async fn ledger_of(&self, account_id: &str) -> Result<Ledger, ClusterError> {
+        let partition = partition_of(account_id, self.inner.meta.partitions);
+        Ok(self.serving_for(partition, account_id).await?.1)
     }
 
     /// [`Ledger::submit`] on the account's partition.

@@ -18,6 +18,8 @@
 //! command submitted to the `Ledger`, exactly as the command line submits it; a 2xx is only
 //! ever sent after the ledger answered, which it does only once the flow is durable.
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod console;
 pub mod dialect;
 pub mod error;
@@ -84,7 +86,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Shared {
     ledger: Ledger,
-    keys: KeyStore,
+    keys: Arc<KeyStore>,
     metrics: metrics::Metrics,
     replay: replay::ReplayGuard,
     native: native::Definitions,
@@ -93,6 +95,23 @@ struct Shared {
     ready: AtomicBool,
     /// The admin socket's key (`local.rs`): admin scope, known only to this process.
     local_key: Option<String>,
+    /// Who runs `transfer` instead of the ledger (a cluster node: spec §10 across partitions).
+    transfer: Option<TransferHook>,
+}
+
+/// The future a [`TransferHook`] answers.
+pub type TransferFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<purse_ledger::Transfer, ApiError>> + Send>>;
+
+/// Runs the `transfer` command in place of the state's ledger: a cluster node whose transfers
+/// may span partitions ([`cluster`]). The answer is rendered by the state's ledger.
+#[derive(Clone)]
+pub struct TransferHook(pub Arc<dyn Fn(purse_core::Command) -> TransferFuture + Send + Sync>);
+
+impl std::fmt::Debug for TransferHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TransferHook")
+    }
 }
 
 impl AppState {
@@ -102,6 +121,27 @@ impl AppState {
 
     /// As `new`, also accepting `local_key` with admin scope (the admin socket's key).
     pub fn with_local_key(ledger: Ledger, keys: KeyStore, config: ServerConfig, local_key: Option<String>) -> AppState {
+        AppState::build(ledger, Arc::new(keys), config, local_key, None)
+    }
+
+    /// A state whose keys are shared with others (one per partition of a cluster node), and
+    /// whose transfers run through `transfer`.
+    pub fn with_transfer(
+        ledger: Ledger,
+        keys: Arc<KeyStore>,
+        config: ServerConfig,
+        transfer: TransferHook,
+    ) -> AppState {
+        AppState::build(ledger, keys, config, None, Some(transfer))
+    }
+
+    fn build(
+        ledger: Ledger,
+        keys: Arc<KeyStore>,
+        config: ServerConfig,
+        local_key: Option<String>,
+        transfer: Option<TransferHook>,
+    ) -> AppState {
         let units = Units { scale: ledger.scale(), zone: ledger.zone() };
         let replay = replay::ReplayGuard::new(config.clock_skew);
         AppState {
@@ -115,6 +155,7 @@ impl AppState {
                 units,
                 ready: AtomicBool::new(true),
                 local_key,
+                transfer,
             }),
         }
     }
@@ -125,6 +166,10 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyStore {
         &self.inner.keys
+    }
+
+    pub(crate) fn transfer_hook(&self) -> Option<&TransferHook> {
+        self.inner.transfer.as_ref()
     }
 
     pub fn metrics(&self) -> &metrics::Metrics {
@@ -160,35 +205,45 @@ impl AppState {
     /// The API key of a request (`Authorization: Bearer …` or `X-Api-Key`), checked against
     /// `scope`: 401 without a known key, 403 when its scope is too small.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<keys::ApiKey, ApiError> {
-        let token = api_key_of(headers).ok_or_else(|| {
-            ApiError::unauthorized(
-                "this route needs an API key: send Authorization: Bearer <key> (make one with purse keys add)",
-            )
-        })?;
-        if let Some(local) = &self.inner.local_key {
-            if keys::constant_time_eq(local, token) {
-                return Ok(keys::ApiKey {
-                    id: "local".into(),
-                    name: "admin socket".into(),
-                    scope: Scope::Admin,
-                    sha256: String::new(),
-                    created_unix: 0,
-                    revoked: false,
-                });
-            }
-        }
-        let keys = self.inner.keys.current();
-        let key = keys.authorize(token).ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-        if key.scope < scope {
-            return Err(ApiError::forbidden(format!(
-                "the key {:?} has scope {}; this route needs {}",
-                key.id,
-                key.scope.as_str(),
-                scope.as_str()
-            )));
-        }
-        Ok(key.clone())
+        authorize(&self.inner.keys, self.inner.local_key.as_deref(), headers, scope)
     }
+}
+
+/// [`AppState::authorize`] against `keys` (and the admin socket's `local` key, if any).
+pub(crate) fn authorize(
+    keys: &KeyStore,
+    local: Option<&str>,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<keys::ApiKey, ApiError> {
+    let token = api_key_of(headers).ok_or_else(|| {
+        ApiError::unauthorized(
+            "this route needs an API key: send Authorization: Bearer <key> (make one with purse keys add)",
+        )
+    })?;
+    if let Some(local) = local {
+        if keys::constant_time_eq(local, token) {
+            return Ok(keys::ApiKey {
+                id: "local".into(),
+                name: "admin socket".into(),
+                scope: Scope::Admin,
+                sha256: String::new(),
+                created_unix: 0,
+                revoked: false,
+            });
+        }
+    }
+    let keys = keys.current();
+    let key = keys.authorize(token).ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    if key.scope < scope {
+        return Err(ApiError::forbidden(format!(
+            "the key {:?} has scope {}; this route needs {}",
+            key.id,
+            key.scope.as_str(),
+            scope.as_str()
+        )));
+    }
+    Ok(key.clone())
 }
 
 /// The key text of `Authorization: Bearer` or `X-Api-Key`, or of the console's cookie.

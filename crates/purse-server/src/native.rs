@@ -221,7 +221,10 @@ async fn write(
         }
         "transfer" => {
             let command = definition.parse::<TransferArgs>(&pairs)?.to_command(units).map_err(named)?;
-            let transfer = ledger.transfer(command).await?;
+            let transfer = match state.transfer_hook() {
+                Some(hook) => (hook.0)(command).await?,
+                None => ledger.transfer(command).await?,
+            };
             let (out, transfer_in) = (ledger.detail(&transfer.out)?, ledger.detail(&transfer.transfer_in)?);
             return Ok(json(StatusCode::OK, &TransferJson::new(&out, &transfer_in)));
         }

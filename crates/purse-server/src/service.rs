@@ -197,14 +197,28 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let grace = state.config().grace_period;
     let app = router(state.clone());
-    let served = match options.tls {
-        None => serve_plain(listener, app, state.clone(), grace, shutdown).await,
-        Some((cert, key)) => serve_tls(listener, app, state.clone(), grace, shutdown, &cert, &key).await,
-    };
+    let ready = state.clone();
+    let served = serve_app(listener, app, state.config(), options, shutdown, move || ready.set_ready(false)).await;
     let closed = state.ledger().clone().close().await.map_err(|error| format!("closing the ledger: {error}"));
     served.and(closed)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then calls `stopping` (no longer
+/// ready), stops accepting and lets the requests in flight finish within the grace period.
+pub(crate) async fn serve_app(
+    listener: std::net::TcpListener,
+    app: Router,
+    config: &crate::ServerConfig,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: impl FnOnce() + Send + 'static,
+) -> Result<(), String> {
+    let grace = config.grace_period;
+    match options.tls {
+        None => serve_plain(listener, app, config.header_read_timeout, grace, shutdown, stopping).await,
+        Some((cert, key)) => serve_tls(listener, app, grace, shutdown, stopping, &cert, &key).await,
+    }
 }
 
 /// The accept loop: hyper's own connection builder rather than `axum::serve`, because that
@@ -215,15 +229,16 @@ pub async fn serve(
 async fn serve_plain(
     listener: std::net::TcpListener,
     app: Router,
-    state: AppState,
+    header_read_timeout: Duration,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: impl FnOnce() + Send + 'static,
 ) -> Result<(), String> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     listener.set_nonblocking(true).map_err(|error| format!("the listener: {error}"))?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|error| format!("the listener: {error}"))?;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(state.config().header_read_timeout);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -250,7 +265,7 @@ async fn serve_plain(
             () = &mut shutdown => break,
         }
     }
-    state.set_ready(false);
+    stopping();
     tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
     drop(listener);
     tokio::select! {
@@ -265,9 +280,9 @@ async fn serve_plain(
 async fn serve_tls(
     listener: std::net::TcpListener,
     app: Router,
-    state: AppState,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    stopping: impl FnOnce() + Send + 'static,
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<(), String> {
@@ -280,7 +295,7 @@ async fn serve_tls(
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
-        state.set_ready(false);
+        stopping();
         tracing::info!(target: "purse::serve", "shutting down: finishing the requests in flight");
         stopper.graceful_shutdown(Some(grace));
     });
