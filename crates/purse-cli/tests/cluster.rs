@@ -100,8 +100,9 @@ fn wait_serving(address: &str, key: &str, partitions: &[u64]) {
 }
 
 /// `purse serve --cluster` on two nodes: every request is answered by whichever node gets it,
-/// the owner's answer forwarded; retries are answered once; a transfer between partitions runs
-/// on the node serving both; a killed node's partitions are taken over and its answers stand.
+/// the owner's answer forwarded; retries are answered once; a transfer between partitions on
+/// two nodes settles or is given back; a killed node's partitions are taken over and its
+/// answers stand.
 #[test]
 #[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
 fn serve_cluster_forwards_to_the_owner() {
@@ -187,30 +188,32 @@ fn serve_cluster_forwards_to_the_owner() {
     let (status, _) = ask(&at_a, "GET", &format!("/v1/account?account_id={p1}"), "wrong", &[], &Value::Null);
     assert_eq!(status, 401);
 
-    // A transfer between partitions is a saga on the node that serves both: refused while they
-    // are on two nodes (nothing held), done once partition 1 moved back to node a.
+    // A transfer between partitions on two nodes: the source's owner (b) holds and settles, the
+    // destination's owner (a) credits when b asks it; the retry through the other node gets
+    // the first answer.
     let transfer =
         json!({"request_id": "t1", "outer_order_id": "t1", "account_id": p1, "to_account_id": p0, "value": "30.00"});
-    let (status, refused) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
-    assert_eq!((status, refused["error"]["code"].as_str()), (503, Some("STORAGE")), "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("purse cluster move"), "{refused}");
-    let (status, account) = ask(&at_b, "GET", &format!("/v1/account?account_id={p1}"), &key, &[], &Value::Null);
-    assert_eq!(
-        (status, account["total_value"].as_str(), account["held_total_value"].as_str()),
-        (200, Some("105.00"), Some("0.00")),
-        "{account}"
-    );
-    let (code, moved) = purse(&servers, &["move", "--name", "web", "--partition", "1", "--to", "a"]);
-    assert_eq!(code, 0, "{moved}");
-    wait_serving(&at_a, &key, &[0, 1]);
-    let (status, done) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
-    assert_eq!(
-        (status, done["out"]["account_id"].as_str(), done["in"]["account_id"].as_str()),
-        (200, Some(p1.as_str()), Some(p0.as_str())),
-        "{done}"
-    );
+    let (status, done) = ask(&at_a, "POST", "/v1/transfer", &key, &[], &transfer);
+    let accounts = (done["out"]["account_id"].as_str(), done["in"]["account_id"].as_str());
+    assert_eq!((status, accounts), (200, (Some(p1.as_str()), Some(p0.as_str()))), "{done}");
+    let (status, again) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
+    assert_eq!((status, &again), (200, &done), "the transfer's retry");
+    // Refused by the destination (frozen): the hold is given back, and the retry is refused alike.
+    let freeze = json!({"request_id": "f1", "outer_order_id": "f1", "account_id": p0, "remark": "card lost"});
+    assert_eq!(ask(&at_b, "POST", "/v1/freeze", &key, &[], &freeze).0, 200);
+    let refused_transfer =
+        json!({"request_id": "t2", "outer_order_id": "t2", "account_id": p1, "to_account_id": p0, "value": "1.00"});
+    let (status, refused) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &refused_transfer);
+    assert_eq!((status, refused["error"]["code"].as_str()), (422, Some("ACCOUNT_FROZEN")), "{refused}");
+    let (status, again) = ask(&at_a, "POST", "/v1/transfer", &key, &[], &refused_transfer);
+    assert_eq!((status, &again), (422, &refused), "the refused transfer's retry");
+    let (status, account) = ask(&at_a, "GET", &format!("/v1/account?account_id={p1}"), &key, &[], &Value::Null);
+    let balances = (account["total_value"].as_str(), account["held_total_value"].as_str());
+    assert_eq!((status, balances), (200, (Some("75.00"), Some("0.00"))), "{account}");
+    let unfreeze = json!({"request_id": "f2", "outer_order_id": "f2", "account_id": p0, "remark": "card found"});
+    assert_eq!(ask(&at_a, "POST", "/v1/unfreeze", &key, &[], &unfreeze).0, 200);
 
-    // Node a dies: node b takes both partitions over, and the retries get the first answers.
+    // Node a dies: node b takes partition 0 over, and the retries get the first answers.
     drop(node_a);
     wait_serving(&at_b, &key, &[0, 1]);
     let (status, again) = ask(&at_b, "POST", "/v1/transfer", &key, &[], &transfer);
@@ -219,8 +222,11 @@ fn serve_cluster_forwards_to_the_owner() {
     assert_eq!((status, &again), (200, &first), "the charge's retry after the take-over");
     let (status, account) = ask(&at_b, "GET", &format!("/v1/account?account_id={p0}"), &key, &[], &Value::Null);
     assert_eq!((status, account["total_value"].as_str()), (200, Some("75.00")), "{account}");
-    let (status, report) = ask(&at_b, "POST", "/v1/verify?partition=1", &key, &[], &Value::Null);
-    assert_eq!((status, report["ok"].as_bool()), (200, Some(true)), "{report}");
+    for partition in ["0", "1"] {
+        let (status, report) =
+            ask(&at_b, "POST", "/v1/verify", &key, &[("X-Purse-Partition", partition)], &Value::Null);
+        assert_eq!((status, report["ok"].as_bool()), (200, Some(true)), "partition {partition}: {report}");
+    }
 
     let (status, _, rest) = node_b.terminate();
     assert!(status.success() && rest.contains("\"stopped\": true"), "{status:?} {rest}");

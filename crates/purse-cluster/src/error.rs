@@ -24,13 +24,16 @@ pub enum ClusterError {
     /// A cluster argument is wrong (a name, a partition count, a missing cluster).
     #[error("{0}")]
     InvalidArgument(String),
+    /// Another node answered this (a step of a transfer run on the destination's owner).
+    #[error("node {node}: {message}")]
+    Peer { node: String, code: ErrorCode, message: String },
 }
 
 impl ClusterError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ClusterError::Ledger(error) => error.code(),
-            ClusterError::Refused { code, .. } => *code,
+            ClusterError::Refused { code, .. } | ClusterError::Peer { code, .. } => *code,
             ClusterError::NotOwner { .. } | ClusterError::Nats(_) => ErrorCode::Storage,
             ClusterError::InvalidArgument(_) => ErrorCode::InvalidArgument,
         }

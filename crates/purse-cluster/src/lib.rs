@@ -22,6 +22,7 @@ pub mod lease;
 pub mod meta;
 mod node;
 pub mod partition;
+mod peer;
 
 pub use error::ClusterError;
 pub use node::{connect, move_partition, status, Node, NodeConfig, PartitionStatus};

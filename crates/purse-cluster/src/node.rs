@@ -10,19 +10,21 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use purse_core::{Action, Command, ErrorCode, Flow, FlowType, TRANSFER_HOLD_SUFFIX};
 use purse_ledger::jetstream::{JetStreamJournal, JetStreamOptions};
-use purse_ledger::{AccountView, FlowKey, Ledger, LedgerConfig, Transfer};
+use purse_ledger::{AccountView, FlowKey, Ledger, LedgerConfig, Transfer, TransferHold};
 use tokio::sync::RwLock;
 
 use crate::error::{nats, ClusterError};
 use crate::lease::{Holder, Leases, LEASE_TTL_DEFAULT};
 use crate::meta::Meta;
 use crate::partition::{partition_of, stream_name};
+use crate::peer::{self, PeerReply, PeerRequest};
 
 /// How a node runs.
 #[derive(Debug, Clone)]
@@ -92,6 +94,12 @@ struct Inner {
     /// taken over and when a transfer stopped short, cleared once recovery finished them all.
     /// Recovery scans the orders in memory, so it runs only then, not at every renewal.
     recovery_due: std::sync::atomic::AtomicBool,
+    /// Whether the recovery task runs now.
+    recovering: std::sync::atomic::AtomicBool,
+    /// The NATS connection: node-to-node requests (peer.rs) go over it.
+    client: async_nats::Client,
+    /// Ends the loop answering the other nodes' requests.
+    peer_stopped: tokio::sync::Notify,
 }
 
 /// Whether a saga's outcome is final: settled, refused by the destination, or refused for good
@@ -118,6 +126,43 @@ fn refusal_of(release: &Flow) -> ClusterError {
     let (code, message) = reason.split_once(": ").unwrap_or(("INVALID_ARGUMENT", reason));
     let code = ErrorCode::ALL.into_iter().find(|known| known.as_str() == code).unwrap_or(ErrorCode::InvalidArgument);
     ClusterError::Refused { code, message: message.to_owned() }
+}
+
+/// Where a transfer's destination partition is served.
+#[derive(Debug)]
+enum Destination {
+    Here(Ledger),
+    /// By this other node.
+    Peer(String),
+}
+
+/// A command of a transfer's later steps, derived from its HOLD flow: its business time,
+/// remark, shop and operator.
+fn derived(hold: &Flow, request_id: String, outer_order_id: String, account_id: &str, action: Action) -> Command {
+    let mut command = Command::new(&request_id, &outer_order_id, account_id, action);
+    command.shop_id = hold.shop_id.clone();
+    command.operator_id = hold.operator_id.clone();
+    command.biz_date = Some(hold.order_time);
+    command.remark = hold.remark.clone();
+    command.ext_info = hold.ext_info.clone();
+    command
+}
+
+/// Step 2 of the transfer held by `hold`: the TRANSFER_IN on its destination. The same on
+/// every node that derives it, so a retry anywhere is answered once.
+fn credit_command(hold: &TransferHold) -> Result<Command, ClusterError> {
+    let flow = &hold.flow;
+    let not_a_hold = || ClusterError::InvalidArgument(format!("flow {} is not a transfer hold", flow.flow_id));
+    let order = flow.outer_order_id.strip_suffix(TRANSFER_HOLD_SUFFIX).ok_or_else(not_a_hold)?;
+    let to = flow.counterparty.as_deref().filter(|_| flow.flow_type == FlowType::Hold).ok_or_else(not_a_hold)?;
+    let credit = Action::TransferCredit {
+        from_account_id: flow.account_id.clone(),
+        hold_outer_order_id: flow.outer_order_id.clone(),
+        parts: hold.parts,
+        lots: hold.lots.clone(),
+        brand_id: flow.brand_id.clone(),
+    };
+    Ok(derived(flow, flow.request_id.clone(), order.to_owned(), to, credit))
 }
 
 /// A running node. See the module documentation.
@@ -178,8 +223,16 @@ impl Node {
             paused: std::sync::atomic::AtomicBool::new(false),
             sagas: tokio::sync::Mutex::new(()),
             recovery_due: std::sync::atomic::AtomicBool::new(false),
+            recovering: std::sync::atomic::AtomicBool::new(false),
+            client: context.client(),
+            peer_stopped: tokio::sync::Notify::new(),
         });
         let node = Node { inner };
+        // Answering before taking anything: another node may ask as soon as this one owns.
+        let subject = crate::peer::subject(&node.inner.config.cluster, &node.inner.holder.node);
+        let requests = node.inner.client.subscribe(subject.clone()).await.map_err(|error| nats(&subject, error))?;
+        let answering = node.clone();
+        tokio::spawn(async move { answering.answer_peers(requests).await });
         node.tick().await;
         let background = node.clone();
         tokio::spawn(async move { background.run().await });
@@ -300,9 +353,20 @@ impl Node {
                 }
             }
         }
-        // Transfers between partitions left half-done (a crash, a take-over) are finished here.
-        if inner.recovery_due.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.recover().await;
+        // Transfers between partitions left half-done (a crash, a take-over) are finished by a
+        // task of their own: a saga step may wait on another node (up to twice the journal's
+        // timeout), and the renewals above must never wait for it. One such task at a time.
+        let idle = inner.recovering.compare_exchange(false, true, SeqCst, SeqCst).is_ok();
+        if idle {
+            if inner.recovery_due.swap(false, SeqCst) {
+                let node = self.clone();
+                tokio::spawn(async move {
+                    node.recover().await;
+                    node.inner.recovering.store(false, SeqCst);
+                });
+            } else {
+                inner.recovering.store(false, SeqCst);
+            }
         }
     }
 
@@ -393,7 +457,8 @@ impl Node {
     /// destination, then the TRANSFER_OUT that settles the hold, or, if the destination
     /// refused, a RELEASE of it and the refusal. Every step is idempotent; a transfer left
     /// half-done (a crash, an unreachable destination) is finished by [`Node::recover`], which
-    /// the node runs on its own. This node must serve both partitions.
+    /// the node runs on its own. The destination's steps run on its owner: this node, or
+    /// another one asked over NATS (peer.rs).
     pub async fn transfer(&self, command: Command) -> Result<Transfer, ClusterError> {
         let Action::Transfer { to_account_id, value } = &command.action else {
             return Ok(self.ledger_of(&command.account_id).await?.transfer(command).await?);
@@ -410,8 +475,8 @@ impl Node {
             ));
         }
         let source = self.ledger_of(&command.account_id).await?;
-        // The destination must be served here too, before anything is held.
-        self.ledger_of(to_account_id).await?;
+        // The destination must be served, here or by another node, before anything is held.
+        self.destination(to_account_id).await?;
         let hold_id = format!("{}{TRANSFER_HOLD_SUFFIX}", command.outer_order_id);
         let action = Action::TransferHold { to_account_id: to_account_id.clone(), value: *value };
         let hold = Command { outer_order_id: hold_id.clone(), action, ..command.clone() };
@@ -460,53 +525,138 @@ impl Node {
         let flow = &hold.flow;
         let order = hold_id.strip_suffix(TRANSFER_HOLD_SUFFIX).expect("a transfer hold's id").to_owned();
         let to = flow.counterparty.clone().expect("a transfer hold names its destination");
-        let destination = self.ledger_of(&to).await?;
-        let derived = |request_id: String, outer_order_id: String, account_id: &str, action: Action| {
-            let mut command = Command::new(&request_id, &outer_order_id, account_id, action);
-            command.shop_id = flow.shop_id.clone();
-            command.operator_id = flow.operator_id.clone();
-            command.biz_date = Some(flow.order_time);
-            command.remark = flow.remark.clone();
-            command.ext_info = flow.ext_info.clone();
-            command
-        };
+        let destination = self.destination(&to).await?;
         if let Some(closed_by) = hold.closed_by {
             let closing = source.flow(FlowKey::Id(closed_by)).await?;
             if closing.flow_type == FlowType::Release {
                 return Err(refusal_of(&closing));
             }
-            let transfer_in = destination.flow(FlowKey::OuterOrderId(order)).await?;
+            let transfer_in = self.order_of(&destination, &to, order).await?;
             return Ok(Transfer { out: closing, transfer_in });
         }
-        let credit = Action::TransferCredit {
-            from_account_id: flow.account_id.clone(),
-            hold_outer_order_id: hold_id.to_owned(),
-            parts: hold.parts,
-            lots: hold.lots.clone(),
-            brand_id: flow.brand_id.clone(),
-        };
-        match destination.submit(derived(flow.request_id.clone(), order.clone(), &to, credit)).await {
+        match self.credit(&destination, &hold).await {
             Ok(transfer_in) => {
                 let settle = Action::TransferSettle { src_outer_order_id: hold_id.to_owned(), to_account_id: to };
                 let out = source
-                    .submit(derived(format!("{}:settle", flow.request_id), order, &flow.account_id, settle))
+                    .submit(derived(flow, format!("{}:settle", flow.request_id), order, &flow.account_id, settle))
                     .await?;
                 Ok(Transfer { out, transfer_in })
             }
             Err(error) if !matches!(error.code(), ErrorCode::Storage | ErrorCode::Corruption) => {
                 // Refused by the destination's rules: nothing arrived there, so the hold goes back.
                 let mut abort = derived(
+                    flow,
                     format!("{}:abort", flow.request_id),
                     format!("{order}:transfer-abort"),
                     &flow.account_id,
                     Action::TransferAbort { src_outer_order_id: hold_id.to_owned() },
                 );
-                let reason: String = format!("{}: {error}", error.code().as_str()).chars().take(480).collect();
+                let message = match &error {
+                    ClusterError::Peer { message, .. } => message.clone(),
+                    error => error.to_string(),
+                };
+                let reason: String = format!("{}: {message}", error.code().as_str()).chars().take(480).collect();
                 abort.remark = Some(format!("{REFUSED_REMARK}{reason}"));
                 source.submit(abort).await?;
-                Err(ClusterError::Refused { code: error.code(), message: error.to_string() })
+                Err(ClusterError::Refused { code: error.code(), message })
             }
-            Err(error) => Err(error.into()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Where `account_id`'s partition is served: here, or by the node holding its lease.
+    async fn destination(&self, account_id: &str) -> Result<Destination, ClusterError> {
+        match self.ledger_of(account_id).await {
+            Ok(ledger) => Ok(Destination::Here(ledger)),
+            Err(ClusterError::NotOwner { owner: Some(owner), .. }) if owner.node != self.inner.holder.node => {
+                Ok(Destination::Peer(owner.node))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Step 2 of the transfer held by `hold`, on its destination.
+    async fn credit(&self, destination: &Destination, hold: &TransferHold) -> Result<Flow, ClusterError> {
+        match destination {
+            Destination::Here(ledger) => Ok(ledger.submit(credit_command(hold)?).await?),
+            Destination::Peer(node) => {
+                let request = PeerRequest::Credit {
+                    hold: purse_ledger::flow_to_bytes(&hold.flow),
+                    parts: peer::parts_to_wire(&hold.parts),
+                    lots: peer::lots_to_wire(&hold.lots),
+                };
+                self.ask(node, &request).await
+            }
+        }
+    }
+
+    /// The flow of order `order` on `account_id`'s partition.
+    async fn order_of(&self, destination: &Destination, account_id: &str, order: String) -> Result<Flow, ClusterError> {
+        match destination {
+            Destination::Here(ledger) => Ok(ledger.flow(FlowKey::OuterOrderId(order)).await?),
+            Destination::Peer(node) => {
+                let request = PeerRequest::Order { account_id: account_id.to_owned(), outer_order_id: order };
+                self.ask(node, &request).await
+            }
+        }
+    }
+
+    /// Sends `request` to node `node` and waits for its answer (at most twice the journal's
+    /// acknowledgement timeout: the other node's own append may wait that long).
+    async fn ask(&self, node: &str, request: &PeerRequest) -> Result<Flow, ClusterError> {
+        let subject = peer::subject(&self.inner.config.cluster, node);
+        let payload = serde_json::to_vec(request).map_err(|error| nats("encoding a request", error))?;
+        let timeout = self.inner.config.ack_timeout * 2;
+        let message = async_nats::Request::new().payload(payload.into()).timeout(Some(timeout));
+        let answer = self
+            .inner
+            .client
+            .send_request(subject.clone(), message)
+            .await
+            .map_err(|error| nats(&format!("asking node {node} ({subject})"), error))?;
+        let reply: PeerReply = serde_json::from_slice(&answer.payload)
+            .map_err(|error| nats(&format!("node {node}'s answer is not one"), error))?;
+        reply.into_flow(node)
+    }
+
+    /// Answers the other nodes' requests, one at a time, in the order they arrive (peer.rs).
+    async fn answer_peers(self, mut requests: async_nats::Subscriber) {
+        use futures_util::StreamExt;
+        loop {
+            let message = tokio::select! {
+                message = requests.next() => match message {
+                    Some(message) => message,
+                    None => return,
+                },
+                () = self.inner.peer_stopped.notified() => return,
+            };
+            let Some(reply_to) = message.reply else { continue };
+            let outcome = match serde_json::from_slice::<PeerRequest>(&message.payload) {
+                Ok(request) => self.answer(request).await,
+                Err(error) => Err(ClusterError::InvalidArgument(format!("a peer's request is not one: {error}"))),
+            };
+            let reply = serde_json::to_vec(&PeerReply::of(outcome)).unwrap_or_default();
+            // A requester gone (timed out) is not this node's failure: it asks again.
+            let _ = self.inner.client.publish(reply_to, reply.into()).await;
+        }
+    }
+
+    async fn answer(&self, request: PeerRequest) -> Result<Flow, ClusterError> {
+        match request {
+            PeerRequest::Credit { hold, parts, lots } => {
+                let flow = purse_ledger::flow_from_bytes(&hold)?;
+                let hold = TransferHold {
+                    flow,
+                    closed_by: None,
+                    parts: peer::parts_of_wire(parts),
+                    lots: peer::lots_of_wire(lots)?,
+                };
+                let command = credit_command(&hold)?;
+                Ok(self.ledger_of(&command.account_id).await?.submit(command).await?)
+            }
+            PeerRequest::Order { account_id, outer_order_id } => {
+                Ok(self.ledger_of(&account_id).await?.flow(FlowKey::OuterOrderId(outer_order_id)).await?)
+            }
         }
     }
 
@@ -523,6 +673,7 @@ impl Node {
     /// Stops: closes every partition's ledger and gives its lease up.
     pub async fn stop(self) -> Result<(), ClusterError> {
         self.inner.stopped.notify_one();
+        self.inner.peer_stopped.notify_one();
         let owned = std::mem::take(&mut *self.inner.owned.write().await);
         let mut first_error = None;
         for (partition, held) in owned {

@@ -3,7 +3,8 @@
 //! or the RELEASE of a refused one; retries answered with the first answer; and a node killed
 //! with SIGKILL in the middle of transfers, after which the next owner's recovery leaves every
 //! transfer completed or given back, and the value of all accounts (held value included) is
-//! what it was.
+//! what it was. Also two nodes, one partition each, transferring to each other's partitions
+//! (the credit asked of the other node), one killed at a moment that differs from run to run.
 
 mod common;
 
@@ -262,5 +263,151 @@ async fn a_node_killed_mid_transfers_leaves_each_one_done_or_given_back() {
     for partition in 0..PARTITIONS {
         b.partition(partition).await.unwrap().verify().await.unwrap();
     }
+    b.stop().await.unwrap();
+}
+
+const CROSS: (u16, &str) = (24420, "sagacross");
+
+/// The child of the cross-node test: node `a`, one partition at most (partition 0, the first
+/// free); charges its accounts, then sends transfers from them to partition 1's (owned by the
+/// parent's node) until killed, retrying each on `STORAGE` as a client does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of a_node_killed_mid_transfers_between_two_nodes_loses_nothing"]
+async fn cross_process() {
+    let Ok(dir) = std::env::var("PURSE_SAGA_CROSS_DIR") else { return };
+    let mut config = config(CROSS, "a", Path::new(&dir));
+    config.partitions_max = Some(1);
+    let node = Node::start(config).await.unwrap();
+    node.wait_for_partitions(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(node.owned().await, [0]);
+    let (zero, one) = members();
+    for (n, account) in zero.iter().enumerate() {
+        node.submit(charge(&format!("a-c{n}"), account, 10_000, 0)).await.unwrap();
+    }
+    println!("READY");
+    for n in 0..10_000 {
+        let (from, to) = (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS]);
+        loop {
+            match node.transfer(transfer(&format!("a-t{n}"), from, to, amount(n))).await {
+                Ok(moved) => println!("DONE a-t{n} {}", moved.out.flow_id),
+                Err(error) if error.code() == ErrorCode::Storage => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(error) => println!("ERR a-t{n} {error}"),
+            }
+            break;
+        }
+    }
+}
+
+/// Two nodes, one partition each, both sending transfers to the other's partition (each
+/// credit asked of the other node); the child node is SIGKILLed at a moment that differs from
+/// run to run. The survivor takes its partition over and its recovery finishes every transfer
+/// either node left half-done; no value is created or lost, retries return what was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts a NATS cluster (needs python3 and PyPI): .ci/run runs it"]
+async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
+    let _cluster = start_cluster(CROSS, PARTITIONS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (zero, one) = members();
+    let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();
+    let total = i64::try_from(accounts.len()).unwrap() * 10_000;
+    let mut child = Process::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "cross_process", "--nocapture", "--test-threads", "1"])
+        .env("PURSE_SAGA_CROSS_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // libtest prints the test's name first, on the same line.
+    let ready =
+        tokio::task::block_in_place(|| lines.by_ref().map_while(Result::ok).any(|line| line.ends_with("READY")));
+    assert!(ready, "the child did not start");
+    // The child holds partition 0; this node takes partition 1, its fair share of two.
+    let b = Node::start(config(CROSS, "b", dir.path())).await.unwrap();
+    b.wait_for_partitions(1, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(b.owned().await, [1]);
+    for (n, account) in one.iter().enumerate() {
+        b.submit(charge(&format!("b-c{n}"), account, 10_000, 0)).await.unwrap();
+    }
+    // This node sends transfers the other way meanwhile.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sender = {
+        let (b, zero, one, running) = (b.clone(), zero.clone(), one.clone(), running.clone());
+        tokio::spawn(async move {
+            let mut sent = 0;
+            while running.load(std::sync::atomic::Ordering::SeqCst) {
+                let (from, to) = (&one[sent % MEMBERS], &zero[(sent / 3) % MEMBERS]);
+                // A refusal (the other partition between owners) is retried at the end.
+                if b.transfer(transfer(&format!("b-t{sent}"), from, to, amount(sent))).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                sent += 1;
+            }
+            sent
+        })
+    };
+    // The kill lands after 5 to 24 of the child's transfers, chosen by the clock.
+    let kill_after = 5 + usize::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().subsec_micros() % 20).unwrap();
+    println!("killing the child after {kill_after} of its transfers");
+    let mut done = std::collections::HashMap::new();
+    tokio::task::block_in_place(|| {
+        for line in lines.by_ref().map_while(Result::ok) {
+            let words: Vec<&str> = line.split(' ').collect();
+            if let ["DONE", id, flow_id] = words[..] {
+                done.insert(id.to_owned(), flow_id.parse::<u64>().unwrap());
+            }
+            if done.len() == kill_after {
+                break;
+            }
+        }
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lines);
+
+    // The survivor takes partition 0 over (one lease TTL), then its recovery finishes what
+    // both nodes left half-done.
+    b.wait_for_partitions(2, Duration::from_secs(30)).await.unwrap();
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let sent = sender.await.unwrap();
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = 0;
+        for partition in 0..PARTITIONS {
+            let Some(ledger) = b.partition(partition).await else {
+                panic!("b lost partition {partition}: it serves {:?}", b.owned().await)
+            };
+            left += ledger.open_transfer_holds().await.unwrap().len();
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, 0, "transfer holds still open after recovery");
+    let (owned, held) = totals(&b, &accounts).await;
+    assert_eq!((owned, held), (total, 0), "the value of all accounts changed");
+    // Every transfer the child finished is answered again with its first TRANSFER_OUT; every
+    // one either node sent ends settled (none is refused: no account is frozen or short).
+    for n in 0..done.len() + 2 {
+        let (from, to) = (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS]);
+        let moved = b.transfer(transfer(&format!("a-t{n}"), from, to, amount(n))).await.unwrap();
+        if let Some(flow_id) = done.get(&format!("a-t{n}")) {
+            assert_eq!(moved.out.flow_id, *flow_id, "a-t{n} was answered with another flow");
+        }
+    }
+    for n in 0..sent {
+        let (from, to) = (&one[n % MEMBERS], &zero[(n / 3) % MEMBERS]);
+        b.transfer(transfer(&format!("b-t{n}"), from, to, amount(n))).await.unwrap();
+    }
+    let (owned, held) = totals(&b, &accounts).await;
+    assert_eq!((owned, held), (total, 0), "retries moved value twice");
+    for partition in 0..PARTITIONS {
+        b.partition(partition).await.unwrap().verify().await.unwrap();
+    }
+    println!("{} of the child's transfers done before the kill, {sent} sent by the parent", done.len());
     b.stop().await.unwrap();
 }

@@ -73,6 +73,7 @@ pub use ledger::{
 };
 pub use liability::{BrandLiability, Liability, LiabilityAt, LiabilitySum, WideBuckets, EXPIRY_WINDOWS_DAYS};
 pub use point_in_time::AsOf;
+pub use record::{flow_from_bytes, flow_to_bytes, FLOW_BYTES_FORMAT};
 pub use snapshot::{
     SnapshotInfo, SnapshotStats, COLD_SNAPSHOT_EVERY_ENTRIES_MAX, SNAPSHOTS_KEPT, SNAPSHOT_EVERY_DEFAULT,
     SNAPSHOT_EVERY_ENTRIES_DEFAULT, SNAPSHOT_TAIL_ENTRIES_MIN,

@@ -199,21 +199,7 @@ impl ClusterFront {
         let node = self.inner.node.clone();
         let transfer = TransferHook(Arc::new(move |command| {
             let node = node.clone();
-            Box::pin(async move {
-                let source = node.partition_of(&command.account_id);
-                node.transfer(command).await.map_err(|error| match error {
-                    ClusterError::NotOwner { partition, .. } if partition != source => ApiError::new(
-                        ErrorCode::Storage,
-                        format!(
-                            "a transfer between partitions runs on a node that serves both, and node {} serves \
-                             the source's partition {source} but not the destination's: {error}; nothing was \
-                             held. Move one of them (purse cluster move) so that one node serves both",
-                            node.name()
-                        ),
-                    ),
-                    error => cluster_error(error),
-                })
-            })
+            Box::pin(async move { node.transfer(command).await.map_err(cluster_error) })
         }));
         let state = AppState::with_transfer(ledger, self.inner.keys.clone(), self.inner.config.clone(), transfer);
         let service = crate::router(state);
