@@ -175,8 +175,13 @@ fn serve_cluster_forwards_to_the_owner() {
     let ids: Vec<&str> =
         listed["accounts"].as_array().unwrap().iter().map(|row| row["account_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [p1.as_str()], "partition 1's accounts, from node b through node a");
-    let (status, _) = ask(&at_b, "GET", "/v1/liability", &key, &[("X-Purse-Partition", "0")], &Value::Null);
-    assert_eq!(status, 200);
+    let (status, zero) = ask(&at_b, "GET", "/v1/liability", &key, &[("X-Purse-Partition", "0")], &Value::Null);
+    assert_eq!((status, zero["total"]["total_value"].as_str()), (200, Some("45.00")), "{zero}");
+    // The liability without a partition is the whole cluster's: every partition's, added up.
+    let (status, all) = ask(&at_b, "GET", "/v1/liability", &key, &[], &Value::Null);
+    let totals = (all["accounts"].as_u64(), all["total"]["total_value"].as_str(), all["total"]["gift_value"].as_str());
+    assert_eq!((status, totals), (200, (Some(2), Some("150.00"), Some("10.00"))), "{all}");
+    assert_eq!(all["by_brand"][0]["total_value"], "150.00", "{all}");
     let (status, refused) = ask(&at_b, "GET", "/v1/accounts?partition=7", &key, &[], &Value::Null);
     assert_eq!(status, 400, "{refused}");
     // A forwarded request is answered by the node it reaches or refused there, never sent on.

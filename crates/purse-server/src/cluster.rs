@@ -42,6 +42,87 @@ pub const FORWARDED: &str = "x-purse-forwarded";
 /// Names a request's partition explicitly (0-based).
 pub const PARTITION: &str = "x-purse-partition";
 
+/// Queries that, without a partition named, answer for the whole cluster: every partition's
+/// answer, added up (amounts exactly, counts, and the per-brand rows by brand).
+pub const SUMMED: [&str; 1] = ["/v1/liability"];
+
+/// The largest partition answer a [`SUMMED`] route reads.
+const SUMMED_BYTES_MAX: usize = 16 << 20;
+
+/// Whether the request names its partition (header or query parameter).
+fn names_partition(parts: &Parts) -> bool {
+    parts.headers.contains_key(PARTITION)
+        || form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).any(|(name, _)| name == "partition")
+}
+
+/// Adds `part` into `sum`, two answers of one query from two partitions: numbers are counts
+/// (added), a string member whose name ends in `_value` is an amount (added exactly, digit for
+/// digit), rows of an array are matched by their `brand_id`; anything else (times, ids) is the
+/// same in both and kept.
+fn add_json(sum: &mut serde_json::Value, part: serde_json::Value, name: &str) -> Result<(), String> {
+    use serde_json::Value;
+    match (sum, part) {
+        (Value::Object(sum), Value::Object(part)) => {
+            for (key, value) in part {
+                match sum.get_mut(&key) {
+                    Some(existing) => add_json(existing, value, &key)?,
+                    None => {
+                        sum.insert(key, value);
+                    }
+                }
+            }
+        }
+        (Value::Number(sum), Value::Number(part)) => {
+            let added = sum.as_u64().zip(part.as_u64()).and_then(|(a, b)| a.checked_add(b));
+            *sum = added.ok_or_else(|| format!("{name}: {sum} + {part} is not a count"))?.into();
+        }
+        (Value::String(sum), Value::String(part)) if name.ends_with("_value") => *sum = add_amounts(sum, &part)?,
+        (Value::Array(sum), Value::Array(part)) => {
+            for row in part {
+                let brand = row.get("brand_id").cloned();
+                match sum.iter_mut().find(|existing| existing.get("brand_id") == brand.as_ref()) {
+                    Some(existing) => add_json(existing, row, name)?,
+                    None => sum.push(row),
+                }
+            }
+            // The ledger's own order: no brand first, then by brand.
+            sum.sort_by_key(|row| row.get("brand_id").filter(|brand| !brand.is_null()).map(ToString::to_string));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `a + b` for two amounts as the ledger writes them (`-12.34`, `0.00`, `7`), with the same
+/// number of decimals, exactly.
+fn add_amounts(a: &str, b: &str) -> Result<String, String> {
+    let parse = |text: &str| -> Option<(i128, usize)> {
+        let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(fraction)
+            || (digits.contains('.') && fraction.is_empty())
+        {
+            return None;
+        }
+        let value: i128 = format!("{whole}{fraction}").parse().ok()?;
+        Some((if negative { -value } else { value }, fraction.len()))
+    };
+    let not_amounts = || format!("{a:?} and {b:?} are not two amounts of one scale");
+    let ((x, scale), (y, other)) = parse(a).zip(parse(b)).ok_or_else(not_amounts)?;
+    if scale != other {
+        return Err(not_amounts());
+    }
+    let total = x.checked_add(y).ok_or_else(not_amounts)?;
+    let digits = total.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = digits.split_at(digits.len() - scale);
+    let sign = if total < 0 { "-" } else { "" };
+    Ok(if scale == 0 { format!("{sign}{whole}") } else { format!("{sign}{whole}.{fraction}") })
+}
+
 /// One cluster node's HTTP front. Cheap to clone.
 #[derive(Clone)]
 pub struct ClusterFront {
@@ -105,7 +186,15 @@ impl ClusterFront {
             }
             Err(_) => return Err(ApiError::transport(StatusCode::REQUEST_TIMEOUT, "the request body took too long")),
         };
+        if parts.method == Method::GET && SUMMED.contains(&parts.uri.path()) && !names_partition(&parts) {
+            return self.summed(parts).await;
+        }
         let partition = self.partition_of(&mut parts, &body)?;
+        self.answer(partition, parts, body).await
+    }
+
+    /// Answers a request of `partition`: here, or forwarded to its owner.
+    async fn answer(&self, partition: u32, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
         let node = &self.inner.node;
         match node.serving(partition).await {
             Ok((epoch, ledger)) => {
@@ -135,6 +224,41 @@ impl ClusterFront {
                 }
             }
         }
+    }
+
+    /// A [`SUMMED`] route over the whole cluster: asked of every partition (here or at its
+    /// owner), the answers added up. Any partition's failure is the answer: a sum without one
+    /// partition would be wrong, not partial.
+    async fn summed(&self, parts: Parts) -> Result<Response, ApiError> {
+        let mut sum: Option<serde_json::Value> = None;
+        for partition in 0..self.inner.node.meta().partitions {
+            let mut request = Request::builder().method(parts.method.clone()).uri(parts.uri.clone());
+            for (name, value) in &parts.headers {
+                request = request.header(name, value);
+            }
+            let request = request
+                .header(PARTITION, partition)
+                .body(Body::empty())
+                .map_err(|error| ApiError::bad_request(format!("the request: {error}")))?;
+            let (partition_parts, _) = request.into_parts();
+            let answer = self.answer(partition, partition_parts, Bytes::new()).await?;
+            if answer.status() != StatusCode::OK {
+                return Ok(answer);
+            }
+            let body = axum::body::to_bytes(answer.into_body(), SUMMED_BYTES_MAX).await.map_err(|error| {
+                ApiError::new(ErrorCode::Storage, format!("partition {partition}'s answer could not be read: {error}"))
+            })?;
+            let document: serde_json::Value = serde_json::from_slice(&body).map_err(|error| {
+                ApiError::new(ErrorCode::Storage, format!("partition {partition}'s answer is not JSON: {error}"))
+            })?;
+            match &mut sum {
+                None => sum = Some(document),
+                Some(sum) => add_json(sum, document, "").map_err(|error| {
+                    ApiError::new(ErrorCode::Corruption, format!("adding partition {partition}'s answer: {error}"))
+                })?,
+            }
+        }
+        Ok(json(StatusCode::OK, &sum.unwrap_or_default()))
     }
 
     /// The request's partition: `X-Purse-Partition`, else `?partition=` (taken out of the
@@ -328,4 +452,48 @@ pub async fn serve_cluster(
     .await;
     let stopped = front.inner.node.clone().stop().await.map_err(|error| format!("stopping the node: {error}"));
     served.and(stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{add_amounts, add_json};
+    use serde_json::json;
+
+    #[test]
+    fn amounts_add_exactly() {
+        let check = |a: &str, b: &str, expected: Result<&str, ()>| {
+            assert_eq!(add_amounts(a, b).map_err(|_| ()), expected.map(str::to_owned), "{a} + {b}");
+        };
+        check("0.00", "0.00", Ok("0.00"));
+        check("12.34", "0.66", Ok("13.00"));
+        check("99999999999999999.99", "0.01", Ok("100000000000000000.00"));
+        check("-1.50", "1.25", Ok("-0.25"));
+        check("-0.01", "0.01", Ok("0.00"));
+        check("7", "8", Ok("15"));
+        check("0.001", "0.002", Ok("0.003"));
+        check("1.0", "1.00", Err(()));
+        check("1.", "1.0", Err(()));
+        check("2026-12-03", "1", Err(()));
+        check("", "1", Err(()));
+        check("1e3", "1", Err(()));
+    }
+
+    #[test]
+    fn answers_add_member_by_member_and_brand_by_brand() {
+        let part = |accounts: u64, total: &str, brand: &str| {
+            json!({"at": null, "accounts": accounts, "total": {"total_value": total, "expiring": {"from": "t"}},
+                   "by_brand": [{"brand_id": brand, "accounts": accounts, "total_value": total}]})
+        };
+        let mut sum = part(2, "10.00", "b");
+        add_json(&mut sum, part(3, "0.50", "a"), "").unwrap();
+        add_json(&mut sum, part(1, "1.00", "b"), "").unwrap();
+        assert_eq!(
+            sum,
+            json!({"at": null, "accounts": 6, "total": {"total_value": "11.50", "expiring": {"from": "t"}},
+                   "by_brand": [{"brand_id": "a", "accounts": 3, "total_value": "0.50"},
+                                {"brand_id": "b", "accounts": 3, "total_value": "11.00"}]})
+        );
+        let mut sum = part(1, "1.00", "b");
+        assert!(add_json(&mut sum, part(1, "1.000", "b"), "").is_err(), "two scales");
+    }
 }
