@@ -22,7 +22,7 @@ pub enum ClusterCommand {
     /// Make a cluster: its partition count (fixed for good) and the replicas of its streams.
     Init(InitArgs),
     /// Every partition: its owner (node, lease epoch, lease age) and its stream (last
-    /// sequence, leader, replicas).
+    /// sequence, leader, replicas, and each replica's lag behind the leader).
     Status(ClusterWhere),
     /// Move a partition to another running node: its owner lets go, the node named takes it
     /// over. Waits until it has.
@@ -105,6 +105,13 @@ pub async fn run(command: ClusterCommand) -> Result<String, WireError> {
                         "last_sequence": partition.stream_state.as_ref().map(|state| state.last_sequence),
                         "leader": partition.stream_state.as_ref().and_then(|state| state.leader.clone()),
                         "replicas": partition.stream_state.as_ref().map(|state| state.replicas.clone()),
+                        "replica_lag": partition.replica_lag.iter().map(|replica| serde_json::json!({
+                            "name": replica.name,
+                            "current": replica.current,
+                            "offline": replica.offline,
+                            "lag": replica.lag,
+                            "active_ms": u64::try_from(replica.active.as_millis()).unwrap_or(u64::MAX),
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();

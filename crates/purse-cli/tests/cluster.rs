@@ -47,6 +47,7 @@ async fn init_and_status() {
     let partitions = status["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 3);
     assert_eq!(partitions[2]["stream"], "PURSE_shop_P0002");
+    assert!(partitions.iter().all(|partition| partition["replica_lag"] == serde_json::json!([])), "no stream yet");
     assert!(partitions.iter().all(|partition| partition["owner"].is_null()), "no node yet: {status}");
 
     let (code, missing) = purse(&servers, &["status", "--name", "nope"]);
@@ -74,6 +75,10 @@ async fn init_and_status() {
     let owners: Vec<&str> =
         status["partitions"].as_array().unwrap().iter().map(|p| p["owner"]["node"].as_str().unwrap_or("-")).collect();
     assert_eq!(owners, ["a", "b", "a"], "{status}");
+    // Each stream's followers, with their lag behind the leader (R3: two followers).
+    let lag = status["partitions"][0]["replica_lag"].as_array().unwrap();
+    assert_eq!(lag.len(), 2, "{status}");
+    assert!(lag.iter().all(|replica| replica["lag"].is_u64() && replica["current"].is_boolean()), "{status}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }

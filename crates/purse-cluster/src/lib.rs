@@ -25,4 +25,4 @@ pub mod partition;
 mod peer;
 
 pub use error::ClusterError;
-pub use node::{connect, move_partition, status, Node, NodeConfig, PartitionStatus};
+pub use node::{connect, move_partition, status, Node, NodeConfig, PartitionStatus, ReplicaLag};

@@ -179,6 +179,23 @@ pub struct PartitionStatus {
     pub owner: Option<crate::lease::Held>,
     /// The stream's last sequence, leader and replicas (`None` if it does not exist yet).
     pub stream_state: Option<purse_ledger::jetstream::StreamState>,
+    /// How far each replica (the leader's followers) is behind, as the stream's Raft group
+    /// reports it.
+    pub replica_lag: Vec<ReplicaLag>,
+}
+
+/// One follower of a partition's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaLag {
+    pub name: String,
+    /// Up to date with the leader.
+    pub current: bool,
+    /// Considered offline by the group.
+    pub offline: bool,
+    /// Operations it is behind the leader (0 when the server does not say).
+    pub lag: u64,
+    /// Time since the leader last heard from it.
+    pub active: Duration,
 }
 
 /// A JetStream context on the NATS servers `servers` (`nats://host:port` each).
@@ -731,11 +748,23 @@ pub async fn status(servers: &[String], cluster: &str) -> Result<Vec<PartitionSt
     let mut partitions = Vec::new();
     for partition in 0..meta.partitions {
         let stream = stream_name(cluster, partition);
+        let mut replica_lag = Vec::new();
         let stream_state = match context.get_stream(&stream).await {
             Ok(mut found) => {
                 let info = found.info().await.map_err(|error| nats(&format!("reading stream {stream}"), error))?;
                 let (leader, replicas) = match &info.cluster {
                     Some(cluster) => {
+                        replica_lag = cluster
+                            .replicas
+                            .iter()
+                            .map(|peer| ReplicaLag {
+                                name: peer.name.clone(),
+                                current: peer.current,
+                                offline: peer.offline,
+                                lag: peer.lag.unwrap_or(0),
+                                active: peer.active,
+                            })
+                            .collect();
                         (cluster.leader.clone(), cluster.replicas.iter().map(|peer| peer.name.clone()).collect())
                     }
                     None => (None, Vec::new()),
@@ -745,7 +774,7 @@ pub async fn status(servers: &[String], cluster: &str) -> Result<Vec<PartitionSt
             Err(_) => None,
         };
         let owner = leases.holder(partition).await?;
-        partitions.push(PartitionStatus { partition, stream, owner, stream_state });
+        partitions.push(PartitionStatus { partition, stream, owner, stream_state, replica_lag });
     }
     Ok(partitions)
 }
