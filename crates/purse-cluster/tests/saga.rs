@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Command as Process, Stdio};
+use std::process::{Child, ChildStdout, Command as Process, Stdio};
 use std::time::Duration;
 
 use common::{config, start_cluster};
@@ -180,6 +180,39 @@ async fn transfer_process() {
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
+/// Runs this test binary's ignored test `test` as a child process, `variable` naming `dir`;
+/// answers it and its stdout's lines.
+fn child(test: &str, variable: &str, dir: &Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Process::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(variable, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Waits (up to `timeout`) until `node`, serving every partition, has no transfer hold open.
+async fn recovered(node: &Node, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut left = 0;
+        for partition in 0..PARTITIONS {
+            let Some(ledger) = node.partition(partition).await else {
+                panic!("the node lost partition {partition}: it serves {:?}", node.owned().await)
+            };
+            left += ledger.open_transfer_holds().await.unwrap().len();
+        }
+        if left == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left} transfer holds still open after recovery");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Transfers the child completes before it stops two half-way.
 const TRANSFERS: usize = 40;
 
@@ -203,14 +236,7 @@ async fn a_node_killed_mid_transfers_leaves_each_one_done_or_given_back() {
     let (zero, one) = members();
     let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();
     let total = i64::try_from(accounts.len()).unwrap() * 12_000;
-    let mut child = Process::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "transfer_process", "--nocapture", "--test-threads", "1"])
-        .env("PURSE_SAGA_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = child("transfer_process", "PURSE_SAGA_DIR", dir.path());
     let mut done = 0;
     while let Some(Ok(line)) = lines.next() {
         if line.starts_with("DONE") {
@@ -229,18 +255,7 @@ async fn a_node_killed_mid_transfers_leaves_each_one_done_or_given_back() {
     let b = Node::start(config(KILL, "b", dir.path())).await.unwrap();
     b.wait_for_partitions(PARTITIONS as usize, Duration::from_secs(30)).await.unwrap();
     // Recovery (run by the node itself as it takes partitions over) leaves nothing open.
-    let mut left = usize::MAX;
-    for _ in 0..50 {
-        left = 0;
-        for partition in 0..PARTITIONS {
-            left += b.partition(partition).await.unwrap().open_transfer_holds().await.unwrap().len();
-        }
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(left, 0, "transfer holds still open after recovery");
+    recovered(&b, Duration::from_secs(10)).await;
     let (owned, held) = totals(&b, &accounts).await;
     assert_eq!((owned, held), (total, 0), "the value of all accounts changed");
     // Each transfer appears once: a settled one has one TRANSFER_OUT and one TRANSFER_IN; a retry
@@ -313,14 +328,7 @@ async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
     let (zero, one) = members();
     let accounts: Vec<String> = zero.iter().chain(&one).cloned().collect();
     let total = i64::try_from(accounts.len()).unwrap() * 10_000;
-    let mut child = Process::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "cross_process", "--nocapture", "--test-threads", "1"])
-        .env("PURSE_SAGA_CROSS_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = child("cross_process", "PURSE_SAGA_CROSS_DIR", dir.path());
     // libtest prints the test's name first, on the same line.
     let ready =
         tokio::task::block_in_place(|| lines.by_ref().map_while(Result::ok).any(|line| line.ends_with("READY")));
@@ -373,21 +381,7 @@ async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
     b.wait_for_partitions(2, Duration::from_secs(30)).await.unwrap();
     running.store(false, std::sync::atomic::Ordering::SeqCst);
     let sent = sender.await.unwrap();
-    let mut left = usize::MAX;
-    for _ in 0..100 {
-        left = 0;
-        for partition in 0..PARTITIONS {
-            let Some(ledger) = b.partition(partition).await else {
-                panic!("b lost partition {partition}: it serves {:?}", b.owned().await)
-            };
-            left += ledger.open_transfer_holds().await.unwrap().len();
-        }
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(left, 0, "transfer holds still open after recovery");
+    recovered(&b, Duration::from_secs(20)).await;
     let (owned, held) = totals(&b, &accounts).await;
     assert_eq!((owned, held), (total, 0), "the value of all accounts changed");
     // Every transfer the child finished is answered again with its first TRANSFER_OUT; every
