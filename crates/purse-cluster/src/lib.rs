@@ -19,6 +19,7 @@
 
 mod error;
 pub mod lease;
+mod locks;
 pub mod meta;
 mod node;
 pub mod partition;

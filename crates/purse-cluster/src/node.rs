@@ -22,6 +22,7 @@ use tokio::sync::RwLock;
 
 use crate::error::{nats, ClusterError};
 use crate::lease::{Holder, Leases, LEASE_TTL_DEFAULT};
+use crate::locks::KeyedLocks;
 use crate::meta::Meta;
 use crate::partition::{partition_of, stream_name};
 use crate::peer::{self, PeerReply, PeerRequest};
@@ -87,9 +88,12 @@ struct Inner {
     stopped: tokio::sync::Notify,
     /// While set, the node neither renews nor takes leases (tests: an owner that stalls).
     paused: std::sync::atomic::AtomicBool,
-    /// Held while a transfer between partitions is completed: a refusal and a later credit of
-    /// the same transfer must never both be acted on.
-    sagas: tokio::sync::Mutex<()>,
+    /// One per transfer between partitions, held while it is completed: a refusal and a later
+    /// credit of the same transfer must never both be acted on. Different transfers run at once.
+    sagas: KeyedLocks,
+    /// One per transfer whose credit another node asked of this one, held until it is decided:
+    /// two requests for one transfer are decided in the order they arrived.
+    credits: KeyedLocks,
     /// Whether a transfer may be left half-done in a partition served here: set when one is
     /// taken over and when a transfer stopped short, cleared once recovery finished them all.
     /// Recovery scans the orders in memory, so it runs only then, not at every renewal.
@@ -238,7 +242,8 @@ impl Node {
             owned: RwLock::default(),
             stopped: tokio::sync::Notify::new(),
             paused: std::sync::atomic::AtomicBool::new(false),
-            sagas: tokio::sync::Mutex::new(()),
+            sagas: KeyedLocks::default(),
+            credits: KeyedLocks::default(),
             recovery_due: std::sync::atomic::AtomicBool::new(false),
             recovering: std::sync::atomic::AtomicBool::new(false),
             client: context.client(),
@@ -534,7 +539,7 @@ impl Node {
     }
 
     async fn complete_once(&self, source: &Ledger, hold_id: &str) -> Result<Transfer, ClusterError> {
-        let _one_at_a_time = self.inner.sagas.lock().await;
+        let _one_at_a_time = self.inner.sagas.lock(hold_id).await;
         let hold = source
             .transfer_hold(hold_id)
             .await?
@@ -636,7 +641,8 @@ impl Node {
         reply.into_flow(node)
     }
 
-    /// Answers the other nodes' requests, one at a time, in the order they arrive (peer.rs).
+    /// Answers the other nodes' requests (peer.rs): each at once, except a credit of a transfer
+    /// whose earlier credit is still being decided, which waits its turn (in arrival order).
     async fn answer_peers(self, mut requests: async_nats::Subscriber) {
         use futures_util::StreamExt;
         loop {
@@ -648,13 +654,33 @@ impl Node {
                 () = self.inner.peer_stopped.notified() => return,
             };
             let Some(reply_to) = message.reply else { continue };
-            let outcome = match serde_json::from_slice::<PeerRequest>(&message.payload) {
-                Ok(request) => self.answer(request).await,
-                Err(error) => Err(ClusterError::InvalidArgument(format!("a peer's request is not one: {error}"))),
+            let request = serde_json::from_slice::<PeerRequest>(&message.payload)
+                .map_err(|error| ClusterError::InvalidArgument(format!("a peer's request is not one: {error}")));
+            let transfer = match &request {
+                Ok(PeerRequest::Credit { hold, .. }) => {
+                    purse_ledger::flow_from_bytes(hold).ok().map(|flow| flow.outer_order_id)
+                }
+                _ => None,
             };
-            let reply = serde_json::to_vec(&PeerReply::of(outcome)).unwrap_or_default();
-            // A requester gone (timed out) is not this node's failure: it asks again.
-            let _ = self.inner.client.publish(reply_to, reply.into()).await;
+            // Waiting here, in the loop, keeps the arrival order of one transfer's requests.
+            let turn = match &transfer {
+                Some(transfer) => match self.inner.credits.try_lock(transfer) {
+                    Some(turn) => Some(turn),
+                    None => Some(self.inner.credits.lock(transfer).await),
+                },
+                None => None,
+            };
+            let node = self.clone();
+            tokio::spawn(async move {
+                let outcome = match request {
+                    Ok(request) => node.answer(request).await,
+                    Err(error) => Err(error),
+                };
+                drop(turn);
+                let reply = serde_json::to_vec(&PeerReply::of(outcome)).unwrap_or_default();
+                // A requester gone (timed out) is not this node's failure: it asks again.
+                let _ = node.inner.client.publish(reply_to, reply.into()).await;
+            });
         }
     }
 

@@ -7,9 +7,10 @@
 //!   derives the command exactly as the coordinator would: [`crate::node`]'s `credit_command`);
 //! - `Order`: the destination's flow of an order (a settled transfer's TRANSFER_IN, on retry).
 //!
-//! A node answers its requests one at a time, in the order they arrive: a credit sent before a
-//! later attempt of the same transfer is decided before it, so a refusal the coordinator acts on
-//! (giving the hold back) is never followed by an earlier credit applied late. Flows travel in
+//! A node answers requests at once, side by side, but the credits of one transfer one at a time,
+//! in the order they arrive: a credit sent before a later attempt of the same transfer is
+//! decided before it, so a refusal the coordinator acts on (giving the hold back) is never
+//! followed by an earlier credit applied late. Flows travel in
 //! the log's own entry format ([`purse_ledger::flow_to_bytes`]); the rest is JSON.
 
 use purse_core::{Amount, Bucket, Buckets, ErrorCode, Flow, LotCredit, Timestamp};

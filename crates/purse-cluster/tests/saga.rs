@@ -300,21 +300,34 @@ async fn cross_process() {
         node.submit(charge(&format!("a-c{n}"), account, 10_000, 0)).await.unwrap();
     }
     println!("READY");
-    for n in 0..10_000 {
-        let (from, to) = (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS]);
-        loop {
-            match node.transfer(transfer(&format!("a-t{n}"), from, to, amount(n))).await {
-                Ok(moved) => println!("DONE a-t{n} {}", moved.out.flow_id),
-                Err(error) if error.code() == ErrorCode::Storage => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    // Callers side by side, each sending its own transfers (the n-th of them all is a-t<n>).
+    let mut callers = Vec::new();
+    for caller in 0..CROSS_CALLERS {
+        let (node, zero, one) = (node.clone(), zero.clone(), one.clone());
+        callers.push(tokio::spawn(async move {
+            for n in (caller..10_000).step_by(CROSS_CALLERS) {
+                let (from, to) = (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS]);
+                loop {
+                    match node.transfer(transfer(&format!("a-t{n}"), from, to, amount(n))).await {
+                        Ok(moved) => println!("DONE a-t{n} {}", moved.out.flow_id),
+                        Err(error) if error.code() == ErrorCode::Storage => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        Err(error) => println!("ERR a-t{n} {error}"),
+                    }
+                    break;
                 }
-                Err(error) => println!("ERR a-t{n} {error}"),
             }
-            break;
-        }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
     }
 }
+
+/// Callers on each side of the cross-node test.
+const CROSS_CALLERS: usize = 4;
 
 /// Two nodes, one partition each, both sending transfers to the other's partition (each
 /// credit asked of the other node); the child node is SIGKILLed at a moment that differs from
@@ -342,23 +355,28 @@ async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
     }
     // This node sends transfers the other way meanwhile.
     let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sender = {
-        let (b, zero, one, running) = (b.clone(), zero.clone(), one.clone(), running.clone());
-        tokio::spawn(async move {
-            let mut sent = 0;
-            while running.load(std::sync::atomic::Ordering::SeqCst) {
-                let (from, to) = (&one[sent % MEMBERS], &zero[(sent / 3) % MEMBERS]);
-                // A refusal (the other partition between owners) is retried at the end.
-                if b.transfer(transfer(&format!("b-t{sent}"), from, to, amount(sent))).await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+    let senders: Vec<_> = (0..CROSS_CALLERS)
+        .map(|caller| {
+            let (b, zero, one, running) = (b.clone(), zero.clone(), one.clone(), running.clone());
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for n in (caller..).step_by(CROSS_CALLERS) {
+                    if !running.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let (from, to) = (&one[n % MEMBERS], &zero[(n / 3) % MEMBERS]);
+                    // A refusal (the other partition between owners) is retried at the end.
+                    if b.transfer(transfer(&format!("b-t{n}"), from, to, amount(n))).await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    sent.push(n);
                 }
-                sent += 1;
-            }
-            sent
+                sent
+            })
         })
-    };
-    // The kill lands after 5 to 24 of the child's transfers, chosen by the clock.
-    let kill_after = 5 + usize::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().subsec_micros() % 20).unwrap();
+        .collect();
+    // The kill lands after 5 to 44 of the child's transfers, chosen by the clock.
+    let kill_after = 5 + usize::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().subsec_micros() % 40).unwrap();
     println!("killing the child after {kill_after} of its transfers");
     let mut done = std::collections::HashMap::new();
     tokio::task::block_in_place(|| {
@@ -380,20 +398,25 @@ async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
     // both nodes left half-done.
     b.wait_for_partitions(2, Duration::from_secs(30)).await.unwrap();
     running.store(false, std::sync::atomic::Ordering::SeqCst);
-    let sent = sender.await.unwrap();
+    let mut sent = Vec::new();
+    for sender in senders {
+        sent.extend(sender.await.unwrap());
+    }
     recovered(&b, Duration::from_secs(20)).await;
     let (owned, held) = totals(&b, &accounts).await;
     assert_eq!((owned, held), (total, 0), "the value of all accounts changed");
     // Every transfer the child finished is answered again with its first TRANSFER_OUT; every
     // one either node sent ends settled (none is refused: no account is frozen or short).
-    for n in 0..done.len() + 2 {
+    // Each caller had at most one transfer in flight at the kill, beyond those done.
+    let highest = done.keys().filter_map(|id| id.strip_prefix("a-t")?.parse::<usize>().ok()).max().unwrap_or(0);
+    for n in 0..=highest + 2 * CROSS_CALLERS {
         let (from, to) = (&zero[n % MEMBERS], &one[(n / 2) % MEMBERS]);
         let moved = b.transfer(transfer(&format!("a-t{n}"), from, to, amount(n))).await.unwrap();
         if let Some(flow_id) = done.get(&format!("a-t{n}")) {
             assert_eq!(moved.out.flow_id, *flow_id, "a-t{n} was answered with another flow");
         }
     }
-    for n in 0..sent {
+    for &n in &sent {
         let (from, to) = (&one[n % MEMBERS], &zero[(n / 3) % MEMBERS]);
         b.transfer(transfer(&format!("b-t{n}"), from, to, amount(n))).await.unwrap();
     }
@@ -402,6 +425,6 @@ async fn a_node_killed_mid_transfers_between_two_nodes_loses_nothing() {
     for partition in 0..PARTITIONS {
         b.partition(partition).await.unwrap().verify().await.unwrap();
     }
-    println!("{} of the child's transfers done before the kill, {sent} sent by the parent", done.len());
+    println!("{} of the child's transfers done before the kill, {} sent by the parent", done.len(), sent.len());
     b.stop().await.unwrap();
 }
