@@ -6,6 +6,8 @@
 //! (defaults: 20000 flows, 256 callers, partitions 1 2 4; each partition count in a cluster of
 //! its own name, and an embedded run first).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,16 +44,7 @@ where
             latencies
         }));
     }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |fraction: usize| latencies[(latencies.len() * fraction / 100).min(latencies.len() - 1)];
-    #[allow(clippy::cast_precision_loss, clippy::float_arithmetic)] // a rate, not money
-    let rate = flows as f64 / seconds;
-    (rate, at(50), at(99))
+    common::summary(started, flows, tasks).await
 }
 
 /// CPU seconds (user + system) of a process so far, from /proc (clock ticks of 1/100 s).

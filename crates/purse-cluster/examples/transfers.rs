@@ -7,6 +7,8 @@
 //! `cargo run --release -p purse-cluster --example transfers -- [transfers] [callers]`
 //! (defaults: 2000 transfers, 64 callers).
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,16 +45,7 @@ async fn drive(kind: &str, count: usize, callers: usize, route: &[(Node, String,
             latencies
         }));
     }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.unwrap());
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let at = |fraction: usize| latencies[(latencies.len() * fraction / 100).min(latencies.len() - 1)];
-    #[allow(clippy::cast_precision_loss, clippy::float_arithmetic)] // a rate, not money
-    let rate = count as f64 / seconds;
-    (rate, at(50), at(99))
+    common::summary(started, count, tasks).await
 }
 
 /// Starts node `name` of cluster `cluster`, serving at most `partitions_max` partitions.
