@@ -169,6 +169,26 @@ fn credit_command(hold: &TransferHold) -> Result<Command, ClusterError> {
     Ok(derived(flow, flow.request_id.clone(), order.to_owned(), to, credit))
 }
 
+/// A peer's request, decoded: the credit command derived from the HOLD sent, or an order to read.
+enum Asked {
+    Credit(Box<Command>),
+    Order { account_id: String, outer_order_id: String },
+}
+
+impl Asked {
+    fn of(request: PeerRequest) -> Result<Asked, ClusterError> {
+        match request {
+            PeerRequest::Credit { hold, parts, lots } => {
+                let flow = purse_ledger::flow_from_bytes(&hold)?;
+                let lots = peer::lots_of_wire(lots)?;
+                let hold = TransferHold { flow, closed_by: None, parts: peer::parts_of_wire(parts), lots };
+                Ok(Asked::Credit(Box::new(credit_command(&hold)?)))
+            }
+            PeerRequest::Order { account_id, outer_order_id } => Ok(Asked::Order { account_id, outer_order_id }),
+        }
+    }
+}
+
 /// A running node. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -655,20 +675,15 @@ impl Node {
             };
             let Some(reply_to) = message.reply else { continue };
             let request = serde_json::from_slice::<PeerRequest>(&message.payload)
-                .map_err(|error| ClusterError::InvalidArgument(format!("a peer's request is not one: {error}")));
-            let transfer = match &request {
-                Ok(PeerRequest::Credit { hold, .. }) => {
-                    purse_ledger::flow_from_bytes(hold).ok().map(|flow| flow.outer_order_id)
-                }
-                _ => None,
-            };
+                .map_err(|error| ClusterError::InvalidArgument(format!("a peer's request is not one: {error}")))
+                .and_then(Asked::of);
             // Waiting here, in the loop, keeps the arrival order of one transfer's requests.
-            let turn = match &transfer {
-                Some(transfer) => match self.inner.credits.try_lock(transfer) {
+            let turn = match &request {
+                Ok(Asked::Credit(command)) => match self.inner.credits.try_lock(&command.outer_order_id) {
                     Some(turn) => Some(turn),
-                    None => Some(self.inner.credits.lock(transfer).await),
+                    None => Some(self.inner.credits.lock(&command.outer_order_id).await),
                 },
-                None => None,
+                _ => None,
             };
             let node = self.clone();
             tokio::spawn(async move {
@@ -684,20 +699,10 @@ impl Node {
         }
     }
 
-    async fn answer(&self, request: PeerRequest) -> Result<Flow, ClusterError> {
+    async fn answer(&self, request: Asked) -> Result<Flow, ClusterError> {
         match request {
-            PeerRequest::Credit { hold, parts, lots } => {
-                let flow = purse_ledger::flow_from_bytes(&hold)?;
-                let hold = TransferHold {
-                    flow,
-                    closed_by: None,
-                    parts: peer::parts_of_wire(parts),
-                    lots: peer::lots_of_wire(lots)?,
-                };
-                let command = credit_command(&hold)?;
-                Ok(self.ledger_of(&command.account_id).await?.submit(command).await?)
-            }
-            PeerRequest::Order { account_id, outer_order_id } => {
+            Asked::Credit(command) => Ok(self.ledger_of(&command.account_id).await?.submit(*command).await?),
+            Asked::Order { account_id, outer_order_id } => {
                 Ok(self.ledger_of(&account_id).await?.flow(FlowKey::OuterOrderId(outer_order_id)).await?)
             }
         }

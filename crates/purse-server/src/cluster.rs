@@ -33,6 +33,7 @@ use purse_ledger::Ledger;
 use tower::ServiceExt;
 
 use crate::error::ApiError;
+use crate::fields::query_pairs;
 use crate::native::json;
 use crate::{AppState, KeyStore, Scope, ServeOptions, ServerConfig, TransferHook};
 
@@ -51,8 +52,15 @@ const SUMMED_BYTES_MAX: usize = 16 << 20;
 
 /// Whether the request names its partition (header or query parameter).
 fn names_partition(parts: &Parts) -> bool {
-    parts.headers.contains_key(PARTITION)
-        || form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).any(|(name, _)| name == "partition")
+    parts.headers.contains_key(PARTITION) || query_pairs(parts.uri.query()).iter().any(|(name, _)| name == "partition")
+}
+
+/// A write's routing key: its `account_id`, read without building the whole document (the
+/// partition's service parses the body itself).
+#[derive(serde::Deserialize)]
+struct AccountOf<'a> {
+    #[serde(borrow, default)]
+    account_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// Adds `part` into `sum`, two answers of one query from two partitions: numbers are counts
@@ -169,10 +177,6 @@ impl ClusterFront {
         }
     }
 
-    pub fn node(&self) -> &Node {
-        &self.inner.node
-    }
-
     async fn route(&self, request: Request) -> Result<Response, ApiError> {
         let (mut parts, body) = request.into_parts();
         let config = &self.inner.config;
@@ -276,8 +280,7 @@ impl ClusterFront {
         if let Some(value) = parts.headers.get(PARTITION) {
             return check(value.to_str().unwrap_or("?"), "X-Purse-Partition");
         }
-        let pairs: Vec<(String, String)> =
-            form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        let pairs = query_pairs(parts.uri.query());
         if let Some((_, text)) = pairs.iter().find(|(name, _)| name == "partition") {
             let partition = check(text, "partition")?;
             let rest = form_urlencoded::Serializer::new(String::new())
@@ -294,9 +297,7 @@ impl ClusterFront {
             let account = if parts.method == Method::GET {
                 pairs.into_iter().find(|(name, _)| name == "account_id").map(|(_, account)| account)
             } else {
-                serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|document| document.get("account_id")?.as_str().map(str::to_owned))
+                serde_json::from_slice::<AccountOf>(body).ok().and_then(|of| of.account_id).map(String::from)
             };
             if let Some(account) = account {
                 return Ok(self.inner.node.partition_of(&account));
