@@ -84,3 +84,71 @@ fn a_block_format_2_ledger_opens_and_answers_as_it_did() {
 fn a_record_version_3_ledger_opens_and_answers_as_it_did() {
     check("record-version-3", 18, 27);
 }
+
+/// A ledger of commit 40370ad whose every snapshot went into the cold store when it was the
+/// sled tree `cold`: its orders, request ids and flow references were in that tree only. The
+/// first open moves the tree into a run (`purse-cold/`); every answer is the same before and
+/// after, a replay of an old request is still answered with its flow, and an UNDEDUCT of a
+/// DEDUCT the tree held still works.
+#[test]
+fn a_ledger_with_the_sled_cold_tree_opens_and_answers_as_it_did() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cold-tree");
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&folder.join("ledger"), copy.path());
+    assert!(!copy.path().join("purse-cold").exists());
+    let expected = std::fs::read_to_string(folder.join("expected.jsonl")).unwrap();
+    for round in ["the first open, which imports the tree", "a later open, from the run"] {
+        let mut reads = 0;
+        for line in expected.lines() {
+            let read: Value = serde_json::from_str(line).unwrap();
+            let args: Vec<&str> = read["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()).collect();
+            if let Err(difference) = contains(&purse(copy.path(), &args), &read["output"], "") {
+                panic!("cold-tree ({round}): {args:?} answers differently: {difference}");
+            }
+            reads += 1;
+        }
+        assert_eq!(reads, 18, "{round}");
+        assert!(copy.path().join("purse-cold/MANIFEST").exists(), "{round}: the tree became a run");
+        let verify = purse(copy.path(), &["verify"]);
+        assert_eq!(verify["entries"], 9, "{round}: {verify}");
+        assert_eq!(verify["warnings"], Value::Array(vec![]), "{round}: {verify}");
+    }
+    // A replay of the first charge: its record was only in the tree.
+    let replay = purse(
+        copy.path(),
+        &[
+            "charge",
+            "--request-id",
+            "ct-c1",
+            "--outer-order-id",
+            "CT-C1",
+            "--account-id",
+            "acct-1",
+            "--real-value",
+            "10",
+            "--gift-value",
+            "1",
+            "--biz-date",
+            "2026-11-01 09:00:00",
+        ],
+    );
+    assert_eq!(replay["flow_id"], "1", "{replay}");
+    let refund = purse(
+        copy.path(),
+        &[
+            "undeduct",
+            "--request-id",
+            "ct-u1",
+            "--outer-order-id",
+            "CT-D1",
+            "--new-outer-order-id",
+            "CT-U1",
+            "--account-id",
+            "acct-1",
+            "--value",
+            "12",
+        ],
+    );
+    assert_eq!(refund["flow_type"], "UNDEDUCT", "{refund}");
+    assert_eq!(purse(copy.path(), &["verify"])["entries"], 10);
+}

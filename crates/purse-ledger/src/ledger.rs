@@ -63,9 +63,10 @@ pub struct LedgerConfig {
     /// Time after the last snapshot that makes the writer take the next one, if enough entries
     /// came since ([`crate::SNAPSHOT_TAIL_ENTRIES_MIN`]).
     pub snapshot_every: std::time::Duration,
-    /// Bytes of sled's page cache: the bounded in-memory cache in front of the log and of the
-    /// cold store, where orders, request ids and flow references go once a snapshot holds them
-    /// (docs/ARCHITECTURE.md, "Memory bounded by what is live"). Default 64 MiB.
+    /// Bytes of each of the two bounded in-memory caches: sled's page cache in front of the log,
+    /// and the block cache in front of the cold store, where orders, request ids and flow
+    /// references go once a snapshot holds them (docs/ARCHITECTURE.md, "Memory bounded by what
+    /// is live"). Default 64 MiB.
     pub cache_bytes: u64,
     /// Entries the log holds before the cold store takes over: until then memory keeps every
     /// order, request id and flow reference (fastest; about 500 bytes per flow), from then on

@@ -35,6 +35,7 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod bench_support;
 mod block;
+mod cold_runs;
 mod error;
 mod head;
 mod history;

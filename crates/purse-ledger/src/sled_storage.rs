@@ -125,6 +125,10 @@ pub(crate) struct SledStorage {
     data_file: File,
     head: Option<File>,
     path: PathBuf,
+    /// The cold store, opened once (its runs and manifest have one writer).
+    cold: std::sync::OnceLock<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>,
+    /// The size of sled's page cache, and of the cold store's block cache.
+    cache_bytes: u64,
 }
 
 impl SledStorage {
@@ -158,7 +162,16 @@ impl SledStorage {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
             Err(error) => return Err(io_error("opening the head file", &error)),
         };
-        let mut storage = SledStorage { db, log, meta, data_file, head, path: path.to_owned() };
+        let mut storage = SledStorage {
+            db,
+            log,
+            meta,
+            data_file,
+            head,
+            path: path.to_owned(),
+            cold: std::sync::OnceLock::new(),
+            cache_bytes,
+        };
         for repair in &repairs {
             storage.repairs_append(repair)?;
         }
@@ -223,6 +236,30 @@ impl SledStorage {
         })
     }
 
+    /// Moves the cold store of a ledger written before the runs (commits c58b86a..this one: the
+    /// sled tree `cold`) into one run, then drops the tree. The run is complete and named by the
+    /// manifest before the tree goes, so a kill in between leaves both, and the next open, finding
+    /// the runs already there, only drops the tree again.
+    fn import_cold_tree(&self, cold: &crate::cold_runs::RunCold) -> Result<(), Error> {
+        use crate::snapshot_format::cold::ColdStore;
+        let has_tree = guard("listing sled's trees", || Ok::<_, sled::Error>(self.db.tree_names()))?
+            .iter()
+            .any(|name| name.as_ref() == b"cold");
+        if !has_tree {
+            return Ok(());
+        }
+        let tree = guard("opening the cold tree", || self.db.open_tree("cold"))?;
+        if !tree.is_empty() && cold.is_empty()? {
+            cold.import(tree.iter().map(|pair| {
+                pair.map(|(key, value)| (key.to_vec(), value.to_vec()))
+                    .map_err(|error| sled_error("reading the cold tree", error))
+            }))?;
+        }
+        drop(tree);
+        guard("dropping the cold tree", || self.db.drop_tree("cold"))?;
+        sync_sled(&self.db, &self.data_file)
+    }
+
     fn head_path(&self) -> PathBuf {
         self.path.join(HEAD_FILE_NAME)
     }
@@ -246,6 +283,7 @@ fn is_ledger_file(name: &str) -> bool {
             | REPAIRS_FILE_NAME
             | QUARANTINE_DIR_NAME
             | crate::snapshot::SNAPSHOT_DIR_NAME
+            | crate::cold_runs::DIR_NAME
     ) || name.starts_with("snap.")
         || name == "conf.purse-rewrite"
 }
@@ -516,14 +554,13 @@ impl Storage for SledStorage {
     }
 
     fn cold(&self) -> Result<Option<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>, Error> {
-        let tree = guard("opening the cold tree", || self.db.open_tree("cold"))?;
-        let data_file = self
-            .data_file
-            .try_clone()
-            .map_err(|error| io_error("opening sled's data file for the cold store", &error))?;
-        let db = self.db.clone();
-        let sync = Box::new(move || sync_sled(&db, &data_file));
-        Ok(Some(std::sync::Arc::new(crate::snapshot_format::cold::SledCold { tree, sync })))
+        if let Some(cold) = self.cold.get() {
+            return Ok(Some(cold.clone()));
+        }
+        let cold = crate::cold_runs::RunCold::open(&self.path, self.cache_bytes)?;
+        self.import_cold_tree(&cold)?;
+        let cold: std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore> = std::sync::Arc::new(cold);
+        Ok(Some(self.cold.get_or_init(|| cold).clone()))
     }
 
     fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {

@@ -2,14 +2,16 @@
 //! held, on disk, so that memory holds only what changed since (issue 13, docs/ARCHITECTURE.md
 //! "Memory bounded by what is live").
 //!
-//! One sled tree, `cold`, written only from a committed snapshot file (see
-//! [`apply_snapshot`]): after the file of the snapshot at position P is durable, its orders,
-//! records and references go into the tree (one value per key, replaced), then a Bloom filter
-//! of every key, then sled is flushed; only then does the writer drop them from memory. So the
-//! tree never holds anything newer than the newest snapshot file, and whatever that file holds
-//! shadows the tree on open: a crash while the tree is written loses nothing. A damaged newest
-//! snapshot cannot be replaced by an older one (the tree may hold values newer than it): the
-//! ledger then clears the tree and folds the whole log.
+//! Keys and values, written only from a committed snapshot file (see [`apply_snapshot`]): after
+//! the file of the snapshot at position P is durable, its orders, records and references go into
+//! the store (one value per key, replaced), then a Bloom filter of every key, then the store is
+//! flushed; only then does the writer drop them from memory. So the store never holds anything
+//! newer than the newest snapshot file, and whatever that file holds shadows the store on open: a
+//! crash while the store is written loses nothing. A damaged newest snapshot cannot be replaced
+//! by an older one (the store may hold values newer than it): the ledger then clears the store
+//! and folds the whole log. On disk the store is files of sorted runs (`cold_runs.rs`); ledgers
+//! of the commits before them kept it in a sled tree `cold`, which the first open moves into a
+//! run.
 //!
 //! ```text
 //! key                                         value (version byte 1 first)
@@ -40,7 +42,7 @@ use crate::record::{buckets_to_array, flow_type_tag};
 
 /// The version byte every cold value starts with.
 const VALUE_VERSION: u8 = 1;
-/// Keys written per sled batch when a snapshot goes into the tree.
+/// Pairs handed to the store at a time when a snapshot goes into it.
 const PAIRS_PER_BATCH: usize = 4096;
 /// Bytes per value at most, for an order's value and for the Bloom filter's chunks: sled writes
 /// a leaf (up to 16 keys) of more than 128 KiB as a blob file, which no fsync covers (see
@@ -56,7 +58,7 @@ const BLOOM: u8 = b'B';
 /// Keys with their values.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The medium of the cold store: a sled tree, or memory in tests.
+/// The medium of the cold store: files of sorted runs, or memory in tests.
 pub trait ColdStore: Send + Sync + Debug {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
     /// Every pair whose key starts with `prefix`, in key order.
@@ -68,66 +70,6 @@ pub trait ColdStore: Send + Sync + Debug {
     fn is_empty(&self) -> Result<bool, Error>;
     /// Removes everything (before a fold of the whole log rebuilds it).
     fn clear(&self) -> Result<(), Error>;
-}
-
-/// The cold store in a sled tree of the ledger's own sled.
-pub(crate) struct SledCold {
-    pub tree: sled::Tree,
-    /// Flushes sled and syncs its data file, as a commit does.
-    pub sync: Box<dyn Fn() -> Result<(), Error> + Send + Sync>,
-}
-
-impl Debug for SledCold {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("SledCold").field("tree", &self.tree.name()).finish_non_exhaustive()
-    }
-}
-
-fn sled_failed(what: &str, error: sled::Error) -> Error {
-    crate::sled_storage::sled_error(what, error)
-}
-
-impl ColdStore for SledCold {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let found = self.tree.get(key).map_err(|error| sled_failed("reading the cold store", error))?;
-        Ok(found.map(|value| value.to_vec()))
-    }
-
-    fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error> {
-        self.tree
-            .scan_prefix(prefix)
-            .map(|pair| pair.map(|(key, value)| (key.to_vec(), value.to_vec())))
-            .collect::<Result<_, _>>()
-            .map_err(|error| sled_failed("scanning the cold store", error))
-    }
-
-    fn put(&self, pairs: Pairs, atomic: bool) -> Result<(), Error> {
-        let failed = |error| sled_failed("writing the cold store", error);
-        if atomic {
-            let mut batch = sled::Batch::default();
-            for (key, value) in pairs {
-                batch.insert(key, value);
-            }
-            return self.tree.apply_batch(batch).map_err(failed);
-        }
-        // One by one: a batch holds sled's write lock, which the writer's commits wait for.
-        for (key, value) in pairs {
-            self.tree.insert(key, value).map_err(failed)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), Error> {
-        (self.sync)()
-    }
-
-    fn is_empty(&self) -> Result<bool, Error> {
-        Ok(self.tree.is_empty())
-    }
-
-    fn clear(&self) -> Result<(), Error> {
-        self.tree.clear().map_err(|error| sled_failed("clearing the cold store", error))
-    }
 }
 
 /// The cold store in memory (tests).
@@ -291,16 +233,18 @@ pub(crate) fn request(cold: &dyn ColdStore, request_id: &str) -> Result<Option<R
 /// Order `outer_order_id`, if the cold store has it.
 pub(crate) fn order(cold: &dyn ColdStore, outer_order_id: &str) -> Result<Option<ColdOrderRead>, Error> {
     let key = order_key(outer_order_id);
-    let chunks = cold.scan(&key)?;
-    if chunks.is_empty() {
-        return Ok(None);
-    }
+    // The chunks one by one (lookups, cheaper in runs than a scan, which starts a cursor in
+    // every run): they are numbered from 0 without a gap.
     let mut value = Vec::new();
-    for (index, (chunk_key, chunk)) in chunks.iter().enumerate() {
-        if chunk_key[key.len()..] != u16::try_from(index).unwrap_or(u16::MAX).to_be_bytes() {
-            return Err(corrupt("order", &key));
+    let mut chunk_key = key.clone();
+    for index in 0..=u16::MAX {
+        chunk_key.truncate(key.len());
+        chunk_key.extend_from_slice(&index.to_be_bytes());
+        match cold.get(&chunk_key)? {
+            Some(chunk) => value.extend_from_slice(&chunk),
+            None if index == 0 => return Ok(None),
+            None => break,
         }
-        value.extend_from_slice(chunk);
     }
     let record: ColdOrder = options().deserialize(body("order", &key, &value)?).map_err(|_| corrupt("order", &key))?;
     Ok(Some(ColdOrderRead {
