@@ -31,6 +31,8 @@
 //! A manifest or run that cannot be read makes the store *damaged*: every read then fails with
 //! [`Error::Corruption`], which makes the snapshot that needs it unusable, and the ledger empties
 //! the cold store and folds its log (snapshot.rs, `forget_cold`): the cold store is derived data.
+//! Opening reads no block; a block that a read finds damaged makes the store damaged from then
+//! on, and a file `DAMAGED` (written and synced before the read fails) tells the next open.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -46,6 +48,9 @@ use crate::snapshot_format::cold::{ColdStore, Pairs};
 /// The folder of the runs, in the ledger's directory.
 pub(crate) const DIR_NAME: &str = "purse-cold";
 const MANIFEST_NAME: &str = "MANIFEST";
+/// Written when a read finds a damaged block, so that the next open knows without reading every
+/// block; removed by [`ColdStore::clear`].
+const DAMAGED_NAME: &str = "DAMAGED";
 const RUN_SUFFIX: &str = ".run";
 const PARTIAL_SUFFIX: &str = ".partial";
 const RUN_MAGIC: &[u8; 8] = b"PURSERUN";
@@ -85,7 +90,8 @@ pub(crate) struct BlockCache {
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    blocks: HashMap<(u64, usize), (Arc<[u8]>, u64)>,
+    /// Each block and the tick of its last use.
+    blocks: HashMap<(u64, usize), (Block, u64)>,
     by_use: BTreeMap<u64, (u64, usize)>,
     bytes: usize,
     clock: u64,
@@ -160,6 +166,10 @@ fn be_u64(bytes: &[u8], at: usize) -> Option<u64> {
 }
 
 type Span = std::ops::Range<usize>;
+/// Where each pair's key and value are in a block.
+type Spans = Vec<(Span, Span)>;
+/// A block's checked bytes, shared by the cache and its readers.
+type Block = Arc<[u8]>;
 
 /// A block's pair count and where its table of pair offsets starts.
 fn block_table(raw: &[u8]) -> Option<(usize, usize)> {
@@ -197,7 +207,7 @@ fn find_in_block(raw: &[u8], key: &[u8]) -> Option<Option<Vec<u8>>> {
 
 /// Where the keys and values of one block's checked bytes are, in order; the pairs must fill
 /// the block from its count to its table.
-fn block_spans(raw: &[u8]) -> Option<Vec<(Span, Span)>> {
+fn block_spans(raw: &[u8]) -> Option<Spans> {
     let (count, table) = block_table(raw)?;
     let mut at = 4;
     let mut spans = Vec::with_capacity(count);
@@ -219,7 +229,14 @@ impl Run {
 
     fn open(dir: &Path, id: u64, level: u8, cache: &Arc<BlockCache>) -> Result<Run, Error> {
         let path = Run::path(dir, id);
-        let file = File::open(&path).map_err(|error| io_error(&format!("opening {}", path.display()), &error))?;
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            // Named by the manifest but gone: the store is damaged, not the disk.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt("run", &path, "the manifest names it but it is missing"))
+            }
+            Err(error) => return Err(io_error(&format!("opening {}", path.display()), &error)),
+        };
         let size = file.metadata().map_err(|error| io_error("reading a cold run's size", &error))?.len();
         let damaged = |why: &str| corrupt("run", &path, why);
         if size < RUN_HEADER_BYTES + FOOTER_BYTES {
@@ -280,7 +297,7 @@ impl Run {
     }
 
     /// Block `index` and where its pairs are.
-    fn decoded(&self, index: usize, cached: bool) -> Result<(Arc<[u8]>, Vec<(Span, Span)>), Error> {
+    fn decoded(&self, index: usize, cached: bool) -> Result<(Block, Spans), Error> {
         let raw = self.block(index, cached)?;
         let spans = block_spans(&raw).ok_or_else(|| {
             Error::Corruption(format!("block {index} of the cold store's run {:016x} cannot be read", self.id))
@@ -317,7 +334,7 @@ type Index = (Vec<BlockRef>, Vec<u8>);
 fn parse_index(index: &[u8], data_end: u64) -> Option<Index> {
     let count = be_u32(index, 0)?;
     let mut at = 4;
-    let mut blocks = Vec::with_capacity(count as usize);
+    let mut blocks = Vec::with_capacity((count as usize).min(index.len() / 14));
     let mut expected_offset = RUN_HEADER_BYTES;
     for _ in 0..count {
         let offset = be_u64(index, at)?;
@@ -343,7 +360,7 @@ struct Cursor {
     next_block: usize,
     cached: bool,
     /// The block being read and the spans of its pairs not yet returned.
-    block: Option<(Arc<[u8]>, std::vec::IntoIter<(Span, Span)>)>,
+    block: Option<(Block, std::vec::IntoIter<(Span, Span)>)>,
 }
 
 impl Iterator for Cursor {
@@ -567,6 +584,13 @@ impl RunWriter {
     }
 }
 
+/// The next run's id; ids are never reused (a leftover of a kill may still carry an old one).
+fn take_id(next_id: &mut u64) -> Result<u64, Error> {
+    let id = *next_id;
+    *next_id = id.checked_add(1).ok_or_else(|| Error::Corruption("the cold store has used every run id".into()))?;
+    Ok(id)
+}
+
 fn sync_dir(path: &Path) -> Result<(), Error> {
     File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| io_error("syncing the cold store's folder", &error))
 }
@@ -664,6 +688,11 @@ impl RunCold {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((Runs::default(), 0)),
             Err(error) => return Err(io_error("listing the cold store", &error)),
         };
+        match std::fs::read(dir.join(DAMAGED_NAME)) {
+            Ok(reason) => return Err(Error::Corruption(String::from_utf8_lossy(&reason).into_owned())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error("reading the cold store's damage mark", &error)),
+        }
         let manifest_path = dir.join(MANIFEST_NAME);
         let manifest = match std::fs::read(&manifest_path) {
             Ok(bytes) => {
@@ -681,7 +710,7 @@ impl RunCold {
             }
             let id = name.strip_suffix(RUN_SUFFIX).and_then(|hex| u64::from_str_radix(hex, 16).ok());
             if let Some(id) = id {
-                next_id = next_id.max(id + 1);
+                next_id = next_id.max(id.saturating_add(1));
                 if manifest.runs.iter().any(|(listed, _)| *listed == id) {
                     continue;
                 }
@@ -696,6 +725,26 @@ impl RunCold {
             .map(|&(id, level)| Run::open(dir, id, level, cache).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((Runs { runs, damaged: None }, next_id))
+    }
+
+    /// What a read found damaged makes the whole store damaged, now and at the next open (see
+    /// the module): the mark is written and synced before the error goes back.
+    fn read_failed(&self, error: Error) -> Error {
+        let Error::Corruption(reason) = &error else { return error };
+        let mark = self.dir.join(DAMAGED_NAME);
+        let written = File::create(&mark).and_then(|mut file| {
+            file.write_all(reason.as_bytes())?;
+            file.sync_all()
+        });
+        if let Err(failed) = written.map_err(|failed| io_error("marking the cold store damaged", &failed)) {
+            return failed;
+        }
+        if let Err(failed) = sync_dir(&self.dir) {
+            return failed;
+        }
+        *self.runs.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(Runs { runs: Vec::new(), damaged: Some(reason.clone()) });
+        error
     }
 
     fn current(&self) -> Result<Arc<Runs>, Error> {
@@ -739,8 +788,7 @@ impl RunCold {
     ) -> Result<(), Error> {
         self.ensure_dir()?;
         let mut runs = self.current()?.runs.clone();
-        let id = *next_id;
-        *next_id += 1;
+        let id = take_id(next_id)?;
         let mut writer = RunWriter::create(&self.dir, id)?;
         for pair in pairs {
             let (key, value) = pair?;
@@ -763,8 +811,7 @@ impl RunCold {
             }
             let first = runs.len() - same;
             let inputs: Vec<Arc<Run>> = runs[first..].to_vec();
-            let id = *next_id;
-            *next_id += 1;
+            let id = take_id(next_id)?;
             let mut writer = RunWriter::create(&self.dir, id)?;
             for pair in Merge::new(inputs.iter().map(|run| run.cursor(&[], false)).collect()) {
                 let (key, value) = pair?;
@@ -800,7 +847,7 @@ impl RunCold {
 impl ColdStore for RunCold {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         for run in self.current()?.runs.iter().rev() {
-            if let Some(value) = run.get(key)? {
+            if let Some(value) = run.get(key).map_err(|error| self.read_failed(error))? {
                 return Ok(Some(value));
             }
         }
@@ -812,7 +859,7 @@ impl ColdStore for RunCold {
         let cursors = runs.runs.iter().map(|run| run.cursor(prefix, true)).collect();
         let mut pairs = Vec::new();
         for pair in Merge::new(cursors) {
-            let (key, value) = pair?;
+            let (key, value) = pair.map_err(|error| self.read_failed(error))?;
             if key.starts_with(prefix) {
                 pairs.push((key, value));
             } else if key.as_slice() > prefix {
@@ -1000,15 +1047,30 @@ mod tests {
         std::fs::write(&run, &bytes).unwrap();
         let damaged = RunCold::open(dir.path(), 1 << 20).unwrap();
         assert!(matches!(damaged.get(b"Ra"), Err(Error::Corruption(_))));
+        // The read marked the whole store damaged, now and for the next open: a key in a sound
+        // run is refused too, and the store does not open as empty.
+        assert!(matches!(damaged.get(b"Rb"), Err(Error::Corruption(_))));
+        assert!(folder.join(DAMAGED_NAME).exists());
+        let reopened = RunCold::open(dir.path(), 1 << 20).unwrap();
+        assert!(!reopened.is_empty().unwrap());
+        assert!(matches!(reopened.get(b"Rb"), Err(Error::Corruption(_))));
+        std::fs::remove_file(folder.join(DAMAGED_NAME)).unwrap();
+        // A run the manifest names but that is gone: damaged, not an I/O failure.
+        std::fs::remove_file(folder.join(format!("{:016x}{RUN_SUFFIX}", 8))).unwrap();
+        let missing = RunCold::open(dir.path(), 1 << 20).unwrap();
+        let Err(Error::Corruption(reason)) = missing.get(b"Ra") else { panic!("a missing run was not reported") };
+        assert!(reason.contains("missing"), "{reason}");
         // A damaged manifest: the store opens, is not empty, and every read says why.
         std::fs::write(folder.join(MANIFEST_NAME), b"PURSEMAN").unwrap();
         let damaged = RunCold::open(dir.path(), 1 << 20).unwrap();
         assert!(!damaged.is_empty().unwrap());
         let Err(Error::Corruption(reason)) = damaged.scan(b"R") else { panic!("a damaged manifest was read") };
         assert!(reason.contains("MANIFEST"), "{reason}");
-        // Clearing it leaves an empty store that works.
+        // Clearing it leaves an empty store that works, without the damage mark.
+        std::fs::write(folder.join(DAMAGED_NAME), b"a block was damaged").unwrap();
         damaged.clear().unwrap();
         assert!(damaged.is_empty().unwrap());
+        assert!(!folder.join(DAMAGED_NAME).exists());
         fill(&damaged, &[("Rc", "3")]);
         let reopened = RunCold::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(reopened.scan(b"R").unwrap(), vec![(b"Rc".to_vec(), b"3".to_vec())]);

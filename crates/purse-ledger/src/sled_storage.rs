@@ -125,8 +125,9 @@ pub(crate) struct SledStorage {
     data_file: File,
     head: Option<File>,
     path: PathBuf,
-    /// The cold store, opened once (its runs and manifest have one writer).
-    cold: std::sync::OnceLock<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>,
+    /// The cold store, opened once (its runs and manifest have one writer); the lock is held
+    /// across the open and the import, which remove and write files.
+    cold: std::sync::Mutex<Option<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>>,
     /// The size of sled's page cache, and of the cold store's block cache.
     cache_bytes: u64,
 }
@@ -169,7 +170,7 @@ impl SledStorage {
             data_file,
             head,
             path: path.to_owned(),
-            cold: std::sync::OnceLock::new(),
+            cold: std::sync::Mutex::new(None),
             cache_bytes,
         };
         for repair in &repairs {
@@ -554,13 +555,15 @@ impl Storage for SledStorage {
     }
 
     fn cold(&self) -> Result<Option<std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore>>, Error> {
-        if let Some(cold) = self.cold.get() {
+        let mut opened = self.cold.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cold) = opened.as_ref() {
             return Ok(Some(cold.clone()));
         }
         let cold = crate::cold_runs::RunCold::open(&self.path, self.cache_bytes)?;
         self.import_cold_tree(&cold)?;
         let cold: std::sync::Arc<dyn crate::snapshot_format::cold::ColdStore> = std::sync::Arc::new(cold);
-        Ok(Some(self.cold.get_or_init(|| cold).clone()))
+        *opened = Some(cold.clone());
+        Ok(Some(cold))
     }
 
     fn syncer(&self) -> Result<Option<Box<dyn Syncer>>, Error> {

@@ -234,9 +234,13 @@ pub(crate) fn request(cold: &dyn ColdStore, request_id: &str) -> Result<Option<R
 pub(crate) fn order(cold: &dyn ColdStore, outer_order_id: &str) -> Result<Option<ColdOrderRead>, Error> {
     let key = order_key(outer_order_id);
     // The chunks one by one (lookups, cheaper in runs than a scan, which starts a cursor in
-    // every run): they are numbered from 0 without a gap.
+    // every run), numbered from 0 without a gap, up to the first that completes the order:
+    // nothing is ever deleted, so an order whose value shrank (a hold's expiry dropped) past a
+    // chunk boundary leaves its older, higher-numbered chunks behind, and those must not be read.
+    // A strict prefix of an encoding never decodes completely (the decoder runs out of bytes).
     let mut value = Vec::new();
     let mut chunk_key = key.clone();
+    let mut record: Option<ColdOrder> = None;
     for index in 0..=u16::MAX {
         chunk_key.truncate(key.len());
         chunk_key.extend_from_slice(&index.to_be_bytes());
@@ -245,8 +249,12 @@ pub(crate) fn order(cold: &dyn ColdStore, outer_order_id: &str) -> Result<Option
             None if index == 0 => return Ok(None),
             None => break,
         }
+        if let Ok(complete) = options().deserialize(body("order", &key, &value)?) {
+            record = Some(complete);
+            break;
+        }
     }
-    let record: ColdOrder = options().deserialize(body("order", &key, &value)?).map_err(|_| corrupt("order", &key))?;
+    let record = record.ok_or_else(|| corrupt("order", &key))?;
     Ok(Some(ColdOrderRead {
         flow_id: record.flow_id,
         flow_type: flow_type(record.flow_type).map_err(|_| corrupt("order", &key))?,
@@ -654,6 +662,41 @@ mod tests {
         };
         check(order(&cold, "o1").unwrap_err(), "order under \"Oo1\\0\"");
         check(request(&cold, "r").unwrap_err(), "idempotency record");
+    }
+
+    /// Nothing is ever deleted: an order written again with fewer chunks (its value shrank past
+    /// a chunk boundary) leaves its older higher-numbered chunks in the store, which must not
+    /// be read as part of it.
+    #[test]
+    fn an_order_that_shrank_past_a_chunk_boundary_reads_as_its_newest_value() {
+        let cold = MemCold::default();
+        let write = |takes: u32| {
+            let takes: Vec<Take> = (0..takes)
+                .map(|index| Take {
+                    bucket: purse_core::Bucket::Gift,
+                    key: purse_core::LotKey::new(Some(Timestamp(1_000_000 + i64::from(index))), 1, index).unwrap(),
+                    value: purse_core::Amount::from_minor(1),
+                })
+                .collect();
+            let order = ColdOrder {
+                flow_id: 4,
+                flow_type: flow_type_tag(purse_core::FlowType::Deduct),
+                account: 2,
+                moved: [0, -i64::from(u32::try_from(takes.len()).unwrap()), 0],
+                refunded: [0; 3],
+                reversed_by: 0,
+                expire_time: None,
+                takes: takes.iter().map(take_record).collect(),
+            };
+            let pairs = order_pairs("o1", &versioned(&encode_options().serialize(&order).unwrap()));
+            let chunks = pairs.len();
+            cold.put(pairs, false).unwrap();
+            chunks
+        };
+        assert!(write(1000) >= 3, "the first version spans several chunks");
+        assert_eq!(order(&cold, "o1").unwrap().unwrap().takes.len(), 1000);
+        assert_eq!(write(300), 1, "the second fits in one");
+        assert_eq!(order(&cold, "o1").unwrap().unwrap().takes.len(), 300);
     }
 
     /// A filter of the first layout (no layout byte; its first byte 0) is not read as blocked
