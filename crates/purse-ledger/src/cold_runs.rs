@@ -56,10 +56,10 @@ const PARTIAL_SUFFIX: &str = ".partial";
 const RUN_MAGIC: &[u8; 8] = b"PURSERUN";
 const MANIFEST_MAGIC: &[u8; 8] = b"PURSEMAN";
 const FORMAT_VERSION: u8 = 1;
-const RUN_HEADER_BYTES: u64 = 9;
-const FOOTER_BYTES: u64 = 32;
 const RUN_HEADER_LEN: usize = 9;
 const FOOTER_LEN: usize = 32;
+const RUN_HEADER_BYTES: u64 = RUN_HEADER_LEN as u64;
+const FOOTER_BYTES: u64 = FOOTER_LEN as u64;
 /// A block is written once it holds this many bytes (or more, for one large pair).
 pub(crate) const BLOCK_BYTES: usize = 16 * 1024;
 /// Runs of one level merged into one of the next.
@@ -869,9 +869,9 @@ impl ColdStore for RunCold {
         Ok(pairs)
     }
 
-    /// Held in memory until [`ColdStore::flush`], which writes everything put since as one run:
-    /// so every fill is atomic, whatever `atomic` says. What is pending is not read.
-    fn put(&self, pairs: Pairs, _atomic: bool) -> Result<(), Error> {
+    /// Held in memory until [`ColdStore::flush`], which writes everything put since as one run,
+    /// so every fill is atomic. What is pending is not read.
+    fn put(&self, pairs: Pairs) -> Result<(), Error> {
         lock(&self.pending).extend(pairs);
         Ok(())
     }
@@ -928,7 +928,7 @@ mod tests {
     }
 
     fn fill(store: &RunCold, pairs: &[(&str, &str)]) {
-        store.put(pairs.iter().map(|(key, value)| pair(key, value)).collect(), false).unwrap();
+        store.put(pairs.iter().map(|(key, value)| pair(key, value)).collect()).unwrap();
         store.flush().unwrap();
     }
 
@@ -1010,7 +1010,7 @@ mod tests {
                     (key.into_bytes(), value.into_bytes())
                 })
                 .collect();
-            store.put(pairs, false).unwrap();
+            store.put(pairs).unwrap();
             store.flush().unwrap();
         }
         // 17 fills: one run of level 2, one of level 0.

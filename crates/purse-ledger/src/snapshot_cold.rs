@@ -44,10 +44,10 @@ use crate::record::{buckets_to_array, flow_type_tag};
 const VALUE_VERSION: u8 = 1;
 /// Pairs handed to the store at a time when a snapshot goes into it.
 const PAIRS_PER_BATCH: usize = 4096;
-/// Bytes per value at most, for an order's value and for the Bloom filter's chunks: sled writes
-/// a leaf (up to 16 keys) of more than 128 KiB as a blob file, which no fsync covers (see
-/// `block.rs`), so every value stays small; a larger one is cut into chunks under keys of
-/// their own.
+/// Bytes per value at most, for an order's value and for the Bloom filter's chunks; a larger one
+/// is cut into chunks under keys of their own. Chosen when the store was a sled tree (sled writes
+/// a leaf of more than 128 KiB as a blob file, which no fsync covers: see `block.rs`) and kept,
+/// because the old tree's values are imported as they are.
 const VALUE_BYTES_MAX: usize = 4 * 1024;
 
 const REQUEST: u8 = b'R';
@@ -63,8 +63,9 @@ pub trait ColdStore: Send + Sync + Debug {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error>;
-    /// Inserts (or replaces) every pair; with `atomic`, all or none of them after a crash.
-    fn put(&self, pairs: Pairs, atomic: bool) -> Result<(), Error>;
+    /// Inserts (or replaces) every pair, once [`ColdStore::flush`] has made them durable: the
+    /// pairs put between two flushes are all there after a crash, or none of them.
+    fn put(&self, pairs: Pairs) -> Result<(), Error>;
     /// Makes every write before it durable.
     fn flush(&self) -> Result<(), Error>;
     fn is_empty(&self) -> Result<bool, Error>;
@@ -101,7 +102,7 @@ impl ColdStore for MemCold {
             .collect())
     }
 
-    fn put(&self, pairs: Pairs, _atomic: bool) -> Result<(), Error> {
+    fn put(&self, pairs: Pairs) -> Result<(), Error> {
         self.pairs().extend(pairs);
         Ok(())
     }
@@ -363,7 +364,7 @@ pub(crate) fn apply_snapshot(
     let mut flush = |pairs: &mut Pairs, failed: &mut Option<Error>| {
         if failed.is_none() && !pairs.is_empty() {
             written += pairs.len() as u64;
-            if let Err(error) = cold.put(std::mem::take(pairs), false) {
+            if let Err(error) = cold.put(std::mem::take(pairs)) {
                 *failed = Some(error);
             }
         }
@@ -413,7 +414,7 @@ pub(crate) fn apply_snapshot(
     if let Some(error) = failed {
         return Err(error);
     }
-    // The filter last, in one atomic batch: it names every key above.
+    // The filter last (the flush below makes the whole fill one run): it names every key above.
     let encoded = bloom.encode();
     let chunks = encoded
         .chunks(VALUE_BYTES_MAX)
@@ -424,7 +425,7 @@ pub(crate) fn apply_snapshot(
             (key, versioned(chunk))
         })
         .collect();
-    cold.put(chunks, true)?;
+    cold.put(chunks)?;
     cold.flush()?;
     Ok(written)
 }
@@ -648,14 +649,14 @@ mod tests {
             refunded: purse_core::Buckets::ZERO,
             reversed_by: Some(9),
         };
-        cold.put(vec![order_pair(part, Some(Timestamp(77)), &[])], false).unwrap();
+        cold.put(vec![order_pair(part, Some(Timestamp(77)), &[])]).unwrap();
         let read = order(&cold, "o1").unwrap().unwrap();
         assert_eq!(read.part("o1"), part);
         assert_eq!(read.expire_time, Some(Timestamp(77)));
         assert_eq!(order(&cold, "o2").unwrap(), None);
         let mut first = order_key("o1");
         first.extend_from_slice(&[0, 0]);
-        cold.put(vec![(first, vec![2, 0]), (request_key("r"), versioned(&[1; 39]))], false).unwrap();
+        cold.put(vec![(first, vec![2, 0]), (request_key("r"), versioned(&[1; 39]))]).unwrap();
         let check = |error: Error, what: &str| {
             assert_eq!(error.code(), purse_core::ErrorCode::Corruption);
             assert!(error.to_string().contains(what), "{error}");
@@ -690,7 +691,7 @@ mod tests {
             };
             let pairs = order_pairs("o1", &versioned(&encode_options().serialize(&order).unwrap()));
             let chunks = pairs.len();
-            cold.put(pairs, false).unwrap();
+            cold.put(pairs).unwrap();
             chunks
         };
         assert!(write(1000) >= 3, "the first version spans several chunks");
@@ -711,15 +712,12 @@ mod tests {
         let first_layout = versioned(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         let mut filter = vec![BLOOM];
         filter.extend_from_slice(&0u32.to_be_bytes());
-        cold.put(
-            vec![
-                (request_key("old-request"), versioned(&[1; 39])),
-                (order, versioned(&[1; 8])),
-                (second_chunk, vec![1, 1]),
-                (filter, first_layout),
-            ],
-            false,
-        )
+        cold.put(vec![
+            (request_key("old-request"), versioned(&[1; 39])),
+            (order, versioned(&[1; 8])),
+            (second_chunk, vec![1, 1]),
+            (filter, first_layout),
+        ])
         .unwrap();
         let rebuilt = bloom(&cold).unwrap().unwrap();
         assert!(rebuilt.may_contain(Kind::Request, "old-request"));
@@ -728,7 +726,7 @@ mod tests {
         // A layout this code does not know is damage, not a guess.
         let mut unknown = vec![BLOOM];
         unknown.extend_from_slice(&0u32.to_be_bytes());
-        cold.put(vec![(unknown, versioned(&[9, 0]))], false).unwrap();
+        cold.put(vec![(unknown, versioned(&[9, 0]))]).unwrap();
         assert_eq!(bloom(&cold).unwrap_err().code(), purse_core::ErrorCode::Corruption);
     }
 }
