@@ -304,7 +304,9 @@ async fn bench(
     let reopen_started = Instant::now();
     let ledger = Ledger::open(config.clone()).await.map_err(|error| check.then("reopening the ledger", error))?;
     let reopen_micros = micros(reopen_started).max(1);
-    let foreign_reopen = MachineCpu::now().foreign_since(&machine_before);
+    let machine_reopened = MachineCpu::now();
+    let foreign_reopen = machine_reopened.foreign_since(&machine_before);
+    let own_cpu_reopen = machine_reopened.own_since(&machine_before);
     let snapshots_reopen =
         ledger.snapshot_stats().await.map_err(|error| check.then("reading the snapshot counters", error))?;
     let balances_reopened = balance_sum(&ledger, args.accounts).await;
@@ -378,6 +380,10 @@ async fn bench(
             "snapshot_loaded_from": snapshots_reopen.loaded_from,
             "entries_folded": snapshots_reopen.entries_folded_on_open,
             "snapshot_load_ms": snapshots_reopen.load_micros / 1000,
+            "sled_open_ms": snapshots_reopen.sled_open_micros / 1000,
+            "cold_open_ms": snapshots_reopen.cold_open_micros / 1000,
+            "cpu_ms": own_cpu_reopen,
+            "note": "reopen_ms is the whole of Ledger::open: sled_open_ms (sled's own recovery), cold_open_ms (the cold store's manifest and run indexes, the head), snapshot_load_ms (the newest snapshot read and the log after it folded), and starting the writer; cpu_ms is this process's CPU time meanwhile (every thread, 10 ms ticks)",
         },
         "snapshots": {
             "written_in_run": snapshots_run.written,

@@ -234,6 +234,8 @@ struct Inner {
     config: Config,
     /// The sled ledger's directory, to wait on its lock at close; `None` on other media.
     path: Option<PathBuf>,
+    /// sled's page cache, for the checkpoint at close.
+    cache_bytes: u64,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Reads the flows of replays off the writer; `None` on media without one (the writer then
     /// reads them), and after close: it holds sled open, so `close` lets go of it.
@@ -290,7 +292,8 @@ impl Ledger {
             .map_err(|error| Error::Storage(format!("starting the writer thread: {error}")))?;
         let thread = Mutex::new(Some(thread));
         let reader = std::sync::RwLock::new(reader);
-        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, path, thread, reader }) })
+        let cache_bytes = config.cache_bytes;
+        Ok(Ledger { inner: Arc::new(Inner { sender, config: ledger_config, path, cache_bytes, thread, reader }) })
     }
 
     pub fn scale(&self) -> Scale {
@@ -567,7 +570,10 @@ impl Ledger {
     }
 
     /// Finishes queued work, syncs and stops the writer. Other clones get `STORAGE` afterwards.
+    /// After a session that wrote much, sled then writes its recovery point again
+    /// (`sled_storage::checkpoint`), so the next open does not read the session's log again.
     pub async fn close(self) -> Result<(), Error> {
+        let logged = self.query(|writer| Ok(writer.store().bytes_logged_since_open())).await.unwrap_or(0);
         let closed = self.call(|reply| Request::Close { reply }).await;
         // The reader holds sled open: let go of it (also when the close failed, so that the
         // writer's end releases sled as before), then wait for sled's lock below.
@@ -582,9 +588,22 @@ impl Ledger {
                 .map_err(|_| Error::Storage("the writer thread panicked".into()))?;
         }
         if let Some(path) = self.inner.path.clone() {
-            tokio::task::spawn_blocking(move || crate::sled_storage::wait_until_released(&path))
-                .await
-                .map_err(|error| Error::Storage(format!("waiting for sled to let go: {error}")))??;
+            let cache_bytes = self.inner.cache_bytes;
+            let checkpoint = closed.is_ok() && logged >= crate::sled_storage::CHECKPOINT_LOGGED_BYTES_MIN;
+            tokio::task::spawn_blocking(move || {
+                crate::sled_storage::wait_until_released(&path)?;
+                if checkpoint {
+                    crate::sled_storage::checkpoint(&path, cache_bytes).map_err(|error| {
+                        Error::Storage(format!(
+                            "the ledger closed with everything durable, but sled's recovery point was not \
+                             written again (the next open reads this session's log once more): {error}"
+                        ))
+                    })?;
+                }
+                Ok::<(), Error>(())
+            })
+            .await
+            .map_err(|error| Error::Storage(format!("waiting for sled to let go: {error}")))??;
         }
         closed
     }
@@ -685,8 +704,12 @@ impl GroupSender {
 }
 
 fn open_writer(config: &LedgerConfig) -> Result<Writer, Error> {
+    let started = std::time::Instant::now();
     let store = Store::open_with_cache(&config.path, config.create, config.cache_bytes)?;
-    open_writer_over(store, config, Snapshotter::for_ledger(config))
+    let sled_opened = started.elapsed();
+    let writer = open_writer_over(store, config, Snapshotter::for_ledger(config))?;
+    writer.snapshots.sled_opened_in(sled_opened);
+    Ok(writer)
 }
 
 /// Opens a ledger over `store`: creates it if it has no meta, else checks the head, removes an
@@ -696,6 +719,7 @@ pub(crate) fn open_writer_over(
     config: &LedgerConfig,
     mut snapshots: Snapshotter,
 ) -> Result<Writer, Error> {
+    let started = std::time::Instant::now();
     snapshots.set_cold(store.cold()?);
     let stored_config = store.config()?;
     if stored_config.is_none() {
@@ -742,6 +766,7 @@ pub(crate) fn open_writer_over(
     };
     let head = store.open_head()?;
     let unfinished_entries_dropped = store.drop_unfinished_commit(head.sequence)?;
+    snapshots.cold_opened_in(started.elapsed());
     let projections = snapshots.load(&store, ledger_config, head.sequence)?;
     let last_sequence = projections.state.last_sequence();
     if last_sequence < head.sequence {

@@ -210,6 +210,10 @@ pub struct SnapshotStats {
     pub entries_folded_on_open: u64,
     /// How long opening took to read the snapshot and fold the rest, in microseconds.
     pub load_micros: u64,
+    /// How long opening took before that, in microseconds: opening sled (its own recovery),
+    /// then the cold store (its manifest and the runs' indexes) and the head.
+    pub sled_open_micros: u64,
+    pub cold_open_micros: u64,
     /// Snapshots made durable since opening, and those that failed (each a warning).
     pub written: u64,
     pub failed: u64,
@@ -299,6 +303,16 @@ impl Snapshotter {
         if self.store.is_some() {
             self.cold = cold;
         }
+    }
+
+    /// Records how long opening sled took, before this ledger's own steps.
+    pub fn sled_opened_in(&self, elapsed: Duration) {
+        self.progress().stats.sled_open_micros = micros(elapsed);
+    }
+
+    /// Records how long opening the cold store and checking the head took.
+    pub fn cold_opened_in(&self, elapsed: Duration) {
+        self.progress().stats.cold_open_micros = micros(elapsed);
     }
 
     fn progress(&self) -> MutexGuard<'_, Progress> {
@@ -410,7 +424,7 @@ impl Snapshotter {
         progress.attempted = from.unwrap_or(0);
         progress.stats.loaded_from = from;
         progress.stats.entries_folded_on_open = projections.state.last_sequence() - from.unwrap_or(0);
-        progress.stats.load_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        progress.stats.load_micros = micros(started.elapsed());
         Ok(projections)
     }
 
@@ -617,7 +631,7 @@ impl Progress {
         };
         let started = Instant::now();
         let encoded = snapshot_format::encode(projections, to_cold, |bytes| send(&sender, Piece::Bytes(bytes)));
-        let pause = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let pause = micros(started.elapsed());
         self.stats.pause_micros_last = pause;
         self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
         let encoded = encoded.and_then(|bytes| send(&sender, Piece::Commit).map(|()| bytes));
@@ -718,6 +732,11 @@ impl Ledger {
     pub async fn snapshot_stats(&self) -> Result<SnapshotStats, Error> {
         self.query(|writer| Ok(writer.snapshots.stats())).await
     }
+}
+
+/// `elapsed` in whole microseconds, saturating.
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -95,4 +95,9 @@ pub trait Storage: Send + Sync + Debug {
     fn check_medium(&self) -> Result<(), Error>;
     /// Bytes the ledger takes on the medium.
     fn size_on_disk(&self) -> Result<u64, Error>;
+    /// Bytes of log blocks appended since this handle opened: what the medium's own recovery
+    /// would read again after it (sled). 0 on media that recover in constant time.
+    fn bytes_logged_since_open(&self) -> u64 {
+        0
+    }
 }

@@ -285,6 +285,11 @@ impl Store {
         self.storage.size_on_disk()
     }
 
+    /// Bytes of log blocks appended since the store opened (see [`Storage::bytes_logged_since_open`]).
+    pub fn bytes_logged_since_open(&self) -> u64 {
+        self.storage.bytes_logged_since_open()
+    }
+
     /// Makes everything durable, the head included, for a clean close.
     pub fn close(&mut self) -> Result<(), Error> {
         self.make_durable()?;

@@ -75,6 +75,11 @@ impl MachineCpu {
         MachineCpu { busy, own }
     }
 
+    /// CPU time this process used since `before`.
+    pub fn own_since(&self, before: &MachineCpu) -> u64 {
+        self.own.saturating_sub(before.own)
+    }
+
     /// CPU time other processes used since `before`.
     pub fn foreign_since(&self, before: &MachineCpu) -> u64 {
         self.busy.saturating_sub(before.busy).saturating_sub(self.own.saturating_sub(before.own))
