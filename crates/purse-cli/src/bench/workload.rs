@@ -165,6 +165,12 @@ const DEDUCT_MINOR_MIN: i64 = 100;
 const DEDUCT_MINOR_SPAN: u64 = 5_901;
 /// Accepted requests each caller remembers as candidates for a retry.
 const REPLAY_CANDIDATES: usize = 64;
+/// Orders each caller remembers at most of each kind it may refund or resolve later, so that
+/// the bench's own memory does not grow with the run (its RSS is the ledger's figure). Past it a
+/// new DEDUCT or HOLD takes a random slot, so the ones kept stay a sample of the whole run (old
+/// orders, in the cold store by then, are still refunded); the oldest half of the CHARGEs goes,
+/// since an UNCHARGE takes the newest.
+const ORDER_CANDIDATES_MAX: usize = 32 * 1024;
 
 /// What one caller saw. Merged over all callers at the end.
 #[derive(Debug, Default)]
@@ -341,6 +347,16 @@ pub struct Fresh {
 }
 
 /// One caller's closed loop.
+/// Pushes `item` while `list` is below [`ORDER_CANDIDATES_MAX`], else puts it in a random slot.
+fn remember<T>(list: &mut Vec<T>, item: T, rng: &mut Rng) {
+    if list.len() < ORDER_CANDIDATES_MAX {
+        list.push(item);
+    } else {
+        let slot = rng.index(list.len());
+        list[slot] = item;
+    }
+}
+
 pub struct Caller {
     plan: Arc<Plan>,
     number: u64,
@@ -550,10 +566,17 @@ impl Caller {
         let Some(seen) = self.tally.seen(&answer, self.plan.scale) else { return };
         let Some(order_value) = self.tally.add_effect(&seen) else { return };
         match kind {
-            Kind::Charge => self.charges.push((order_id, account)),
-            Kind::Deduct => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
-            Kind::Hold => self.holds.push((order_id, account, seen.held.iter().sum())),
-            Kind::Capture => self.deducts.push(Refundable { order: order_id, account, left: -order_value }),
+            Kind::Charge => {
+                if self.charges.len() >= ORDER_CANDIDATES_MAX {
+                    self.charges.drain(..ORDER_CANDIDATES_MAX / 2);
+                }
+                self.charges.push((order_id, account));
+            }
+            Kind::Deduct | Kind::Capture => {
+                let refundable = Refundable { order: order_id, account, left: -order_value };
+                remember(&mut self.deducts, refundable, &mut self.rng);
+            }
+            Kind::Hold => remember(&mut self.holds, (order_id, account, seen.held.iter().sum()), &mut self.rng),
             Kind::Undeduct | Kind::Uncharge | Kind::Release => {}
         }
         if let Some(command) = kept {
