@@ -645,13 +645,53 @@ struct Runs {
     damaged: Option<String>,
 }
 
+/// Bytes of pairs (keys, values and their `Vec` headers) a fill holds in memory at most: past
+/// it, they are sorted and written as a spill, a run that no manifest names, and the flush
+/// merges the fill's spills into its one run. A fill of 256k entries stays below it; the first
+/// fill of a ledger crossing `cold_after_entries` (2M entries: about 1 GB of pairs) no longer
+/// holds all of itself, sorted again beside itself, in memory.
+#[cfg(not(test))]
+const PENDING_BYTES_MAX: usize = 128 * 1024 * 1024;
+#[cfg(test)]
+const PENDING_BYTES_MAX: usize = 64 * 1024;
+
+/// What was put since the last flush.
+#[derive(Debug, Default)]
+struct Pending {
+    pairs: Pairs,
+    /// What `pairs` take, as [`PENDING_BYTES_MAX`] counts.
+    bytes: usize,
+    /// Runs written from earlier parts of this fill, oldest first; unnamed until the flush.
+    spills: Vec<Arc<Run>>,
+}
+
+/// Sorted pairs from a run or from memory, for a [`Merge`].
+type PairSource = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), Error>>>;
+
+/// What one pair takes in memory, as [`PENDING_BYTES_MAX`] counts it.
+fn pair_bytes((key, value): &(Vec<u8>, Vec<u8>)) -> usize {
+    key.len() + value.len() + 2 * std::mem::size_of::<Vec<u8>>()
+}
+
+/// `pairs` sorted by key with one pair per key: of equal keys, the one put last.
+fn sorted_distinct(mut pairs: Pairs) -> Pairs {
+    // Stable: of equal keys, the one put last is last. Reversed, it is first, and `dedup_by`
+    // keeps the first of each run of equal keys; reversed again, the keys ascend. In place: a
+    // second vector of a large fill's pairs was 48 bytes a pair more at the peak.
+    pairs.sort_by(|left, right| left.0.cmp(&right.0));
+    pairs.reverse();
+    pairs.dedup_by(|later, kept| later.0 == kept.0);
+    pairs.reverse();
+    pairs
+}
+
 /// The cold store of a ledger directory, in files of sorted runs.
 #[derive(Debug)]
 pub(crate) struct RunCold {
     dir: PathBuf,
     runs: RwLock<Arc<Runs>>,
     /// Pairs put since the last flush, which writes them as one run.
-    pending: Mutex<Pairs>,
+    pending: Mutex<Pending>,
     /// Held by whatever changes the files (flush, merge, clear); gives the next run's id.
     writing: Mutex<u64>,
     cache: Arc<BlockCache>,
@@ -676,7 +716,7 @@ impl RunCold {
         Ok(RunCold {
             dir,
             runs: RwLock::new(Arc::new(runs)),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             writing: Mutex::new(next_id),
             cache,
         })
@@ -869,29 +909,50 @@ impl ColdStore for RunCold {
         Ok(pairs)
     }
 
-    /// Held in memory until [`ColdStore::flush`], which writes everything put since as one run,
-    /// so every fill is atomic. What is pending is not read.
+    /// Held until [`ColdStore::flush`], which writes everything put since as one run, so every
+    /// fill is atomic: in memory, and past [`PENDING_BYTES_MAX`] in spills no manifest names
+    /// (which the next open removes after a kill). What is pending is not read.
     fn put(&self, pairs: Pairs) -> Result<(), Error> {
-        lock(&self.pending).extend(pairs);
+        let mut next_id = lock(&self.writing);
+        let mut pending = lock(&self.pending);
+        pending.bytes += pairs.iter().map(pair_bytes).sum::<usize>();
+        pending.pairs.extend(pairs);
+        if pending.bytes < PENDING_BYTES_MAX {
+            return Ok(());
+        }
+        let pairs = sorted_distinct(std::mem::take(&mut pending.pairs));
+        pending.bytes = 0;
+        self.ensure_dir()?;
+        let mut writer = RunWriter::create(&self.dir, take_id(&mut next_id)?)?;
+        for (key, value) in pairs {
+            writer.add(&key, &value)?;
+        }
+        pending.spills.push(Arc::new(writer.finish(0, &self.cache)?));
         Ok(())
     }
 
     fn flush(&self) -> Result<(), Error> {
         let mut next_id = lock(&self.writing);
-        let mut pairs = std::mem::take(&mut *lock(&self.pending));
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        // Stable: of equal keys, the one put last is last, and wins.
-        pairs.sort_by(|left, right| left.0.cmp(&right.0));
-        let mut distinct: Pairs = Vec::with_capacity(pairs.len());
-        for pair in pairs {
-            match distinct.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => distinct.push(pair),
+        let Pending { pairs, spills, .. } = std::mem::take(&mut *lock(&self.pending));
+        let pairs = sorted_distinct(pairs);
+        if spills.is_empty() {
+            if pairs.is_empty() {
+                return Ok(());
             }
+            return self.add_run(&mut next_id, 0, pairs.into_iter().map(Ok));
         }
-        self.add_run(&mut next_id, 0, distinct.into_iter().map(Ok))
+        // The spills, oldest first, then what is still in memory, newest: of equal keys the
+        // newest source wins, as it would have in one sort.
+        let spilled = spills.iter().map(|run| Box::new(run.cursor(&[], false)) as PairSource);
+        let sources: Vec<PairSource> =
+            spilled.chain(std::iter::once(Box::new(pairs.into_iter().map(Ok)) as PairSource)).collect();
+        self.add_run(&mut next_id, 0, Merge::new(sources))?;
+        // Named by no manifest now that the merged run is: the next open would remove them too.
+        for spill in spills {
+            std::fs::remove_file(Run::path(&self.dir, spill.id))
+                .map_err(|error| io_error("removing a spill of the cold store", &error))?;
+        }
+        Ok(())
     }
 
     fn is_empty(&self) -> Result<bool, Error> {
@@ -901,7 +962,8 @@ impl ColdStore for RunCold {
 
     fn clear(&self) -> Result<(), Error> {
         let next_id = lock(&self.writing);
-        lock(&self.pending).clear();
+        // Its spills are files the manifest never named: removed with every other below.
+        *lock(&self.pending) = Pending::default();
         if !self.dir.exists() {
             *self.runs.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Runs::default());
             return Ok(());
@@ -1022,6 +1084,51 @@ mod tests {
         assert_eq!(reopened.get(b"F000500").unwrap(), Some(b"0-xxxxxxxxxxxxxxxxxxxx".to_vec()));
         let files = std::fs::read_dir(dir.path().join(DIR_NAME)).unwrap().count();
         assert_eq!(files, 3, "the manifest and two runs: merged inputs are removed");
+    }
+
+    #[test]
+    fn a_fill_larger_than_memory_holds_spills_and_still_becomes_one_run_of_its_newest_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RunCold::open(dir.path(), 1 << 20).unwrap();
+        let folder = dir.path().join(DIR_NAME);
+        fill(&store, &[("S000000", "before the fill"), ("T", "kept")]);
+        let mut expected = std::collections::BTreeMap::from([(b"T".to_vec(), b"kept".to_vec())]);
+        // Each put about 40 KiB; every key written by three puts: the last put's value wins,
+        // whichever spill or memory each value is in.
+        for round in 0..12 {
+            let pairs: Pairs = (0..400)
+                .map(|n| {
+                    let key = format!("S{:06}", n + round * 133);
+                    let value = format!("{round}-{}", "v".repeat(80));
+                    expected.insert(key.clone().into_bytes(), value.clone().into_bytes());
+                    (key.into_bytes(), value.into_bytes())
+                })
+                .collect();
+            store.put(pairs).unwrap();
+        }
+        let spills = lock(&store.pending).spills.len();
+        assert!(spills >= 4, "{spills} spills of a fill of 12 × 40 KiB");
+        assert_eq!(store.get(b"S000001").unwrap(), None, "what is pending is not read");
+        store.flush().unwrap();
+        assert_eq!(store.run_count(), 2, "the first fill's run and this one");
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 3, "the manifest and two runs: no spill is left");
+        let all: Pairs = expected.into_iter().collect();
+        for store in [&store, &RunCold::open(dir.path(), 1 << 20).unwrap()] {
+            assert_eq!(store.scan(b"").unwrap(), all);
+        }
+
+        // A fill killed after it spilled: the next open removes its spills, and none of it is read.
+        let killed = RunCold::open(dir.path(), 1 << 20).unwrap();
+        for round in 0..4 {
+            let pairs: Pairs = (0..400).map(|n| pair(&format!("K{round}{n:04}"), &"k".repeat(100))).collect();
+            killed.put(pairs).unwrap();
+        }
+        assert!(!lock(&killed.pending).spills.is_empty());
+        drop(killed);
+        let reopened = RunCold::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(reopened.scan(b"K").unwrap(), Vec::new());
+        assert_eq!(reopened.scan(b"").unwrap(), all);
+        assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 3, "the spills of the killed fill are removed");
     }
 
     #[test]
