@@ -5,11 +5,14 @@
 # with WITH_POSTGRES=1, the PostgreSQL peer (postgres-recharge.sh beside this file), interleaved
 # round by round, and one markdown table of every run plus each row's median and spread.
 #
-# TigerBeetle is installed, not built: the official release binary of a pinned version
-# (downloaded from its GitHub release into PEER_CACHE, once), or any binary given as
-# TIGERBEETLE_BIN. This repository holds no recipe that builds TigerBeetle from its source.
+# TigerBeetle of a pinned version, into PEER_CACHE once: the official release binary from its
+# GitHub release, or, when that cannot be downloaded (or with TB_FROM_SOURCE=1), built from the
+# release's commit with the Zig its build pins, installed from PyPI's `ziglang` wheel (pip) into
+# a virtualenv beside it. The source is TB_SOURCE: a git URL or a local clone or mirror (`git
+# clone` of it, then a checkout of TB_COMMIT). Or any binary given as TIGERBEETLE_BIN.
 #
 #   benches/peers/tigerbeetle.sh                                  # from the workspace root
+#   TB_FROM_SOURCE=1 TB_SOURCE=/path/to/tigerbeetle.git benches/peers/tigerbeetle.sh
 #   ROUNDS=1 BATCHES=8189 benches/peers/tigerbeetle.sh
 #   TIGERBEETLE_BIN=/path/to/tigerbeetle benches/peers/tigerbeetle.sh  # an installed binary
 #   INSTALL_ONLY=1 benches/peers/tigerbeetle.sh                   # download (or find) it and stop
@@ -33,6 +36,14 @@ shopt -s inherit_errexit   # a failure inside $(…) stops the script too
 # Pinned: TigerBeetle 0.17.8 (released 2026-06-19), the official x86_64 Linux release binary.
 TB_TAG=${TB_TAG:-0.17.8}
 TB_URL=${TB_URL:-https://github.com/tigerbeetle/tigerbeetle/releases/download/$TB_TAG/tigerbeetle-x86_64-linux.zip}
+# Its source: the commit of the 0.17.8 release ("release: 2026-06-19"), built with Zig 0.14.1
+# (TigerBeetle's zig/download.sh at that commit), as its release script builds it, less the
+# multiversion parts (past releases' binaries, which need GitHub too).
+TB_SOURCE=${TB_SOURCE:-https://github.com/tigerbeetle/tigerbeetle.git}
+TB_COMMIT=${TB_COMMIT:-b1ca77a3af89b4cdc34fa2b91b472e7af6d1eb02}
+TB_CLIENT_MIN=${TB_CLIENT_MIN:-0.16.4}
+ZIG_VERSION=${ZIG_VERSION:-0.14.1}
+TB_FROM_SOURCE=${TB_FROM_SOURCE:-0}
 TIGERBEETLE_BIN=${TIGERBEETLE_BIN:-}
 PEER_CACHE=${PEER_CACHE:-$HOME/.cache/purse-peers}
 INSTALL_ONLY=${INSTALL_ONLY:-0}
@@ -79,17 +90,48 @@ tigerbeetle_binary() {
         [[ -x $TIGERBEETLE_BIN ]] || die "TIGERBEETLE_BIN=$TIGERBEETLE_BIN is not executable"
         echo "$TIGERBEETLE_BIN"; return
     fi
-    local dir=$PEER_CACHE/tigerbeetle-release-$TB_TAG
-    if [[ ! -x $dir/tigerbeetle ]]; then
+    local dir=$PEER_CACHE/tigerbeetle-release-$TB_TAG built=$PEER_CACHE/tigerbeetle-source-$TB_TAG
+    if [[ -x $dir/tigerbeetle ]]; then echo "$dir/tigerbeetle"; return; fi
+    if [[ -x $built/tigerbeetle ]]; then echo "$built/tigerbeetle"; return; fi
+    if [[ $TB_FROM_SOURCE != 1 ]]; then
         command -v curl >/dev/null && command -v unzip >/dev/null || die "installing needs curl and unzip"
         say "downloading $TB_URL into $dir"
         rm -rf "$dir.partial"; mkdir -p "$dir.partial"
-        curl --fail --location --silent --show-error --output "$dir.partial/tigerbeetle.zip" "$TB_URL" ||
-            die "could not download $TB_URL: give an installed binary as TIGERBEETLE_BIN"
-        unzip -q "$dir.partial/tigerbeetle.zip" -d "$dir.partial"
-        rm -rf "$dir"; mv "$dir.partial" "$dir"
+        if curl --fail --location --silent --show-error --output "$dir.partial/tigerbeetle.zip" "$TB_URL" &&
+            unzip -q "$dir.partial/tigerbeetle.zip" -d "$dir.partial"; then
+            rm -rf "$dir"; mv "$dir.partial" "$dir"
+            echo "$dir/tigerbeetle"; return
+        fi
+        rm -rf "$dir.partial"
+        say "could not download $TB_URL: building $TB_TAG from its source instead"
     fi
-    echo "$dir/tigerbeetle"
+    build_from_source "$built"
+    echo "$built/tigerbeetle"
+}
+
+build_from_source() { # into
+    local into=$1 zig=$PEER_CACHE/ziglang-$ZIG_VERSION src=$PEER_CACHE/tigerbeetle-src
+    command -v git >/dev/null && command -v python3 >/dev/null || die "building needs git and python3"
+    if [[ ! -x $zig/bin/python ]]; then
+        say "installing Zig $ZIG_VERSION from PyPI (ziglang) into $zig"
+        rm -rf "$zig"; python3 -m venv "$zig" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+        "$zig/bin/pip" install --quiet "ziglang==$ZIG_VERSION" >&2 || die "pip install ziglang==$ZIG_VERSION failed"
+    fi
+    [[ $("$zig/bin/python" -m ziglang version) == "$ZIG_VERSION" ]] || die "$zig does not run Zig $ZIG_VERSION"
+    if [[ ! -d $src/.git ]]; then
+        say "cloning $TB_SOURCE into $src"
+        rm -rf "$src"; git clone --quiet "$TB_SOURCE" "$src" >&2 || die "could not clone $TB_SOURCE: give TB_SOURCE or TIGERBEETLE_BIN"
+    fi
+    git -C "$src" checkout --quiet --detach "$TB_COMMIT" >&2 ||
+        die "$TB_SOURCE has no commit $TB_COMMIT (fetch it, or give TB_SOURCE a clone that has it)"
+    say "building TigerBeetle $TB_TAG at $TB_COMMIT with Zig $ZIG_VERSION (single-threaded compile: minutes)"
+    (cd "$src" && "$zig/bin/python" -m ziglang build -Drelease "-Dconfig-release=$TB_TAG" \
+        "-Dconfig-release-client-min=$TB_CLIENT_MIN" "-Dgit-commit=$TB_COMMIT" \
+        --global-cache-dir "$PEER_CACHE/zig-cache") >&2 || die "zig build of TigerBeetle failed"
+    rm -rf "$into.partial"; mkdir -p "$into.partial"
+    cp "$src/zig-out/bin/tigerbeetle" "$into.partial/"
+    echo "$TB_COMMIT zig $ZIG_VERSION" >"$into.partial/BUILT_FROM"
+    rm -rf "$into"; mv "$into.partial" "$into"
 }
 
 tb=$(tigerbeetle_binary)

@@ -219,3 +219,43 @@ async fn replays_are_read_off_the_writer() {
         ledger.close().await.unwrap();
     }
 }
+
+/// Many fills of the cold store, with the Bloom filter past its capped segments (tests: 4,096
+/// keys first, 16,384 at most): later fills write only the segments after the full ones, and
+/// after a reopen every request and order id ever accepted is still found, however old.
+#[tokio::test]
+async fn a_cold_store_filled_many_times_keeps_every_id_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LedgerConfig { cold_after_entries: 0, snapshot_every_entries: 4_000, ..LedgerConfig::new(dir.path()) };
+    let charges = 24_000;
+    let ledger = Ledger::open(config.clone()).await.unwrap();
+    let mut stored = Vec::new();
+    for start in (0..charges).step_by(2_000) {
+        let batch = (start..start + 2_000).map(|n| charge(&format!("c-{n}"), 1 + n % 7)).collect();
+        for item in ledger.submit_batch(batch).await.unwrap() {
+            item.unwrap();
+        }
+        stored.push(ledger.query(|writer| Ok(writer.projections.bloom_stored)).await.unwrap());
+    }
+    let segments = ledger.query(|writer| Ok(writer.projections.bloom.full_segments())).await.unwrap();
+    assert!(segments >= 3, "48,000 ids fill the first segments: {segments}");
+    assert!(stored.iter().any(|&held| held > 0), "later fills skip the full segments: {stored:?}");
+    ledger.close().await.unwrap();
+
+    let ledger = Ledger::open(config).await.unwrap();
+    for n in [0, 1, 4_095, 12_000, charges - 1] {
+        let id = format!("c-{n}");
+        let replayed = ledger.submit(charge(&id, 1 + n % 7)).await.unwrap();
+        assert_eq!(replayed.flow_id, u64::try_from(n).unwrap() + 1, "{id} is answered as the flow it made");
+        let conflict = ledger.submit(charge(&id, 1_000)).await.unwrap_err();
+        assert_eq!(conflict.code(), ErrorCode::IdempotencyConflict, "{id}: {conflict}");
+        let mut other = charge(&format!("new-{n}"), 5);
+        other.outer_order_id = id.clone();
+        let duplicate = ledger.submit(other).await.unwrap_err();
+        assert_eq!(duplicate.code(), ErrorCode::DuplicateOrder, "{id}: {duplicate}");
+    }
+    let report = ledger.verify().await.unwrap();
+    assert_eq!(report.flows, u64::try_from(charges).unwrap());
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    ledger.close().await.unwrap();
+}

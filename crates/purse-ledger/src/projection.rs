@@ -226,6 +226,9 @@ pub(crate) struct Projections {
     pub cold: Option<Arc<dyn ColdStore>>,
     /// Every request and order id ever folded here or held by the cold store (a superset).
     pub bloom: Bloom,
+    /// How many of `bloom`'s first segments the cold store holds as they are (full ones): the
+    /// next fill writes only the segments after them.
+    pub bloom_stored: usize,
     /// Whether memory let go of anything the cold store holds: until then no lookup needs it.
     pub cold_used: bool,
     /// `card_id` → the accounts opened with it, in the order they were opened. The spec does not
@@ -250,6 +253,7 @@ impl Projections {
             cards: CardIndex::default(),
             cold: None,
             bloom: Bloom::default(),
+            bloom_stored: 0,
             cold_used: false,
             last_block_checksum: 0,
             blocks: 0,
@@ -259,8 +263,10 @@ impl Projections {
     /// Attaches the cold store: its Bloom filter replaces this one, and every id held in memory
     /// joins it (a snapshot's, which the stored filter may predate).
     pub fn attach_cold(&mut self, cold: Arc<dyn ColdStore>) -> Result<(), Error> {
-        if let Some(stored) = cold::bloom(cold.as_ref())? {
+        self.bloom_stored = 0;
+        if let Some((stored, held)) = cold::bloom(cold.as_ref())? {
             self.bloom = stored;
+            self.bloom_stored = held;
             self.cold_used = true;
         }
         for (request_id, _) in self.requests.iter() {

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::projection::Projections;
 use crate::sled_storage::io_error;
-use crate::snapshot_format::cold::{self, Bloom, ColdStore};
+use crate::snapshot_format::cold::{self, BloomTail, ColdStore};
 use crate::snapshot_format::{self, Covered};
 use crate::store::Store;
 
@@ -232,6 +232,8 @@ struct InFlight {
     info: SnapshotInfo,
     /// Whether it goes into the cold store.
     cold: bool,
+    /// `Projections::bloom_stored` once its fill is in the cold store.
+    bloom_stored: Option<usize>,
     /// `Ok(Some(..))`: what filling the cold store from it gave (keys written).
     thread: JoinHandle<Result<Option<Result<u64, Error>>, Error>>,
 }
@@ -609,7 +611,14 @@ impl Progress {
         let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
         let writing = Arc::clone(store);
         let to_cold = goes_cold(projections, cold_after);
-        let cold = projections.cold.clone().filter(|_| to_cold).map(|cold| (cold, projections.bloom.clone()));
+        // Only the filter's segments that changed since the store last took it: a full one never
+        // changes again.
+        let cold = projections
+            .cold
+            .clone()
+            .filter(|_| to_cold)
+            .map(|cold| (cold, projections.bloom.tail(projections.bloom_stored)));
+        let bloom_stored = cold.as_ref().map(|(_, tail)| tail.stored_after());
         let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
             let mut file = writing.create(sequence)?;
             for piece in receiver {
@@ -638,7 +647,8 @@ impl Progress {
         drop(sender);
         match encoded {
             Ok(bytes) => {
-                self.in_flight = Some(InFlight { info: SnapshotInfo { sequence, bytes }, cold: to_cold, thread })
+                self.in_flight =
+                    Some(InFlight { info: SnapshotInfo { sequence, bytes }, cold: to_cold, bloom_stored, thread })
             }
             Err(error) => {
                 // The thread's own error (a full disk, say) is why the queue closed.
@@ -665,6 +675,9 @@ impl Progress {
                 match cold {
                     Some(Ok(keys)) => {
                         self.stats.cold_keys_written += keys;
+                        if let Some(stored) = in_flight.bloom_stored {
+                            projections.bloom_stored = stored;
+                        }
                         projections.evict_through(sequence);
                         return true;
                     }
@@ -705,7 +718,12 @@ fn goes_cold(projections: &Projections, cold_after: u64) -> bool {
 }
 
 /// Reads the snapshot just committed back (from the page cache) into the cold store.
-fn fill_cold(snapshots: &dyn SnapshotStore, sequence: u64, cold: &dyn ColdStore, bloom: &Bloom) -> Result<u64, Error> {
+fn fill_cold(
+    snapshots: &dyn SnapshotStore,
+    sequence: u64,
+    cold: &dyn ColdStore,
+    bloom: &BloomTail,
+) -> Result<u64, Error> {
     let mut reader = snapshots.open(sequence)?;
     let (_, header) = snapshot_format::read_header(&mut reader)
         .map_err(|reason| Error::Corruption(format!("the snapshot just written reads back damaged: {reason}")))?;

@@ -18,7 +18,8 @@
 //! 'R' request_id                              fingerprint [32] | flow id u64 BE
 //! 'F' len u16 BE | account_id | sequence BE   order_time i64 BE | flow type tag u8
 //! 'O' outer_order_id                          bincode (varint) of ColdOrder
-//! 'B' chunk u32 BE                            the Bloom filter (see Bloom::encode), in chunks
+//! 'S' segment u32 BE | chunk u32 BE           one segment of the Bloom filter, in chunks
+//! 'B' chunk u32 BE                            the whole filter of older ledgers, in chunks
 //! ```
 
 use std::collections::HashMap;
@@ -54,6 +55,11 @@ const REQUEST: u8 = b'R';
 const FLOW: u8 = b'F';
 const ORDER: u8 = b'O';
 const BLOOM: u8 = b'B';
+const BLOOM_SEGMENT: u8 = b'S';
+/// Written as the first `B` chunk once the filter is kept by segment, where a whole filter's
+/// layout byte would be: a binary that reads only whole filters then finds damage, not a filter
+/// that misses every id added since.
+const BLOOM_MOVED: u8 = 0xFF;
 
 /// Keys with their values.
 pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -303,8 +309,64 @@ pub(crate) fn request_count(cold: &dyn ColdStore) -> Result<u64, Error> {
     Ok(cold.scan(&[REQUEST])?.len() as u64)
 }
 
-/// The Bloom filter of the cold store, if it has one.
-pub(crate) fn bloom(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
+/// The Bloom filter of the cold store, if it has one, with how many of its first segments the
+/// store holds by segment as they are (full ones, which never change again: fills after this
+/// open need not write them).
+pub(crate) fn bloom(cold: &dyn ColdStore) -> Result<Option<(Bloom, usize)>, Error> {
+    if let Some(bloom) = bloom_by_segment(cold)? {
+        let stored = bloom.full_segments();
+        return Ok(Some((bloom, stored)));
+    }
+    Ok(whole_bloom(cold)?.map(|bloom| (bloom, 0)))
+}
+
+/// The filter kept by segment (`S` keys), if the store has one.
+fn bloom_by_segment(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
+    let pairs = cold.scan(&[BLOOM_SEGMENT])?;
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let index = |key: &[u8], at: usize| -> Result<u32, Error> {
+        let bytes =
+            key.get(at..at + 4).filter(|_| key.len() == 9).ok_or_else(|| corrupt("Bloom filter segment", key))?;
+        Ok(u32::from_be_bytes(bytes.try_into().expect("4 bytes")))
+    };
+    let mut segments = Vec::new();
+    let mut bytes = Vec::new();
+    let mut last: Option<(u32, u32, Vec<u8>)> = None;
+    let finish = |segments: &mut Vec<Segment>, bytes: &mut Vec<u8>, key: &[u8]| -> Result<(), Error> {
+        segments.push(Segment::decode_stored(bytes).ok_or_else(|| corrupt("Bloom filter segment", key))?);
+        bytes.clear();
+        Ok(())
+    };
+    for (key, value) in &pairs {
+        let (segment, chunk) = (index(key, 1)?, index(key, 5)?);
+        match &last {
+            Some((at, previous, _)) if *at == segment => {
+                if chunk != previous + 1 {
+                    return Err(corrupt("Bloom filter segment", key));
+                }
+            }
+            other => {
+                if let Some((_, _, last_key)) = other {
+                    finish(&mut segments, &mut bytes, last_key)?;
+                }
+                if usize::try_from(segment).ok() != Some(segments.len()) || chunk != 0 {
+                    return Err(corrupt("Bloom filter segment", key));
+                }
+            }
+        }
+        bytes.extend_from_slice(body("Bloom filter segment", key, value)?);
+        last = Some((segment, chunk, key.clone()));
+    }
+    if let Some((_, _, last_key)) = &last {
+        finish(&mut segments, &mut bytes, last_key)?;
+    }
+    Ok(Some(Bloom { segments }))
+}
+
+/// The whole filter of a store written before filters were kept by segment (`B` keys).
+fn whole_bloom(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
     let chunks = cold.scan(&[BLOOM])?;
     if chunks.is_empty() {
         return Ok(None);
@@ -348,12 +410,13 @@ fn rebuild_bloom(cold: &dyn ColdStore) -> Result<Bloom, Error> {
 }
 
 /// Puts what the committed snapshot file in `reader` holds of orders, idempotency records and
-/// flow references into the cold store, then `bloom`, then flushes. Returns how many keys.
+/// flow references into the cold store, then the segments of the filter that changed since the
+/// store last took it (`bloom`), then flushes. Returns how many keys.
 pub(crate) fn apply_snapshot(
     cold: &dyn ColdStore,
     reader: &mut (impl Read + Send),
     header: &[u8; HEADER_BYTES],
-    bloom: &Bloom,
+    bloom: &BloomTail,
 ) -> Result<u64, Error> {
     let mut pairs = Vec::with_capacity(PAIRS_PER_BATCH);
     let mut written = 0u64;
@@ -415,17 +478,7 @@ pub(crate) fn apply_snapshot(
         return Err(error);
     }
     // The filter last (the flush below makes the whole fill one run): it names every key above.
-    let encoded = bloom.encode();
-    let chunks = encoded
-        .chunks(VALUE_BYTES_MAX)
-        .enumerate()
-        .map(|(index, chunk)| {
-            let mut key = vec![BLOOM];
-            key.extend_from_slice(&u32::try_from(index).expect("under 2^32 chunks").to_be_bytes());
-            (key, versioned(chunk))
-        })
-        .collect();
-    cold.put(chunks)?;
+    cold.put(bloom.pairs())?;
     cold.flush()?;
     Ok(written)
 }
@@ -473,11 +526,20 @@ pub(crate) enum Kind {
 const BLOOM_FIRST_KEYS: u64 = 1 << 20;
 #[cfg(test)]
 const BLOOM_FIRST_KEYS: u64 = 1 << 12;
+/// Keys a segment holds at most. Only the last segment changes, and each fill of the cold store
+/// writes it again: without a bound it was as large as all the others together (a filter of
+/// 10M flows' ids is 39 MB), written again, and held three times over, by every fill.
+#[cfg(not(test))]
+const BLOOM_SEGMENT_KEYS_MAX: u64 = 1 << 22;
+#[cfg(test)]
+const BLOOM_SEGMENT_KEYS_MAX: u64 = 1 << 14;
 const BLOOM_BITS_PER_KEY: u64 = 10;
 const BLOOM_HASHES: u32 = 7;
-/// The first byte of a stored filter: its layout (blocked). The first layout had none; its
-/// first byte was 0 (the high byte of its segment count).
+/// The first byte of a whole stored filter (`B` keys): its layout (blocked). The first layout had
+/// none; its first byte was 0 (the high byte of its segment count).
 const BLOOM_LAYOUT: u8 = 2;
+/// The first byte of a stored segment (`S` keys): blocked bits as in [`BLOOM_LAYOUT`].
+const BLOOM_SEGMENT_LAYOUT: u8 = 3;
 /// Bits per block: one cache line, which holds all of a key's bits.
 const BLOOM_BLOCK_BITS: u64 = 512;
 const BLOOM_BLOCK_WORDS: usize = (BLOOM_BLOCK_BITS / 64) as usize;
@@ -485,7 +547,8 @@ const BLOOM_BLOCK_WORDS: usize = (BLOOM_BLOCK_BITS / 64) as usize;
 /// Which request and order ids might be in the cold store: a new id (nearly every command's) is
 /// answered from memory, and only the ~1 % the filter cannot rule out cost a read. Blocked (a
 /// key's bits all in one 64-byte block, so one cache miss per segment) and grown by segments of
-/// doubling size, so it never needs the keys again; about 1.3 bytes per key.
+/// doubling size up to [`BLOOM_SEGMENT_KEYS_MAX`], so it never needs the keys again; about 1.3
+/// bytes per key. A full segment never changes again: the cold store takes only the others.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Bloom {
     segments: Vec<Segment>,
@@ -547,7 +610,10 @@ impl Bloom {
     pub fn insert(&mut self, kind: Kind, id: &str) {
         let full = self.segments.last().is_none_or(|last| last.count >= last.capacity);
         if full {
-            let capacity = self.segments.last().map_or(BLOOM_FIRST_KEYS, |last| last.capacity * 2);
+            let capacity = self
+                .segments
+                .last()
+                .map_or(BLOOM_FIRST_KEYS, |last| (last.capacity * 2).min(BLOOM_SEGMENT_KEYS_MAX.max(last.capacity)));
             self.segments.push(Segment::new(capacity));
         }
         let segment = self.segments.last_mut().expect("pushed above");
@@ -570,18 +636,27 @@ impl Bloom {
         self.segments.iter().map(|segment| segment.words.len() * 8).sum()
     }
 
-    /// The stored filter: [`BLOOM_LAYOUT`], then the segments.
+    /// How many of the first segments are full (they never change again).
+    pub fn full_segments(&self) -> usize {
+        self.segments.iter().take_while(|segment| segment.is_full()).count()
+    }
+
+    /// A copy of the segments from `first` on: what a fill of the cold store writes when the
+    /// store holds the ones before as they are.
+    pub fn tail(&self, first: usize) -> BloomTail {
+        let first = first.min(self.segments.len());
+        BloomTail { first, segments: self.segments[first..].to_vec() }
+    }
+
+    /// A whole filter as the `B` keys held it (layout [`BLOOM_LAYOUT`]; ledgers before filters
+    /// were kept by segment wrote it, and tests write it to stand for them).
+    #[cfg(test)]
     fn encode(&self) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(5 + self.bytes() + self.segments.len() * 24);
         bytes.push(BLOOM_LAYOUT);
         bytes.extend_from_slice(&u32::try_from(self.segments.len()).expect("under 2^32 segments").to_be_bytes());
         for segment in &self.segments {
-            bytes.extend_from_slice(&segment.capacity.to_be_bytes());
-            bytes.extend_from_slice(&segment.count.to_be_bytes());
-            bytes.extend_from_slice(&(segment.words.len() as u64).to_be_bytes());
-            for word in &segment.words {
-                bytes.extend_from_slice(&word.to_le_bytes());
-            }
+            segment.encode_into(&mut bytes);
         }
         bytes
     }
@@ -609,6 +684,76 @@ impl Bloom {
             segments.push(Segment { capacity, count: keys, words });
         }
         rest.is_empty().then_some(Bloom { segments })
+    }
+}
+
+impl Segment {
+    fn is_full(&self) -> bool {
+        self.count >= self.capacity
+    }
+
+    /// capacity u64 BE | keys u64 BE | words u64 BE | the words, u64 LE each.
+    fn encode_into(&self, bytes: &mut Vec<u8>) {
+        bytes.extend_from_slice(&self.capacity.to_be_bytes());
+        bytes.extend_from_slice(&self.count.to_be_bytes());
+        bytes.extend_from_slice(&(self.words.len() as u64).to_be_bytes());
+        for word in &self.words {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+    }
+
+    /// A stored segment: [`BLOOM_SEGMENT_LAYOUT`], then as [`Segment::encode_into`].
+    fn encode_stored(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(25 + self.words.len() * 8);
+        bytes.push(BLOOM_SEGMENT_LAYOUT);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    fn decode_stored(bytes: &[u8]) -> Option<Segment> {
+        let (&layout, rest) = bytes.split_first()?;
+        if layout != BLOOM_SEGMENT_LAYOUT {
+            return None;
+        }
+        // The whole filter's layout with a count of one is exactly one segment.
+        let mut whole = 1u32.to_be_bytes().to_vec();
+        whole.extend_from_slice(rest);
+        Bloom::decode(&whole)?.segments.pop()
+    }
+}
+
+/// The segments of a filter from `first` on, as a fill of the cold store writes them.
+#[derive(Debug, Clone)]
+pub(crate) struct BloomTail {
+    first: usize,
+    segments: Vec<Segment>,
+}
+
+impl BloomTail {
+    /// How many of the filter's first segments the store holds as they are once these are in it.
+    pub fn stored_after(&self) -> usize {
+        self.first + self.segments.iter().take_while(|segment| segment.is_full()).count()
+    }
+
+    /// The `S` pairs of these segments; and over the first `B` chunk [`BLOOM_MOVED`] when they
+    /// start at the first segment, so no whole filter an older binary wrote can be read again.
+    fn pairs(&self) -> Pairs {
+        let mut pairs = Vec::new();
+        if self.first == 0 {
+            let mut key = vec![BLOOM];
+            key.extend_from_slice(&0u32.to_be_bytes());
+            pairs.push((key, versioned(&[BLOOM_MOVED])));
+        }
+        for (offset, segment) in self.segments.iter().enumerate() {
+            let index = u32::try_from(self.first + offset).expect("under 2^32 segments");
+            for (chunk, bytes) in segment.encode_stored().chunks(VALUE_BYTES_MAX).enumerate() {
+                let mut key = vec![BLOOM_SEGMENT];
+                key.extend_from_slice(&index.to_be_bytes());
+                key.extend_from_slice(&u32::try_from(chunk).expect("under 2^32 chunks").to_be_bytes());
+                pairs.push((key, versioned(bytes)));
+            }
+        }
+        pairs
     }
 }
 
@@ -700,6 +845,92 @@ mod tests {
         assert_eq!(order(&cold, "o1").unwrap().unwrap().takes.len(), 300);
     }
 
+    /// The filter is kept by segment, and a fill writes only the segments that changed since the
+    /// store last took it: what the store reads back is the whole filter, every time.
+    #[test]
+    fn a_fill_writes_only_the_segments_that_changed_and_the_store_reads_the_whole_filter() {
+        let cold = MemCold::default();
+        let mut filter = Bloom::default();
+        let mut added = 0;
+        let mut add = |filter: &mut Bloom, keys: usize| {
+            for n in added..added + keys {
+                filter.insert(Kind::Request, &format!("r-{n}"));
+            }
+            added += keys;
+        };
+        let first = usize::try_from(BLOOM_FIRST_KEYS).unwrap();
+        let max = usize::try_from(BLOOM_SEGMENT_KEYS_MAX).unwrap();
+        add(&mut filter, first + 1);
+        let mut stored = 0;
+        let mut fills = Vec::new();
+        // Past the cap the segments stop doubling.
+        while filter.segments.len() < 6 {
+            let tail = filter.tail(stored);
+            let pairs = tail.pairs();
+            fills.push((tail.first, tail.segments.len(), pairs.len()));
+            cold.put(pairs).unwrap();
+            stored = tail.stored_after();
+            let (read, held) = bloom_read(&cold);
+            assert_eq!(read, filter, "the store reads back the whole filter");
+            assert_eq!(held, filter.full_segments());
+            assert_eq!(held, stored);
+            add(&mut filter, max / 3);
+        }
+        let capacities: Vec<u64> = filter.segments.iter().map(|segment| segment.capacity).collect();
+        let first = BLOOM_FIRST_KEYS;
+        let max = BLOOM_SEGMENT_KEYS_MAX;
+        assert_eq!(capacities[..4], [first, 2 * first, 4 * first, max]);
+        assert!(capacities[4..].iter().all(|&capacity| capacity == max), "{capacities:?}");
+        assert_eq!(fills[0].0, 0, "the first fill writes every segment");
+        assert!(fills.iter().skip(1).all(|&(_, segments, _)| segments <= 2), "{fills:?}");
+        let last = fills.last().unwrap();
+        assert!(last.0 >= 4, "later fills start past the full segments: {fills:?}");
+        assert!((0..added).all(|n| filter.may_contain(Kind::Request, &format!("r-{n}"))));
+        // A damaged or missing chunk of a segment is damage, not a smaller filter.
+        let mut gap = vec![BLOOM_SEGMENT];
+        gap.extend_from_slice(&9u32.to_be_bytes());
+        gap.extend_from_slice(&0u32.to_be_bytes());
+        cold.put(vec![(gap, versioned(&[BLOOM_SEGMENT_LAYOUT]))]).unwrap();
+        assert_eq!(bloom(&cold).unwrap_err().code(), purse_core::ErrorCode::Corruption);
+    }
+
+    fn bloom_read(cold: &MemCold) -> (Bloom, usize) {
+        bloom(cold).unwrap().expect("a filter")
+    }
+
+    /// A store whose filter an older binary wrote whole (`B` keys, layout 2) reads it, and the
+    /// first fill after writes every segment and marks the whole filter moved, so that it is
+    /// never read again, by this binary or by one that only knows whole filters.
+    #[test]
+    fn a_whole_filter_of_an_older_ledger_is_read_then_replaced_by_segments() {
+        let cold = MemCold::default();
+        let mut old = Bloom::default();
+        for n in 0..3 * BLOOM_FIRST_KEYS {
+            old.insert(Kind::Order, &format!("o-{n}"));
+        }
+        let whole: Pairs = old
+            .encode()
+            .chunks(VALUE_BYTES_MAX)
+            .enumerate()
+            .map(|(index, chunk)| {
+                let mut key = vec![BLOOM];
+                key.extend_from_slice(&u32::try_from(index).unwrap().to_be_bytes());
+                (key, versioned(chunk))
+            })
+            .collect();
+        assert!(whole.len() > 1);
+        cold.put(whole).unwrap();
+        let (mut read, held) = bloom_read(&cold);
+        assert_eq!(read, old);
+        assert_eq!(held, 0, "none of it is kept by segment yet");
+        read.insert(Kind::Order, "new");
+        cold.put(read.tail(held).pairs()).unwrap();
+        assert_eq!(bloom_read(&cold).0, read);
+        assert!(bloom_read(&cold).0.may_contain(Kind::Order, "new"));
+        let error = whole_bloom(&cold).unwrap_err();
+        assert_eq!(error.code(), purse_core::ErrorCode::Corruption, "the whole filter reads as moved");
+    }
+
     /// A filter of the first layout (no layout byte; its first byte 0) is not read as blocked
     /// bits, which would answer "never seen" for ids it holds: it is built again from the keys.
     #[test]
@@ -719,7 +950,8 @@ mod tests {
             (filter, first_layout),
         ])
         .unwrap();
-        let rebuilt = bloom(&cold).unwrap().unwrap();
+        let (rebuilt, held) = bloom(&cold).unwrap().unwrap();
+        assert_eq!(held, 0);
         assert!(rebuilt.may_contain(Kind::Request, "old-request"));
         assert!(rebuilt.may_contain(Kind::Order, "old-order"));
         assert!(!rebuilt.may_contain(Kind::Order, "old-request"), "kinds stay apart");

@@ -447,6 +447,7 @@ impl Decoder {
             cards,
             cold: None,
             bloom: Default::default(),
+            bloom_stored: 0,
             cold_used: false,
             last_block_checksum: self.covered.block_checksum,
             blocks: self.covered.blocks,
