@@ -385,6 +385,9 @@ fn whole_bloom(cold: &dyn ColdStore) -> Result<Option<Bloom>, Error> {
         // reading them as blocked would answer "never seen" for ids it holds: build the filter
         // again from the ids the tree itself holds.
         Some(0) => rebuild_bloom(cold).map(Some),
+        // The filter is kept by segment, and it had none: no id was ever added (a fill writes
+        // the mark and the segments in one run).
+        Some(&BLOOM_MOVED) if bytes.len() == 1 => Ok(Some(Bloom::default())),
         _ => Err(corrupt("Bloom filter", &[BLOOM])),
     }
 }
@@ -420,7 +423,7 @@ pub(crate) fn apply_snapshot(
 ) -> Result<u64, Error> {
     let mut pairs = Vec::with_capacity(PAIRS_PER_BATCH);
     let mut written = 0u64;
-    let mut orders: Vec<(String, ColdOrder)> = Vec::new();
+    let mut orders = HeldOrders::default();
     let mut expiries: HashMap<u64, i64> = HashMap::new();
     let mut takes: HashMap<u64, Vec<TakeRecord>> = HashMap::new();
     let mut failed: Option<Error> = None;
@@ -434,7 +437,7 @@ pub(crate) fn apply_snapshot(
     };
     super::read::read_items(reader, header, |item| {
         match item {
-            Item::Order(record) => orders.push((record.outer_order_id.to_string(), cold_order(record))),
+            Item::Order(record) => orders.push(&record.outer_order_id, &cold_order(record)),
             Item::HoldExpiry(flow_id, time) => {
                 expiries.insert(*flow_id, *time);
             }
@@ -464,11 +467,18 @@ pub(crate) fn apply_snapshot(
         Ok(())
     })
     .map_err(|reason| Error::Corruption(format!("the snapshot just written reads back damaged: {reason}")))?;
-    for (id, mut order) in orders {
-        order.expire_time = expiries.get(&order.flow_id).copied();
-        order.takes = takes.remove(&order.flow_id).unwrap_or_default();
-        let body = encode_options().serialize(&order).expect("an order always encodes");
-        pairs.extend(order_pairs(&id, &versioned(&body)));
+    for (flow_id, id, body) in orders.iter() {
+        let expire_time = expiries.get(&flow_id).copied();
+        let order_takes = takes.remove(&flow_id).unwrap_or_default();
+        let value = if expire_time.is_none() && order_takes.is_empty() {
+            versioned(body)
+        } else {
+            let mut order: ColdOrder = encode_options().deserialize(body).expect("held just now, as encoded");
+            order.expire_time = expire_time;
+            order.takes = order_takes;
+            versioned(&encode_options().serialize(&order).expect("an order always encodes"))
+        };
+        pairs.extend(order_pairs(id, &value));
         if pairs.len() >= PAIRS_PER_BATCH {
             flush(&mut pairs, &mut failed);
         }
@@ -481,6 +491,36 @@ pub(crate) fn apply_snapshot(
     cold.put(bloom.pairs())?;
     cold.flush()?;
     Ok(written)
+}
+
+/// A fill's orders until their hold expiries and lot takes, which come later in a snapshot, are
+/// read: each one's id and its value encoded without them, back to back in one buffer (about 60
+/// bytes an order, against 180 as a `ColdOrder` and its id's `String`).
+#[derive(Debug, Default)]
+struct HeldOrders {
+    bytes: Vec<u8>,
+    /// Per order: its flow id, where its id ends and where its value ends in `bytes`.
+    orders: Vec<(u64, usize, usize)>,
+}
+
+impl HeldOrders {
+    fn push(&mut self, id: &str, order: &ColdOrder) {
+        self.bytes.extend_from_slice(id.as_bytes());
+        let id_end = self.bytes.len();
+        encode_options().serialize_into(&mut self.bytes, order).expect("an order always encodes");
+        self.orders.push((order.flow_id, id_end, self.bytes.len()));
+    }
+
+    /// Each order's flow id, id and encoded value, in the order they were held.
+    fn iter(&self) -> impl Iterator<Item = (u64, &str, &[u8])> + '_ {
+        let mut start = 0;
+        self.orders.iter().map(move |&(flow_id, id_end, end)| {
+            let id = std::str::from_utf8(&self.bytes[start..id_end]).expect("held from a str");
+            let body = &self.bytes[id_end..end];
+            start = end;
+            (flow_id, id, body)
+        })
+    }
 }
 
 fn cold_order(record: &OrderRecord<'_>) -> ColdOrder {
@@ -892,6 +932,14 @@ mod tests {
         gap.extend_from_slice(&0u32.to_be_bytes());
         cold.put(vec![(gap, versioned(&[BLOOM_SEGMENT_LAYOUT]))]).unwrap();
         assert_eq!(bloom(&cold).unwrap_err().code(), purse_core::ErrorCode::Corruption);
+    }
+
+    /// A fill before any id was added writes a filter of no segments: it reads back empty.
+    #[test]
+    fn an_empty_filter_reads_back_empty() {
+        let cold = MemCold::default();
+        cold.put(Bloom::default().tail(0).pairs()).unwrap();
+        assert_eq!(bloom_read(&cold), (Bloom::default(), 0));
     }
 
     fn bloom_read(cold: &MemCold) -> (Bloom, usize) {
