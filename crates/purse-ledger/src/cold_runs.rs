@@ -647,11 +647,13 @@ struct Runs {
 
 /// Bytes of pairs (keys, values and their `Vec` headers) a fill holds in memory at most: past
 /// it, they are sorted and written as a spill, a run that no manifest names, and the flush
-/// merges the fill's spills into its one run. A fill of 256k entries stays below it; the first
-/// fill of a ledger crossing `cold_after_entries` (2M entries: about 1 GB of pairs) no longer
-/// holds all of itself, sorted again beside itself, in memory.
+/// merges the fill's spills into its one run. The first fill of a ledger crossing
+/// `cold_after_entries` (2M entries: about 1 GB of pairs) no longer holds all of itself, sorted
+/// again beside itself, in memory; a fill of 256k entries (about 80 MB of pairs) spills two or
+/// three times: at 128 MiB it did not, and its pairs were the largest part of the process's
+/// peak past the threshold (performance.md: 1,007 against 956 MiB at 10M flows).
 #[cfg(not(test))]
-const PENDING_BYTES_MAX: usize = 128 * 1024 * 1024;
+const PENDING_BYTES_MAX: usize = 32 * 1024 * 1024;
 #[cfg(test)]
 const PENDING_BYTES_MAX: usize = 64 * 1024;
 
