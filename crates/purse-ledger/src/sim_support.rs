@@ -216,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let failing = Arc::new(AtomicBool::new(false));
         let (inner, _) = SledStorage::open(dir.path(), true, crate::sled_storage::SLED_CACHE_BYTES).unwrap();
-        let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined: false };
+        let storage = FailingSync { inner, failing: Arc::clone(&failing), pipelined: false, cold_gate: None };
         let mut ledger =
             SyncLedger::open(Box::new(storage), None, None, Box::new(|| Timestamp(1_800_000_000))).unwrap();
         let charge = |request: &str| {

@@ -364,6 +364,14 @@ impl Snapshotter {
         }
     }
 
+    /// Waits for the snapshot in flight, if any, and collects it into `projections`. The writer
+    /// calls it before it replaces its projections ([`Snapshotter::reload`]): a fill's result
+    /// speaks of the projections it was taken from (which of their filter's segments the cold
+    /// store now holds) and must never be applied to others.
+    pub fn settle(&self, projections: &mut Projections) {
+        self.progress().collect(true, projections);
+    }
+
     /// Whether [`Snapshotter::after_batch`] would take a snapshot now: the pipelined writer
     /// first waits for its batches in flight, since a snapshot must cover durable state only.
     pub fn due(&self, projections: &mut Projections, closing: bool) -> bool {

@@ -1,19 +1,53 @@
-//! A medium for tests: sled, with a switch that makes `sync` fail.
+//! A medium for tests: sled, with a switch that makes `sync` fail, and one that holds the cold
+//! store's flushes (a fill of it then stays in flight).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::Error;
 use crate::sled_storage::SledStorage;
+use crate::snapshot_format::cold::{ColdStore, Pairs};
 use crate::storage::{Bytes, Storage, Syncer, HEAD_SLOT_BYTES};
 
 /// sled, except that `sync` fails (EIO) once `failing` is set; with `pipelined`, also from the
-/// writer's syncer thread.
+/// writer's syncer thread. With `cold_gate`, its cold store's flush waits while the gate is set.
 #[derive(Debug)]
 pub(crate) struct FailingSync {
     pub inner: SledStorage,
     pub failing: Arc<AtomicBool>,
     pub pipelined: bool,
+    pub cold_gate: Option<Arc<AtomicBool>>,
+}
+
+/// A cold store whose flush (the end of every fill) waits while `gate` is set.
+#[derive(Debug)]
+struct GatedCold {
+    inner: Arc<dyn ColdStore>,
+    gate: Arc<AtomicBool>,
+}
+
+impl ColdStore for GatedCold {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.get(key)
+    }
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, Error> {
+        self.inner.scan(prefix)
+    }
+    fn put(&self, pairs: Pairs) -> Result<(), Error> {
+        self.inner.put(pairs)
+    }
+    fn flush(&self) -> Result<(), Error> {
+        while self.gate.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.inner.flush()
+    }
+    fn is_empty(&self) -> Result<bool, Error> {
+        self.inner.is_empty()
+    }
+    fn clear(&self) -> Result<(), Error> {
+        self.inner.clear()
+    }
 }
 
 fn eio_if(failing: &AtomicBool) -> Result<(), Error> {
@@ -91,5 +125,10 @@ impl Storage for FailingSync {
     }
     fn size_on_disk(&self) -> Result<u64, Error> {
         self.inner.size_on_disk()
+    }
+    fn cold(&self) -> Result<Option<Arc<dyn ColdStore>>, Error> {
+        let Some(gate) = &self.cold_gate else { return Ok(None) };
+        let inner = self.inner.cold()?.expect("sled has a cold store");
+        Ok(Some(Arc::new(GatedCold { inner, gate: Arc::clone(gate) })))
     }
 }

@@ -627,6 +627,8 @@ impl Writer {
         if written > 0 && self.poisoned.is_none() {
             let config = self.projections.state.config();
             let sequence = self.projections.state.last_sequence() - written;
+            // A fill still running would otherwise finish into the reloaded projections.
+            self.snapshots.settle(&mut self.projections);
             match self.snapshots.reload(&self.store, config, sequence) {
                 Ok((projections, _)) => self.projections = projections,
                 Err(error) => self.poisoned = Some(format!("restoring after a group that was not committed: {error}")),
