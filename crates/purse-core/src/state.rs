@@ -223,6 +223,11 @@ impl State {
         self.accounts.values()
     }
 
+    /// How many accounts [`State::accounts`] yields.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
     pub fn order(&self, outer_order_id: &str) -> Option<Order<'_>> {
         self.orders.get(outer_order_id).map(|order| self.view(order))
     }

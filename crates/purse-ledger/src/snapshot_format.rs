@@ -206,6 +206,16 @@ impl<E: FnMut(Vec<u8>) -> Result<(), Error>> ChunkWriter<E> {
 
     fn push(&mut self, item: &Item<'_>) -> Result<(), Error> {
         encode_options().serialize_into(&mut self.items, item).map_err(encoding_failed)?;
+        self.pushed()
+    }
+
+    /// Appends an item [`raw`] writes: the same bytes as [`ChunkWriter::push`] of it.
+    fn push_raw(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        write(&mut self.items);
+        self.pushed()
+    }
+
+    fn pushed(&mut self) -> Result<(), Error> {
         self.count += 1;
         if self.items.len() >= CHUNK_BYTES_TARGET {
             self.close_chunk()?;
@@ -326,8 +336,8 @@ pub(crate) fn encode(
     };
     writer.send(header(covered).to_vec())?;
     let counts = Counts {
-        accounts: state.accounts().count() as u64,
-        orders: state.orders().count() as u64,
+        accounts: state.account_count() as u64,
+        orders: state.orders_held() as u64,
         requests: projections.requests.len() as u64,
     };
     let config = state.config();
@@ -344,7 +354,7 @@ pub(crate) fn encode(
         writer.push(&Item::Account(account_record(account)))?;
     }
     for order in state.order_parts() {
-        writer.push(&Item::Order(order_record(order)))?;
+        writer.push_raw(|out| raw::order(out, &order_record(order)))?;
     }
     for (brand_id, rules) in state.rules_parts() {
         let change = RulesChange { sequence: 0, brand_id: brand_id.map(str::to_owned), rules: rules.clone() };
@@ -354,21 +364,183 @@ pub(crate) fn encode(
         writer.push(&Item::HoldExpiry(flow_id, time.0))?;
     }
     for (flow_id, takes) in state.order_takes_parts() {
-        writer.push(&Item::OrderTakes(flow_id, takes.iter().map(take_record).collect()))?;
+        writer.push_raw(|out| raw::order_takes(out, flow_id, takes.iter().map(take_record)))?;
     }
     for (time, flow_id, order_id) in state.open_hold_expiry_parts() {
         writer.push(&Item::OpenHoldExpiry(time.0, flow_id, Cow::Borrowed(order_id)))?;
     }
     for (request_id, record) in projections.requests.iter() {
-        writer.push(&Item::Request(Cow::Borrowed(request_id), record.fingerprint.0, record.flow_id))?;
+        writer.push_raw(|out| raw::request(out, request_id, &record.fingerprint.0, record.flow_id))?;
     }
     for (account_id, flows) in &projections.account_flows {
         for part in flows.chunks(FLOW_REFS_PER_ITEM_MAX) {
-            let refs =
-                part.iter().map(|flow| (flow.sequence, flow.order_time.0, flow_type_tag(flow.flow_type))).collect();
-            writer.push(&Item::AccountFlows(Cow::Borrowed(account_id), refs))?;
+            let refs = part.iter().map(|flow| (flow.sequence, flow.order_time.0, flow_type_tag(flow.flow_type)));
+            writer.push_raw(|out| raw::account_flows(out, account_id, refs))?;
         }
     }
     writer.push(&Item::End(counts))?;
     writer.finish()
+}
+
+/// The bytes bincode (varint, as [`encode_options`]) gives the items there are millions of,
+/// written directly. Through serde every field, and each of a fingerprint's 32 bytes, was a
+/// call of its own, and every lot take list a vector: over half of the writer's pause for a
+/// snapshot (a profile, docs/performance.md). The decoder still reads them with bincode, and
+/// `tests::raw_items_are_bincode_items` holds the two to the same bytes.
+mod raw {
+    use super::{OrderRecord, TakeRecord};
+
+    /// bincode's variant indices of the items written here (`Item`'s declaration order).
+    pub(super) const ORDER: u64 = 2;
+    pub(super) const ORDER_TAKES: u64 = 5;
+    pub(super) const REQUEST: u64 = 7;
+    pub(super) const ACCOUNT_FLOWS: u64 = 8;
+
+    /// bincode 1.3's varint: one byte below 251, else a marker byte and the value little-endian
+    /// in the smallest of 2, 4 or 8 bytes that holds it.
+    pub(super) fn varint(out: &mut Vec<u8>, value: u64) {
+        if let Some(byte) = u8::try_from(value).ok().filter(|byte| *byte < 251) {
+            out.push(byte);
+        } else if let Ok(value) = u16::try_from(value) {
+            out.push(251);
+            out.extend_from_slice(&value.to_le_bytes());
+        } else if let Ok(value) = u32::try_from(value) {
+            out.push(252);
+            out.extend_from_slice(&value.to_le_bytes());
+        } else {
+            out.push(253);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    /// A signed integer: zigzag, then [`varint`].
+    fn signed(out: &mut Vec<u8>, value: i64) {
+        varint(out, ((value << 1) ^ (value >> 63)) as u64);
+    }
+
+    fn text(out: &mut Vec<u8>, text: &str) {
+        varint(out, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    fn amounts(out: &mut Vec<u8>, values: &[i64; 3]) {
+        for value in values {
+            signed(out, *value);
+        }
+    }
+
+    pub(super) fn order(out: &mut Vec<u8>, order: &OrderRecord<'_>) {
+        varint(out, ORDER);
+        text(out, &order.outer_order_id);
+        varint(out, order.flow_id);
+        out.push(order.flow_type);
+        varint(out, u64::from(order.account));
+        amounts(out, &order.moved);
+        amounts(out, &order.refunded);
+        varint(out, order.reversed_by);
+    }
+
+    pub(super) fn order_takes(out: &mut Vec<u8>, flow_id: u64, takes: impl ExactSizeIterator<Item = TakeRecord>) {
+        varint(out, ORDER_TAKES);
+        varint(out, flow_id);
+        varint(out, takes.len() as u64);
+        for take in takes {
+            out.push(take.bucket);
+            match take.expire_time {
+                None => out.push(0),
+                Some(time) => {
+                    out.push(1);
+                    signed(out, time);
+                }
+            }
+            varint(out, take.flow_id);
+            varint(out, u64::from(take.index));
+            signed(out, take.value);
+        }
+    }
+
+    pub(super) fn request(out: &mut Vec<u8>, request_id: &str, fingerprint: &[u8; 32], flow_id: u64) {
+        varint(out, REQUEST);
+        text(out, request_id);
+        out.extend_from_slice(fingerprint);
+        varint(out, flow_id);
+    }
+
+    pub(super) fn account_flows(
+        out: &mut Vec<u8>,
+        account_id: &str,
+        refs: impl ExactSizeIterator<Item = (u64, i64, u8)>,
+    ) {
+        varint(out, ACCOUNT_FLOWS);
+        text(out, account_id);
+        varint(out, refs.len() as u64);
+        for (sequence, order_time, flow_type) in refs {
+            varint(out, sequence);
+            signed(out, order_time);
+            out.push(flow_type);
+        }
+    }
+}
+
+#[cfg(test)]
+// The test's values wrap into the narrower fields on purpose: any value is as good.
+#[allow(clippy::cast_possible_truncation)]
+mod tests {
+    use super::*;
+
+    /// Values at every edge of the varint's widths and of zigzag.
+    const UNSIGNED: [u64; 10] = [0, 1, 250, 251, 0xFFFF, 0x1_0000, 0xFFFF_FFFF, 0x1_0000_0000, u64::MAX - 1, u64::MAX];
+    const SIGNED: [i64; 10] = [0, -1, 1, -126, 125, -32_769, 40_000, i32::MIN as i64 - 1, i64::MIN, i64::MAX];
+
+    /// `raw` wrote `raw`; bincode writes `item`: the same bytes, or the case's name.
+    fn check(case: &str, item: &Item<'_>, raw: Vec<u8>) {
+        let bincode = encode_options().serialize(item).expect("bincode encodes every item");
+        assert_eq!(raw, bincode, "{case}: raw bytes differ from bincode's");
+    }
+
+    fn take(index: usize) -> TakeRecord {
+        TakeRecord {
+            bucket: 1 + (index % 2) as u8,
+            expire_time: (!index.is_multiple_of(3)).then_some(SIGNED[index % SIGNED.len()]),
+            flow_id: UNSIGNED[index % UNSIGNED.len()],
+            index: UNSIGNED[(index + 3) % UNSIGNED.len()] as u32,
+            value: SIGNED[(index + 5) % SIGNED.len()],
+        }
+    }
+
+    #[test]
+    fn raw_items_are_bincode_items() {
+        let long_id = "x".repeat(70_000);
+        let ids = ["", "o-1", "订单-42", long_id.as_str()];
+        for (index, (unsigned, signed)) in UNSIGNED.iter().zip(SIGNED).enumerate() {
+            let id = ids[index % ids.len()];
+            let order = OrderRecord {
+                outer_order_id: Cow::Borrowed(id),
+                flow_id: *unsigned,
+                flow_type: index as u8,
+                account: *unsigned as u32,
+                moved: [signed, signed.wrapping_add(1).wrapping_neg(), 0],
+                refunded: [0, signed, SIGNED[(index + 1) % SIGNED.len()]],
+                reversed_by: UNSIGNED[(index + 1) % UNSIGNED.len()],
+            };
+            let mut out = Vec::new();
+            raw::order(&mut out, &order);
+            check(&format!("order {index}"), &Item::Order(order), out);
+
+            let mut out = Vec::new();
+            raw::order_takes(&mut out, *unsigned, (0..index).map(take));
+            check(&format!("takes {index}"), &Item::OrderTakes(*unsigned, (0..index).map(take).collect()), out);
+
+            let fingerprint: [u8; 32] = std::array::from_fn(|byte| (byte * 37 + index) as u8);
+            let mut out = Vec::new();
+            raw::request(&mut out, id, &fingerprint, *unsigned);
+            check(&format!("request {index}"), &Item::Request(Cow::Borrowed(id), fingerprint, *unsigned), out);
+
+            let refs: Vec<(u64, i64, u8)> =
+                (0..index * 3).map(|at| (UNSIGNED[at % 10], SIGNED[(at + index) % 10], at as u8)).collect();
+            let mut out = Vec::new();
+            raw::account_flows(&mut out, id, refs.iter().copied());
+            check(&format!("flows {index}"), &Item::AccountFlows(Cow::Borrowed(id), refs), out);
+        }
+    }
 }
