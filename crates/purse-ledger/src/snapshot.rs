@@ -251,7 +251,7 @@ struct Progress {
 
 /// One piece of a snapshot for the background thread.
 enum Piece {
-    Bytes(Vec<u8>),
+    Bytes(snapshot_format::Piece),
     /// Every piece was sent: make it durable and visible.
     Commit,
 }
@@ -617,6 +617,8 @@ impl Progress {
         self.attempted = sequence;
         self.since = Instant::now();
         let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
+        // The chunk buffers written, back to the encoder: with the queue, what a snapshot holds.
+        let (written, spare) = sync_channel::<Vec<u8>>(CHUNKS_QUEUED_MAX + 2);
         let writing = Arc::clone(store);
         let to_cold = goes_cold(projections, cold_after);
         // Only the filter's segments that changed since the store last took it: a full one never
@@ -631,7 +633,13 @@ impl Progress {
             let mut file = writing.create(sequence)?;
             for piece in receiver {
                 match piece {
-                    Piece::Bytes(bytes) => file.write(&bytes)?,
+                    Piece::Bytes(piece) => {
+                        file.write(piece.as_slice())?;
+                        // Back to the encoder for its next chunk; the header and trailer are small.
+                        if piece.bytes.capacity() >= snapshot_format::CHUNK_BYTES_TARGET {
+                            let _ = written.try_send(piece.bytes);
+                        }
+                    }
                     Piece::Commit => {
                         file.commit()?;
                         prune(writing.as_ref())?;
@@ -647,7 +655,10 @@ impl Progress {
             Err(error) => return self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
         };
         let started = Instant::now();
-        let encoded = snapshot_format::encode(projections, to_cold, |bytes| send(&sender, Piece::Bytes(bytes)));
+        let encoded =
+            snapshot_format::encode(projections, to_cold, |piece| send(&sender, Piece::Bytes(piece)), &mut || {
+                spare.try_recv().ok()
+            });
         let pause = micros(started.elapsed());
         self.stats.pause_micros_last = pause;
         self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
