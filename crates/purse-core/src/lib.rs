@@ -30,6 +30,7 @@ mod command;
 mod decide;
 mod error;
 mod flow;
+mod flow_map;
 mod holds;
 mod lots;
 mod money;

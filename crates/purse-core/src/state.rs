@@ -18,6 +18,7 @@ mod residency;
 
 pub use parts::{OrderPart, StateBuilder};
 
+use crate::flow_map::FlowMap;
 use crate::table::StrTable;
 
 use crate::balance::Buckets;
@@ -143,11 +144,11 @@ pub struct State {
     /// `None` is the ledger default, used by accounts whose brand has no rules of its own.
     rules: Map<Option<String>, RuleSet>,
     /// The expiry of every HOLD that has one, by the hold's flow id.
-    hold_expiry: Map<u64, Timestamp>,
+    hold_expiry: FlowMap<Timestamp>,
     /// What each order took from (or reserved in) which lot, by the order's flow id, while it
     /// can still be given back: a DEDUCT's or CAPTURE's until fully refunded, a HOLD's until it
     /// resolves. Orders that touched no lot have no entry.
-    order_takes: Map<u64, Vec<Take>>,
+    order_takes: FlowMap<Vec<Take>>,
     /// The open HOLDs that expire, by (expiry, flow id): what the sweep releases.
     open_hold_expiry: std::collections::BTreeMap<(i64, u64), String>,
     /// A TRANSFER_OUT just folded: the next entry must be its TRANSFER_IN.
@@ -221,6 +222,25 @@ impl State {
 
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.accounts.values()
+    }
+
+    /// A copy to iterate over, for a snapshot written beside the writer: it shares the tables'
+    /// chunks and the flow maps' shards with this state (copy on write), and its tables have no
+    /// index, so it answers no lookup by id (the parts iterators of `state_parts.rs` need none).
+    /// Costs the rules and the open expiring holds, copied; nothing in proportion to the log.
+    pub fn unindexed_copy(&self) -> State {
+        State {
+            config: self.config,
+            accounts: self.accounts.unindexed_copy(),
+            orders: self.orders.unindexed_copy(),
+            rules: self.rules.clone(),
+            hold_expiry: self.hold_expiry.clone(),
+            order_takes: self.order_takes.clone(),
+            open_hold_expiry: self.open_hold_expiry.clone(),
+            transfer: self.transfer.clone(),
+            last_sequence: self.last_sequence,
+            sparse: self.sparse,
+        }
     }
 
     /// How many accounts [`State::accounts`] yields.

@@ -11,7 +11,7 @@
 //!
 //! No serde: the encoding is the ledger's, in its own versioned records.
 
-use super::{Account, Map, State, StoredOrder};
+use super::{Account, State, StoredOrder};
 use crate::balance::Buckets;
 use crate::flow::FlowType;
 use crate::lots::Take;
@@ -131,8 +131,9 @@ pub struct StateBuilder {
     state: State,
 }
 
-fn insert_unique<K: std::hash::Hash + Eq, V>(map: &mut Map<K, V>, key: K, value: V, what: &str) -> Result<(), String> {
-    match map.insert(key, value) {
+/// An insert's outcome: an error if the key held something already.
+fn unique<V>(previous: Option<V>, what: &str) -> Result<(), String> {
+    match previous {
         None => Ok(()),
         Some(_) => Err(format!("two {what}")),
     }
@@ -163,18 +164,18 @@ impl StateBuilder {
 
     /// Adds the rules of `brand_id` (`None`: the ledger default).
     pub fn rules(&mut self, brand_id: Option<String>, rules: RuleSet) -> Result<(), String> {
-        insert_unique(&mut self.state.rules, brand_id, rules, "rules sets for one brand")
+        unique(self.state.rules.insert(brand_id, rules), "rules sets for one brand")
     }
 
     pub fn hold_expiry(&mut self, flow_id: u64, expire_time: Timestamp) -> Result<(), String> {
-        insert_unique(&mut self.state.hold_expiry, flow_id, expire_time, "hold expiries for one flow")
+        unique(self.state.hold_expiry.insert(flow_id, expire_time), "hold expiries for one flow")
     }
 
     pub fn order_takes(&mut self, flow_id: u64, takes: Vec<Take>) -> Result<(), String> {
         if takes.is_empty() || takes.iter().any(|take| !take.value.is_positive()) {
             return Err(format!("the lot takes of flow {flow_id} are empty or not positive"));
         }
-        insert_unique(&mut self.state.order_takes, flow_id, takes, "lot take lists for one flow")
+        unique(self.state.order_takes.insert(flow_id, takes), "lot take lists for one flow")
     }
 
     /// Adds an open HOLD that expires; its order must be there already.

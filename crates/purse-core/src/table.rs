@@ -13,18 +13,36 @@
 //! and touches neither keys nor entries.
 //!
 //! Entries are never removed: nothing in a ledger forgets an order or a request id.
+//!
+//! The chunks are shared between a table and its copies (`Arc`), and a change copies only the
+//! chunk it lands in, the first time it lands there while a copy holds it (copy on write). The
+//! ledger writes a snapshot from such a copy beside the writer ([`StrTable::unindexed_copy`],
+//! docs/ARCHITECTURE.md, "Snapshots"); chunks are small so that the writer, which goes on
+//! changing random old orders meanwhile, copies little at a time.
 
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 /// Entries per chunk of the entry vector. Every chunk but the last is exactly full, so
-/// position `i` is entry `i % ENTRY_CHUNK` of chunk `i / ENTRY_CHUNK`.
-const ENTRY_CHUNK: usize = 1 << 14;
+/// position `i` is entry `i % ENTRY_CHUNK` of chunk `i / ENTRY_CHUNK`. An order's chunk is
+/// 92 KiB: what a refund of an old order copies while a snapshot is being written.
+const ENTRY_CHUNK: usize = 1 << 10;
 
 /// Bytes per chunk of the key arena (a longer key gets a chunk of its own).
 const KEY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The index is this many hash tables, by the top bits of the keys' hashes. Each grows on its
+/// own, so growing rehashes a 64th of the index at a time, spread over many batches, instead
+/// of a million slots at once (tens of milliseconds of the writer's, a tail the callers saw).
+const SLOT_SHARDS: usize = 64;
+const SLOT_SHARD_SHIFT: u32 = 32 - SLOT_SHARDS.trailing_zeros();
+
+fn shard_of(hash32: u32) -> usize {
+    (hash32 >> SLOT_SHARD_SHIFT) as usize
+}
 
 /// Where a key's text sits in the arena.
 #[derive(Debug, Clone, Copy)]
@@ -39,16 +57,18 @@ struct KeyRef {
 #[derive(Clone)]
 pub struct StrTable<V> {
     hasher: foldhash::quality::RandomState,
-    /// Per entry: the upper 32 bits of its key's hash in the high half, its position in the low.
-    slots: HashTable<u64>,
-    keys: Vec<String>,
-    entries: Vec<Vec<(KeyRef, V)>>,
+    /// Per entry: the upper 32 bits of its key's hash in the high half, its position in the
+    /// low; in [`SLOT_SHARDS`] shards (none until the first insert). Not shared: a copy either
+    /// has its own or none ([`StrTable::unindexed_copy`]).
+    slots: Vec<HashTable<u64>>,
+    keys: Vec<Arc<String>>,
+    entries: Vec<Arc<Vec<(KeyRef, V)>>>,
     len: usize,
 }
 
 impl<V> Default for StrTable<V> {
     fn default() -> Self {
-        StrTable { hasher: Default::default(), slots: HashTable::new(), keys: Vec::new(), entries: Vec::new(), len: 0 }
+        StrTable { hasher: Default::default(), slots: Vec::new(), keys: Vec::new(), entries: Vec::new(), len: 0 }
     }
 }
 
@@ -73,7 +93,25 @@ impl<V> StrTable<V> {
 
     /// An empty table whose index has room for `capacity` entries without growing.
     pub fn with_capacity(capacity: usize) -> Self {
-        StrTable { slots: HashTable::with_capacity(capacity), ..Self::default() }
+        let mut table = Self::default();
+        if capacity > 0 {
+            let shard = capacity.div_ceil(SLOT_SHARDS);
+            table.slots = (0..SLOT_SHARDS).map(|_| HashTable::with_capacity(shard)).collect();
+        }
+        table
+    }
+
+    /// A copy to iterate, and nothing else: it shares every chunk with this table (copy on
+    /// write) and has no index, so it answers no lookup. What a snapshot's thread encodes; the
+    /// index, 8 bytes an entry, would otherwise be copied on the writer.
+    pub fn unindexed_copy(&self) -> StrTable<V> {
+        StrTable {
+            hasher: self.hasher.clone(),
+            slots: Vec::new(),
+            keys: self.keys.clone(),
+            entries: self.entries.clone(),
+            len: self.len,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,8 +137,10 @@ impl<V> StrTable<V> {
     }
 
     fn find(&self, key: &str, hash32: u32) -> Option<usize> {
+        debug_assert!(self.len == 0 || !self.slots.is_empty(), "a lookup in a StrTable's unindexed copy");
         let tag = u64::from(hash32) << 32;
         self.slots
+            .get(shard_of(hash32))?
             .find(spread(hash32), |&slot| slot & !0xFFFF_FFFF == tag && self.key_at(slot_position(slot)) == key)
             .map(|&slot| slot_position(slot))
     }
@@ -109,18 +149,34 @@ impl<V> StrTable<V> {
         self.position(key).map(|position| self.value_at(position))
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.position(key).map(|position| self.value_at_mut(position))
-    }
-
     /// The value at `position`. Panics if there is none: positions come from this table.
     pub fn value_at(&self, position: usize) -> &V {
         &self.entries[position / ENTRY_CHUNK][position % ENTRY_CHUNK].1
     }
 
+    /// Every entry, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
+        self.entries
+            .iter()
+            .flat_map(|chunk| chunk.iter())
+            .map(|(key, value)| (&self.keys[key.chunk as usize][key.start as usize..key.end as usize], value))
+    }
+
+    /// Every value, in insertion order.
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.entries.iter().flat_map(|chunk| chunk.iter()).map(|(_, value)| value)
+    }
+}
+
+/// Changes: each copies the chunk it changes if a copy still shares it.
+impl<V: Clone> StrTable<V> {
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.position(key).map(|position| self.value_at_mut(position))
+    }
+
     /// The value at `position`, to change. Panics if there is none: positions come from this table.
     pub fn value_at_mut(&mut self, position: usize) -> &mut V {
-        &mut self.entries[position / ENTRY_CHUNK][position % ENTRY_CHUNK].1
+        &mut Arc::make_mut(&mut self.entries[position / ENTRY_CHUNK])[position % ENTRY_CHUNK].1
     }
 
     /// Inserts `key` with `value` and returns its position, unless `key` is already in the
@@ -133,17 +189,28 @@ impl<V> StrTable<V> {
         let position = self.len;
         let position32 = u32::try_from(position).expect("a StrTable holds at most 2^32 entries");
         let key = self.push_key(key);
+        let later = self.entries.len() > 1;
         match self.entries.last_mut() {
-            Some(chunk) if chunk.len() < ENTRY_CHUNK => chunk.push((key, value)),
+            Some(chunk) if chunk.len() < ENTRY_CHUNK => {
+                let chunk = Arc::make_mut(chunk);
+                // The copy of a shared chunk is as long as it was: room for a whole one, once.
+                if later && chunk.capacity() < ENTRY_CHUNK {
+                    chunk.reserve_exact(ENTRY_CHUNK - chunk.len());
+                }
+                chunk.push((key, value));
+            }
             // The first chunk grows as a small table needs; later ones are allocated whole.
             last => {
                 let mut chunk = Vec::with_capacity(if last.is_some() { ENTRY_CHUNK } else { 0 });
                 chunk.push((key, value));
-                self.entries.push(chunk);
+                self.entries.push(Arc::new(chunk));
             }
         }
+        if self.slots.is_empty() {
+            self.slots = (0..SLOT_SHARDS).map(|_| HashTable::new()).collect();
+        }
         let tag = u64::from(hash32) << 32;
-        self.slots.insert_unique(slot_hash(&tag), tag | u64::from(position32), slot_hash);
+        self.slots[shard_of(hash32)].insert_unique(slot_hash(&tag), tag | u64::from(position32), slot_hash);
         self.len += 1;
         Ok(position)
     }
@@ -152,27 +219,18 @@ impl<V> StrTable<V> {
         let fits = self.keys.last().is_some_and(|chunk| chunk.len() + key.len() <= KEY_CHUNK_BYTES);
         if !fits {
             let first = self.keys.is_empty();
-            self.keys.push(String::with_capacity(if first { key.len() } else { KEY_CHUNK_BYTES.max(key.len()) }));
+            self.keys.push(Arc::new(String::with_capacity(if first {
+                key.len()
+            } else {
+                KEY_CHUNK_BYTES.max(key.len())
+            })));
         }
         let chunk_index = self.keys.len() - 1;
-        let chunk = &mut self.keys[chunk_index];
+        let chunk = Arc::make_mut(&mut self.keys[chunk_index]);
         let start = chunk.len();
         chunk.push_str(key);
         let narrow = |value: usize| u32::try_from(value).expect("key arena offsets fit in 32 bits");
         KeyRef { chunk: narrow(chunk_index), start: narrow(start), end: narrow(chunk.len()) }
-    }
-
-    /// Every entry, in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.entries
-            .iter()
-            .flatten()
-            .map(|(key, value)| (&self.keys[key.chunk as usize][key.start as usize..key.end as usize], value))
-    }
-
-    /// Every value, in insertion order.
-    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
-        self.entries.iter().flatten().map(|(_, value)| value)
     }
 }
 
@@ -219,7 +277,7 @@ mod tests {
         // the index many times from empty.
         let count = 3 * ENTRY_CHUNK + 17;
         let key = |i: usize| {
-            if i % 1000 == 7 {
+            if i % 300 == 7 {
                 format!("{i}{}", "x".repeat(KEY_CHUNK_BYTES / 3))
             } else {
                 format!("order-{i}")
@@ -236,6 +294,32 @@ mod tests {
         }
         assert_eq!(table.get("order-"), None);
         assert!(table.iter().enumerate().all(|(i, (k, v))| k == key(i) && *v == i));
+    }
+
+    /// A copy keeps what the table held when it was taken, whatever the table does after:
+    /// changes in a shared full chunk, in the shared last chunk and in the key arena.
+    #[test]
+    fn a_copy_is_a_snapshot_of_the_table() {
+        let count = 2 * ENTRY_CHUNK + 100;
+        let key = |i: usize| format!("order-{i}");
+        let mut table = StrTable::with_capacity(count);
+        for i in 0..count {
+            table.insert_new(&key(i), i).unwrap();
+        }
+        let (snapshot, unindexed) = (table.clone(), table.unindexed_copy());
+        *table.get_mut(&key(3)).unwrap() = 0;
+        *table.value_at_mut(count - 1) = 0;
+        for i in count..count + 2 * ENTRY_CHUNK {
+            assert_eq!(table.insert_new(&key(i), i), Ok(i));
+        }
+        assert_eq!(snapshot.len(), count);
+        assert!(snapshot.iter().enumerate().all(|(i, (k, v))| k == key(i) && *v == i));
+        assert!(unindexed.iter().eq(snapshot.iter()) && unindexed.len() == count);
+        assert_eq!(snapshot.get(&key(count)), None, "the clone's index does not see later keys");
+        assert_eq!(table.get(&key(3)), Some(&0));
+        assert_eq!(table.value_at(count - 1), &0);
+        assert!((count..count + 2 * ENTRY_CHUNK).all(|i| table.get(&key(i)) == Some(&i)));
+        assert_eq!(table.iter().count(), count + 2 * ENTRY_CHUNK);
     }
 
     #[test]

@@ -24,6 +24,12 @@ impl Index {
         Index::default()
     }
 
+    /// A copy to iterate over, sharing this index's storage until either changes it, that
+    /// answers no lookup ([`purse_core::StrTable::unindexed_copy`]): what a snapshot encodes.
+    pub fn unindexed_copy(&self) -> Index {
+        Index { records: self.records.unindexed_copy() }
+    }
+
     /// An empty index with room for `records` records without growing.
     pub fn with_capacity(records: usize) -> Index {
         Index { records: StrTable::with_capacity(records) }

@@ -16,6 +16,10 @@ use crate::snapshot_format::cold::{self, Bloom, ColdStore, Kind};
 use crate::store::Store;
 
 /// What the per-account index keeps of each flow: enough to filter without reading the log.
+/// Each account's flow references, shared with a clone of the projections until either
+/// changes them (`Arc::make_mut`): a snapshot is written from such a clone (`snapshot.rs`).
+pub(crate) type AccountFlows = HashMap<String, Arc<Vec<FlowRef>>, foldhash::quality::RandomState>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FlowRef {
     pub sequence: u64,
@@ -222,7 +226,7 @@ impl IdArena {
 pub(crate) struct Projections {
     pub state: State,
     pub requests: Index,
-    pub account_flows: HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>,
+    pub account_flows: AccountFlows,
     pub cold: Option<Arc<dyn ColdStore>>,
     /// Every request and order id ever folded here or held by the cold store (a superset).
     pub bloom: Bloom,
@@ -257,6 +261,27 @@ impl Projections {
             cold_used: false,
             last_block_checksum: 0,
             blocks: 0,
+        }
+    }
+
+    /// What a snapshot of these projections holds, as a copy a snapshot's thread encodes while
+    /// the writer goes on. Cheap: the tables share their chunks and shards with these until
+    /// either changes one (copy on write: `purse_core::StrTable`, the state's flow maps, the
+    /// per-account references), and have no index: the copy is iterated, never looked up in
+    /// (`State::unindexed_copy`). The Bloom filter and the card index, which no snapshot holds,
+    /// are left out; so is the cold store, which the copy never reads.
+    pub fn snapshot_copy(&self) -> Projections {
+        Projections {
+            state: self.state.unindexed_copy(),
+            requests: self.requests.unindexed_copy(),
+            account_flows: self.account_flows.clone(),
+            cold: None,
+            bloom: Bloom::default(),
+            bloom_stored: 0,
+            cold_used: self.cold_used,
+            cards: CardIndex::default(),
+            last_block_checksum: self.last_block_checksum,
+            blocks: self.blocks,
         }
     }
 
@@ -360,7 +385,7 @@ impl Projections {
         };
         let last = refs.last().map_or(0, |last| last.sequence);
         // After a crash while the cold store was written, both may hold the same references.
-        let held = self.account_flows.get(account_id).map_or(&[][..], Vec::as_slice);
+        let held = self.account_flows.get(account_id).map_or(&[][..], |refs| refs.as_slice());
         refs.extend(held.iter().filter(|reference| reference.sequence > last));
         Ok(Some(refs))
     }
@@ -379,7 +404,9 @@ impl Projections {
             self.requests = requests;
         }
         self.account_flows.retain(|_, refs| {
-            refs.retain(|reference| reference.sequence > through);
+            if refs.iter().any(|reference| reference.sequence <= through) {
+                Arc::make_mut(refs).retain(|reference| reference.sequence > through);
+            }
             !refs.is_empty()
         });
     }
@@ -420,9 +447,9 @@ impl Projections {
         }
         let reference = FlowRef { sequence: flow.flow_id, order_time: flow.order_time, flow_type: flow.flow_type };
         match self.account_flows.get_mut(&flow.account_id) {
-            Some(flows) => flows.push(reference),
+            Some(flows) => Arc::make_mut(flows).push(reference),
             None => {
-                self.account_flows.insert(flow.account_id.clone(), vec![reference]);
+                self.account_flows.insert(flow.account_id.clone(), Arc::new(vec![reference]));
             }
         }
         Ok(())

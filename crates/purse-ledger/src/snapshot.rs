@@ -15,9 +15,9 @@
 //! [`SNAPSHOTS_KEPT`]. The writer's pause is the encoding (`SnapshotStats::pause_micros_max`);
 //! the disk's fsync is never on it, except when a clean close waits for its snapshot.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -52,8 +52,6 @@ pub const SNAPSHOT_EVERY_DEFAULT: Duration = Duration::from_secs(10 * 60);
 pub const SNAPSHOT_TAIL_ENTRIES_MIN: u64 = 10_000;
 /// Complete snapshots kept: the newest, and one before it in case the newest is damaged.
 pub const SNAPSHOTS_KEPT: usize = 2;
-/// Encoded chunks queued for the background thread at most (each about 1 MiB).
-const CHUNKS_QUEUED_MAX: usize = 8;
 /// Warnings kept at most (the newest), so a disk that keeps failing cannot grow them.
 const WARNINGS_MAX: usize = 16;
 /// The folder of a sled ledger that holds its snapshots.
@@ -226,16 +224,20 @@ pub struct SnapshotStats {
     pub cold_keys_written: u64,
 }
 
+/// What a snapshot's thread did: the file's length, and what filling the cold store from it
+/// gave (keys written), if it went there.
+type Written = (u64, Option<Result<u64, Error>>);
+
 /// A snapshot whose background write has not been collected yet.
 #[derive(Debug)]
 struct InFlight {
-    info: SnapshotInfo,
+    /// The log position it covers.
+    sequence: u64,
     /// Whether it goes into the cold store.
     cold: bool,
     /// `Projections::bloom_stored` once its fill is in the cold store.
     bloom_stored: Option<usize>,
-    /// `Ok(Some(..))`: what filling the cold store from it gave (keys written).
-    thread: JoinHandle<Result<Option<Result<u64, Error>>, Error>>,
+    thread: JoinHandle<Result<Written, Error>>,
 }
 
 #[derive(Debug)]
@@ -247,13 +249,6 @@ struct Progress {
     in_flight: Option<InFlight>,
     warnings: Vec<String>,
     stats: SnapshotStats,
-}
-
-/// One piece of a snapshot for the background thread.
-enum Piece {
-    Bytes(snapshot_format::Piece),
-    /// Every piece was sent: make it durable and visible.
-    Commit,
 }
 
 /// The writer's snapshots: when to take one, taking it, and loading the newest on open.
@@ -598,7 +593,7 @@ impl Progress {
     fn cold_behind(&self, projections: &Projections) -> bool {
         self.in_flight.as_ref().is_some_and(|in_flight| {
             in_flight.cold
-                && projections.state.last_sequence().saturating_sub(in_flight.info.sequence)
+                && projections.state.last_sequence().saturating_sub(in_flight.sequence)
                     >= COLD_SNAPSHOT_EVERY_ENTRIES_MAX
         })
     }
@@ -610,17 +605,17 @@ impl Progress {
         self.warnings.push(warning);
     }
 
-    /// Encodes a snapshot of `projections` on this thread into a bounded queue for a background
-    /// thread that writes it; sets `in_flight`, or warns if it failed.
+    /// Takes a snapshot of `projections`: a copy of them on this thread (cheap: their tables
+    /// share what they hold with it until the writer changes it, `Projections::snapshot_copy`),
+    /// which a background thread encodes, writes and makes durable; sets `in_flight`, or warns
+    /// if it could not start.
     fn take(&mut self, store: &Arc<dyn SnapshotStore>, projections: &Projections, cold_after: u64) {
         let sequence = projections.state.last_sequence();
         self.attempted = sequence;
         self.since = Instant::now();
-        let (sender, receiver) = sync_channel::<Piece>(CHUNKS_QUEUED_MAX);
-        // The chunk buffers written, back to the encoder: with the queue, what a snapshot holds.
-        let (written, spare) = sync_channel::<Vec<u8>>(CHUNKS_QUEUED_MAX + 2);
         let writing = Arc::clone(store);
         let to_cold = goes_cold(projections, cold_after);
+        let started = Instant::now();
         // Only the filter's segments that changed since the store last took it: a full one never
         // changes again.
         let cold = projections
@@ -629,51 +624,35 @@ impl Progress {
             .filter(|_| to_cold)
             .map(|cold| (cold, projections.bloom.tail(projections.bloom_stored)));
         let bloom_stored = cold.as_ref().map(|(_, tail)| tail.stored_after());
-        let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
-            let mut file = writing.create(sequence)?;
-            for piece in receiver {
-                match piece {
-                    Piece::Bytes(piece) => {
-                        file.write(piece.as_slice())?;
-                        // Back to the encoder for its next chunk; the header and trailer are small.
-                        if piece.bytes.capacity() >= snapshot_format::CHUNK_BYTES_TARGET {
-                            let _ = written.try_send(piece.bytes);
-                        }
-                    }
-                    Piece::Commit => {
-                        file.commit()?;
-                        prune(writing.as_ref())?;
-                        let Some((cold, bloom)) = cold else { return Ok(None) };
-                        return Ok(Some(fill_cold(writing.as_ref(), sequence, cold.as_ref(), &bloom)));
-                    }
-                }
-            }
-            Err(Error::Storage("the snapshot was abandoned before it was complete".into()))
-        });
-        let thread = match spawned {
-            Ok(thread) => thread,
-            Err(error) => return self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
-        };
-        let started = Instant::now();
-        let encoded =
-            snapshot_format::encode(projections, to_cold, |piece| send(&sender, Piece::Bytes(piece)), &mut || {
-                spare.try_recv().ok()
-            });
+        let copy = projections.snapshot_copy();
         let pause = micros(started.elapsed());
         self.stats.pause_micros_last = pause;
         self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
-        let encoded = encoded.and_then(|bytes| send(&sender, Piece::Commit).map(|()| bytes));
-        drop(sender);
-        match encoded {
-            Ok(bytes) => {
-                self.in_flight =
-                    Some(InFlight { info: SnapshotInfo { sequence, bytes }, cold: to_cold, bloom_stored, thread })
-            }
-            Err(error) => {
-                // The thread's own error (a full disk, say) is why the queue closed.
-                let cause = thread.join().ok().and_then(Result::err).unwrap_or(error);
-                self.failed(sequence, &cause);
-            }
+        let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
+            let mut file = writing.create(sequence)?;
+            // The chunk just written is the buffer of the next.
+            let written = Cell::new(None);
+            let bytes = snapshot_format::encode(
+                &copy,
+                to_cold,
+                |piece| {
+                    file.write(piece.as_slice())?;
+                    if piece.bytes.capacity() >= snapshot_format::CHUNK_BYTES_TARGET {
+                        written.set(Some(piece.bytes));
+                    }
+                    Ok(())
+                },
+                &mut || written.take(),
+            )?;
+            drop(copy);
+            file.commit()?;
+            prune(writing.as_ref())?;
+            let Some((cold, bloom)) = cold else { return Ok((bytes, None)) };
+            Ok((bytes, Some(fill_cold(writing.as_ref(), sequence, cold.as_ref(), &bloom))))
+        });
+        match spawned {
+            Ok(thread) => self.in_flight = Some(InFlight { sequence, cold: to_cold, bloom_stored, thread }),
+            Err(error) => self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
         }
     }
 
@@ -686,11 +665,11 @@ impl Progress {
             self.in_flight = Some(in_flight);
             return false;
         }
-        let sequence = in_flight.info.sequence;
+        let sequence = in_flight.sequence;
         match in_flight.thread.join() {
-            Ok(Ok(cold)) => {
+            Ok(Ok((bytes, cold))) => {
                 self.stats.written += 1;
-                self.stats.last = Some(in_flight.info);
+                self.stats.last = Some(SnapshotInfo { sequence, bytes });
                 match cold {
                     Some(Ok(keys)) => {
                         self.stats.cold_keys_written += keys;
@@ -724,10 +703,6 @@ impl Drop for Snapshotter {
         let Some(in_flight) = self.progress().in_flight.take() else { return };
         let _ = in_flight.thread.join();
     }
-}
-
-fn send(sender: &SyncSender<Piece>, piece: Piece) -> Result<(), Error> {
-    sender.send(piece).map_err(|_| Error::Storage("the snapshot writer stopped".into()))
 }
 
 /// Whether a snapshot of `projections` now goes into the cold store: once the ledger holds

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use bincode::Options;
 use purse_core::{Account, Config, Entry, FlowType, Lot, LotKey, Lots, OrderPart, StateBuilder, Take, Timestamp};
@@ -21,7 +22,7 @@ use super::{
     be_u32, be_u64, options, AccountRecord, Counts, Covered, Item, StartRecord, TakeRecord, CHUNK_BYTES_MAX,
     FORMAT_VERSION, HEADER_BYTES, MAGIC, STATUSES,
 };
-use crate::projection::{CardIndex, FlowRef, Projections, ENTRIES_RESERVED_MAX};
+use crate::projection::{AccountFlows, CardIndex, FlowRef, Projections, ENTRIES_RESERVED_MAX};
 use crate::record::{array_to_buckets, bucket_of_tag, flow_type_of_tag, EntryRecord};
 
 /// Decoded chunks waiting for the build at most (each about 1 MiB of items).
@@ -204,8 +205,6 @@ fn phase(item: &Item<'_>) -> u8 {
         Item::End(_) => END_PHASE,
     }
 }
-
-pub(crate) type AccountFlows = HashMap<String, Vec<FlowRef>, foldhash::quality::RandomState>;
 
 /// Builds projections from a snapshot's items, in their order, checking as it goes.
 struct Decoder {
@@ -416,7 +415,7 @@ impl Decoder {
         if !continues && self.account_flows.contains_key(account_id) {
             return Err(format!("the flows of account {account_id:?} come in two places"));
         }
-        let flows = self.account_flows.entry(account_id.to_owned()).or_default();
+        let flows = Arc::make_mut(self.account_flows.entry(account_id.to_owned()).or_default());
         for &(sequence, order_time, tag) in refs {
             let after_last = flows.last().is_none_or(|last| last.sequence < sequence);
             if !after_last || sequence == 0 || sequence > self.covered.sequence {

@@ -305,7 +305,7 @@ async fn verify_checks_the_newest_snapshot_against_the_fold() {
     let tampered: [(Tamper, &str); 2] = [
         (
             |wrong| {
-                let flows = wrong.account_flows.get_mut("a").unwrap();
+                let flows = Arc::make_mut(wrong.account_flows.get_mut("a").unwrap());
                 flows[0].order_time = Timestamp(flows[0].order_time.0 + 1);
             },
             "the flow index of \"a\"",

@@ -243,6 +243,8 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::block::BlockWriter;
     use crate::head::Head;
@@ -295,9 +297,9 @@ mod tests {
                 let record = *live.requests.get("r1").unwrap();
                 live.requests.insert("ghost", record).unwrap();
             }),
-            ("the per-account index", |live| live.account_flows.get_mut("a").unwrap().reverse()),
+            ("the per-account index", |live| Arc::make_mut(live.account_flows.get_mut("a").unwrap()).reverse()),
             ("an extra indexed account", |live| {
-                live.account_flows.insert("ghost".into(), vec![]);
+                live.account_flows.insert("ghost".into(), Arc::default());
             }),
             ("the balances", |live| live.state = State::new(live.state.config())),
             ("the card index", |live| live.cards.insert("card-of-nobody", "a")),
