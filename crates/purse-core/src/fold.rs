@@ -272,14 +272,14 @@ pub(super) fn commit(state: &mut State, flow: &Flow, checked: Checked) {
     }
     if let Some(own) = own.and_then(|index| ops.into_nth(index)).map(LotOp::into_takes) {
         if !own.is_empty() {
-            state.order_takes.insert(flow.flow_id, own);
+            state.order_takes.insert(flow.flow_id, own.into());
         }
     }
     if let Some((order, rest)) = source {
         if rest.is_empty() {
             state.order_takes.remove(&order);
         } else {
-            state.order_takes.insert(order, rest);
+            state.order_takes.insert(order, rest.into());
         }
     }
     let account = state.accounts.value_at_mut(account_position);

@@ -48,7 +48,7 @@ impl State {
             self.hold_expiry.insert(order.flow_id, expire_time);
         }
         if !takes.is_empty() {
-            self.order_takes.insert(order.flow_id, takes);
+            self.order_takes.insert(order.flow_id, takes.into());
         }
         Ok(())
     }

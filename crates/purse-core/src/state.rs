@@ -4,6 +4,7 @@
 //! is reported as a [`FoldError`] and the state stays as it was.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Keys are caller-chosen strings: a seeded hasher that resists collision floods, and is
 /// several times faster than SipHash on the fold's hot path.
@@ -148,7 +149,8 @@ pub struct State {
     /// What each order took from (or reserved in) which lot, by the order's flow id, while it
     /// can still be given back: a DEDUCT's or CAPTURE's until fully refunded, a HOLD's until it
     /// resolves. Orders that touched no lot have no entry.
-    order_takes: FlowMap<Vec<Take>>,
+    /// Each list is shared, never changed in place: copying a shard (`FlowMap`) copies pointers.
+    order_takes: FlowMap<Arc<[Take]>>,
     /// The open HOLDs that expire, by (expiry, flow id): what the sweep releases.
     open_hold_expiry: std::collections::BTreeMap<(i64, u64), String>,
     /// A TRANSFER_OUT just folded: the next entry must be its TRANSFER_IN.
@@ -196,7 +198,7 @@ impl State {
     /// What the order of flow `flow_id` took from (or reserved in) each lot, while it can still
     /// be given back.
     pub fn order_takes(&self, flow_id: u64) -> &[Take] {
-        self.order_takes.get(&flow_id).map_or(&[], Vec::as_slice)
+        self.order_takes.get(&flow_id).map_or(&[], |takes| &takes[..])
     }
 
     /// The open HOLDs whose expiry is at or before `now`: `(account_id, hold order id)`.

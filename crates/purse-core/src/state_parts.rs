@@ -89,7 +89,7 @@ impl State {
 
     /// What each order still able to give back took from which lot, in no particular order.
     pub fn order_takes_parts(&self) -> impl Iterator<Item = (u64, &[Take])> {
-        self.order_takes.iter().map(|(flow_id, takes)| (*flow_id, takes.as_slice()))
+        self.order_takes.iter().map(|(flow_id, takes)| (*flow_id, &takes[..]))
     }
 
     /// The position of an account in [`State::accounts`] (the order opened).
@@ -175,7 +175,7 @@ impl StateBuilder {
         if takes.is_empty() || takes.iter().any(|take| !take.value.is_positive()) {
             return Err(format!("the lot takes of flow {flow_id} are empty or not positive"));
         }
-        unique(self.state.order_takes.insert(flow_id, takes), "lot take lists for one flow")
+        unique(self.state.order_takes.insert(flow_id, takes.into()), "lot take lists for one flow")
     }
 
     /// Adds an open HOLD that expires; its order must be there already.
