@@ -391,7 +391,7 @@ async fn bench(
             "writer_pause_ms_max": snapshots_run.pause_micros_max / 1000,
             "close_ms": close_micros / 1000,
             "bytes_on_disk_after_close": snapshot_disk.allocated,
-            "note": "writer_pause_ms_max: the longest the writer stopped to encode a snapshot during the run (and setup); close_ms includes the snapshot a clean close takes when 10,000 or more entries came after the last one",
+            "note": "writer_pause_ms_max: the longest the writer stopped to take a snapshot (its copy-on-write copy of the projections; the encoding runs beside it) during the run (and setup); close_ms includes the snapshot a clean close takes when 10,000 or more entries came after the last one",
         },
         "check": check.report(),
     });

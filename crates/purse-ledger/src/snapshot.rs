@@ -9,11 +9,13 @@
 //! `verify` still folds the whole log and compares the newest snapshot with the fold at its
 //! position. The file format is `snapshot_format.rs`; the medium is a [`SnapshotStore`].
 //!
-//! The writer thread owns the projections, so it encodes the snapshot itself, between batches,
-//! chunk by chunk into a bounded queue; a background thread writes the chunks, syncs the file
-//! and only then makes it visible (rename, directory sync), and removes all but the newest
-//! [`SNAPSHOTS_KEPT`]. The writer's pause is the encoding (`SnapshotStats::pause_micros_max`);
-//! the disk's fsync is never on it, except when a clean close waits for its snapshot.
+//! The writer thread owns the projections, so between batches it takes a copy of them that
+//! shares their storage until either changes it (`Projections::snapshot_copy`: copy on write);
+//! a background thread encodes the copy chunk by chunk, writes and syncs the file and only then
+//! makes it visible (rename, directory sync), and removes all but the newest
+//! [`SNAPSHOTS_KEPT`]. The writer's pause is the copy (`SnapshotStats::pause_micros_max`); the
+//! encoding and the disk's fsync are never on it, except when a clean close waits for its
+//! snapshot.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -217,7 +219,7 @@ pub struct SnapshotStats {
     pub failed: u64,
     /// The newest snapshot written since opening.
     pub last: Option<SnapshotInfo>,
-    /// The longest and the last pause of the writer for a snapshot (encoding it), in µs.
+    /// The longest and the last pause of the writer for a snapshot (copying its projections), in µs.
     pub pause_micros_max: u64,
     pub pause_micros_last: u64,
     /// Keys written into the cold store since opening.
