@@ -137,7 +137,8 @@ impl<V> StrTable<V> {
     }
 
     fn find(&self, key: &str, hash32: u32) -> Option<usize> {
-        debug_assert!(self.len == 0 || !self.slots.is_empty(), "a lookup in a StrTable's unindexed copy");
+        // A lookup in an unindexed copy would answer "absent" for a key it holds.
+        assert!(self.len == 0 || !self.slots.is_empty(), "a lookup in a StrTable's unindexed copy");
         let tag = u64::from(hash32) << 32;
         self.slots
             .get(shard_of(hash32))?

@@ -219,6 +219,8 @@ pub struct SnapshotStats {
     pub failed: u64,
     /// The newest snapshot written since opening.
     pub last: Option<SnapshotInfo>,
+    /// Snapshots whose thread started since opening (written, failed or in flight).
+    pub taken: u64,
     /// The longest and the last pause of the writer for a snapshot (copying its projections), in µs.
     pub pause_micros_max: u64,
     pub pause_micros_last: u64,
@@ -653,7 +655,10 @@ impl Progress {
             Ok((bytes, Some(fill_cold(writing.as_ref(), sequence, cold.as_ref(), &bloom))))
         });
         match spawned {
-            Ok(thread) => self.in_flight = Some(InFlight { sequence, cold: to_cold, bloom_stored, thread }),
+            Ok(thread) => {
+                self.stats.taken += 1;
+                self.in_flight = Some(InFlight { sequence, cold: to_cold, bloom_stored, thread });
+            }
             Err(error) => self.failed(sequence, &Error::Storage(format!("starting its thread: {error}"))),
         }
     }
