@@ -17,7 +17,6 @@
 //! encoding and the disk's fsync are never on it, except when a clean close waits for its
 //! snapshot.
 
-use std::cell::Cell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -634,20 +633,7 @@ impl Progress {
         self.stats.pause_micros_max = self.stats.pause_micros_max.max(pause);
         let spawned = std::thread::Builder::new().name("purse-snapshot".into()).spawn(move || {
             let mut file = writing.create(sequence)?;
-            // The chunk just written is the buffer of the next.
-            let written = Cell::new(None);
-            let bytes = snapshot_format::encode(
-                &copy,
-                to_cold,
-                |piece| {
-                    file.write(piece.as_slice())?;
-                    if piece.bytes.capacity() >= snapshot_format::CHUNK_BYTES_TARGET {
-                        written.set(Some(piece.bytes));
-                    }
-                    Ok(())
-                },
-                &mut || written.take(),
-            )?;
+            let bytes = snapshot_format::encode(&copy, to_cold, |piece| file.write(piece))?;
             drop(copy);
             file.commit()?;
             prune(writing.as_ref())?;

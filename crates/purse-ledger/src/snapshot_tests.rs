@@ -198,11 +198,11 @@ async fn a_snapshot_and_the_tail_after_it_open_as_the_full_fold() {
 async fn a_copy_encodes_as_the_projections_were_when_it_was_taken() {
     let encoded = |projections: &Projections| {
         let mut bytes = Vec::new();
-        let emit = |piece: snapshot_format::Piece| {
-            bytes.extend_from_slice(piece.as_slice());
+        let emit = |piece: &[u8]| {
+            bytes.extend_from_slice(piece);
             Ok(())
         };
-        snapshot_format::encode(projections, false, emit, &mut || None).unwrap();
+        snapshot_format::encode(projections, false, emit).unwrap();
         bytes
     };
     let dir = tempfile::tempdir().unwrap();
