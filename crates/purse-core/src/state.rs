@@ -245,6 +245,22 @@ impl State {
         }
     }
 
+    /// Moves what changed while an [`State::unindexed_copy`] shared the tables and flow maps
+    /// back into their own storage, once the copy is gone (`StrTable::settle`); what a copy
+    /// still shares stays where it is. Changes nothing any lookup or iteration gives.
+    pub fn settle(&mut self) {
+        self.accounts.settle();
+        self.orders.settle();
+        self.hold_expiry.settle();
+        self.order_takes.settle();
+    }
+
+    /// Entries changed while a copy shared their storage, not yet settled: a measure of what a
+    /// snapshot's copy costs the writer.
+    pub fn overlaid(&self) -> usize {
+        self.accounts.overlaid() + self.orders.overlaid() + self.hold_expiry.overlaid() + self.order_takes.overlaid()
+    }
+
     /// How many accounts [`State::accounts`] yields.
     pub fn account_count(&self) -> usize {
         self.accounts.len()

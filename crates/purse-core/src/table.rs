@@ -14,11 +14,14 @@
 //!
 //! Entries are never removed: nothing in a ledger forgets an order or a request id.
 //!
-//! The chunks are shared between a table and its copies (`Arc`), and a change copies only the
-//! chunk it lands in, the first time it lands there while a copy holds it (copy on write). The
-//! ledger writes a snapshot from such a copy beside the writer ([`StrTable::unindexed_copy`],
-//! docs/ARCHITECTURE.md, "Snapshots"); chunks are small so that the writer, which goes on
-//! changing random old orders meanwhile, copies little at a time.
+//! The chunks are shared between a table and its copies (`Arc`). The ledger writes a snapshot
+//! from such a copy beside the writer ([`StrTable::unindexed_copy`], docs/ARCHITECTURE.md,
+//! "Snapshots"), and the writer goes on changing accounts and random old orders meanwhile. A
+//! change to an entry whose chunk a copy still holds does not copy the chunk: the entry alone
+//! is copied into an overlay, which is what the table holds for it from then on, until
+//! [`StrTable::settle`] moves it back into its chunk once the copy is gone. Copying chunks
+//! instead, the writer copied nearly the whole order table and every account within the first
+//! batches after a snapshot began (6-24 ms batches, docs/performance.md).
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -27,8 +30,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 /// Entries per chunk of the entry vector. Every chunk but the last is exactly full, so
-/// position `i` is entry `i % ENTRY_CHUNK` of chunk `i / ENTRY_CHUNK`. An order's chunk is
-/// 92 KiB: what a refund of an old order copies while a snapshot is being written.
+/// position `i` is entry `i % ENTRY_CHUNK` of chunk `i / ENTRY_CHUNK`.
 const ENTRY_CHUNK: usize = 1 << 10;
 
 /// Bytes per chunk of the key arena (a longer key gets a chunk of its own).
@@ -63,13 +65,30 @@ pub struct StrTable<V> {
     slots: Vec<HashTable<u64>>,
     keys: Vec<Arc<String>>,
     entries: Vec<Arc<Vec<(KeyRef, V)>>>,
+    /// By position: the values of entries changed while a copy shared their chunk. Where an
+    /// entry has one, it is the entry's value, and its chunk holds an older one.
+    overlay: Overlay<V>,
     len: usize,
 }
 
+type Overlay<V> = hashbrown::HashMap<u32, V, foldhash::fast::FixedState>;
+
 impl<V> Default for StrTable<V> {
     fn default() -> Self {
-        StrTable { hasher: Default::default(), slots: Vec::new(), keys: Vec::new(), entries: Vec::new(), len: 0 }
+        StrTable {
+            hasher: Default::default(),
+            slots: Vec::new(),
+            keys: Vec::new(),
+            entries: Vec::new(),
+            overlay: Overlay::default(),
+            len: 0,
+        }
     }
+}
+
+/// A position as the overlay keys it; positions are below 2^32 (`insert_new`).
+fn position32(position: usize) -> u32 {
+    u32::try_from(position).expect("a StrTable holds at most 2^32 entries")
 }
 
 /// The table's hash of a slot, from the 32 hash bits it keeps. The multiply spreads them over
@@ -99,19 +118,6 @@ impl<V> StrTable<V> {
             table.slots = (0..SLOT_SHARDS).map(|_| HashTable::with_capacity(shard)).collect();
         }
         table
-    }
-
-    /// A copy to iterate, and nothing else: it shares every chunk with this table (copy on
-    /// write) and has no index, so it answers no lookup. What a snapshot's thread encodes; the
-    /// index, 8 bytes an entry, would otherwise be copied on the writer.
-    pub fn unindexed_copy(&self) -> StrTable<V> {
-        StrTable {
-            hasher: self.hasher.clone(),
-            slots: Vec::new(),
-            keys: self.keys.clone(),
-            entries: self.entries.clone(),
-            len: self.len,
-        }
     }
 
     pub fn len(&self) -> usize {
@@ -152,32 +158,88 @@ impl<V> StrTable<V> {
 
     /// The value at `position`. Panics if there is none: positions come from this table.
     pub fn value_at(&self, position: usize) -> &V {
-        &self.entries[position / ENTRY_CHUNK][position % ENTRY_CHUNK].1
+        let stored = &self.entries[position / ENTRY_CHUNK][position % ENTRY_CHUNK].1;
+        self.current(position, stored)
+    }
+
+    /// The value of the entry at `position` whose chunk holds `stored`: its overlay's, if any.
+    fn current<'a>(&'a self, position: usize, stored: &'a V) -> &'a V {
+        if self.overlay.is_empty() {
+            return stored;
+        }
+        self.overlay.get(&position32(position)).unwrap_or(stored)
     }
 
     /// Every entry, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> + '_ {
-        self.entries
-            .iter()
-            .flat_map(|chunk| chunk.iter())
-            .map(|(key, value)| (&self.keys[key.chunk as usize][key.start as usize..key.end as usize], value))
+        self.entries.iter().flat_map(|chunk| chunk.iter()).enumerate().map(|(position, (key, stored))| {
+            (&self.keys[key.chunk as usize][key.start as usize..key.end as usize], self.current(position, stored))
+        })
     }
 
     /// Every value, in insertion order.
     pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
-        self.entries.iter().flat_map(|chunk| chunk.iter()).map(|(_, value)| value)
+        self.iter().map(|(_, value)| value)
     }
 }
 
-/// Changes: each copies the chunk it changes if a copy still shares it.
+/// Changes: a change to an entry whose chunk a copy shares goes to the overlay; an insert
+/// copies the last chunk if a copy shares it (once: that copy is then this table's own).
 impl<V: Clone> StrTable<V> {
+    /// A copy to iterate, and nothing else: it shares every chunk with this table (copy on
+    /// write) and has no index, so it answers no lookup. What a snapshot's thread encodes; the
+    /// index, 8 bytes an entry, would otherwise be copied on the writer.
+    pub fn unindexed_copy(&self) -> StrTable<V> {
+        StrTable {
+            hasher: self.hasher.clone(),
+            slots: Vec::new(),
+            keys: self.keys.clone(),
+            entries: self.entries.clone(),
+            overlay: self.overlay.clone(),
+            len: self.len,
+        }
+    }
+
+    /// Entries held in the overlay (changed while a copy shared their chunk, not yet settled).
+    pub fn overlaid(&self) -> usize {
+        self.overlay.len()
+    }
+
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
         self.position(key).map(|position| self.value_at_mut(position))
     }
 
     /// The value at `position`, to change. Panics if there is none: positions come from this table.
     pub fn value_at_mut(&mut self, position: usize) -> &mut V {
-        &mut Arc::make_mut(&mut self.entries[position / ENTRY_CHUNK])[position % ENTRY_CHUNK].1
+        let overlaid = position32(position);
+        if self.overlay.contains_key(&overlaid) {
+            return self.overlay.get_mut(&overlaid).expect("just found");
+        }
+        let chunk = &mut self.entries[position / ENTRY_CHUNK];
+        if Arc::get_mut(chunk).is_none() {
+            let value = chunk[position % ENTRY_CHUNK].1.clone();
+            return self.overlay.entry(overlaid).or_insert(value);
+        }
+        &mut Arc::get_mut(chunk).expect("not shared")[position % ENTRY_CHUNK].1
+    }
+
+    /// Moves what the overlay holds back into the chunks no copy shares any more; what a copy
+    /// still shares stays. The ledger calls it once a snapshot's copy is dropped.
+    pub fn settle(&mut self) {
+        if self.overlay.is_empty() {
+            return;
+        }
+        let entries = &mut self.entries;
+        self.overlay.retain(|&position, value| {
+            let position = position as usize;
+            match Arc::get_mut(&mut entries[position / ENTRY_CHUNK]) {
+                Some(chunk) => {
+                    std::mem::swap(&mut chunk[position % ENTRY_CHUNK].1, value);
+                    false
+                }
+                None => true,
+            }
+        });
     }
 
     /// Inserts `key` with `value` and returns its position, unless `key` is already in the
@@ -188,7 +250,7 @@ impl<V: Clone> StrTable<V> {
             return Err(existing);
         }
         let position = self.len;
-        let position32 = u32::try_from(position).expect("a StrTable holds at most 2^32 entries");
+        let position32 = position32(position);
         let key = self.push_key(key);
         let later = self.entries.len() > 1;
         match self.entries.last_mut() {
@@ -341,5 +403,78 @@ mod tests {
         three.insert_new("z", 0).unwrap();
         assert_ne!(two, three);
         assert_eq!(format!("{one:?}"), r#"{"x": 1, "y": 2}"#);
+    }
+
+    /// A change to an entry a copy shares lands in the overlay, not in a copy of its chunk; the
+    /// copy keeps the old value, the table answers the new one everywhere, and `settle` moves
+    /// it back only once no copy shares the chunk.
+    #[test]
+    fn changes_while_a_copy_shares_go_to_the_overlay_until_settled() {
+        let count = 2 * ENTRY_CHUNK + 5;
+        let mut table = StrTable::with_capacity(count);
+        for i in 0..count {
+            table.insert_new(&format!("k{i}"), i).unwrap();
+        }
+        let copy = table.unindexed_copy();
+        *table.value_at_mut(3) += 1;
+        *table.value_at_mut(3) += 1;
+        *table.value_at_mut(ENTRY_CHUNK + 1) = 0;
+        table.insert_new("new", 7).unwrap();
+        assert_eq!(table.overlaid(), 2, "one entry each, changed twice or once");
+        assert!(Arc::ptr_eq(&table.entries[0], &copy.entries[0]), "no chunk copied for a change");
+        assert_eq!((table.get("k3"), table.value_at(ENTRY_CHUNK + 1), table.get("new")), (Some(&5), &0, Some(&7)));
+        // Entry 0 held 0 from the start; entry ENTRY_CHUNK + 1 holds it now.
+        assert_eq!(table.values().filter(|&&v| v != 0).count(), count - 1, "iteration sees the overlay");
+        assert!(copy.iter().enumerate().all(|(i, (k, v))| k == format!("k{i}") && *v == i));
+        table.settle();
+        assert_eq!(table.overlaid(), 2, "the copy still shares both chunks");
+        let expected: Vec<(String, usize)> = table.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        drop(copy);
+        table.settle();
+        assert_eq!(table.overlaid(), 0);
+        assert!(table.iter().map(|(k, v)| (k.to_string(), *v)).eq(expected), "settling changes no value");
+    }
+
+    /// Random inserts, changes, copies taken and dropped and settles, against a plain model:
+    /// the table and every live copy always iterate as their model.
+    #[test]
+    fn copies_and_overlay_against_a_model() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % bound as u64).unwrap()
+        };
+        let mut table = StrTable::new();
+        let mut model: Vec<(String, u64)> = Vec::new();
+        type Model = Vec<(String, u64)>;
+        let mut copies: Vec<(StrTable<u64>, Model)> = Vec::new();
+        for step in 0..20_000u64 {
+            match next(100) {
+                0..=29 => {
+                    let key = format!("k{}", model.len());
+                    assert_eq!(table.insert_new(&key, step), Ok(model.len()));
+                    model.push((key, step));
+                }
+                30..=89 if !model.is_empty() => {
+                    let position = next(model.len());
+                    *table.value_at_mut(position) = step;
+                    model[position].1 = step;
+                    assert_eq!(table.get(&model[position].0), Some(&step));
+                }
+                90..=93 if copies.len() < 3 => copies.push((table.unindexed_copy(), model.clone())),
+                94..=96 if !copies.is_empty() => drop(copies.swap_remove(next(copies.len()))),
+                _ => table.settle(),
+            }
+        }
+        let as_model = |table: &StrTable<u64>| table.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>();
+        assert_eq!(as_model(&table), model);
+        for (copy, expected) in &copies {
+            assert_eq!(&as_model(copy), expected);
+        }
+        copies.clear();
+        table.settle();
+        assert_eq!((table.overlaid(), as_model(&table)), (0, model));
     }
 }

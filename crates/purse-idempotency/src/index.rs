@@ -30,6 +30,12 @@ impl Index {
         Index { records: self.records.unindexed_copy() }
     }
 
+    /// Moves what changed while a copy shared the storage back into it, once the copy is gone
+    /// ([`purse_core::StrTable::settle`]).
+    pub fn settle(&mut self) {
+        self.records.settle();
+    }
+
     /// An empty index with room for `records` records without growing.
     pub fn with_capacity(records: usize) -> Index {
         Index { records: StrTable::with_capacity(records) }

@@ -285,6 +285,13 @@ impl Projections {
         }
     }
 
+    /// Moves what the writer changed while a snapshot's copy shared the tables back into them,
+    /// once the copy is gone (`State::settle`).
+    pub fn settle(&mut self) {
+        self.state.settle();
+        self.requests.settle();
+    }
+
     /// Attaches the cold store: its Bloom filter replaces this one, and every id held in memory
     /// joins it (a snapshot's, which the stored filter may predate).
     pub fn attach_cold(&mut self, cold: Arc<dyn ColdStore>) -> Result<(), Error> {

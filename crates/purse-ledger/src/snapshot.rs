@@ -659,7 +659,10 @@ impl Progress {
             return false;
         }
         let sequence = in_flight.sequence;
-        match in_flight.thread.join() {
+        let joined = in_flight.thread.join();
+        // The thread dropped its copy: what changed meanwhile goes back into the tables.
+        projections.settle();
+        match joined {
             Ok(Ok((bytes, cold))) => {
                 self.stats.written += 1;
                 self.stats.last = Some(SnapshotInfo { sequence, bytes });

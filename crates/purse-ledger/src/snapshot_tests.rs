@@ -217,6 +217,18 @@ async fn a_copy_encodes_as_the_projections_were_when_it_was_taken() {
     assert!(live.state.last_sequence() > copy.state.last_sequence() + 5, "the live projections moved on");
     assert_ne!(encoded(&live), before);
     assert_eq!(encoded(&copy), before, "the copy is the projections as they were");
+    // What the live projections changed while the copy shared it is in the tables' overlays;
+    // settled once the copy is gone, they are still exactly the full fold of the log.
+    let overlaid = live.state.overlaid();
+    assert!(overlaid > 0, "the second workload changed accounts or orders the copy shared");
+    live.settle();
+    assert_eq!(live.state.overlaid(), overlaid, "nothing settles while the copy shares it");
+    drop(copy);
+    live.settle();
+    assert_eq!(live.state.overlaid(), 0);
+    drop(store);
+    let (_store, full) = fold(dir.path());
+    assert_same(&live, &full, "settled after the copy");
 }
 
 /// Every byte of the snapshot flipped, and the snapshot cut at every length: each copy is
