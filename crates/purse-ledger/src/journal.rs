@@ -197,6 +197,22 @@ pub trait Journal: Send + Sync + Debug {
     /// Waits until every append started is durable; the position of the last one (the marker's
     /// if none was made).
     fn sync(&self) -> Result<u64, Error>;
+
+    /// Gives the journal a way to make its image (the node's sled) durable. A journal that
+    /// keeps only what the image may lack (the local write-ahead log, `wal.rs`) checkpoints the
+    /// image with it and then drops the entries the checkpoint covers. Default: keeps every
+    /// entry, and does not use it.
+    fn image_syncer(&self, _image: Box<dyn crate::storage::Syncer>) -> Result<(), Error> {
+        Ok(())
+    }
+    /// The image has applied every entry up to `position` (not yet durably). Default: nothing.
+    fn applied(&self, _position: u64) -> Result<(), Error> {
+        Ok(())
+    }
+    /// A clean close: the image holds every entry up to `applied` durably. Default: nothing.
+    fn close(&self, _applied: u64) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// A [`Journal`] in memory with the real one's fencing: each handle ([`MemoryJournal::writer`])

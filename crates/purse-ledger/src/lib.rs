@@ -61,6 +61,11 @@ mod sweep;
 #[cfg(test)]
 mod test_storage;
 mod verify;
+mod wal;
+/// Crash tests' tools (a power loss's damage to the write-ahead log).
+pub mod crash_support {
+    pub use crate::wal::lose_unacknowledged_tail;
+}
 mod writer;
 
 pub use error::Error;

@@ -9,7 +9,9 @@
 //! **Invariant:** the local log tree holds only entries the journal has made durable, applied
 //! in the journal's order, and the meta key [`KEY_POSITION`] names a position the tree has
 //! reached (it is written after the entries it covers, and sled recovers a prefix of its writes
-//! in order). Entries appended and not yet durable live in memory (`Pending`) and every read
+//! in order). So the image needs no atomic writes of its own: an entry is applied key by key
+//! (a sled batch would make sled write out its buffer every time), and one cut short by a
+//! crash is applied again from the journal. Entries appended and not yet durable live in memory (`Pending`) and every read
 //! merges them over the tree. Opening replays the journal from that position: entries are
 //! whole-key puts and removes, so replaying some twice gives the same tree.
 //!
@@ -47,6 +49,8 @@ struct Pending {
     keys: BTreeMap<u64, (u64, Option<Bytes>)>,
     /// The position the next append lands at.
     next: u64,
+    /// The last position applied to the local image.
+    applied: u64,
 }
 
 #[derive(Debug)]
@@ -73,7 +77,7 @@ fn apply(local: &mut SledStorage, entry: &JournalEntry) -> Result<(), Error> {
         JournalEntry::Meta(entries) => {
             let entries: Vec<(&[u8], &[u8])> =
                 entries.iter().map(|(key, value)| (key.as_slice(), value.as_slice())).collect();
-            local.meta_put(&entries)
+            local.meta_apply(&entries)
         }
         JournalEntry::Put(blocks) => local.log_apply(blocks, &[]),
         JournalEntry::Remove(firsts) => local.log_apply(&[], firsts),
@@ -87,9 +91,41 @@ impl ReplicatedStorage {
     /// directory becomes a full copy; one made from another journal, or holding a ledger of its
     /// own, is refused.
     pub fn open(path: &Path, cache_bytes: u64, journal: Arc<dyn Journal>, owner: &str) -> Result<Self, Error> {
-        let (mut local, _repairs) = SledStorage::open(path, true, cache_bytes)?;
+        let (local, _repairs) = SledStorage::open(path, true, cache_bytes)?;
+        ReplicatedStorage::over(path, local, journal, owner, false)
+    }
+
+    /// The embedded default: the ledger directory's own sled as the image of its local
+    /// write-ahead log (`wal.rs`), which checkpoints sled in the background. A ledger written
+    /// before the log (no journal recorded) is adopted: its sled holds all of it durably.
+    pub fn open_local(path: &Path, create: bool, cache_bytes: u64) -> Result<Self, Error> {
+        let (local, _repairs) = SledStorage::open(path, create, cache_bytes)?;
+        let journal = Arc::new(crate::wal::FileJournal::open(path)?);
+        let storage =
+            ReplicatedStorage::over(path, local, Arc::clone(&journal) as Arc<dyn Journal>, crate::wal::NAME, true)?;
+        let image = storage.local()?.syncer()?.ok_or_else(|| Error::Storage("sled gave no syncer".into()))?;
+        journal.image_syncer(image)?;
+        Ok(storage)
+    }
+
+    fn over(
+        path: &Path,
+        mut local: SledStorage,
+        journal: Arc<dyn Journal>,
+        owner: &str,
+        adopt: bool,
+    ) -> Result<Self, Error> {
         let name = journal.name();
+        let own_ledger = || {
+            Error::InvalidArgument(format!(
+                "{} holds a ledger of its own, not a replica: give a replica its own directory",
+                path.display()
+            ))
+        };
         match local.meta_get(KEY_JOURNAL)? {
+            Some(stored) if stored == crate::wal::NAME.as_bytes() && name != crate::wal::NAME => {
+                return Err(own_ledger())
+            }
             Some(stored) if stored != name.as_bytes() => {
                 return Err(Error::InvalidArgument(format!(
                     "{} is a replica of journal {:?}, not of {name:?}",
@@ -99,11 +135,10 @@ impl ReplicatedStorage {
             }
             Some(_) => {}
             None => {
-                if local.meta_get(crate::store::META_KEY_VERSION)?.is_some() || local.log_from(0).next().is_some() {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} holds a ledger of its own, not a replica: give a replica its own directory",
-                        path.display()
-                    )));
+                let has_ledger =
+                    local.meta_get(crate::store::META_KEY_VERSION)?.is_some() || local.log_from(0).next().is_some();
+                if has_ledger && !adopt {
+                    return Err(own_ledger());
                 }
                 local.meta_put(&[(KEY_JOURNAL, name.as_bytes())])?;
             }
@@ -125,19 +160,19 @@ impl ReplicatedStorage {
         journal.read(reached, marker, &mut |position, bytes| {
             apply(&mut local, &JournalEntry::decode(position, bytes)?)?;
             if position % CATCH_UP_CHECKPOINT_ENTRIES == 0 {
-                local.meta_put(&[(KEY_POSITION, &position.to_be_bytes())])?;
+                local.meta_apply(&[(KEY_POSITION, &position.to_be_bytes())])?;
             }
             Ok(())
         })?;
-        local.meta_put(&[(KEY_POSITION, &marker.to_be_bytes())])?;
-        if local.meta_get(crate::store::META_KEY_VERSION)?.is_some() && !local.head_exists()? {
+        local.meta_apply(&[(KEY_POSITION, &marker.to_be_bytes())])?;
+        if !adopt && local.meta_get(crate::store::META_KEY_VERSION)?.is_some() && !local.head_exists()? {
             // A directory made from the journal: the head file is the node's own (nothing
             // acknowledged here yet; the log is checked against the journal instead).
             crate::head::create(&mut local)?;
         }
         local.sync()?;
         let log = local.log_tree();
-        let pending = Pending { next: marker + 1, ..Pending::default() };
+        let pending = Pending { next: marker + 1, applied: marker, ..Pending::default() };
         let shared = Shared { journal, local: Mutex::new(local), log, pending: Mutex::new(pending) };
         Ok(ReplicatedStorage { shared: Arc::new(shared) })
     }
@@ -184,8 +219,12 @@ impl Shared {
             applied = Some(position);
         }
         if let Some(applied) = applied {
-            local.meta_put(&[(KEY_POSITION, &applied.to_be_bytes())])?;
+            local.meta_apply(&[(KEY_POSITION, &applied.to_be_bytes())])?;
             pending.keys.retain(|_, (position, _)| *position > applied);
+            pending.applied = applied;
+            drop(local);
+            drop(pending);
+            self.journal.applied(applied)?;
         }
         Ok(())
     }
@@ -316,6 +355,16 @@ impl Storage for ReplicatedStorage {
     }
     fn size_on_disk(&self) -> Result<u64, Error> {
         self.local()?.size_on_disk()
+    }
+    fn bytes_logged_since_open(&self) -> u64 {
+        self.local().map_or(0, |local| local.bytes_logged_since_open())
+    }
+    /// Makes the image durable and lets the journal drop what it covers (`Journal::close`).
+    fn close(&mut self) -> Result<(), Error> {
+        self.shared.sync()?;
+        let applied = locked(&self.shared.pending)?.applied;
+        self.local()?.sync()?;
+        self.shared.journal.close(applied)
     }
 }
 

@@ -208,17 +208,31 @@ impl SledStorage {
         self.log.clone()
     }
 
-    /// Puts and removes blocks in one atomic write, without copying them (`replicated.rs`
-    /// applying journal entries). Not synced.
-    pub(crate) fn log_apply(&self, puts: &[(u64, Bytes)], removes: &[u64]) -> Result<(), Error> {
-        let mut batch = sled::Batch::default();
+    /// Puts and removes blocks without copying them, one sled write each (`replicated.rs`
+    /// applying journal entries). Not atomic and not synced: the journal holds the entry, and
+    /// the image's position is written after it (see `replicated.rs`). Not one sled batch,
+    /// because every batch makes sled seal and write out its I/O buffer (`pin_log` in sled
+    /// 0.34.7's pagecache): several writes and thread hand-offs per commit.
+    pub(crate) fn log_apply(&mut self, puts: &[(u64, Bytes)], removes: &[u64]) -> Result<(), Error> {
         for (first_sequence, bytes) in puts {
-            batch.insert(&crate::block::key(*first_sequence)[..], bytes.clone());
+            self.logged_bytes = self.logged_bytes.saturating_add(bytes.len() as u64);
+            guard("applying a journal entry to the log", || {
+                self.log.insert(&crate::block::key(*first_sequence)[..], bytes.clone())
+            })?;
         }
         for first in removes {
-            batch.remove(&crate::block::key(*first)[..]);
+            guard("applying a journal entry to the log", || self.log.remove(&crate::block::key(*first)[..]))?;
         }
-        guard("applying a journal entry to the log", || self.log.apply_batch(batch))
+        Ok(())
+    }
+
+    /// Stores each meta `(key, value)` with a sled write of its own: [`SledStorage::log_apply`]'s
+    /// terms.
+    pub(crate) fn meta_apply(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), Error> {
+        for (key, value) in entries {
+            guard("applying a journal entry to meta", || self.meta.insert(*key, *value))?;
+        }
+        Ok(())
     }
 
     /// The merge of `pending` (newest writes, `None` removed) over the log tree: the block
@@ -309,6 +323,7 @@ fn is_ledger_file(name: &str) -> bool {
             | QUARANTINE_DIR_NAME
             | crate::snapshot::SNAPSHOT_DIR_NAME
             | crate::cold_runs::DIR_NAME
+            | crate::wal::DIR_NAME
     ) || name.starts_with("snap.")
         || name == "conf.purse-rewrite"
 }

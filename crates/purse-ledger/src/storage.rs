@@ -100,4 +100,9 @@ pub trait Storage: Send + Sync + Debug {
     fn bytes_logged_since_open(&self) -> u64 {
         0
     }
+    /// A clean close, after the last `sync` and `head_sync`: what the medium does so that the
+    /// next open has little to read again (the local journal drops what its image covers).
+    fn close(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }

@@ -9,7 +9,6 @@ use purse_core::{Scale, Zone};
 
 use crate::error::Error;
 use crate::head::{self, Head};
-use crate::sled_storage::SledStorage;
 use crate::storage::{Bytes, Storage};
 
 /// Blocks per atomic write at most (about 1.5 MiB). One sled batch of a whole million-record
@@ -56,7 +55,7 @@ impl Store {
     /// and the cold store).
     pub fn open_with_cache(path: &std::path::Path, create: bool, cache_bytes: u64) -> Result<Store, Error> {
         // The repairs made are in the medium's repairs log, which `verify` reports.
-        let (storage, _repairs) = SledStorage::open(path, create, cache_bytes)?;
+        let storage = crate::replicated::ReplicatedStorage::open_local(path, create, cache_bytes)?;
         Ok(Store::over(Box::new(storage)))
     }
 
@@ -293,7 +292,8 @@ impl Store {
     /// Makes everything durable, the head included, for a clean close.
     pub fn close(&mut self) -> Result<(), Error> {
         self.make_durable()?;
-        self.storage.head_sync()
+        self.storage.head_sync()?;
+        self.storage.close()
     }
 }
 
