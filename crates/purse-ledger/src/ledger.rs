@@ -534,8 +534,16 @@ impl Ledger {
     }
 
     /// Re-reads and re-folds the whole log from disk and compares every projection with it.
+    /// A snapshot still being written is waited for first: its fill of the cold store, landing
+    /// between verify's count of the records memory holds alone and its count of the cold
+    /// store's, counted those records twice ("idempotency records (their number) differ",
+    /// seen in 2 of 13 `purse bench --batch 8189` runs of 2M flows).
     pub async fn verify(&self) -> Result<VerifyReport, Error> {
-        self.query(|writer| verify_on(writer)).await
+        self.query(|writer| {
+            writer.snapshots.settle(&mut writer.projections);
+            verify_on(writer)
+        })
+        .await
     }
 
     /// Counters of the commit path.
