@@ -544,7 +544,12 @@ fn rewrite_damaged_conf(path: &Path, repairs: &mut Vec<String>) -> Result<(), Er
 
 /// Makes renames and removals in `path` durable.
 fn sync_dir(path: &Path) -> Result<(), Error> {
-    File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| io_error("syncing the data directory", &error))
+    sync_dir_named(path, "the data directory")
+}
+
+/// Makes renames and removals in the folder `path` durable; an error names it as `what`.
+pub(crate) fn sync_dir_named(path: &Path, what: &str) -> Result<(), Error> {
+    File::open(path).and_then(|dir| dir.sync_all()).map_err(|error| io_error(&format!("syncing {what}"), &error))
 }
 
 impl Storage for SledStorage {

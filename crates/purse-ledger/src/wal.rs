@@ -139,11 +139,13 @@ fn frames(bytes: &[u8], first: u64) -> impl Iterator<Item = Frame> + '_ {
     })
 }
 
-/// A segment on disk: its first position and its last (`first - 1` while empty).
+/// A segment on disk: its first position, its last (`first - 1` while empty), and where its
+/// chain of frames ends (the next frame goes there, in the active segment).
 #[derive(Debug, Clone)]
 struct Segment {
     first: u64,
     last: u64,
+    end: u64,
     path: PathBuf,
 }
 
@@ -152,8 +154,6 @@ struct Segment {
 struct Active {
     segment: Segment,
     file: File,
-    /// Where the next frame goes.
-    offset: u64,
     /// The segment's space was not written before (a new, sparse file): the next commit that
     /// finds a spare moves to it.
     sparse: bool,
@@ -191,16 +191,12 @@ struct Inner {
     stopping: AtomicBool,
 }
 
-/// What the checkpoint thread is asked to do.
-enum Job {
-    /// Make the image durable, then drop the sealed segments up to this position.
-    Checkpoint(u64),
-}
-
+/// The checkpoint thread: each position sent asks it to make the image durable, then drop the
+/// sealed segments up to that position.
 #[derive(Debug)]
 struct Checkpoints {
-    jobs: SyncSender<Job>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    jobs: SyncSender<u64>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// The local journal. See the module documentation.
@@ -215,9 +211,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|error| io_error("syncing the write-ahead log's folder", &error))
+    crate::sled_storage::sync_dir_named(dir, "the write-ahead log's folder")
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -227,6 +221,17 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
 fn read_file(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path)
         .map_err(|error| io_error(&format!("reading write-ahead log segment {}", path.display()), &error))
+}
+
+/// A segment's header and chain of frames, not the written space after them (opening read the
+/// whole file once already, to find where the chain ends).
+fn read_chain(segment: &Segment) -> Result<Vec<u8>, Error> {
+    let failed = |error: std::io::Error| {
+        io_error(&format!("reading write-ahead log segment {}", segment.path.display()), &error)
+    };
+    let mut bytes = vec![0; usize::try_from(segment.end).expect("a segment fits memory")];
+    File::open(&segment.path).and_then(|file| file.read_exact_at(&mut bytes, 0)).map_err(failed)?;
+    Ok(bytes)
 }
 
 fn open_read_write(path: &Path) -> Result<File, Error> {
@@ -269,23 +274,20 @@ impl FileJournal {
         }
         let listed = list_segments(&dir)?;
         let mut segments: Vec<Segment> = Vec::new();
-        let mut active_end = HEADER_BYTES;
         let mut header_valid = true;
         for (index, (first, path)) in listed.iter().enumerate() {
             let bytes = read_file(path)?;
             let damaged = |why: String| Error::Corruption(format!("write-ahead log segment {}: {why}", path.display()));
             let is_last = index + 1 == listed.len();
             let mut last = first - 1;
+            let mut end = HEADER_BYTES;
             match decode_header(&bytes).map_err(damaged)? {
                 Some(named) if named == *first => {
-                    let mut end = HEADER_LEN;
                     for frame in frames(&bytes, *first) {
                         last = frame.position;
-                        end = frame.entry.end;
+                        end = frame.entry.end as u64;
                     }
-                    if is_last {
-                        active_end = end as u64;
-                    } else if last < *first {
+                    if !is_last && last < *first {
                         return Err(damaged("it is empty, but segments follow it".into()));
                     }
                 }
@@ -306,7 +308,7 @@ impl FileJournal {
                     )));
                 }
             }
-            segments.push(Segment { first: *first, last, path: path.clone() });
+            segments.push(Segment { first: *first, last, end, path: path.clone() });
         }
         let active = match segments.pop() {
             Some(segment) => {
@@ -315,7 +317,7 @@ impl FileJournal {
                     write_header(&file, &segment)?;
                 }
                 let sparse = file_is_sparse(&file, &segment.path)?;
-                Active { segment, file, offset: active_end, sparse }
+                Active { segment, file, sparse }
             }
             None => new_segment(&dir, 1)?,
         };
@@ -360,7 +362,7 @@ fn file_is_sparse(file: &File, path: &Path) -> Result<bool, Error> {
 /// grows as frames are appended. Durable (header and name) before it returns.
 fn new_segment(dir: &Path, first: u64) -> Result<Active, Error> {
     let path = segment_path(dir, first);
-    let segment = Segment { first, last: first - 1, path: path.clone() };
+    let segment = Segment { first, last: first - 1, end: HEADER_BYTES, path: path.clone() };
     let spare = dir.join(SPARE_NAME);
     let (file, sparse) = match std::fs::rename(&spare, &path) {
         Ok(()) => (open_read_write(&path)?, false),
@@ -375,7 +377,7 @@ fn new_segment(dir: &Path, first: u64) -> Result<Active, Error> {
     };
     write_header(&file, &segment)?;
     sync_dir(dir)?;
-    Ok(Active { segment, file, offset: HEADER_BYTES, sparse })
+    Ok(Active { segment, file, sparse })
 }
 
 impl Inner {
@@ -412,8 +414,8 @@ impl Inner {
         let mut buffer = Vec::new();
         for (position, entry) in entries {
             let frame_bytes = (FRAME_HEADER_BYTES + entry.len()) as u64;
-            let end = files.active.offset + buffer.len() as u64 + frame_bytes;
-            if end > SEGMENT_BYTES && files.active.offset + (buffer.len() as u64) > HEADER_BYTES {
+            let written = files.active.segment.end + buffer.len() as u64;
+            if written + frame_bytes > SEGMENT_BYTES && written > HEADER_BYTES {
                 self.write_out(&mut files.active, &mut buffer)?;
                 self.sync_active(&files.active)?;
                 self.rotate(files, *position)?;
@@ -431,9 +433,9 @@ impl Inner {
         }
         active
             .file
-            .write_all_at(buffer, active.offset)
+            .write_all_at(buffer, active.segment.end)
             .map_err(|error| io_error(&format!("writing to {}", active.segment.path.display()), &error))?;
-        active.offset += buffer.len() as u64;
+        active.segment.end += buffer.len() as u64;
         buffer.clear();
         Ok(())
     }
@@ -522,11 +524,11 @@ fn remove_or_recycle(dir: &Path, path: &Path) -> Result<(), Error> {
 
 /// The checkpoint thread: makes the image durable with `image`, then releases what it covers;
 /// between jobs, prepares the spare.
-fn run_checkpoints(inner: Arc<Inner>, mut image: Box<dyn Syncer>, jobs: Receiver<Job>) {
+fn run_checkpoints(inner: Arc<Inner>, mut image: Box<dyn Syncer>, jobs: Receiver<u64>) {
     let mut work = || -> Result<bool, Error> {
         inner.prepare_spare();
         match jobs.recv() {
-            Ok(Job::Checkpoint(through)) => {
+            Ok(through) => {
                 image.sync()?;
                 inner.release(through)?;
                 Ok(true)
@@ -552,12 +554,10 @@ fn run_checkpoints(inner: Arc<Inner>, mut image: Box<dyn Syncer>, jobs: Receiver
 impl FileJournal {
     fn stop_checkpoints(&self) {
         let taken = locked(&self.checkpoints).take();
-        if let Some(mut checkpoints) = taken {
+        if let Some(Checkpoints { jobs, thread }) = taken {
             self.inner.stopping.store(true, Ordering::Relaxed);
-            drop(checkpoints.jobs);
-            if let Some(thread) = checkpoints.thread.take() {
-                let _ = thread.join();
-            }
+            drop(jobs);
+            let _ = thread.join();
         }
     }
 }
@@ -597,7 +597,7 @@ impl Journal for FileJournal {
             if segment.first > next {
                 break;
             }
-            let bytes = read_file(&segment.path)?;
+            let bytes = read_chain(segment)?;
             for frame in frames(&bytes, segment.first) {
                 if frame.position > until {
                     break;
@@ -640,7 +640,7 @@ impl Journal for FileJournal {
             .name("purse-wal-checkpoint".into())
             .spawn(move || run_checkpoints(inner, image, received))
             .map_err(|error| io_error("starting the write-ahead log's checkpoint thread", &error))?;
-        *locked(&self.checkpoints) = Some(Checkpoints { jobs, thread: Some(thread) });
+        *locked(&self.checkpoints) = Some(Checkpoints { jobs, thread });
         Ok(())
     }
 
@@ -648,7 +648,7 @@ impl Journal for FileJournal {
         self.inner.check()?;
         let Some(through) = self.inner.releasable(position) else { return Ok(()) };
         if let Some(checkpoints) = locked(&self.checkpoints).as_ref() {
-            match checkpoints.jobs.try_send(Job::Checkpoint(through)) {
+            match checkpoints.jobs.try_send(through) {
                 // Full: a checkpoint is waiting already; the next sync asks again.
                 Ok(()) | Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Disconnected(_)) => self.inner.check()?,
