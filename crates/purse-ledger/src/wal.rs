@@ -42,8 +42,8 @@ use crate::storage::Syncer;
 pub(crate) const DIR_NAME: &str = "purse-wal";
 /// The journal's name, recorded in the image's meta tree.
 pub(crate) const NAME: &str = "local";
-/// The bytes of a segment: about half a second of the default workload's commits. A segment
-/// is checkpointed and recycled once it is full.
+/// The bytes of a segment, not tuned by measurement (a ledger at rest keeps one and a spare). A
+/// segment is checkpointed and recycled once it is full.
 pub(crate) const SEGMENT_BYTES: u64 = 8 << 20;
 /// A segment's header: one page, so that frames never share the header's page.
 pub(crate) const HEADER_LEN: usize = 4096;
